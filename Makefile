@@ -1,0 +1,28 @@
+# The two commands of the README. Both set up what they need first (idempotent, fast when
+# nothing changed) and then run.
+PY := .venv/bin/python
+SNE := .venv/bin/sne-deploy
+DEMO := runs/demo
+
+.PHONY: setup lava-env data demo test clean
+
+setup:
+	scripts/setup-env.sh main lava
+
+lava-env:
+	scripts/setup-env.sh lava
+
+data:
+	scripts/setup-env.sh data
+
+# Train a small ensemble on digits, export it for Lava, simulate at budget 0.3.
+demo: setup
+	$(SNE) train --data digits --out $(DEMO)/model.pt
+	$(SNE) export $(DEMO)/model.pt --target lava --force
+	$(SNE) simulate $(DEMO)/model.lava --budget 0.3 --backend lava --mode fixed
+
+test: setup data
+	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+clean:
+	rm -rf runs .cache .pytest_cache
