@@ -1,0 +1,42 @@
+"""A runtime for NIR graphs of Loihi-style LIF networks: numpy reference, Brian2 and Lava backends
+that agree spike for spike. Imports numpy only (nir lazily, brian2 and lava only when their
+backend runs), so it also works inside the Lava environment, which has no torch.
+
+    from simulators import run, from_nir
+    result = run(from_nir("net.nir"), spikes, backend="lava", mode="fixed")
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from .encoding import ENCODING_NAME, encode_regular
+from .network import GraphError, Layer, Network, make_layer, quantize_layer
+from .nir_io import from_nir, to_nir
+from .result import Result
+
+BACKENDS = ("reference", "brian2", "lava")
+
+__all__ = ["run", "from_nir", "to_nir", "Network", "Layer", "make_layer", "quantize_layer", "Result",
+           "GraphError", "encode_regular", "ENCODING_NAME", "BACKENDS"]
+
+
+def run(graph: Union[Network, Any, str, Path], spikes: np.ndarray, backend: str = "reference",
+        mode: str = "float", record: bool = False, **options: Any) -> Result:
+    """Run a network (a :class:`Network`, a ``nir.NIRGraph`` or a NIR file) on ``spikes`` (N, T, n_in)."""
+    network = graph if isinstance(graph, Network) else from_nir(graph)
+    if backend == "reference":
+        from .reference import run_reference
+
+        return run_reference(network, spikes, mode, record)
+    if backend == "brian2":
+        from .brian2_backend import run_brian2
+
+        return run_brian2(network, spikes, mode, record, **options)
+    if backend == "lava":
+        from .lava_backend import run_lava
+
+        return run_lava(network, spikes, mode, record, **options)
+    raise GraphError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")

@@ -1,0 +1,196 @@
+"""The network the backends run: a feed-forward chain of LIF layers, as plain frozen data.
+
+Every backend consumes a :class:`Network`; ``simulators.nir_import`` builds one from a NIR graph.
+A layer always carries its float-form parameters (:class:`simulators.neuron.LIFParams`) and, when
+the graph carries them (our exporter does) or when :func:`quantize_layer` derives them, its exact
+fixed-point form (:class:`FixedLayer`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Optional
+
+import numpy as np
+
+from .neuron import (
+    LIFFixedParams,
+    LIFParams,
+    VTH_MAX,
+    WEIGHT_MAX,
+    WEIGHT_MIN,
+    bias_to_mant_exp,
+    decays_to_fixed,
+)
+
+
+class GraphError(ValueError):
+    """A graph, a parameter or an input the runtime cannot run; the message names what and why."""
+
+
+@dataclass(frozen=True)
+class FixedLayer:
+    """Integer weights (even, 8-bit) and Lava's fixed-point neuron fields for one layer."""
+
+    weight: np.ndarray  # (n_out, n_in) int64
+    params: LIFFixedParams
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Synapses ``weight`` (n_out, n_in) feeding one population of neurons."""
+
+    name: str
+    weight: np.ndarray  # float64
+    params: LIFParams  # vth and bias as float64 arrays of shape (n_out,)
+    spiking: bool = True  # False: LI readout, never spikes
+    fixed: Optional[FixedLayer] = None
+
+    @property
+    def n_in(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.weight.shape[0])
+
+    def fan_out(self, mode: str) -> np.ndarray:
+        """Non-zero synapses leaving each input neuron: one synaptic event per spike and synapse."""
+        w = self.fixed.weight if (mode == "fixed" and self.fixed is not None) else self.weight
+        return np.count_nonzero(w, axis=0).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Network:
+    layers: tuple[Layer, ...]
+    dt: float = 1.0
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.layers[-1].n_out
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.n_in] + [layer.n_out for layer in self.layers]
+
+    def require_fixed(self) -> None:
+        """Fixed-point runs need integer parameters in Lava's ranges; say which layer breaks them."""
+        for layer in self.layers:
+            if layer.fixed is None:
+                raise GraphError(f"layer '{layer.name}' has no fixed-point parameters; quantize the network first")
+            check_fixed_layer(layer)
+
+    # --- plain-array form, used to hand a network to the Lava worker (no pickle) ---
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {"n_layers": np.array(len(self.layers)), "dt": np.array(self.dt)}
+        for i, layer in enumerate(self.layers):
+            p = layer.params
+            out[f"l{i}_name"] = np.array(layer.name)
+            out[f"l{i}_weight"] = layer.weight
+            out[f"l{i}_float"] = np.array([p.du, p.dv])
+            out[f"l{i}_vth"] = np.asarray(p.vth, dtype=np.float64)
+            out[f"l{i}_bias"] = np.asarray(p.bias, dtype=np.float64)
+            out[f"l{i}_spiking"] = np.array(layer.spiking)
+            if layer.fixed is not None:
+                f = layer.fixed.params
+                out[f"l{i}_wint"] = layer.fixed.weight
+                out[f"l{i}_fx"] = np.array([f.du_fx, f.dv_fx, f.bias_exp], dtype=np.int64)
+                out[f"l{i}_vth_int"] = np.asarray(f.vth, dtype=np.int64)
+                out[f"l{i}_bias_mant"] = np.asarray(f.bias_mant, dtype=np.int64)
+        return out
+
+    @classmethod
+    def from_arrays(cls, a: Any) -> "Network":
+        layers = []
+        for i in range(int(a["n_layers"])):
+            du, dv = (float(x) for x in a[f"l{i}_float"])
+            fixed = None
+            if f"l{i}_wint" in a:
+                du_fx, dv_fx, bias_exp = (int(x) for x in a[f"l{i}_fx"])
+                fixed = FixedLayer(
+                    np.asarray(a[f"l{i}_wint"], dtype=np.int64),
+                    LIFFixedParams(du_fx, dv_fx, np.asarray(a[f"l{i}_vth_int"]), np.asarray(a[f"l{i}_bias_mant"]), bias_exp),
+                )
+            layers.append(
+                Layer(
+                    name=str(a[f"l{i}_name"]),
+                    weight=np.asarray(a[f"l{i}_weight"], dtype=np.float64),
+                    params=LIFParams(du, dv, np.asarray(a[f"l{i}_vth"]), np.asarray(a[f"l{i}_bias"])),
+                    spiking=bool(a[f"l{i}_spiking"]),
+                    fixed=fixed,
+                )
+            )
+        return cls(tuple(layers), dt=float(a["dt"]))
+
+
+def make_layer(
+    name: str,
+    weight: np.ndarray,
+    du: float,
+    dv: float,
+    vth: Any,
+    bias: Any = 0.0,
+    spiking: bool = True,
+    fixed: Optional[FixedLayer] = None,
+) -> Layer:
+    """Build a layer, broadcasting scalar vth/bias to one value per neuron."""
+    weight = np.asarray(weight, dtype=np.float64)
+    if weight.ndim != 2:
+        raise GraphError(f"layer '{name}': weight must be 2-D (n_out, n_in), got shape {weight.shape}")
+    n = weight.shape[0]
+    vth_a = np.broadcast_to(np.asarray(vth, dtype=np.float64), (n,)).copy()
+    bias_a = np.broadcast_to(np.asarray(bias, dtype=np.float64), (n,)).copy()
+    if not (0.0 < du <= 1.0 and 0.0 <= dv <= 1.0):
+        raise GraphError(f"layer '{name}': decays must satisfy 0 < du <= 1 and 0 <= dv <= 1, got du={du}, dv={dv}")
+    if not np.all(np.isfinite(weight)):
+        raise GraphError(f"layer '{name}': weights contain NaN or inf")
+    return Layer(name, weight, LIFParams(float(du), float(dv), vth_a, bias_a), spiking, fixed)
+
+
+def check_fixed_layer(layer: Layer) -> None:
+    """Raise :class:`GraphError` when a fixed-point layer leaves Loihi's fields (8-bit even weights,
+    17-bit threshold, 12-bit decays, 13-bit bias mantissa)."""
+    f = layer.fixed
+    assert f is not None
+    w = f.weight
+    if w.size and (w.min() < WEIGHT_MIN or w.max() > WEIGHT_MAX):
+        raise GraphError(
+            f"layer '{layer.name}': integer weights span [{w.min()}, {w.max()}], outside Loihi's 8-bit range [{WEIGHT_MIN}, {WEIGHT_MAX}]"
+        )
+    if np.any(w % 2):
+        raise GraphError(
+            f"layer '{layer.name}': odd integer weights; Lava's 8-bit mixed-sign Dense drops the lowest bit, use even weights"
+        )
+    vth = np.asarray(f.params.vth)
+    if vth.min() < 0 or vth.max() > VTH_MAX:
+        raise GraphError(f"layer '{layer.name}': integer threshold outside [0, {VTH_MAX}]")
+    if not (0 <= f.params.du_fx <= 4095 and 0 <= f.params.dv_fx <= 4095):
+        raise GraphError(f"layer '{layer.name}': decays du_fx={f.params.du_fx}, dv_fx={f.params.dv_fx} outside 12 bits")
+    bm = np.asarray(f.params.bias_mant)
+    if bm.min(initial=0) < -4096 or bm.max(initial=0) > 4095 or not 0 <= f.params.bias_exp <= 7:
+        raise GraphError(f"layer '{layer.name}': bias mantissa/exponent outside Loihi's 13/3-bit fields")
+
+
+def quantize_layer(layer: Layer, weight_max: int = WEIGHT_MAX) -> Layer:
+    """Derive fixed-point parameters from float ones when a graph carries none.
+
+    The weight scale q maps the largest |w| onto ``weight_max`` (rounded to the even grid); vth and
+    bias are scaled by the same q so the fixed-point network approximates the float one. This is an
+    approximation; graphs exported by sne-deploy carry exact integers instead.
+    """
+    w = layer.weight
+    wmax = float(np.abs(w).max(initial=0.0))
+    q = (weight_max / wmax) if wmax > 0 else 1.0
+    w_int = (2 * np.round(w * q / 2)).astype(np.int64)
+    du_fx, dv_fx = decays_to_fixed(_snap(layer.params.du), _snap(layer.params.dv))
+    vth_int = np.round(np.asarray(layer.params.vth) * q).astype(np.int64)
+    bias_mant, bias_exp = bias_to_mant_exp(np.round(np.asarray(layer.params.bias) * q * 64).astype(np.int64))
+    return replace(layer, fixed=FixedLayer(w_int, LIFFixedParams(du_fx, dv_fx, vth_int, bias_mant, bias_exp)))
+
+
+def _snap(d: float) -> float:
+    return round(d * 4096) / 4096

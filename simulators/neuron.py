@@ -1,0 +1,143 @@
+"""The neuron contract: Loihi's current-based LIF, in float and in bit-accurate fixed point.
+
+This module is the *one* place the dynamics are written. The numpy reference backend runs these
+functions with ``xp=numpy``; the torch model in ``sne_deploy`` runs the very same functions with
+``xp=torch`` (they use only operators and ``xp.where``/``xp.clip``, which both libraries share), and
+the Brian2 and Lava backends are tested spike for spike against them.
+
+Float form, per layer and step (what ``lava.proc.lif.models.AbstractPyLifModelFloat`` computes)::
+
+    u[t] = u[t-1] * (1 - du) + a[t]            a = W @ s_in (synaptic input)
+    v[t] = (v[t-1] * (1 - dv) + u[t]) + bias   evaluated left to right, as Lava does
+    s[t] = v[t] > vth                          strictly greater
+    v[t] = 0 where s[t]                        u is not reset
+
+Fixed-point form (``lava.proc.lif.models.AbstractPyLifModelFixed`` / ``PyLifModelBitAcc``):
+12-bit decays ``du_fx = 4096*du - 1`` (Lava adds ``ds_offset = 1`` back) and ``dv_fx = 4096*dv``;
+decay is ``sign(x) * ((|x| * (4096 - d)) >> 12)`` (truncation toward zero); synaptic input enters
+as ``a << 6``; bias is ``bias_mant << bias_exp`` (not shifted by 6); u wraps at 24 bits
+(x > 2^23 -> x - 2^24, x <= -2^23 -> x + 2^24); v saturates at ±(2^23 - 1); spike if
+``v > vth << 6``. Integer weights are what Lava's 8-bit Dense keeps: even values in [-256, 254].
+
+Both forms are delay-free: layer l at step t sees layer l-1's spikes of the same step.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+# --- Loihi's fixed-point constants (lava.proc.lif.models.AbstractPyLifModelFixed) ---
+DECAY_SHIFT = 12
+DECAY_UNITY = 1 << DECAY_SHIFT  # 4096
+ACT_SHIFT = 6  # synaptic input is MSB-aligned by 6 bits
+VTH_SHIFT = 6  # so is the threshold
+UV_BITS = 24
+MAX_UV = 1 << (UV_BITS - 1)  # 2**23
+V_LIMIT = MAX_UV - 1  # v saturates at ±(2**23 - 1)
+WEIGHT_MIN, WEIGHT_MAX = -256, 254  # 8-bit weights after Lava drops the lowest bit (even grid)
+VTH_MAX = (1 << 17) - 1  # vth is an unsigned 17-bit field
+BIAS_MANT_MIN, BIAS_MANT_MAX = -(1 << 12), (1 << 12) - 1  # 13-bit signed mantissa
+BIAS_EXP_MAX = 7  # 3-bit exponent
+
+
+class LIFParams(NamedTuple):
+    """Float parameters of one layer (scalars or per-neuron arrays)."""
+
+    du: float
+    dv: float
+    vth: Any
+    bias: Any
+
+
+class LIFFixedParams(NamedTuple):
+    """Fixed-point parameters of one layer, in Lava's own fields."""
+
+    du_fx: int  # 0..4095, = 4096*du - 1
+    dv_fx: int  # 0..4095, = 4096*dv
+    vth: Any  # unsigned 17-bit mantissa; spike if v > vth << 6
+    bias_mant: Any  # signed 13-bit
+    bias_exp: int  # 0..7
+
+
+class LIFState(NamedTuple):
+    u: Any
+    v: Any
+
+
+def _strict_heaviside(x: Any) -> Any:
+    return x > 0
+
+
+def lif_step_float(
+    state: LIFState,
+    a: Any,
+    p: LIFParams,
+    xp: Any = np,
+    spike_fn: Callable[[Any], Any] = _strict_heaviside,
+) -> tuple[LIFState, Any]:
+    """One float step. ``spike_fn(v - vth)`` decides spikes; training passes a surrogate-gradient
+    Heaviside (same forward values), inference the plain strict comparison."""
+    u = state.u * (1.0 - p.du) + a
+    v = state.v * (1.0 - p.dv) + u + p.bias
+    s = spike_fn(v - p.vth)
+    v = xp.where(s > 0, xp.zeros_like(v), v)
+    return LIFState(u, v), s
+
+
+def decay_fixed(x: Any, d: int, xp: Any = np) -> Any:
+    """Loihi's 12-bit multiplicative decay with truncation toward zero (x is int64)."""
+    q = (abs(x) * (DECAY_UNITY - d)) >> DECAY_SHIFT
+    return xp.where(x < 0, -q, q)
+
+
+def wrap_u(u: Any, xp: Any = np) -> Any:
+    """u wraps around at 24 bits, exactly as Lava writes it."""
+    w = xp.where(u > MAX_UV, u - 2 * MAX_UV, u)
+    return xp.where(u <= -MAX_UV, u + 2 * MAX_UV, w)
+
+
+def effective_bias(p: LIFFixedParams) -> Any:
+    return p.bias_mant * (1 << int(p.bias_exp))
+
+
+def lif_step_fixed(state: LIFState, a: Any, p: LIFFixedParams, xp: Any = np) -> tuple[LIFState, Any]:
+    """One bit-accurate step on int64 state; ``a`` is the integer synaptic input ``W_int @ s_in``."""
+    state, s, _ = lif_step_fixed_checked(state, a, p, xp)
+    return state, s
+
+
+def lif_step_fixed_checked(state: LIFState, a: Any, p: LIFFixedParams, xp: Any = np) -> tuple[LIFState, Any, Any]:
+    """:func:`lif_step_fixed` that also returns where u wrapped or v hit a saturation rail: there
+    the chip computes something other than the float model, and callers report it."""
+    u_raw = decay_fixed(state.u, p.du_fx + 1, xp) + a * (1 << ACT_SHIFT)
+    u = wrap_u(u_raw, xp)
+    v_raw = decay_fixed(state.v, p.dv_fx, xp) + u + effective_bias(p)
+    v = xp.clip(v_raw, -V_LIMIT, V_LIMIT)
+    s = v > p.vth * (1 << VTH_SHIFT)
+    v = xp.where(s, xp.zeros_like(v), v)
+    return LIFState(u, v), s, (u != u_raw) | (v_raw != xp.clip(v_raw, -V_LIMIT, V_LIMIT))
+
+
+def decays_to_fixed(du: float, dv: float) -> tuple[int, int]:
+    """Map float decays onto Lava's 12-bit fields; they must lie on the 1/4096 grid."""
+    du_fx = round(du * DECAY_UNITY) - 1
+    dv_fx = round(dv * DECAY_UNITY)
+    if not (0 <= du_fx <= DECAY_UNITY - 1 and 0 <= dv_fx <= DECAY_UNITY - 1):
+        raise ValueError(f"decays du={du}, dv={dv} do not fit Loihi's 12-bit fields (du in (0, 1], dv in [0, 1))")
+    return du_fx, dv_fx
+
+
+def bias_to_mant_exp(bias_int: np.ndarray) -> tuple[np.ndarray, int]:
+    """Split integer biases into one shared exponent and 13-bit mantissas (exact when possible)."""
+    bias_int = np.asarray(bias_int, dtype=np.int64)
+    for exp in range(BIAS_EXP_MAX + 1):
+        mant = bias_int >> exp
+        if np.all(mant << exp == bias_int) and mant.min(initial=0) >= BIAS_MANT_MIN and mant.max(initial=0) <= BIAS_MANT_MAX:
+            return mant, exp
+    # not exactly representable: use the smallest exponent that fits and round
+    for exp in range(BIAS_EXP_MAX + 1):
+        mant = np.round(bias_int / (1 << exp)).astype(np.int64)
+        if mant.min(initial=0) >= BIAS_MANT_MIN and mant.max(initial=0) <= BIAS_MANT_MAX:
+            return mant, exp
+    raise ValueError(f"bias range [{bias_int.min()}, {bias_int.max()}] exceeds Loihi's 13-bit mantissa << 7")

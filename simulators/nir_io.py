@@ -1,0 +1,285 @@
+"""NIR graphs <-> :class:`simulators.network.Network`.
+
+Time-step convention: NIR's parameters are continuous-time; a graph is discretised with forward
+Euler at step ``dt``, taken from (in order) the ``dt`` argument, ``graph.metadata["dt"]``, or 1.
+For a neuron fed by ``Affine(W, b)`` / ``Linear(W)``:
+
+=========  ==========================  ==========================  ===============================
+node       du                          dv                          W_eff (row gain g), bias
+=========  ==========================  ==========================  ===============================
+CubaLIF    dt / tau_syn                dt / tau_mem                g = (dt w_in / tau_syn)(dt r / tau_mem)
+LIF        1 (no synaptic memory)      dt / tau                    g = dt r / tau
+IF         1                           0                           g = dt r
+LI         1                           dt / tau                    g = dt r / tau, never spikes
+=========  ==========================  ==========================  ===============================
+
+``bias = dt * v_leak / tau_mem`` (+ ``g * b`` for an Affine bias, which needs du = 1 because
+Loihi's bias acts on v, not on the current). ``v_reset`` must be 0 (Loihi resets v to 0).
+This is the mapping snnTorch and norse use when they export (e.g. snnTorch's ``tau = dt/(1-beta)``,
+``r = tau/dt``, so W_eff = W and dv = 1 - beta).
+
+Graphs written by sne-deploy also carry the exact contract values in node metadata (keys starting
+with ``sne_``); when present they win over the continuous parameters, so float and fixed-point
+values survive the round trip bit for bit.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .network import FixedLayer, GraphError, Layer, Network, make_layer
+from .neuron import LIFFixedParams
+
+SUPPORTED = "Input, Affine, Linear, CubaLIF, LIF, IF, LI, Flatten, Output and nested NIRGraph subgraphs"
+_SNAP = 1e-9
+
+
+def _nir() -> Any:
+    import nir  # imported lazily: numpy-only users of the reference backend need not have h5py
+
+    return nir
+
+
+def _snap_unit(x: np.ndarray) -> np.ndarray:
+    """Remove float noise such as (1/dv) * dv = 0.9999999999999999 from unit gains."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(np.abs(x - 1.0) < _SNAP, 1.0, x)
+
+
+def _snap_decay(d: float) -> float:
+    grid = round(d * 4096) / 4096
+    return grid if abs(grid - d) < _SNAP else d
+
+
+def _scalar(name: str, what: str, x: Any) -> float:
+    a = np.asarray(x, dtype=np.float64).ravel()
+    if a.size == 0 or not np.allclose(a, a[0], rtol=1e-12, atol=0):
+        raise GraphError(
+            f"node '{name}': per-neuron {what} is not supported (Lava's LIF takes one du/dv per population)"
+        )
+    return float(a[0])
+
+
+def _flatten(graph: Any, prefix: str = "") -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Inline nested subgraphs; a subgraph's own Input/Output become pass-through nodes."""
+    nir = _nir()
+    nodes: dict[str, Any] = {}
+    edges: list[tuple[str, str]] = []
+    entry: dict[str, str] = {}
+    exit_: dict[str, str] = {}
+    for name, node in graph.nodes.items():
+        full = prefix + name
+        if isinstance(node, nir.NIRGraph):
+            sub_nodes, sub_edges = _flatten(node, full + ".")
+            nodes.update(sub_nodes)
+            edges += sub_edges
+            ins = [n for n, v in node.nodes.items() if isinstance(v, nir.Input)]
+            outs = [n for n, v in node.nodes.items() if isinstance(v, nir.Output)]
+            if len(ins) != 1 or len(outs) != 1:
+                raise GraphError(f"subgraph '{full}': needs exactly one Input and one Output node")
+            entry[full], exit_[full] = f"{full}.{ins[0]}", f"{full}.{outs[0]}"
+        else:
+            nodes[full] = node
+    for src, dst in graph.edges:
+        s, d = prefix + src, prefix + dst
+        edges.append((exit_.get(s, s), entry.get(d, d)))
+    return nodes, edges
+
+
+def _reject_cycles(succ: dict[str, list[str]]) -> None:
+    """Name the first back edge found: recurrent connections have no place on this runtime."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(n: str) -> None:
+        state[n] = 1
+        for m in succ.get(n, []):
+            if state.get(m) == 1:
+                raise GraphError(f"recurrent edge ({n} -> {m}): only feed-forward graphs are supported")
+            if m not in state:
+                visit(m)
+        state[n] = 2
+
+    for n in list(succ):
+        if n not in state:
+            visit(n)
+
+
+def _chain(graph: Any) -> list[tuple[str, Any]]:
+    """The nodes of a feed-forward chain, in order from the top-level Input."""
+    nir = _nir()
+    nodes, edges = _flatten(graph)
+    succ: dict[str, list[str]] = {}
+    for s, d in edges:
+        for n in (s, d):
+            if n not in nodes:
+                raise GraphError(f"edge ({s} -> {d}) names an unknown node '{n}'")
+        succ.setdefault(s, []).append(d)
+    _reject_cycles(succ)
+    inputs = [n for n, v in graph.nodes.items() if isinstance(v, nir.Input)]
+    if len(inputs) != 1:
+        raise GraphError(f"graph needs exactly one top-level Input node, found {len(inputs)}")
+    order, seen, cur = [], set(), inputs[0]
+    while True:
+        if cur in seen:
+            raise GraphError(f"recurrent edge into node '{cur}': only feed-forward graphs are supported")
+        seen.add(cur)
+        order.append((cur, nodes[cur]))
+        nxt = succ.get(cur, [])
+        if len(nxt) > 1:
+            raise GraphError(f"node '{cur}' branches to {nxt}: only feed-forward chains are supported")
+        if not nxt:
+            break
+        cur = nxt[0]
+    if not isinstance(order[-1][1], nir.Output) or (len(order) > 1 and order[-1][0].count(".") > 0):
+        raise GraphError(f"the chain from '{inputs[0]}' ends at '{order[-1][0]}', not at the graph's Output")
+    unreached = set(n for n in nodes if not isinstance(nodes[n], (nir.Input, nir.Output))) - seen
+    if unreached:
+        raise GraphError(f"nodes {sorted(unreached)} are not on the chain from Input to Output (branches are not supported)")
+    return order
+
+
+def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None) -> Network:
+    """Read a NIR graph (a ``nir.NIRGraph`` or a file for ``nir.read``) into a :class:`Network`."""
+    nir = _nir()
+    if isinstance(graph_or_path, (str, Path)):
+        path = Path(graph_or_path)
+        if not path.is_file():
+            raise GraphError(f"NIR file not found: {path}")
+        try:
+            graph = nir.read(str(path))
+        except Exception as e:  # h5py/KeyError/... on a foreign or truncated file
+            raise GraphError(f"cannot read NIR graph {path}: {type(e).__name__}: {e}") from None
+    else:
+        graph = graph_or_path
+    meta = dict(getattr(graph, "metadata", None) or {})
+    if dt is None:
+        dt = float(np.asarray(meta.get("dt", 1.0)))
+    if not dt > 0:
+        raise GraphError(f"dt must be positive, got {dt}")
+
+    layers: list[Layer] = []
+    pending: Optional[tuple[str, Any]] = None  # the Affine/Linear waiting for its neurons
+    for name, node in _chain(graph):
+        if isinstance(node, (nir.Input, nir.Output, nir.Flatten)):
+            continue
+        if isinstance(node, (nir.Affine, nir.Linear)):
+            if pending is not None:
+                raise GraphError(f"node '{name}': two weight nodes in a row ('{pending[0]}', '{name}'); put neurons between them")
+            pending = (name, node)
+            continue
+        if isinstance(node, (nir.CubaLIF, nir.LIF, nir.IF, nir.LI)):
+            if pending is None:
+                raise GraphError(f"neuron node '{name}' has no Affine/Linear node before it")
+            layers.append(_layer(name, pending, node, dt, nir))
+            pending = None
+            continue
+        raise GraphError(f"node '{name}' of type {type(node).__name__} is not supported (supported: {SUPPORTED})")
+    if pending is not None:
+        raise GraphError(f"weight node '{pending[0]}' is not followed by neurons")
+    if not layers:
+        raise GraphError("graph has no layers")
+    for a, b in zip(layers, layers[1:]):
+        if a.n_out != b.n_in:
+            raise GraphError(f"layer '{b.name}' expects {b.n_in} inputs but '{a.name}' has {a.n_out} neurons")
+    meta.pop("dt", None)
+    return Network(tuple(layers), dt=dt, metadata=meta)
+
+
+def _layer(name: str, pending: tuple[str, Any], node: Any, dt: float, nir: Any) -> Layer:
+    wname, wnode = pending
+    weight = np.asarray(wnode.weight, dtype=np.float64)
+    if weight.ndim != 2:
+        raise GraphError(f"node '{wname}': weight must be 2-D, got shape {weight.shape}")
+    aff_bias = np.asarray(getattr(wnode, "bias", 0.0), dtype=np.float64)
+    n = weight.shape[0]
+    spiking = not isinstance(node, nir.LI)
+
+    v_reset = getattr(node, "v_reset", None)
+    if v_reset is not None and np.any(np.asarray(v_reset) != 0):
+        raise GraphError(f"node '{name}': v_reset must be 0 (Loihi resets v to 0), got {np.unique(v_reset)[:4]}")
+
+    if isinstance(node, nir.CubaLIF):
+        tau_syn = _scalar(name, "tau_syn", node.tau_syn)
+        tau_mem = _scalar(name, "tau_mem", node.tau_mem)
+        du, dv = dt / tau_syn, dt / tau_mem
+        gain = (dt * np.asarray(node.w_in, dtype=np.float64) / tau_syn) * (dt * np.asarray(node.r, dtype=np.float64) / tau_mem)
+        bias = dt * np.asarray(node.v_leak, dtype=np.float64) / tau_mem
+    elif isinstance(node, (nir.LIF, nir.LI)):
+        tau = _scalar(name, "tau", node.tau)
+        du, dv = 1.0, dt / tau
+        gain = dt * np.asarray(node.r, dtype=np.float64) / tau
+        bias = dt * np.asarray(node.v_leak, dtype=np.float64) / tau
+    else:  # IF
+        du, dv = 1.0, 0.0
+        gain = dt * np.asarray(node.r, dtype=np.float64)
+        bias = np.zeros(n)
+    gain = np.broadcast_to(_snap_unit(gain), (n,))
+    if np.any(aff_bias != 0):
+        if _snap_decay(du) != 1.0:
+            raise GraphError(
+                f"node '{wname}': an Affine bias feeding '{name}' with du < 1 cannot be mapped (Loihi's bias acts on v); use v_leak"
+            )
+        bias = bias + gain * aff_bias
+    vth = np.asarray(node.v_threshold, dtype=np.float64) if spiking else np.full(n, np.inf)
+    du, dv = _snap_decay(du), _snap_decay(dv)
+    weight_eff = weight * gain[:, None]
+
+    # exact contract values written by sne-deploy's exporter win over the continuous ones
+    m, wm = dict(node.metadata or {}), dict(wnode.metadata or {})
+    if "sne_du" in m:
+        du, dv = float(m["sne_du"]), float(m["sne_dv"])
+        vth, bias = np.asarray(m["sne_vth"], dtype=np.float64), np.asarray(m["sne_bias"], dtype=np.float64)
+        weight_eff = np.asarray(wm.get("sne_weight", weight_eff), dtype=np.float64)
+    fixed = None
+    if "sne_du_fx" in m and "sne_weight_int" in wm:
+        fixed = FixedLayer(
+            np.asarray(wm["sne_weight_int"], dtype=np.int64),
+            LIFFixedParams(
+                int(m["sne_du_fx"]), int(m["sne_dv_fx"]), np.asarray(m["sne_vth_int"], dtype=np.int64),
+                np.asarray(m["sne_bias_mant"], dtype=np.int64), int(m["sne_bias_exp"]),
+            ),
+        )
+    try:
+        return make_layer(name, weight_eff, du, dv, vth, bias, spiking=spiking, fixed=fixed)
+    except GraphError as e:
+        raise GraphError(f"node '{name}': {e}") from None
+
+
+def to_nir(network: Network) -> Any:
+    """Write a :class:`Network` as a NIR graph (Affine + CubaLIF per layer, exact values in metadata).
+
+    The continuous parameters follow the table above with dt = ``network.dt``, so a reader that
+    ignores our metadata (norse, snnTorch, nirtorch) still gets the same dynamics in float.
+    """
+    nir = _nir()
+    dt = network.dt
+    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array([network.n_in])})}
+    edges, prev = [], "input"
+    for i, layer in enumerate(network.layers):
+        p, n = layer.params, layer.n_out
+        if p.dv <= 0:
+            raise GraphError(f"layer '{layer.name}': dv = 0 cannot be written as CubaLIF (tau_mem would be infinite)")
+        tau_syn, tau_mem = np.full(n, dt / p.du), np.full(n, dt / p.dv)
+        wmeta: dict[str, Any] = {"sne_weight": layer.weight}
+        nmeta: dict[str, Any] = {"sne_du": p.du, "sne_dv": p.dv, "sne_vth": np.asarray(p.vth), "sne_bias": np.asarray(p.bias)}
+        if layer.fixed is not None:
+            f = layer.fixed.params
+            wmeta["sne_weight_int"] = layer.fixed.weight
+            nmeta.update(sne_du_fx=f.du_fx, sne_dv_fx=f.dv_fx, sne_vth_int=np.asarray(f.vth), sne_bias_mant=np.asarray(f.bias_mant), sne_bias_exp=f.bias_exp)
+        nodes[f"fc{i}"] = nir.Affine(weight=layer.weight, bias=np.zeros(n), metadata=wmeta)
+        if layer.spiking:
+            nodes[f"lif{i}"] = nir.CubaLIF(
+                tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=np.asarray(p.bias) * tau_mem / dt,
+                v_threshold=np.asarray(p.vth, dtype=np.float64), v_reset=np.zeros(n), w_in=tau_syn / dt, metadata=nmeta,
+            )
+        else:
+            raise GraphError(f"layer '{layer.name}': writing non-spiking layers is not supported")
+        edges += [(prev, f"fc{i}"), (f"fc{i}", f"lif{i}")]
+        prev = f"lif{i}"
+    nodes["output"] = nir.Output(output_type={"output": np.array([network.n_out])})
+    edges.append((prev, "output"))
+    meta = {k: v for k, v in network.metadata.items()}
+    meta["dt"] = dt
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)

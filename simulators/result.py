@@ -1,0 +1,109 @@
+"""The one result type every backend returns, with the energy-proxy counters derived in one place."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .network import GraphError, Network
+
+MODES = ("float", "fixed")
+
+
+@dataclass
+class Result:
+    """What one run of a network over N samples produced.
+
+    ``layer_counts[l]`` is (N, n_l): spikes per neuron and sample of layer l. Everything else
+    (output counts, synaptic events, neuron updates) is derived from it and the network, so no
+    backend can count them differently.
+    """
+
+    backend: str
+    mode: str
+    steps: int
+    layer_counts: list[np.ndarray]
+    input_counts: np.ndarray  # (N, n_in)
+    fan_out: list[np.ndarray]  # per layer, (n_in_l,) non-zero synapses per presynaptic neuron
+    layer_sizes: list[int]
+    wall_time: float
+    trains: Optional[list[np.ndarray]] = None  # per layer (N, T, n_l) bool, when recorded
+    details: dict = field(default_factory=dict)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.input_counts.shape[0])
+
+    @property
+    def output_counts(self) -> np.ndarray:
+        return self.layer_counts[-1]
+
+    @property
+    def layer_spikes(self) -> np.ndarray:
+        """(N, L) spikes per sample and layer."""
+        return np.stack([c.sum(axis=1) for c in self.layer_counts], axis=1)
+
+    @property
+    def synaptic_events(self) -> np.ndarray:
+        """(N, L): presynaptic spikes × their non-zero fan-out, per layer."""
+        pre = [self.input_counts] + self.layer_counts[:-1]
+        return np.stack([p.astype(np.int64) @ f for p, f in zip(pre, self.fan_out)], axis=1)
+
+    @property
+    def neuron_updates(self) -> np.ndarray:
+        """(N, L): every neuron of an awake network is updated at every step."""
+        return np.tile(np.asarray(self.layer_sizes, dtype=np.int64) * self.steps, (self.n_samples, 1))
+
+    def summary(self) -> dict:
+        """Counters and timing as plain JSON-able numbers."""
+        n = max(self.n_samples, 1)
+        return {
+            "backend": self.backend,
+            "mode": self.mode,
+            "samples": self.n_samples,
+            "steps": self.steps,
+            "spikes_per_sample": float(self.layer_spikes.sum() / n),
+            "layer_spikes_per_sample": (self.layer_spikes.sum(axis=0) / n).tolist(),
+            "synaptic_events_per_sample": float(self.synaptic_events.sum() / n),
+            "neuron_updates_per_sample": float(self.neuron_updates.sum() / n),
+            "wall_time_s": self.wall_time,
+            "samples_per_s": self.n_samples / self.wall_time if self.wall_time > 0 else None,
+            "details": self.details,
+        }
+
+
+def check_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
+    """Validate a run's inputs once, for every backend: (N, T, n_in) of 0/1 values, a known mode."""
+    if mode not in MODES:
+        raise GraphError(f"mode must be one of {MODES}, got '{mode}'")
+    a = np.asarray(spikes)
+    if a.ndim != 3:
+        raise GraphError(f"spikes must have shape (N, T, n_in), got {a.shape}")
+    if a.shape[2] != network.n_in:
+        raise GraphError(f"spikes have {a.shape[2]} input channels but the network expects {network.n_in}")
+    if a.shape[1] < 1:
+        raise GraphError("spikes need at least one time step")
+    if a.dtype != np.bool_:
+        if not np.issubdtype(a.dtype, np.number) or not np.all(np.isin(a, (0, 1))):
+            raise GraphError("spikes must be boolean (or 0/1); found other values (NaN, negatives or rates?)")
+        a = a.astype(bool)
+    if mode == "fixed":
+        network.require_fixed()
+    return a
+
+
+def make_result(network: Network, backend: str, mode: str, spikes: np.ndarray, layer_counts: list[np.ndarray],
+                wall_time: float, trains: Optional[list[np.ndarray]] = None, details: Optional[dict] = None) -> Result:
+    return Result(
+        backend=backend,
+        mode=mode,
+        steps=int(spikes.shape[1]),
+        layer_counts=[np.asarray(c, dtype=np.int64) for c in layer_counts],
+        input_counts=spikes.sum(axis=1, dtype=np.int64),
+        fan_out=[layer.fan_out(mode) for layer in network.layers],
+        layer_sizes=[layer.n_out for layer in network.layers],
+        wall_time=wall_time,
+        trains=trains,
+        details=details or {},
+    )

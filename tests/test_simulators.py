@@ -1,0 +1,201 @@
+"""simulators/: the contract, NIR import, and spike-exact agreement of every backend."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import nir
+import numpy as np
+import pytest
+
+import simulators
+from simulators import GraphError, from_nir, run, to_nir
+from simulators.network import FixedLayer, Network, make_layer
+from simulators.neuron import LIFFixedParams, LIFState, lif_step_fixed
+from simulators.random_nets import random_spikes, random_ternary_network
+
+CASES = [  # (sizes, seed, du, dv, bias)
+    ((12, 7), 0, 1.0, 0.25, False),
+    ((16, 20, 5), 1, 1.0, 0.125, True),
+    ((10, 24, 16, 6), 2, 0.5, 0.0625, False),
+    ((8, 30, 4), 3, 0.25, 0.5, True),
+]
+
+
+def _assert_same(a, b):
+    assert a.trains is not None and b.trains is not None
+    for la, lb in zip(a.trains, b.trains):
+        mism = int((la != lb).sum())
+        assert mism == 0, f"{mism} spike mismatches between {a.backend} and {b.backend}"
+    assert a.layer_spikes.sum() > 0, "test network never spiked: the comparison would prove nothing"
+
+
+def test_fixed_step_matches_lava_formulas_by_hand():
+    # one neuron, du_fx = 4095 (du = 1), dv_fx = 1024 (dv = 0.25), vth = 3 -> spike if v > 192
+    p = LIFFixedParams(4095, 1024, np.array([3]), np.array([0]), 0)
+    st = LIFState(np.zeros(1, np.int64), np.zeros(1, np.int64))
+    st, s = lif_step_fixed(st, np.array([2]), p)  # u = 2<<6 = 128, v = 128
+    assert st.u[0] == 128 and st.v[0] == 128 and not s[0]
+    st, s = lif_step_fixed(st, np.array([2]), p)  # v = (128*3072)>>12 + 128 = 96 + 128 = 224 > 192
+    assert s[0] and st.v[0] == 0
+    st, s = lif_step_fixed(LIFState(np.array([0]), np.array([-101])), np.array([0]), p)
+    assert st.v[0] == -75  # -(101*3072 >> 12) = -75: truncation toward zero, not floor (-76)
+
+
+@pytest.mark.parametrize("sign, du_fx", [(-1, 4095), (1, 0)])  # v saturating low; u wrapping high
+def test_fixed_overflow_is_reported(sign, du_fx):
+    w = np.full((1, 4), 254 * sign, np.int64)
+    layer = make_layer("big", w / 2.0, 1.0, 0.0, 1e9,
+                       fixed=FixedLayer(w, LIFFixedParams(du_fx, 0, np.array([131071]), np.array([0]), 0)))
+    res = run(Network((layer,)), np.ones((1, 400, 4), bool), mode="fixed")
+    assert res.details.get("overflow_neuron_steps", [0])[0] > 0
+    quiet = run(Network((layer,)), np.ones((1, 3, 4), bool), mode="fixed")
+    assert "overflow_neuron_steps" not in quiet.details
+
+
+@pytest.mark.parametrize("bad, msg", [(255, "8-bit"), (3, "odd"), (-300, "8-bit")])
+def test_weights_off_the_lava_grid_are_refused(bad, msg):
+    net = random_ternary_network((6, 3), seed=0)
+    layer = net.layers[0]
+    w = layer.fixed.weight.copy()
+    w[0, 0] = bad
+    net2 = Network((make_layer("l", layer.weight, 1.0, 0.25, 1.0, fixed=FixedLayer(w, layer.fixed.params)),))
+    with pytest.raises(GraphError, match=msg):
+        run(net2, random_spikes(2, 4, 6), mode="fixed")
+
+
+@pytest.mark.parametrize("mode", ["float", "fixed"])
+@pytest.mark.parametrize("case", CASES)
+def test_nir_round_trip_is_exact(tmp_path, case, mode):
+    sizes, seed, du, dv, bias = case
+    net = random_ternary_network(sizes, seed=seed, du=du, dv=dv, with_bias=bias)
+    path = tmp_path / "net.nir"
+    nir.write(str(path), to_nir(net))
+    back = from_nir(path)
+    x = random_spikes(20, 12, sizes[0], seed=seed)
+    a, b = run(net, x, mode=mode, record=True), run(back, x, mode=mode, record=True)
+    _assert_same(a, b)
+
+
+@pytest.mark.brian2
+@pytest.mark.parametrize("mode", ["float", "fixed"])
+@pytest.mark.parametrize("case", CASES)
+def test_brian2_is_spike_exact(brian2_ready, case, mode):
+    sizes, seed, du, dv, bias = case
+    net = random_ternary_network(sizes, seed=seed, du=du, dv=dv, with_bias=bias)
+    x = random_spikes(37, 12, sizes[0], seed=seed)
+    ref = run(net, x, "reference", mode, record=True)
+    b2 = run(net, x, "brian2", mode, record=True, batch=8)  # several batches, a padded last one
+    _assert_same(ref, b2)
+    assert np.array_equal(ref.synaptic_events, b2.synaptic_events)
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("mode", ["float", "fixed"])
+@pytest.mark.parametrize("case", CASES)
+def test_lava_is_spike_exact(lava_ready, case, mode):
+    sizes, seed, du, dv, bias = case
+    net = random_ternary_network(sizes, seed=seed, du=du, dv=dv, with_bias=bias)
+    x = random_spikes(9, 12, sizes[0], seed=seed)
+    _assert_same(run(net, x, "reference", mode, record=True), run(net, x, "lava", mode, record=True))
+
+
+def _snntorch_style_graph(dt: float) -> nir.NIRGraph:
+    """Affine + LIF with snnTorch's parametrisation (tau = dt/(1-beta), r = tau/dt), written by nir itself."""
+    rng = np.random.default_rng(5)
+    beta = 0.75
+    tau = np.full(6, dt / (1 - beta))
+    w1 = rng.choice([-1.0, 0.0, 1.0], size=(6, 10))
+    w2 = rng.choice([-1.0, 0.0, 1.0], size=(3, 6))
+    sub = nir.NIRGraph.from_list(nir.Affine(weight=w2, bias=np.zeros(3)),
+                                 nir.LIF(tau=tau[:3], r=tau[:3] / dt, v_leak=np.zeros(3), v_threshold=np.ones(3)))
+    return nir.NIRGraph(
+        nodes={"input": nir.Input(input_type={"input": np.array([10])}),
+               "fc1": nir.Affine(weight=w1, bias=np.zeros(6)),
+               "lif1": nir.LIF(tau=tau, r=tau / dt, v_leak=np.zeros(6), v_threshold=np.full(6, 1.5)),
+               "block": sub,
+               "output": nir.Output(output_type={"output": np.array([3])})},
+        edges=[("input", "fc1"), ("fc1", "lif1"), ("lif1", "block"), ("block", "output")],
+    )
+
+
+def test_third_party_graph_maps_as_documented(tmp_path):
+    dt = 1e-4
+    nir.write(str(tmp_path / "g.nir"), _snntorch_style_graph(dt))
+    net = from_nir(tmp_path / "g.nir", dt=dt)
+    assert [l.n_out for l in net.layers] == [6, 3]
+    assert net.layers[0].params.du == 1.0 and net.layers[0].params.dv == 0.25
+    assert set(np.unique(net.layers[0].weight)) <= {-1.0, 0.0, 1.0}  # r*dt/tau == 1 exactly after snapping
+
+
+@pytest.mark.parametrize("backend", ["reference", "brian2", "lava"])
+def test_third_party_graph_runs_on_every_backend(request, backend):
+    if backend != "reference":
+        request.getfixturevalue(f"{backend}_ready")
+    from simulators.network import quantize_layer
+
+    net = from_nir(_snntorch_style_graph(1e-4), dt=1e-4)
+    x = random_spikes(6, 10, 10, rate=0.5, seed=3)
+    ref = run(net, x, "reference", "float", record=True)
+    _assert_same(ref, run(net, x, backend, "float", record=True))
+    qnet = Network(tuple(quantize_layer(l) for l in net.layers))
+    _assert_same(run(qnet, x, "reference", "fixed", record=True), run(qnet, x, backend, "fixed", record=True))
+
+
+def _graph(nodes, edges):
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+def test_bad_graphs_give_clear_errors():
+    inp = nir.Input(input_type={"input": np.array([4])})
+    out = nir.Output(output_type={"output": np.array([2])})
+    aff = nir.Affine(weight=np.ones((2, 4)), bias=np.zeros(2))
+    lif = nir.LIF(tau=np.ones(2) * 4, r=np.ones(2) * 4, v_leak=np.zeros(2), v_threshold=np.ones(2))
+    reset = nir.LIF(tau=np.ones(2) * 4, r=np.ones(2) * 4, v_leak=np.zeros(2), v_threshold=np.ones(2), v_reset=np.ones(2))
+    with pytest.raises(GraphError, match="v_reset"):
+        from_nir(_graph({"input": inp, "fc": aff, "lif": reset, "output": out},
+                        [("input", "fc"), ("fc", "lif"), ("lif", "output")]))
+    with pytest.raises(GraphError, match="recurrent"):
+        from_nir(_graph({"input": inp, "fc": aff, "lif": lif, "output": out},
+                        [("input", "fc"), ("fc", "lif"), ("lif", "fc"), ("lif", "output")]))
+    with pytest.raises(GraphError, match="not supported"):
+        from_nir(_graph({"input": inp, "fc": aff, "th": nir.Threshold(threshold=np.ones(2)), "output": out},
+                        [("input", "fc"), ("fc", "th"), ("th", "output")]))
+    with pytest.raises(GraphError, match="no Affine"):
+        from_nir(_graph({"input": inp, "lif": lif, "output": out}, [("input", "lif"), ("lif", "output")]))
+
+
+def test_bad_inputs_give_clear_errors(tmp_path):
+    net = random_ternary_network((5, 3))
+    with pytest.raises(GraphError, match="shape"):
+        run(net, np.zeros((4, 5), bool))
+    with pytest.raises(GraphError, match="input channels"):
+        run(net, np.zeros((2, 4, 6), bool))
+    with pytest.raises(GraphError, match="boolean"):
+        run(net, np.full((2, 4, 5), np.nan))
+    with pytest.raises(GraphError, match="mode"):
+        run(net, np.zeros((2, 4, 5), bool), mode="double")
+    with pytest.raises(GraphError, match="unknown backend"):
+        run(net, np.zeros((2, 4, 5), bool), backend="loihi3")
+    (tmp_path / "junk.nir").write_bytes(b"not hdf5")
+    with pytest.raises(GraphError, match="cannot read"):
+        from_nir(tmp_path / "junk.nir")
+
+
+def test_energy_counters_by_construction():
+    # 2 inputs -> 3 neurons; input 0 has 2 non-zero synapses, input 1 has 1.
+    w = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    net = Network((make_layer("l", w, 1.0, 0.0, 100.0),))
+    x = np.zeros((2, 5, 2), bool)
+    x[0, :3, 0] = True  # 3 spikes x fan-out 2
+    x[1, :, 1] = True  # 5 spikes x fan-out 1
+    res = run(net, x)
+    assert res.synaptic_events[:, 0].tolist() == [6, 5]
+    assert res.neuron_updates[:, 0].tolist() == [15, 15]
+    assert res.layer_spikes.sum() == 0
+
+
+def test_simulators_import_without_torch():
+    code = ("import sys, simulators, simulators.reference, simulators.nir_io, simulators.lava_backend;"
+            "assert 'torch' not in sys.modules and 'brian2' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
