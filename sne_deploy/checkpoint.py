@@ -1,0 +1,123 @@
+"""``model.pt``: tensors and plain JSON-able values only, so ``torch.load(weights_only=True)``
+can read it and a file that tries to run code is refused. Modules are rebuilt from the config."""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .ensemble import Gate, HostHead
+from .snn import StudentSNN
+from .teacher import load_torchscript_teacher, make_teacher
+from .train import TrainConfig, TrainedModel
+
+FORMAT = "sne-deploy-model"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A missing, truncated, foreign or unsafe checkpoint."""
+
+
+def save(model: TrainedModel, path: Path) -> None:
+    """Write atomically: a temporary file in the same folder, renamed into place."""
+    cfg = model.config
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": asdict(cfg),
+        "teacher_kind": model.teacher_kind,
+        "input_shape": list(model.input_shape),
+        "n_classes": model.n_classes,
+        "groups": [g.tolist() for g in model.groups],
+        "teacher": model.teacher.state_dict() if model.teacher_kind != "torchscript" else {},
+        "teacher_sha256": _sha256(Path(cfg.teacher)) if model.teacher_kind == "torchscript" else "",
+        "students": [s.state_dict() for s in model.students],
+        "head": model.head.state_dict(),
+        "gate": model.gate.state_dict(),
+        "summary": _plain(model.summary),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load(path: Path) -> TrainedModel:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        p = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
+        raise CheckpointError(f"refusing to load {path}: it is not a plain-tensor checkpoint ({first[:120]})") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable sne-deploy checkpoint (truncated or foreign file: {type(e).__name__})") from None
+    if not isinstance(p, dict) or p.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an sne-deploy model checkpoint")
+    if p.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {p.get('version')}; this sne-deploy reads version {VERSION}")
+    try:
+        return _rebuild(p)
+    except (KeyError, RuntimeError, TypeError) as e:
+        raise CheckpointError(f"{path} is damaged or incomplete ({type(e).__name__}: {str(e)[:120]})") from None
+
+
+def _rebuild(p: dict) -> TrainedModel:
+    known = {f.name for f in fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in p["config"].items() if k in known})
+    shape = tuple(p["input_shape"])
+    if p["teacher_kind"] == "torchscript":
+        if _sha256(Path(cfg.teacher)) != p["teacher_sha256"]:
+            raise CheckpointError(f"TorchScript teacher {cfg.teacher} changed since training (sha256 differs)")
+        teacher = load_torchscript_teacher(Path(cfg.teacher))
+    else:
+        teacher = make_teacher(p["teacher_kind"], shape, cfg.feat_dim, p["n_classes"])
+        teacher.load_state_dict(p["teacher"])
+    teacher.eval()
+    groups = [np.asarray(g, dtype=np.int64) for g in p["groups"]]
+    n_in = int(np.prod(shape))
+    students = []
+    for k, (g, sd) in enumerate(zip(groups, p["students"])):
+        st = StudentSNN([n_in, cfg.hidden, len(g)], cfg.steps, cfg.du, cfg.dv, True, 0)
+        st.load_state_dict(sd)
+        students.append(st)
+    head_lin = torch.nn.Linear(cfg.feat_dim, p["n_classes"])
+    head = HostHead(groups, np.zeros(cfg.feat_dim), np.ones(cfg.feat_dim), head_lin, cfg.steps)
+    head.load_state_dict(p["head"])
+    head.eval()
+    gate = Gate(n_in, cfg.members, cfg.gate_hidden)
+    gate.load_state_dict(p["gate"])
+    gate.eval()
+    networks = [s.to_network(f"member{k}") for k, s in enumerate(students)]
+    return TrainedModel(cfg, teacher, p["teacher_kind"], shape, p["n_classes"], groups, students, networks, head, gate, p["summary"])
+
+
+def _sha256(path: Path) -> str:
+    if not path.is_file():
+        raise CheckpointError(f"TorchScript teacher not found: {path}")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _plain(x):  # summaries may hold numpy scalars; keep the checkpoint to plain types
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    return x

@@ -1,0 +1,66 @@
+"""The host side of the ensemble: turn member spike counts into class scores.
+
+:class:`HostHead` is the one place the *sleeping-member rule* lives: a sleeping member's spike
+counts are replaced by that member's mean counts on the training set, then every member's
+readout maps counts to standardised features, the features are put back in the teacher's
+order, de-standardised, and the teacher's (fine-tuned) head classifies them. The same module is
+exported to ONNX (inputs: concatenated counts and the awake mask) and used by the runtime, so
+training, export and simulation cannot impute differently.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class HostHead(nn.Module):
+    def __init__(self, groups: Sequence[np.ndarray], feat_mean: np.ndarray, feat_std: np.ndarray,
+                 head: nn.Linear, steps: int) -> None:
+        super().__init__()
+        sizes = [len(g) for g in groups]
+        self.sizes = sizes
+        self.steps = steps
+        order = np.concatenate(groups)
+        # member-concatenated position -> teacher dimension
+        self.register_buffer("inverse", torch.as_tensor(np.argsort(order), dtype=torch.int64))
+        self.register_buffer("member_of", torch.as_tensor(np.repeat(np.arange(len(sizes)), sizes), dtype=torch.int64))
+        self.register_buffer("count_mean", torch.zeros(sum(sizes)))
+        self.register_buffer("feat_mean", torch.as_tensor(feat_mean, dtype=torch.float32))
+        self.register_buffer("feat_std", torch.as_tensor(feat_std, dtype=torch.float32))
+        self.gamma = nn.Parameter(torch.ones(sum(sizes)))
+        self.beta = nn.Parameter(torch.zeros(sum(sizes)))
+        self.head = head
+
+    @property
+    def n_members(self) -> int:
+        return len(self.sizes)
+
+    def impute(self, counts: torch.Tensor, awake: torch.Tensor) -> torch.Tensor:
+        """Sleeping members' counts become their training means (the one imputation rule)."""
+        mask = awake.to(counts.dtype)[:, self.member_of]
+        return counts * mask + self.count_mean * (1 - mask)
+
+    def features(self, counts: torch.Tensor, awake: torch.Tensor) -> torch.Tensor:
+        z = self.impute(counts, awake) / self.steps * self.gamma + self.beta
+        return z[:, self.inverse] * self.feat_std + self.feat_mean
+
+    def forward(self, counts: torch.Tensor, awake: torch.Tensor) -> torch.Tensor:
+        """counts (N, sum of group sizes) float, awake (N, K) float 0/1 -> logits (N, classes)."""
+        return self.head(self.features(counts, awake))
+
+
+class Gate(nn.Module):
+    """A tiny host-side ANN scoring each member's expected benefit for one input."""
+
+    def __init__(self, in_dim: int, n_members: int, hidden: int = 16) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_members))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def macs(self) -> int:
+        return sum(m.in_features * m.out_features for m in self.net if isinstance(m, nn.Linear))

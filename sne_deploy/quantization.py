@@ -1,0 +1,52 @@
+"""Ternary weights for training, and the integer scale that maps them onto Loihi's fixed point.
+
+Training (Ternary Weight Networks): ``w_t = sign(w) * [|w| > 0.7 mean|w|]`` with one scale
+``alpha`` per layer (the mean |w| of the kept weights); the straight-through estimator passes the
+gradient to the latent float weights unchanged.
+
+Deployment: the float form keeps ``w_t`` and folds alpha into the threshold and bias
+(``vth / alpha``, ``bias / alpha``). The fixed-point form multiplies by one even integer ``s``
+per layer: ``W_int = s * w_t`` (Lava keeps even 8-bit weights), ``vth_int = round(s / alpha)``,
+``bias_eff = round(64 * s * bias / alpha)``. Larger ``s`` means finer thresholds but a larger
+membrane range; :func:`choose_scale` takes the largest even ``s`` whose worst-case u and v stay
+inside 24 bits.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from simulators.neuron import ACT_SHIFT, MAX_UV, WEIGHT_MAX
+
+TWN_DELTA = 0.7
+
+
+def ternarize(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w_t in {-1, 0, 1}, alpha > 0) for a weight matrix, without gradient."""
+    w = w.detach()
+    a = w.abs()
+    mask = a > TWN_DELTA * a.mean()
+    alpha = (a * mask).sum() / mask.sum().clamp(min=1)
+    return torch.sign(w) * mask, alpha.clamp(min=1e-8)
+
+
+def ste_ternary(w: torch.Tensor) -> torch.Tensor:
+    """alpha * w_t in the forward pass, identity in the backward pass."""
+    wt, alpha = ternarize(w)
+    return w + (alpha * wt - w).detach()
+
+
+def choose_scale(w_tern: np.ndarray, du: float, dv: float, steps: int, bias_syn: np.ndarray | None = None) -> int:
+    """The largest even integer scale in [2, 254] whose worst case fits 24 bits.
+
+    Worst case in synapse units: every input spikes every step, so |a| <= max row L1 norm of
+    ``w_tern``; u <= |a| / du; v <= (u + |bias|) * min(steps, 1/dv). Both must stay below 2^23
+    once multiplied by 64 * s.
+    """
+    amax = float(np.abs(w_tern).sum(axis=1).max(initial=1.0))
+    umax = amax / du
+    bmax = float(np.abs(bias_syn).max(initial=0.0)) if bias_syn is not None else 0.0
+    vmax = (umax + bmax) * (min(steps, 1.0 / dv) if dv > 0 else steps)
+    s = int(MAX_UV // ((1 << ACT_SHIFT) * max(umax, vmax, 1.0)))
+    s = min(WEIGHT_MAX, s) // 2 * 2
+    return max(s, 2)

@@ -1,0 +1,99 @@
+"""Teachers: ANNs exposing ``features(x)`` (the penultimate vector the students learn) and
+``head(f)`` (the classifier the ensemble reuses). Trained from scratch; nothing is downloaded.
+A user's own teacher can be any TorchScript module with those two methods."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class MLPTeacher(nn.Module):
+    """For small flat inputs (digits): in -> hidden -> features (ReLU) -> classes."""
+
+    def __init__(self, in_dim: int, hidden: int = 128, feat_dim: int = 32, n_classes: int = 10) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, feat_dim), nn.ReLU())
+        self.classifier = nn.Linear(feat_dim, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.classifier(f)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class CNNTeacher(nn.Module):
+    """For images (Fashion-MNIST, CIFAR-10): two conv blocks -> features (ReLU) -> classes."""
+
+    def __init__(self, in_shape: tuple[int, int, int], feat_dim: int = 64, n_classes: int = 10, width: int = 32) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        self.conv = nn.Sequential(
+            nn.Conv2d(c, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        )
+        self.fc = nn.Sequential(nn.Linear(2 * width * (h // 4) * (w // 4), feat_dim), nn.ReLU())
+        self.classifier = nn.Linear(feat_dim, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x))
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.classifier(f)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def make_teacher(kind: str, in_shape: tuple[int, ...], feat_dim: int, n_classes: int) -> nn.Module:
+    if kind == "mlp":
+        n = 1
+        for d in in_shape:
+            n *= d
+        return MLPTeacher(n, hidden=4 * feat_dim, feat_dim=feat_dim, n_classes=n_classes)
+    if kind == "cnn":
+        return CNNTeacher(tuple(in_shape), feat_dim=feat_dim, n_classes=n_classes)  # type: ignore[arg-type]
+    raise ValueError(f"unknown teacher kind '{kind}' (mlp, cnn)")
+
+
+def load_torchscript_teacher(path: Path) -> torch.jit.ScriptModule:
+    """A user's teacher: TorchScript with ``features`` and ``head`` methods, loaded on the CPU."""
+    try:
+        m = torch.jit.load(str(path), map_location="cpu")
+    except Exception as e:
+        raise ValueError(f"cannot load TorchScript teacher {path}: {type(e).__name__}") from None
+    for name in ("features", "head"):
+        if not hasattr(m, name):
+            raise ValueError(f"TorchScript teacher {path} has no '{name}' method (needs features(x) and head(f))")
+    return m
+
+
+def teacher_macs(teacher: nn.Module, in_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass (Linear and Conv2d layers), for the energy estimate."""
+    macs = 0
+    hooks = []
+
+    def lin(m: nn.Linear, inp, out) -> None:  # type: ignore[no-untyped-def]
+        nonlocal macs
+        macs += m.in_features * m.out_features
+
+    def conv(m: nn.Conv2d, inp, out) -> None:  # type: ignore[no-untyped-def]
+        nonlocal macs
+        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
+        macs += int(out[0].numel()) * k
+
+    for m in teacher.modules():
+        if isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(lin))
+        elif isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(conv))
+    with torch.no_grad():
+        teacher(torch.zeros((1, *in_shape)))
+    for h in hooks:
+        h.remove()
+    return macs
