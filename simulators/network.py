@@ -175,6 +175,21 @@ def check_fixed_layer(layer: Layer) -> None:
         raise GraphError(f"layer '{layer.name}': bias mantissa/exponent outside Loihi's 13/3-bit fields")
 
 
+def worst_case_uv(layer: Layer, steps: int) -> tuple[float, float]:
+    """Worst-case |u| and |v| of a fixed-point layer, in Loihi's units, over ``steps`` steps:
+    every input spikes every step, so |a| <= 64 * max row L1 norm of W_int; u <= |a| / du;
+    v <= (u + |bias|) * min(steps, 1/dv). Compare with 2^23 (u wraps, v saturates beyond)."""
+    f = layer.fixed
+    assert f is not None
+    amax = float(np.abs(f.weight).sum(axis=1).max(initial=0)) * 64
+    du = (f.params.du_fx + 1) / 4096
+    dv = f.params.dv_fx / 4096
+    umax = amax / du
+    bmax = float(np.abs(np.asarray(f.params.bias_mant) * (1 << int(f.params.bias_exp))).max(initial=0))
+    vmax = (umax + bmax) * (min(steps, 1.0 / dv) if dv > 0 else steps)
+    return umax, vmax
+
+
 def quantize_layer(layer: Layer, weight_max: int = WEIGHT_MAX) -> Layer:
     """Derive fixed-point parameters from float ones when a graph carries none.
 

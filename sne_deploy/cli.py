@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError, IsADirectoryError)
 
@@ -88,11 +89,149 @@ def _atomic_savez(path: Path, arrays: dict) -> None:
             os.unlink(tmp)
 
 
-def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(a: argparse.Namespace) -> int:
-        raise ValueError(f"'{name}' is not yet available in this version")
+LAST_BUNDLE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sne-deploy" / "last-bundle"
 
-    return run
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from exporters.bundle import write_bundle
+    from exporters.checks import TARGETS
+
+    from . import checkpoint
+    from .data import load_dataset
+    from .deploy import bundle_parts
+
+    if a.target not in TARGETS:
+        raise ValueError(f"unknown target '{a.target}' (choose from {', '.join(TARGETS)})")
+    model_path = Path(a.model)
+    out = Path(a.out) if a.out else model_path.with_suffix(f".{a.target}")
+    if out.exists() and not a.force:
+        raise ValueError(f"{out} already exists; pass --force to replace it")
+    model = checkpoint.load(model_path)
+    ds = load_dataset(model.config.data, a.data_dir or model.config.data_dir, model.config.seed)
+    path, warnings = write_bundle(bundle_parts(model, ds), out, a.target, force=a.force, strict=a.strict)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    LAST_BUNDLE.parent.mkdir(parents=True, exist_ok=True)
+    LAST_BUNDLE.write_text(str(path.resolve()))
+    print(f"wrote bundle {path} (target {a.target}, {model.config.members} members)")
+    return 0
+
+
+def _resolve_bundle(arg: Optional[str]) -> Path:
+    if arg:
+        return Path(arg)
+    if LAST_BUNDLE.is_file():
+        return Path(LAST_BUNDLE.read_text().strip())
+    raise ValueError("no bundle given and none exported yet: run 'sne-deploy export MODEL.pt' first or name a bundle")
+
+
+def cmd_simulate(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from exporters.bundle import load_bundle
+
+    from .data import load_dataset
+    from .report import format_simulation
+    from .runtime import BACKENDS, simulate
+    from .scheduler import POLICIES, check_budget
+
+    check_budget(a.budget)
+    if a.backend not in BACKENDS:
+        raise ValueError(f"unknown backend '{a.backend}' (choose from {', '.join(BACKENDS)})")
+    if a.policy not in POLICIES:
+        raise ValueError(f"unknown policy '{a.policy}' (choose from {', '.join(POLICIES)})")
+    if a.mode not in ("float", "fixed"):
+        raise ValueError(f"unknown mode '{a.mode}' (float, fixed)")
+    budgets = [check_budget(float(b)) for b in a.sweep.split(",")] if a.sweep else None
+    bundle = load_bundle(_resolve_bundle(a.bundle))
+    if a.inputs:
+        x, y = _read_inputs(Path(a.inputs))
+    else:
+        name = a.data or bundle.manifest["dataset"]
+        ds = load_dataset(name, a.data_dir, int(bundle.manifest.get("data_seed", 0)))
+        split = ds.split(a.split)
+        x, y = split.flat(), split.y
+    if a.limit:
+        x, y = x[: a.limit], (y[: a.limit] if y is not None else None)
+    compare = not a.no_compare
+    if budgets is None:
+        r = simulate(bundle, x, y, a.budget, a.policy, a.backend, a.mode, compare, a.seed, record_sample=0)
+        rows = [r]
+        print(json.dumps(_public(r)) if a.json else format_simulation(r))
+    else:
+        rows = _sweep(bundle, x, y, budgets, a)
+    if a.report:
+        _write_report(Path(a.report), rows, bundle, y)
+        print(f"wrote report to {a.report}", file=sys.stderr)
+    return 0
+
+
+def _sweep(bundle, x, y, budgets, a) -> list:  # type: ignore[no-untyped-def]
+    from tqdm.auto import tqdm
+
+    from .report import format_simulation
+    from .runtime import simulate
+
+    rows = []
+    jobs = [(b, p) for b in budgets for p in ("gate", "random", "fixed")]
+    for b, p in tqdm(jobs, desc="sweep", disable=a.json):
+        r = simulate(bundle, x, y, b, p, a.backend, a.mode, not a.no_compare, a.seed, record_sample=0)
+        rows.append(r)
+        if not a.json:
+            tqdm.write(format_simulation(r))
+    if a.json:
+        print(json.dumps([_public(r) for r in rows]))
+    return rows
+
+
+def _read_inputs(path: Path):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    if not path.is_file():
+        raise FileNotFoundError(f"inputs file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z:
+                raise ValueError(f"{path} has no array 'x' (intensities of shape (N, n_in))")
+            return z["x"], (z["y"] if "y" in z else None)
+    except (OSError, EOFError) as e:
+        raise ValueError(f"cannot read {path} as .npz: {e}") from None
+
+
+def _public(r: dict) -> dict:
+    return {k: v for k, v in r.items() if not k.startswith("_")}
+
+
+def _write_report(out: Path, rows: list, bundle, y) -> None:  # type: ignore[no-untyped-def]
+    """Everything is computed before anything is written; files land by atomic rename."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+
+    from .energy import CONSTANTS
+    from .report import plot_awake, plot_raster, plot_sweep
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        m = bundle.manifest
+        teacher = {"accuracy": m.get("teacher_accuracy"), "energy_pj": rows[0]["teacher_energy_pj"]}
+        doc = {"bundle": str(bundle.path), "teacher": teacher, "runs": [_public(r) for r in rows],
+               "energy_constants": {k: {op: list(v) for op, v in t.items()} for k, t in CONSTANTS.items()}}
+        (tmp / "report.json").write_text(json.dumps(doc, indent=2))
+        if len(rows) > 1:
+            plot_sweep(rows, teacher, str(tmp / "accuracy_vs_energy.png"))
+        main = next((r for r in rows if r["policy"] == "gate"), rows[0])
+        plot_awake(np.asarray(main["_awake"]).mean(0).tolist(), str(tmp / "awake_fraction.png"),
+                   f"{main['policy']} policy, budget {main['budget']}")
+        if main.get("_raster"):
+            plot_raster(main["_raster"], str(tmp / "raster_sample0.png"), "sample 0: spikes of the awake members")
+        out.mkdir(parents=True, exist_ok=True)
+        for f in tmp.iterdir():
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,9 +258,31 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("export", help="write a deployment bundle (NIR members, ONNX gate/head, manifest)")
-    e.set_defaults(func=_not_yet("export"))
+    e.add_argument("model", help="model.pt from 'sne-deploy train'")
+    e.add_argument("--target", default="lava", help="lava, brian2 or nir")
+    e.add_argument("--out", default=None, help="bundle folder (default: <model>.<target>)")
+    e.add_argument("--force", action="store_true", help="replace an existing bundle")
+    e.add_argument("--strict", action="store_true", help="turn target warnings (24-bit range) into errors")
+    e.add_argument("--data-dir", default=None, help="dataset folder, for calibration on validation data")
+    e.set_defaults(func=cmd_export)
+
     s = sub.add_parser("simulate", help="run a bundle with the gate and a budget on a backend")
-    s.set_defaults(func=_not_yet("simulate"))
+    s.add_argument("bundle", nargs="?", default=None, help="bundle folder (default: the last exported one)")
+    s.add_argument("--budget", type=float, default=0.3, help="mean fraction of members awake, in (0, 1]")
+    s.add_argument("--policy", default="gate", help="gate, random, fixed or all")
+    s.add_argument("--backend", default="torch", help="torch, reference, brian2 or lava")
+    s.add_argument("--mode", default="fixed", help="float or fixed")
+    s.add_argument("--data", default=None, help="dataset (default: the bundle's)")
+    s.add_argument("--data-dir", default=None)
+    s.add_argument("--split", default="test", help="train, val or test")
+    s.add_argument("--inputs", default=None, help=".npz with 'x' (N, n_in) intensities in [0, 1] and optional 'y'")
+    s.add_argument("--limit", type=int, default=None, help="only the first N samples")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random policy")
+    s.add_argument("--sweep", default=None, help="comma-separated budgets: run gate/random/fixed at each")
+    s.add_argument("--no-compare", action="store_true", help="skip the agreement check against PyTorch")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--report", default=None, help="folder for report.json and PNG plots")
+    s.set_defaults(func=cmd_simulate)
 
     r = sub.add_parser("run-nir", help="run any NIR graph of LIF layers on reference, Brian2 or Lava")
     r.add_argument("graph", help="a .nir file (nir.write)")

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from simulators.neuron import ACT_SHIFT, MAX_UV, WEIGHT_MAX
+from simulators.network import FixedLayer, Layer, worst_case_uv
+from simulators.neuron import MAX_UV, WEIGHT_MAX, LIFFixedParams, LIFParams, decays_to_fixed
 
 TWN_DELTA = 0.7
 
@@ -37,16 +38,13 @@ def ste_ternary(w: torch.Tensor) -> torch.Tensor:
 
 
 def choose_scale(w_tern: np.ndarray, du: float, dv: float, steps: int, bias_syn: np.ndarray | None = None) -> int:
-    """The largest even integer scale in [2, 254] whose worst case fits 24 bits.
-
-    Worst case in synapse units: every input spikes every step, so |a| <= max row L1 norm of
-    ``w_tern``; u <= |a| / du; v <= (u + |bias|) * min(steps, 1/dv). Both must stay below 2^23
-    once multiplied by 64 * s.
-    """
-    amax = float(np.abs(w_tern).sum(axis=1).max(initial=1.0))
-    umax = amax / du
-    bmax = float(np.abs(bias_syn).max(initial=0.0)) if bias_syn is not None else 0.0
-    vmax = (umax + bmax) * (min(steps, 1.0 / dv) if dv > 0 else steps)
-    s = int(MAX_UV // ((1 << ACT_SHIFT) * max(umax, vmax, 1.0)))
+    """The largest even integer scale in [2, 254] whose worst case (``worst_case_uv``) fits 24 bits."""
+    n_out = w_tern.shape[0]
+    bias = np.zeros(n_out) if bias_syn is None else np.asarray(bias_syn, dtype=np.float64)
+    du_fx, dv_fx = decays_to_fixed(du, dv)
+    # the bound is linear in s: evaluate it at s = 1 (bias in exact units, unrounded)
+    unit = FixedLayer(np.asarray(w_tern, dtype=np.float64), LIFFixedParams(du_fx, dv_fx, 1, np.abs(bias) * 64, 0))
+    umax, vmax = worst_case_uv(Layer("probe", np.asarray(w_tern, dtype=np.float64), LIFParams(du, dv, 1.0, 0.0), fixed=unit), steps)
+    s = int(MAX_UV // max(umax, vmax, 64.0))
     s = min(WEIGHT_MAX, s) // 2 * 2
     return max(s, 2)

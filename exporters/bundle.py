@@ -1,0 +1,214 @@
+"""The deployment bundle: what a neuromorphic host loads.
+
+    <bundle>/members/member_<k>.nir   one NIR graph per student (nir.write), exact integers in metadata
+    <bundle>/gate.onnx                the gate (host side)
+    <bundle>/head.onnx                imputation + readouts + classifier (host side)
+    <bundle>/manifest.json            versions, dataset, encoding, T, K, partition, imputation values,
+                                      budget calibration, per-member sizes, sha256 of every file
+
+A bundle is written into a temporary folder beside its destination and renamed into place, so a
+failure never leaves half a bundle; an existing bundle is replaced only when asked (``force``).
+Loading verifies every file's sha256 against the manifest.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from simulators.network import GraphError, Network
+from simulators.nir_io import from_nir, to_nir
+
+from .checks import ExportError, check_network
+
+BUNDLE_FORMAT = "sne-deploy-bundle"
+BUNDLE_VERSION = 1
+
+
+class BundleError(ValueError):
+    """A bundle that is missing, foreign, incomplete or tampered with."""
+
+
+@dataclass
+class BundleParts:
+    """Everything the exporter needs, as plain data and host-side torch modules."""
+
+    networks: Sequence[Network]
+    gate: Any  # torch.nn.Module: x (N, n_in) -> scores (N, K)
+    head: Any  # torch.nn.Module: counts (N, sum g), awake (N, K) -> logits
+    gate_example: np.ndarray  # inputs to prove ONNX == torch on
+    head_example: tuple[np.ndarray, np.ndarray]
+    info: dict = field(default_factory=dict)  # manifest fields: dataset, encoding, steps, groups, ...
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return str(x)  # JSON has no inf: "inf" / "-inf"
+    return x
+
+
+def _toolkit_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("sne-deploy")
+    except Exception:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def write_bundle(parts: BundleParts, out: Path, target: str, force: bool = False, strict: bool = False) -> tuple[Path, list[str]]:
+    """Check, write and verify a bundle; return its path and the checks' warnings."""
+    import nir
+
+    from .onnx_export import export_onnx
+
+    out = Path(out)
+    steps = int(parts.info["steps"])
+    warnings: list[str] = []
+    for net in parts.networks:
+        warnings += check_network(net, target, steps, strict)
+    if out.exists() and not force:
+        raise ExportError(f"{out} already exists; pass --force to replace it")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as e:
+        raise ExportError(f"cannot write to {out.parent}: {e.strerror or e}") from None
+    try:
+        (tmp / "members").mkdir()
+        member_files = []
+        for k, net in enumerate(parts.networks):
+            rel = f"members/member_{k}.nir"
+            graph = to_nir(net)
+            graph.metadata.update({"encoding": parts.info.get("encoding", ""), "steps": steps, "member": k})
+            nir.write(str(tmp / rel), graph)
+            _verify_round_trip(net, tmp / rel)
+            member_files.append(rel)
+        gate_diff = export_onnx(parts.gate, [parts.gate_example], ["x"], tmp / "gate.onnx")
+        head_diff = export_onnx(parts.head, list(parts.head_example), ["counts", "awake"], tmp / "head.onnx")
+        files = member_files + ["gate.onnx", "head.onnx"]
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "format_version": BUNDLE_VERSION,
+            "toolkit_version": _toolkit_version(),
+            "target": target,
+            **parts.info,
+            "members": len(parts.networks),
+            "member_files": member_files,
+            "member_sizes": [net.sizes for net in parts.networks],
+            "onnx_max_abs_diff": {"gate": gate_diff, "head": head_diff},
+            "check_warnings": warnings,
+            "files": {f: sha256(tmp / f) for f in files},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(_jsonable(manifest), indent=2))
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out, warnings
+
+
+def _verify_round_trip(net: Network, path: Path) -> None:
+    back = from_nir(path)
+    for a, b in zip(net.layers, back.layers):
+        same = np.array_equal(a.weight, b.weight) and a.params.du == b.params.du and a.params.dv == b.params.dv \
+            and np.array_equal(a.params.vth, b.params.vth) and np.array_equal(a.params.bias, b.params.bias) \
+            and np.array_equal(a.fixed.weight, b.fixed.weight) and a.fixed.params.du_fx == b.fixed.params.du_fx \
+            and np.array_equal(np.asarray(a.fixed.params.vth), np.asarray(b.fixed.params.vth)) \
+            and np.array_equal(np.asarray(a.fixed.params.bias_mant), np.asarray(b.fixed.params.bias_mant))
+        if not same:
+            raise ExportError(f"{path.name}: layer '{a.name}' does not survive nir.write/nir.read exactly")
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rmdir(old)
+        os.rename(out, old)
+        os.rename(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, out)
+
+
+@dataclass
+class Bundle:
+    path: Path
+    manifest: dict
+    networks: list[Network]
+
+    @property
+    def steps(self) -> int:
+        return int(self.manifest["steps"])
+
+    @property
+    def n_members(self) -> int:
+        return len(self.networks)
+
+    def gate_scores(self, x_flat: np.ndarray) -> np.ndarray:
+        from .onnx_export import run_onnx
+
+        return run_onnx(self.path / "gate.onnx", {"x": x_flat})
+
+    def head_logits(self, counts: np.ndarray, awake: np.ndarray) -> np.ndarray:
+        from .onnx_export import run_onnx
+
+        return run_onnx(self.path / "head.onnx", {"counts": counts, "awake": awake.astype(np.float32)})
+
+
+def load_bundle(path: Path) -> Bundle:
+    path = Path(path)
+    mpath = path / "manifest.json"
+    if not path.is_dir() or not mpath.is_file():
+        raise BundleError(f"{path} is not a bundle (no manifest.json); make one with 'sne-deploy export MODEL.pt'")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{mpath} is not valid JSON: {e}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path} is not an sne-deploy bundle")
+    if manifest.get("format_version") != BUNDLE_VERSION:
+        raise BundleError(f"{path} has bundle format {manifest.get('format_version')}; this sne-deploy reads {BUNDLE_VERSION}")
+    files = manifest.get("files", {})
+    for rel in list(manifest.get("member_files", [])) + ["gate.onnx", "head.onnx"]:
+        if rel not in files:
+            raise BundleError(f"{path}: manifest lists no checksum for {rel}")
+    for rel, digest in files.items():
+        f = path / rel
+        if not f.is_file():
+            raise BundleError(f"{path}: file {rel} is missing")
+        if sha256(f) != digest:
+            raise BundleError(f"{path}: {rel} does not match its sha256 in manifest.json (tampered or corrupted)")
+    try:
+        networks = [from_nir(path / rel) for rel in manifest["member_files"]]
+    except GraphError as e:
+        raise BundleError(f"{path}: {e}") from None
+    return Bundle(path, manifest, networks)
+
+
+def restore_floats(table: list[dict]) -> list[dict]:
+    """Undo :func:`_jsonable`'s "inf" strings in the calibration table."""
+    return [{k: (float(v) if isinstance(v, str) and v in ("inf", "-inf") else v) for k, v in r.items()} for r in table]
