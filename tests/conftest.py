@@ -37,3 +37,31 @@ def brian2_ready() -> None:
     except ImportError:
         ok = False
     need("Brian2", ok, "pip install brian2 (part of the main environment)")
+
+
+@pytest.fixture(scope="session")
+def digits_model():
+    """One digits ensemble with the CLI's defaults, trained once for the whole session (~1 min)."""
+    import torch
+
+    from sne_deploy.train import TrainConfig, train
+
+    torch.set_num_threads(2)
+    return train(TrainConfig(data="digits", seed=0), progress=False)
+
+
+@pytest.fixture(scope="session")
+def digits_data():
+    from sne_deploy.data import load_digits
+
+    return load_digits(0)
+
+
+@pytest.fixture(scope="session")
+def digits_bundle(digits_model, digits_data, tmp_path_factory):
+    from exporters.bundle import load_bundle, write_bundle
+    from sne_deploy.deploy import bundle_parts
+
+    out = tmp_path_factory.mktemp("bundle") / "model.lava"
+    write_bundle(bundle_parts(digits_model, digits_data), out, "lava")
+    return load_bundle(out)

@@ -1,0 +1,141 @@
+"""Training: accuracy floors on digits, partitions, TNA and regularisers, checkpoints."""
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from sne_deploy import checkpoint
+from sne_deploy.checkpoint import CheckpointError
+from sne_deploy.partition import MODES, partition_features
+from sne_deploy.snn import StudentSNN, run_network_torch
+from sne_deploy.train import TrainConfig, encode, member_loss, train
+from simulators import run
+from simulators.random_nets import random_spikes
+
+
+def test_digits_accuracy_floors(digits_model):
+    s = digits_model.summary
+    assert s["teacher_accuracy"] >= 0.95
+    assert s["ensemble_float_accuracy"] >= 0.90
+    assert abs(s["ensemble_fixed_accuracy"] - s["ensemble_float_accuracy"]) <= 0.01
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("d, k", [(32, 4), (30, 4), (64, 8), (7, 7)])
+def test_partitions_are_disjoint_balanced_and_cover(mode, d, k):
+    rng = np.random.default_rng(0)
+    f = rng.standard_normal((300, d)) @ rng.standard_normal((d, d))
+    groups = partition_features(f, k, mode, seed=1)
+    assert len(groups) == k
+    allidx = np.concatenate(groups)
+    assert sorted(allidx.tolist()) == list(range(d))
+    assert max(map(len, groups)) - min(map(len, groups)) <= 1
+
+
+def test_informed_partition_groups_correlated_dimensions():
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((500, 4))
+    # 4 latent factors, each copied into 4 noisy dimensions, the dimensions interleaved
+    f = np.repeat(base, 4, axis=1) + 0.1 * rng.standard_normal((500, 16))
+    perm = rng.permutation(16)
+    groups = partition_features(f[:, perm], 4, "informed")
+    factor = (np.arange(16) // 4)[perm]
+    assert all(len(set(factor[g])) == 1 for g in groups)
+
+
+def _loss(cfg, student, twin=None):
+    torch.manual_seed(0)
+    x = encode(np.random.default_rng(0).random((16, 20)), 8)
+    target = torch.zeros(16, 3)
+    loss, out, _ = member_loss(student, x, target, cfg)
+    if twin is not None:
+        lt, out_t, _ = member_loss(twin, x, target, cfg)
+        loss = loss + lt + cfg.tna * torch.nn.functional.mse_loss(student.readout(out), twin.readout(out_t))
+    return float(loss)
+
+
+def test_regularisers_and_tna_change_the_loss():
+    st = StudentSNN([20, 16, 3], 8, seed=0)
+    twin = StudentSNN([20, 16, 3], 8, ternary=False, seed=1)
+    base = TrainConfig()
+    l0 = _loss(base, st)
+    assert _loss(replace(base, spike_reg=1.0), st) > l0
+    assert _loss(replace(base, logit_reg=1.0), st) > l0
+    assert _loss(replace(base, tna=1.0), st, twin) != _loss(replace(base, tna=0.5), st, twin)
+
+
+def test_spike_reg_lowers_spikes_on_a_fixed_seed():
+    cfg = TrainConfig(epochs=6, teacher_epochs=10, limit_train=500, head_epochs=2, gate_epochs=2)
+    plain = train(cfg, progress=False).summary
+    reg = train(replace(cfg, spike_reg=2.0), progress=False).summary
+    assert reg["spikes_per_sample_float"] < 0.85 * plain["spikes_per_sample_float"], (plain["spikes_per_sample_float"], reg["spikes_per_sample_float"])
+
+
+def test_student_export_matches_its_torch_reference_in_both_modes():
+    st = StudentSNN([12, 10, 4], 10, dv=0.125, seed=3)
+    with torch.no_grad():
+        for b in st.biases:
+            b.uniform_(-0.3, 0.3)
+    net = st.to_network()
+    x = random_spikes(25, 10, 12, seed=1)
+    for mode in ("float", "fixed"):
+        counts, trains = run_network_torch(net, x, mode, record=True)
+        ref = run(net, x, "reference", mode, record=True)
+        for a, b in zip(trains, ref.trains):
+            assert np.array_equal(a.numpy(), b)
+    # float forward used in training agrees with the exported float form on (almost) every count
+    with torch.no_grad():
+        out, _ = st(torch.from_numpy(x.astype(np.float32)))
+    agree = (out.numpy() == run_network_torch(net, x, "float")[0][-1].numpy()).mean()
+    assert agree > 0.97
+
+
+def test_checkpoint_round_trip_is_exact(digits_model, tmp_path, digits_data):
+    p = tmp_path / "m.pt"
+    checkpoint.save(digits_model, p)
+    back = checkpoint.load(p)
+    for a, b in zip(digits_model.students, back.students):
+        for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert ka == kb and torch.equal(va, vb)
+    for a, b in ((digits_model.head, back.head), (digits_model.gate, back.gate), (digits_model.teacher, back.teacher)):
+        for va, vb in zip(a.state_dict().values(), b.state_dict().values()):
+            assert torch.equal(va, vb)
+    for na, nb in zip(digits_model.networks, back.networks):
+        for la, lb in zip(na.layers, nb.layers):
+            assert np.array_equal(la.fixed.weight, lb.fixed.weight) and np.array_equal(la.params.vth, lb.params.vth)
+    assert back.summary["ensemble_fixed_accuracy"] == digits_model.summary["ensemble_fixed_accuracy"]
+    assert [g.tolist() for g in back.groups] == [g.tolist() for g in digits_model.groups]
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/sne-ckpt-pwned",))
+
+
+def test_checkpoint_refuses_code_truncation_and_foreign_files(tmp_path, digits_model):
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "sne-deploy-model", "x": _Evil()}, evil)
+    with pytest.raises(CheckpointError, match="refusing to load"):
+        checkpoint.load(evil)
+    assert not os.path.exists("/tmp/sne-ckpt-pwned")
+    good = tmp_path / "m.pt"
+    checkpoint.save(digits_model, good)
+    trunc = tmp_path / "trunc.pt"
+    trunc.write_bytes(good.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="truncated or foreign"):
+        checkpoint.load(trunc)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="not an sne-deploy model"):
+        checkpoint.load(foreign)
+    with pytest.raises(CheckpointError, match="not found"):
+        checkpoint.load(tmp_path / "missing.pt")
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps([1, 2]))
+    with pytest.raises(CheckpointError):
+        checkpoint.load(raw)
