@@ -117,7 +117,7 @@ def _run(network: Network, spikes: np.ndarray, mode: str, record: bool, target: 
                 "v = v + bias\n"
                 f"v = clip(v, -{V_LIMIT}, {V_LIMIT})"
             )
-            w = layer.fixed.weight.astype(np.float64) * (1 << ACT_SHIFT)
+            wmat = layer.fixed.weight.astype(np.float64) * (1 << ACT_SHIFT)
         else:
             p = layer.params
             g.vth = np.tile(np.asarray(p.vth, dtype=np.float64), bsz)
@@ -126,18 +126,18 @@ def _run(network: Network, spikes: np.ndarray, mode: str, record: bool, target: 
             g.mv = 1.0 - p.dv
             decay_u = "u = u * mu"
             update_v = "v = v * mv\nv = v + u\nv = v + bias"
-            w = layer.weight
+            wmat = layer.weight
         g.run_regularly(decay_u, when="synapses", order=10 * li + 0)
         g.run_regularly(update_v, when="synapses", order=10 * li + 2)
         g.run_regularly("u = 0\nv = 0", dt=steps * dt, when="start", order=li)
         g.thresholder["spike"].when, g.thresholder["spike"].order = "synapses", 10 * li + 3
 
-        post, pre = np.nonzero(w)  # only non-zero synapses exist, as on chip
+        post, pre = np.nonzero(wmat)  # only non-zero synapses exist, as on chip
         syn = b2.Synapses(prev, g, "w : 1 (constant)", on_pre="u_post += w")
         prev_size = layer.n_in
         copies = np.repeat(np.arange(bsz), len(pre))
         syn.connect(i=np.tile(pre, bsz) + copies * prev_size, j=np.tile(post, bsz) + copies * size)
-        syn.w = np.tile(w[post, pre], bsz)
+        syn.w = np.tile(wmat[post, pre], bsz)
         syn.pre.when, syn.pre.order = "synapses", 10 * li + 1
         mon = b2.SpikeMonitor(g)
         objects += [g, syn, mon]
@@ -146,7 +146,7 @@ def _run(network: Network, spikes: np.ndarray, mode: str, record: bool, target: 
 
     net = b2.Network(*objects)
     t_build = time.perf_counter() - t0
-    net.run(n_batches * steps * dt)
+    net.run(n_batches * steps * dt, namespace={})  # no implicit look-up of our locals
     counts = [np.zeros((n, size), np.int64) for _, size in monitors]
     trains = [np.zeros((n, steps, size), bool) for _, size in monitors] if record else None
     for li, (mon, size) in enumerate(monitors):

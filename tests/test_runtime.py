@@ -1,0 +1,133 @@
+"""Runtime: scheduler, energy accounting, sleeping members, errors, and the CI proof that Lava and
+Brian2 reproduce the PyTorch model on the whole digits test split."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from sne_deploy.energy import Counts, ann_energy_pj, snn_energy_pj
+from sne_deploy.runtime import simulate
+from sne_deploy.scheduler import calibrate, choose, gate_awake, random_awake
+
+
+def test_energy_constants_by_hand():
+    c = Counts(synaptic_events=10, neuron_updates=100, spikes=5, gate_macs=2)
+    assert snn_energy_pj(c, "loihi") == pytest.approx(10 * 23.6 + 5 * 81 + 95 * 52 + 2 * 4.6)
+    assert snn_energy_pj(c, "45nm") == pytest.approx(10 * 0.9 + 100 * 4.6 + 2 * 4.6)
+    assert ann_energy_pj(1000, "45nm") == pytest.approx(4600)
+
+
+def test_calibration_hits_the_budget_and_always_wakes_one():
+    scores = np.random.default_rng(0).standard_normal((1000, 5))
+    for b in (0.2, 0.3, 0.55, 1.0):
+        awake = gate_awake(scores, calibrate(scores, b))
+        assert abs(awake.mean() - b) < 0.002
+        assert awake.sum(1).min() >= 1
+    assert gate_awake(scores, calibrate(scores, 0.05)).sum(1).max() == 1  # below 1/K: exactly one
+    r = random_awake(5000, 4, 0.3, seed=0)
+    assert abs(r.mean() - 0.3) < 0.01 and r.sum(1).min() >= 1
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        choose("all", 0.0, 3, 4)
+
+
+def test_budget_is_met_on_test_split_and_gate_beats_baselines(digits_bundle, digits_data):
+    x, y = digits_data.test.flat(), digits_data.test.y
+    acc = {}
+    for policy in ("gate", "random", "fixed"):
+        r = simulate(digits_bundle, x, y, 0.3, policy, "torch", "fixed", compare=False)
+        acc[policy] = r["accuracy"]
+        if policy == "gate":
+            assert abs(r["awake_fraction"] - 0.3) <= 0.03
+    assert acc["gate"] >= acc["random"] and acc["gate"] >= acc["fixed"], acc
+
+
+def test_sleeping_members_cost_nothing(digits_bundle, digits_data):
+    from sne_deploy.runtime import run_member
+    from simulators.encoding import encode_regular
+
+    x, y = digits_data.test.flat()[:60], digits_data.test.y[:60]
+    r = simulate(digits_bundle, x, y, 0.25, "fixed", "reference", "fixed", compare=False)
+    awake = r["_awake"]
+    (only,) = np.flatnonzero(awake[0])
+    assert awake.sum(1).max() == 1 and r["member_wakes"][only] == 60 and sum(r["member_wakes"]) == 60
+    alone = run_member(digits_bundle.networks[only], encode_regular(x, digits_bundle.steps), "reference", "fixed", False)
+    assert r["synaptic_events_per_sample"] == pytest.approx(alone.synaptic_events.sum(1).mean())
+    assert r["neuron_updates_per_sample"] == pytest.approx(alone.neuron_updates.sum(1).mean())
+    assert [d["member"] for d in r["backend_details"]] == [only]  # the others never ran
+
+
+@pytest.mark.lava
+@pytest.mark.brian2
+def test_ci_simulators_reproduce_pytorch_on_the_whole_test_split(lava_ready, brian2_ready, digits_bundle, digits_data, capsys):
+    """The CI proof: same choices, same spikes, same predictions — Lava (fixed) and Brian2 (float
+    and fixed) against the PyTorch model in the same mode, whole digits test split, budgets 0.3 and 1.0."""
+    x, y = digits_data.test.flat(), digits_data.test.y
+    lines = []
+    for budget in (0.3, 1.0):
+        for backend, mode in (("lava", "fixed"), ("brian2", "fixed"), ("brian2", "float")):
+            r = simulate(digits_bundle, x, y, budget, "gate", backend, mode, compare=True)
+            a = r["agreement_with_torch"]
+            lines.append(f"budget {budget:.1f}  {mode:5s}  torch {a['torch_accuracy']:.4f}  {backend:6s} {r['accuracy']:.4f}  "
+                         f"agreement {a['prediction_agreement']:.4f}  spike mismatches {a['spike_mismatches']}  "
+                         f"awake {r['awake_fraction']:.3f}  ({len(y)} samples)")
+            assert a["prediction_agreement"] == 1.0 and a["spike_mismatches"] == 0, lines[-1]
+    with capsys.disabled():
+        print("\n[CI] simulators vs PyTorch on the digits test split\n" + "\n".join(lines))
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "sne_deploy.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+
+
+def _fake_lava_env(tmp_path, body: str):
+    venv = tmp_path / "fake-lava"
+    (venv / "bin").mkdir(parents=True)
+    py = venv / "bin" / "python"
+    py.write_text("#!/bin/sh\n" + body + "\n")
+    py.chmod(0o755)
+    return str(venv)
+
+
+def test_simulate_errors_are_one_line_exit_2_and_leave_no_report(digits_bundle, tmp_path):
+    b = str(digits_bundle.path)
+    bad_x = tmp_path / "bad.npz"
+    np.savez(bad_x, x=np.zeros((3, 10)))
+    nan_x = tmp_path / "nan.npz"
+    np.savez(nan_x, x=np.full((3, 64), np.nan))
+    dies = _fake_lava_env(tmp_path / "d", "exit 3")
+    hangs = _fake_lava_env(tmp_path / "h", "sleep 30")
+    cases = [
+        (["simulate", b, "--budget", "0"], None, "(0, 1]"),
+        (["simulate", b, "--budget", "1.5"], None, "(0, 1]"),
+        (["simulate", b, "--backend", "loihi"], None, "unknown backend"),
+        (["simulate", b, "--inputs", str(bad_x)], None, "shape (N, 64)"),
+        (["simulate", b, "--inputs", str(nan_x)], None, "NaN"),
+        (["simulate", b, "--backend", "lava", "--limit", "5"], {"SNE_LAVA_ENV": dies}, "Lava worker failed"),
+        (["simulate", b, "--backend", "lava", "--limit", "5"], {"SNE_LAVA_ENV": hangs, "SNE_LAVA_TIMEOUT": "2"}, "timed out"),
+        (["simulate", str(tmp_path / "nothing")], None, "not a bundle"),
+    ]
+    for args, env, msg in cases:
+        rep = tmp_path / "report"
+        r = _cli(*args, "--report", str(rep), env=env)
+        assert r.returncode == 2, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and msg in r.stderr, (args, r.stderr)
+        assert not rep.exists()
+
+
+def test_simulate_cli_prints_table_and_writes_report(digits_bundle, tmp_path):
+    rep = tmp_path / "rep"
+    r = _cli("simulate", str(digits_bundle.path), "--budget", "0.3", "--backend", "reference", "--limit", "40",
+             "--sweep", "0.3,1.0", "--report", str(rep))
+    assert r.returncode == 0, r.stderr
+    assert "accuracy" in r.stdout and "energy / sample  Loihi" in r.stdout and "spike mismatches 0" in r.stdout
+    doc = json.loads((rep / "report.json").read_text())
+    assert len(doc["runs"]) == 6 and {x["policy"] for x in doc["runs"]} == {"gate", "random", "fixed"}
+    for png in ("accuracy_vs_energy.png", "awake_fraction.png", "raster_sample0.png"):
+        assert (rep / png).stat().st_size > 1000
