@@ -1,0 +1,126 @@
+"""Simulator benchmark: a 64-128-10 ternary network, T = 16, N = 2000 random inputs, every backend
+and mode, plus Lava's raw step rate (no recorders) and a naive Lava loop that rebuilds the
+network for every sample (N = 20). Each case runs in its own process so peak memory is its own.
+
+    .venv/bin/python benchmarks/simulators.py            # writes benchmarks/results/simulators.json
+
+Brian2's first run compiles (build time, reported on its own line); the timed run reuses the build.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SIZES, T, N, N_NAIVE = (64, 128, 10), 16, 2000, 20
+CASES = ["reference:float", "reference:fixed", "torch:float", "torch:fixed", "brian2:float", "brian2:fixed",
+         "lava:float", "lava:fixed", "lava-raw:fixed", "lava-naive:fixed"]
+
+
+def _peak_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024
+
+
+def run_case(case: str) -> dict:
+    from simulators.random_nets import random_spikes, random_ternary_network
+
+    backend, mode = case.split(":")
+    net = random_ternary_network(SIZES, seed=0, du=1.0, dv=0.25, with_bias=True)
+    x = random_spikes(N, T, SIZES[0], rate=0.2, seed=0)
+    out: dict = {"case": case, "backend": backend, "mode": mode, "samples": N, "steps": T}
+    if backend == "reference":
+        from simulators.reference import run_reference
+
+        t0 = time.perf_counter()
+        res = run_reference(net, x, mode)
+        out["run_s"] = time.perf_counter() - t0
+    elif backend == "torch":
+        import torch
+
+        from sne_deploy.snn import run_network_torch
+
+        torch.set_num_threads(2)
+        t0 = time.perf_counter()
+        run_network_torch(net, x, mode)
+        out["run_s"] = time.perf_counter() - t0
+    elif backend == "brian2":
+        from simulators.brian2_backend import run_brian2
+
+        t0 = time.perf_counter()
+        run_brian2(net, x[:8], mode)  # compiles (or loads the cache) once
+        out["build_s"] = time.perf_counter() - t0
+        res = run_brian2(net, x, mode)
+        out["run_s"] = res.details["run_s"]
+        out["setup_s"] = res.details["build_s"]
+        out["target"] = res.details["target"]
+    elif backend == "lava":
+        from simulators.lava_backend import run_lava
+
+        res = run_lava(net, x, mode)
+        out.update(run_s=res.details["run_s"], build_s=res.details["build_s"], overhead_s=res.details["worker_overhead_s"],
+                   lava_steps_per_s=res.details["steps_per_s"])
+    elif backend == "lava-raw":
+        from simulators.lava_backend import time_lava_variant
+
+        info = time_lava_variant(net, x, mode, "raw")
+        out.update(run_s=info["run_s"], build_s=info["build_s"], lava_steps_per_s=info["steps_per_s"])
+    elif backend == "lava-naive":
+        from simulators.lava_backend import time_lava_variant
+
+        out["samples"] = N_NAIVE
+        info = time_lava_variant(net, x[:N_NAIVE], mode, "naive")
+        out.update(run_s=info["run_s"])
+    out["samples_per_s"] = out["samples"] / out["run_s"]
+    out["steps_per_s"] = out["samples"] * T / out["run_s"]
+    out["peak_mem_mb"] = _peak_mb()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--case", default=None, help="run one case and print its JSON")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/simulators.json"))
+    a = ap.parse_args()
+    if a.case:
+        print(json.dumps(run_case(a.case)))
+        return
+    from tqdm import tqdm
+
+    rows = []
+    for case in tqdm(CASES, desc="cases"):
+        r = subprocess.run([sys.executable, __file__, "--case", case], capture_output=True, text=True, cwd=ROOT)
+        if r.returncode != 0:
+            raise SystemExit(f"case {case} failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
+        rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    by = {r["case"]: r for r in rows}
+    lava, naive, raw = by["lava:fixed"], by["lava-naive:fixed"], by["lava-raw:fixed"]
+    targets = {
+        "lava_vs_naive_speedup": lava["samples_per_s"] / naive["samples_per_s"],
+        "lava_vs_raw_step_rate": lava["lava_steps_per_s"] / raw["lava_steps_per_s"],
+        "brian2_samples_per_s": max(by["brian2:float"]["samples_per_s"], by["brian2:fixed"]["samples_per_s"]),
+    }
+    doc = {"network": list(SIZES), "T": T, "N": N, "N_naive": N_NAIVE, "machine": f"{platform.machine()}, 2 cores",
+           "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "cases": rows, "targets": targets}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(doc, indent=2))
+    print(f"| case | samples/s | steps/s | run s | build s | peak MB |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['case']} | {r['samples_per_s']:.0f} | {r['steps_per_s']:.0f} | {r['run_s']:.2f} | "
+              f"{r.get('build_s', 0):.2f} | {r['peak_mem_mb']:.0f} |")
+    print(json.dumps(targets, indent=2))
+
+
+if __name__ == "__main__":
+    main()
