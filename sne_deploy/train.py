@@ -40,6 +40,7 @@ class TrainConfig:
     members: int = 4
     partition: str = "informed"
     tna: float = 0.0  # lambda of Twin Network Augmentation; 0 = off
+    objective: str = "kd"  # "kd": regress teacher features; "labels": no teacher signal (ablation baseline)
     spike_reg: float = 0.0
     logit_reg: float = 0.0
     epochs: int = 30  # student epochs
@@ -117,15 +118,25 @@ def teacher_features(teacher: nn.Module, x: np.ndarray, batch: int = 2000) -> np
     return torch.cat([teacher.features(torch.from_numpy(x[i : i + batch])) for i in range(0, len(x), batch)]).numpy()
 
 
-def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[np.ndarray], progress: bool) -> tuple[list[StudentSNN], dict]:
+def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[np.ndarray], progress: bool,
+                   n_classes: int = 10) -> tuple[list[StudentSNN], dict]:
     """KD regression of each group of standardised teacher features from output spike counts,
-    with TNA twins and activity penalties as configured. Returns the students and loss logs."""
+    with TNA twins and activity penalties as configured. Returns the students and loss logs.
+
+    ``objective="labels"`` is the ablation's *plain* baseline: no teacher signal; the students'
+    concatenated readouts feed a linear classifier trained with them on the labels."""
     n_in = int(np.prod(split.x.shape[1:]))
     students = [StudentSNN([n_in, cfg.hidden, len(g)], cfg.steps, cfg.du, cfg.dv, True, cfg.seed * 100 + k)
                 for k, g in enumerate(groups)]
     twins = [StudentSNN([n_in, cfg.hidden, len(g)], cfg.steps, cfg.du, cfg.dv, False, cfg.seed * 100 + 50 + k)
              for k, g in enumerate(groups)] if cfg.tna > 0 else []
     params = [p for m in students + twins for p in m.parameters()]
+    plain = nn.Linear(sum(len(g) for g in groups), n_classes) if cfg.objective == "labels" else None
+    if cfg.objective not in ("kd", "labels"):
+        raise ValueError(f"unknown objective '{cfg.objective}' (kd, labels)")
+    if plain is not None:
+        params += list(plain.parameters())
+    yt = torch.from_numpy(split.y)
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     rng = np.random.default_rng(cfg.seed)
@@ -139,13 +150,18 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
             s = encode(xf[b], cfg.steps)
             opt.zero_grad()
             loss = torch.zeros(())
+            readouts = []
             for k, (st, g) in enumerate(zip(students, groups)):
-                loss_k, out, total = member_loss(st, s, zt[b][:, g], cfg)
+                target = None if plain is not None else zt[b][:, g]  # labels: the task loss comes below
+                loss_k, out, total = member_loss(st, s, target, cfg)
+                readouts.append(st.readout(out))
                 if twins:
-                    loss_t, out_t, _ = member_loss(twins[k], s, zt[b][:, g], cfg)
+                    loss_t, out_t, _ = member_loss(twins[k], s, target, cfg)
                     loss_k = loss_k + loss_t + cfg.tna * F.mse_loss(st.readout(out), twins[k].readout(out_t))
                 loss = loss + loss_k
                 spk += float(total.mean())
+            if plain is not None:
+                loss = loss + F.cross_entropy(plain(torch.cat(readouts, 1)), yt[b])
             loss.backward()
             opt.step()
             tot, nb = tot + float(loss), nb + 1
@@ -156,14 +172,15 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
     return students, log
 
 
-def member_loss(st: StudentSNN, spikes: torch.Tensor, target: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Task loss (MSE on the feature group) + spike-count penalty + output-magnitude penalty.
+def member_loss(st: StudentSNN, spikes: torch.Tensor, target: Optional[torch.Tensor], cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Task loss (MSE on the feature group; none when ``target`` is None) + spike-count penalty +
+    output-magnitude penalty.
 
     The spike penalty is the mean firing probability per neuron and step; the logit penalty the
     mean squared output rate. Both are 0 unless configured, so ``--spike-reg``/``--logit-reg``
     change the loss only when asked to."""
     out, total = st(spikes)
-    loss = F.mse_loss(st.readout(out), target)
+    loss = F.mse_loss(st.readout(out), target) if target is not None else out.new_zeros(())
     if cfg.spike_reg:
         loss = loss + cfg.spike_reg * (total / (sum(st.sizes[1:]) * st.steps)).mean()
     if cfg.logit_reg:
@@ -268,7 +285,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     feat_std = np.maximum(f_train.std(0), 1e-2 * max(float(f_train.std(0).max()), 1e-6))
     z = (f_train - feat_mean) / feat_std
     groups = partition_features(f_train, cfg.members, cfg.partition, cfg.seed)
-    students, log = train_students(cfg, train_split, z, groups, progress)
+    students, log = train_students(cfg, train_split, z, groups, progress, ds.n_classes)
     timings["students_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -1,0 +1,217 @@
+"""Fashion-MNIST benchmark: the whole pipeline at full scale with fixed seeds, the budget sweep,
+the ablations of the three papers' claims and noise robustness.
+
+    .venv/bin/python benchmarks/fashion_mnist.py            # full run, writes benchmarks/results/fashion_mnist.json + PNGs
+    .venv/bin/python benchmarks/fashion_mnist.py --quick    # smoke test (minutes), writes *_quick.json
+
+Main model: CNN teacher, K informed members (ternary, TNA, spike/logit regularised), exported for
+Lava, simulated on the full 10k test set (torch float/fixed, Brian2 fixed at budget 1.0, Lava fixed
+at budget 0.3, both compared spike for spike with torch). Ablations run at a reduced scale
+(``--ablation-train`` samples, ``--ablation-epochs``), 3 seeds each, and say so in the JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from exporters.bundle import load_bundle, write_bundle  # noqa: E402
+from sne_deploy import checkpoint  # noqa: E402
+from sne_deploy.data import load_dataset  # noqa: E402
+from sne_deploy.deploy import bundle_parts  # noqa: E402
+from sne_deploy.energy import ann_energy_pj  # noqa: E402
+from sne_deploy.runtime import simulate  # noqa: E402
+from sne_deploy.train import TrainConfig, member_counts, train  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def main_config(a: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(data="fashion-mnist", members=a.members, partition="informed", tna=a.tna, spike_reg=a.spike_reg,
+                       logit_reg=a.logit_reg, epochs=a.epochs, seed=0, teacher_epochs=a.teacher_epochs,
+                       limit_train=a.limit_train)
+
+
+def row(r: dict) -> dict:
+    keys = ("backend", "mode", "policy", "budget", "samples", "accuracy", "awake_fraction", "spikes_per_sample",
+            "synaptic_events_per_sample", "neuron_updates_per_sample", "energy_pj", "teacher_energy_pj",
+            "teacher_to_sne_energy_ratio", "agreement_with_torch", "wall_time_s", "member_wakes")
+    return {k: r[k] for k in keys if k in r}
+
+
+@torch.no_grad()
+def noise_curve(model, ds, sigmas, limit, seed=0) -> list[dict]:
+    """Accuracy under Gaussian pixel noise (clipped to [0, 1] so the encoder accepts it)."""
+    rng = np.random.default_rng(seed)
+    x, y = ds.test.x[:limit], ds.test.y[:limit]
+    out = []
+    for s in sigmas:
+        xn = np.clip(x + rng.normal(0, s, x.shape).astype(np.float32), 0, 1) if s > 0 else x
+        t_acc = float((model.teacher(torch.from_numpy(xn)).argmax(1).numpy() == y).mean())
+        counts, _ = member_counts(model.networks, xn.reshape(len(xn), -1), model.config.steps, "fixed")
+        logits = model.head(torch.from_numpy(counts), torch.ones(len(xn), model.config.members))
+        out.append({"sigma": s, "teacher": t_acc, "sne_fixed": float((logits.argmax(1).numpy() == y).mean())})
+    return out
+
+
+def ablations(a: argparse.Namespace, seeds: list[int]) -> dict:
+    base = TrainConfig(data="fashion-mnist", members=a.members, epochs=a.ablation_epochs, teacher_epochs=a.teacher_epochs,
+                       limit_train=a.ablation_train)
+    variants = {
+        "partition": {"informed": {}, "contiguous": {"partition": "contiguous"}, "random": {"partition": "random"}},
+        "students": {"plain": {"objective": "labels"}, "kd_only": {}, "tna": {"tna": a.tna}},
+        "regularization": {"none": {}, "spike+logit": {"spike_reg": a.spike_reg, "logit_reg": a.logit_reg}},
+    }
+    cache: dict = {}
+    out: dict = {"scale": {"train_samples": a.ablation_train, "epochs": a.ablation_epochs, "seeds": seeds}}
+    jobs = [(g, n, kw, s) for g, vs in variants.items() for n, kw in vs.items() for s in seeds]
+    for group, name, kw, seed in tqdm(jobs, desc="ablations"):
+        key = (tuple(sorted(kw.items())), seed)
+        if key not in cache:  # informed / kd_only / none are the same run
+            m = train(replace(base, seed=seed, **kw), progress=False).summary
+            cache[key] = {"float": m["ensemble_float_accuracy"], "fixed": m["ensemble_fixed_accuracy"],
+                          "spikes": m["spikes_per_sample_fixed"], "teacher": m["teacher_accuracy"]}
+        out.setdefault(group, {}).setdefault(name, []).append(cache[key])
+    for group in variants:
+        for name, runs in out[group].items():
+            out[group][name] = {"runs": runs, **{f"{k}_mean": float(np.mean([r[k] for r in runs])) for k in ("float", "fixed", "spikes")},
+                                **{f"{k}_spread": float(np.ptp([r[k] for r in runs])) for k in ("float", "fixed", "spikes")}}
+    return out
+
+
+def plots(doc: dict, suffix: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sne_deploy.report import plot_sweep
+
+    plot_sweep(doc["sweep"], {"accuracy": doc["teacher"]["accuracy"], "energy_pj": doc["teacher"]["energy_pj"]},
+               str(RESULTS / f"fashion_mnist_sweep{suffix}.png"))
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    n = doc["noise"]
+    ax.plot([r["sigma"] for r in n], [r["teacher"] for r in n], "o-", label="teacher (ANN)")
+    ax.plot([r["sigma"] for r in n], [r["sne_fixed"] for r in n], "s-", label="SNE (fixed point, all awake)")
+    ax.set_xlabel("Gaussian input noise sigma")
+    ax.set_ylabel("test accuracy")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"fashion_mnist_noise{suffix}.png", dpi=120)
+    plt.close(fig)
+    if "ablations" in doc:
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
+        for ax, group in zip(axes, ("partition", "students", "regularization")):
+            g = doc["ablations"][group]
+            names = list(g)
+            ax.bar(names, [g[k]["fixed_mean"] for k in names], yerr=[g[k]["fixed_spread"] / 2 for k in names], capsize=4)
+            lo = min(g[k]["fixed_mean"] for k in names)
+            ax.set_ylim(max(0.0, lo - 0.05), min(1.0, max(g[k]["fixed_mean"] for k in names) + 0.03))
+            ax.set_title(group)
+            ax.set_ylabel("fixed-point accuracy")
+        fig.tight_layout()
+        fig.savefig(RESULTS / f"fashion_mnist_ablations{suffix}.png", dpi=120)
+        plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--members", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--teacher-epochs", type=int, default=4)
+    ap.add_argument("--tna", type=float, default=0.5)
+    ap.add_argument("--spike-reg", type=float, default=0.5)
+    ap.add_argument("--logit-reg", type=float, default=0.1)
+    ap.add_argument("--limit-train", type=int, default=None)
+    ap.add_argument("--test-limit", type=int, default=None)
+    ap.add_argument("--lava-limit", type=int, default=None)
+    ap.add_argument("--ablation-train", type=int, default=10000)
+    ap.add_argument("--ablation-epochs", type=int, default=4)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--skip-ablations", action="store_true")
+    a = ap.parse_args()
+    if a.quick:
+        a.epochs, a.teacher_epochs, a.limit_train, a.test_limit, a.lava_limit = 1, 1, 3000, 500, 100
+        a.ablation_train, a.ablation_epochs, a.seeds = 2000, 1, "0"
+    suffix = "_quick" if a.quick else ""
+    torch.set_num_threads(2)
+    t_start = time.perf_counter()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    run_dir = ROOT / "runs" / f"fashion{suffix}"
+    ds = load_dataset("fashion-mnist")
+    timings = {}
+
+    t = time.perf_counter()
+    model = train(main_config(a), progress=True)
+    checkpoint.save(model, run_dir / "model.pt")
+    timings["train_s"] = time.perf_counter() - t
+    write_bundle(bundle_parts(model, ds), run_dir / "model.lava", "lava", force=True)
+    bundle = load_bundle(run_dir / "model.lava")
+
+    x, y = ds.test.flat()[: a.test_limit], ds.test.y[: a.test_limit]
+    s = model.summary
+    teacher_e = {k: ann_energy_pj(s["teacher_macs"], k) for k in ("loihi", "45nm")}
+    main_rows = {}
+    t = time.perf_counter()
+    for name, kw in tqdm([
+        ("torch_float_all", dict(budget=1.0, policy="all", backend="torch", mode="float", compare=False)),
+        ("torch_fixed_all", dict(budget=1.0, policy="all", backend="torch", mode="fixed", compare=False)),
+        ("brian2_fixed_all", dict(budget=1.0, policy="all", backend="brian2", mode="fixed", compare=True)),
+        ("torch_fixed_gate_0.3", dict(budget=0.3, policy="gate", backend="torch", mode="fixed", compare=False)),
+    ], desc="main table"):
+        main_rows[name] = row(simulate(bundle, x, y, **kw))
+    xl, yl = x[: a.lava_limit], y[: a.lava_limit]
+    main_rows["lava_fixed_gate_0.3"] = row(simulate(bundle, xl, yl, 0.3, "gate", "lava", "fixed", compare=True))
+    timings["simulate_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    sweep = [row(simulate(bundle, x, y, b, p, "torch", "fixed", compare=False))
+             for b, p in tqdm([(b / 10, p) for b in range(1, 11) for p in ("gate", "random", "fixed")], desc="sweep")]
+    timings["sweep_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    noise = noise_curve(model, ds, [0.0, 0.05, 0.1, 0.2, 0.3, 0.5], a.test_limit or len(ds.test))
+    timings["noise_s"] = time.perf_counter() - t
+
+    full, gate3 = main_rows["torch_fixed_all"], main_rows["torch_fixed_gate_0.3"]
+    doc = {
+        "command": "benchmarks/fashion_mnist.py" + (" --quick" if a.quick else ""),
+        "date": time.strftime("%Y-%m-%d"), "machine": "2 cores, no GPU",
+        "config": asdict(model.config),
+        "teacher": {"accuracy": s["teacher_accuracy"], "macs": s["teacher_macs"], "energy_pj": teacher_e},
+        "train_summary": {k: v for k, v in s.items() if k not in ("config", "train_log")},
+        "main": main_rows, "sweep": sweep, "noise": noise,
+        "targets": {
+            "sne_full_minus_teacher_pt": 100 * (full["accuracy"] - s["teacher_accuracy"]),
+            "energy_ratio_full": full["teacher_to_sne_energy_ratio"],
+            "gate03_minus_full_pt": 100 * (gate3["accuracy"] - full["accuracy"]),
+            "gate03_synaptic_event_fraction": gate3["synaptic_events_per_sample"] / full["synaptic_events_per_sample"],
+        },
+    }
+    if not a.skip_ablations:
+        t = time.perf_counter()
+        doc["ablations"] = ablations(a, [int(v) for v in a.seeds.split(",")])
+        timings["ablations_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t_start
+    doc["timings"] = timings
+    out = RESULTS / f"fashion_mnist{suffix}.json"
+    out.write_text(json.dumps(doc, indent=2))
+    plots(doc, suffix)
+    print(json.dumps({"targets": doc["targets"], "timings": timings}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
