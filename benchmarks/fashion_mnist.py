@@ -66,15 +66,16 @@ def noise_curve(model, ds, sigmas, limit, seed=0) -> list[dict]:
 
 
 def ablations(a: argparse.Namespace, seeds: list[int]) -> dict:
-    base = TrainConfig(data="fashion-mnist", members=a.members, epochs=a.ablation_epochs, teacher_epochs=a.teacher_epochs,
-                       limit_train=a.ablation_train)
+    base = TrainConfig(data="fashion-mnist", members=a.members, epochs=a.ablation_epochs,
+                       teacher_epochs=a.ablation_teacher_epochs, limit_train=a.ablation_train)
     variants = {
         "partition": {"informed": {}, "contiguous": {"partition": "contiguous"}, "random": {"partition": "random"}},
         "students": {"plain": {"objective": "labels"}, "kd_only": {}, "tna": {"tna": a.tna}},
         "regularization": {"none": {}, "spike+logit": {"spike_reg": a.spike_reg, "logit_reg": a.logit_reg}},
     }
     cache: dict = {}
-    out: dict = {"scale": {"train_samples": a.ablation_train, "epochs": a.ablation_epochs, "seeds": seeds}}
+    out: dict = {"scale": {"train_samples": a.ablation_train, "epochs": a.ablation_epochs,
+                           "teacher_epochs": a.ablation_teacher_epochs, "seeds": seeds}}
     jobs = [(g, n, kw, s) for g, vs in variants.items() for n, kw in vs.items() for s in seeds]
     for group, name, kw, seed in tqdm(jobs, desc="ablations"):
         key = (tuple(sorted(kw.items())), seed)
@@ -130,22 +131,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--members", type=int, default=8)
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--teacher-epochs", type=int, default=4)
     ap.add_argument("--tna", type=float, default=0.5)
     ap.add_argument("--spike-reg", type=float, default=0.5)
     ap.add_argument("--logit-reg", type=float, default=0.1)
     ap.add_argument("--limit-train", type=int, default=None)
     ap.add_argument("--test-limit", type=int, default=None)
-    ap.add_argument("--lava-limit", type=int, default=None)
-    ap.add_argument("--ablation-train", type=int, default=10000)
-    ap.add_argument("--ablation-epochs", type=int, default=4)
+    ap.add_argument("--lava-limit", type=int, default=2000)
+    ap.add_argument("--ablation-train", type=int, default=3000)
+    ap.add_argument("--ablation-epochs", type=int, default=2)
+    ap.add_argument("--ablation-teacher-epochs", type=int, default=2)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--skip-ablations", action="store_true")
     a = ap.parse_args()
     if a.quick:
         a.epochs, a.teacher_epochs, a.limit_train, a.test_limit, a.lava_limit = 1, 1, 3000, 500, 100
-        a.ablation_train, a.ablation_epochs, a.seeds = 2000, 1, "0"
+        a.ablation_train, a.ablation_epochs, a.ablation_teacher_epochs, a.seeds = 1000, 1, 1, "0"
     suffix = "_quick" if a.quick else ""
     torch.set_num_threads(2)
     t_start = time.perf_counter()

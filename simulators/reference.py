@@ -21,14 +21,16 @@ def run_reference(network: Network, spikes: np.ndarray, mode: str = "float", rec
     fixed = mode == "fixed"
     dtype = np.int64 if fixed else np.float64
     states = [LIFState(np.zeros((n, l.n_out), dtype), np.zeros((n, l.n_out), dtype)) for l in network.layers]
-    weights = [(l.fixed.weight.T if fixed else l.weight.T) for l in network.layers]
+    weights = [np.ascontiguousarray(l.fixed.weight.T if fixed else l.weight.T, dtype=np.float64) for l in network.layers]
     counts = [np.zeros((n, l.n_out), np.int64) for l in network.layers]
     trains = [np.zeros((n, steps, l.n_out), bool) for l in network.layers] if record else None
     saturated = np.zeros(len(network.layers), np.int64)
     for t in range(steps):
         s = spikes[:, t, :]
         for i, layer in enumerate(network.layers):
-            a = s.astype(dtype) @ weights[i]
+            a = s.astype(np.float64) @ weights[i]  # exact for integer weights and 0/1 spikes; BLAS-fast
+            if fixed:
+                a = a.astype(np.int64)
             if fixed:
                 states[i], s, over = lif_step_fixed_checked(states[i], a, layer.fixed.params)
                 saturated[i] += int(over.sum())

@@ -109,10 +109,14 @@ def run_network_torch(network: Network, spikes: torch.Tensor | np.ndarray, mode:
     states = [LIFState(torch.zeros(n, l.n_out, dtype=dtype), torch.zeros(n, l.n_out, dtype=dtype)) for l in network.layers]
     counts = [torch.zeros(n, l.n_out, dtype=torch.int64) for l in network.layers]
     trains = [torch.zeros(n, steps, l.n_out, dtype=torch.bool) for l in network.layers] if record else None
+    # integer weights times 0/1 spikes: a float64 matmul is exact (|sum| << 2^53) and uses BLAS,
+    # where an int64 matmul does not
+    wf = [w.to(torch.float64) for w in ws]
     for t in range(steps):
         s = x[:, t]
         for i in range(len(network.layers)):
-            states[i], s = step(states[i], s @ ws[i], params[i], torch)
+            a = s.to(torch.float64) @ wf[i]
+            states[i], s = step(states[i], a.to(dtype) if fixed else a, params[i], torch)
             counts[i] += s
             if trains is not None:
                 trains[i][:, t] = s

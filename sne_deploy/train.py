@@ -326,8 +326,8 @@ def evaluate(model: TrainedModel, ds: Dataset) -> dict:
     feature fit and spikes, and the float/fixed agreement of the quantised members."""
     cfg = model.config
     test = ds.test
-    t_acc = accuracy(model.teacher(torch.from_numpy(test.x)), test.y)
-    f_test = teacher_features(model.teacher, test.x)
+    f_test = teacher_features(model.teacher, test.x)  # one pass of the teacher serves both
+    t_acc = accuracy(model.teacher.head(torch.from_numpy(f_test)), test.y)
     out: dict = {"dataset": ds.name, "test_samples": len(test), "encoding": ENCODING_NAME, "steps": cfg.steps,
                  "teacher_accuracy": t_acc, "teacher_macs": teacher_macs(model.teacher, model.input_shape),
                  "gate_macs": model.gate.macs()}
