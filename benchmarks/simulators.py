@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -115,7 +114,7 @@ def main() -> None:
            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "cases": rows, "targets": targets}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(doc, indent=2))
-    print(f"| case | samples/s | steps/s | run s | build s | peak MB |\n|---|---|---|---|---|---|")
+    print("| case | samples/s | steps/s | run s | build s | peak MB |\n|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['case']} | {r['samples_per_s']:.0f} | {r['steps_per_s']:.0f} | {r['run_s']:.2f} | "
               f"{r.get('build_s', 0):.2f} | {r['peak_mem_mb']:.0f} |")

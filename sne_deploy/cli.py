@@ -41,20 +41,10 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_run_nir(a: argparse.Namespace) -> int:
-    import numpy as np
 
     import simulators
 
-    path = Path(a.inputs)
-    if not path.is_file():
-        raise FileNotFoundError(f"inputs file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "spikes" not in z:
-                raise ValueError(f"{path} has no array 'spikes' (expected shape (N, T, n_in))")
-            spikes = z["spikes"]
-    except (OSError, EOFError) as e:  # np.load's errors on a foreign file are ValueError/OSError
-        raise ValueError(f"cannot read {path} as .npz: {e}") from None
+    spikes = _read_npz(Path(a.inputs), "spikes", "spike trains of shape (N, T, n_in)")["spikes"]
     net = simulators.from_nir(a.graph, dt=a.dt)
     res = simulators.run(net, spikes, backend=a.backend, mode=a.mode, record=a.out is not None)
     summary = res.summary()
@@ -126,7 +116,6 @@ def _resolve_bundle(arg: Optional[str]) -> Path:
 
 
 def cmd_simulate(a: argparse.Namespace) -> int:
-    import numpy as np
 
     from exporters.bundle import load_bundle
 
@@ -184,18 +173,25 @@ def _sweep(bundle, x, y, budgets, a) -> list:  # type: ignore[no-untyped-def]
     return rows
 
 
-def _read_inputs(path: Path):  # type: ignore[no-untyped-def]
+def _read_npz(path: Path, required: str, what: str) -> dict:
+    """The arrays of an .npz (no pickles), with a one-line error when it is missing or foreign."""
     import numpy as np
 
     if not path.is_file():
         raise FileNotFoundError(f"inputs file not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as z:
-            if "x" not in z:
-                raise ValueError(f"{path} has no array 'x' (intensities of shape (N, n_in))")
-            return z["x"], (z["y"] if "y" in z else None)
-    except (OSError, EOFError) as e:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, EOFError, ValueError) as e:  # np.load's errors on a foreign file
         raise ValueError(f"cannot read {path} as .npz: {e}") from None
+    if required not in arrays:
+        raise ValueError(f"{path} has no array '{required}' ({what})")
+    return arrays
+
+
+def _read_inputs(path: Path):  # type: ignore[no-untyped-def]
+    z = _read_npz(path, "x", "intensities of shape (N, n_in) in [0, 1]")
+    return z["x"], z.get("y")
 
 
 def _public(r: dict) -> dict:

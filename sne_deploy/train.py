@@ -119,12 +119,13 @@ def teacher_features(teacher: nn.Module, x: np.ndarray, batch: int = 2000) -> np
 
 
 def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[np.ndarray], progress: bool,
-                   n_classes: int = 10) -> tuple[list[StudentSNN], dict]:
+                   n_classes: int = 10) -> tuple[list[StudentSNN], dict, Optional[nn.Linear]]:
     """KD regression of each group of standardised teacher features from output spike counts,
     with TNA twins and activity penalties as configured. Returns the students and loss logs.
 
     ``objective="labels"`` is the ablation's *plain* baseline: no teacher signal; the students'
-    concatenated readouts feed a linear classifier trained with them on the labels."""
+    concatenated readouts feed a linear classifier trained with them on the labels; it is returned
+    so the ensemble's head can start from it."""
     n_in = int(np.prod(split.x.shape[1:]))
     students = [StudentSNN([n_in, cfg.hidden, len(g)], cfg.steps, cfg.du, cfg.dv, True, cfg.seed * 100 + k)
                 for k, g in enumerate(groups)]
@@ -159,7 +160,7 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
                     loss_t, out_t, _ = member_loss(twins[k], s, target, cfg)
                     loss_k = loss_k + loss_t + cfg.tna * F.mse_loss(st.readout(out), twins[k].readout(out_t))
                 loss = loss + loss_k
-                spk += float(total.mean())
+                spk += float(total.detach().mean())
             if plain is not None:
                 loss = loss + F.cross_entropy(plain(torch.cat(readouts, 1)), yt[b])
             loss.backward()
@@ -169,7 +170,7 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
         log["loss"].append(tot / nb)
         log["spikes_per_sample"].append(spk / nb)
         bar.set_postfix(loss=f"{tot / nb:.3f}", spikes=f"{spk / nb:.0f}")
-    return students, log
+    return students, log, plain
 
 
 def member_loss(st: StudentSNN, spikes: torch.Tensor, target: Optional[torch.Tensor], cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -285,13 +286,16 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     feat_std = np.maximum(f_train.std(0), 1e-2 * max(float(f_train.std(0).max()), 1e-6))
     z = (f_train - feat_mean) / feat_std
     groups = partition_features(f_train, cfg.members, cfg.partition, cfg.seed)
-    students, log = train_students(cfg, train_split, z, groups, progress, ds.n_classes)
+    students, log, plain = train_students(cfg, train_split, z, groups, progress, ds.n_classes)
     timings["students_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     networks = [s.to_network(f"member{k}") for k, s in enumerate(students)]
     counts_train, _ = member_counts(networks, train_split.flat(), cfg.steps, "float")
-    head_lin = copy.deepcopy(teacher.classifier if hasattr(teacher, "classifier") else _linear_head(teacher, cfg.feat_dim))
+    if plain is not None:  # labels objective: the head starts from the classifier trained with the students
+        head_lin = _head_from_plain(plain, groups, feat_mean, feat_std)
+    else:
+        head_lin = copy.deepcopy(teacher.classifier if hasattr(teacher, "classifier") else _linear_head(teacher, cfg.feat_dim))
     head = HostHead(groups, feat_mean, feat_std, head_lin, cfg.steps)
     with torch.no_grad():
         head.gamma.copy_(torch.cat([s.gamma for s in students]))
@@ -314,6 +318,19 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     model.summary["timings"] = timings
     model.summary["config"] = asdict(cfg)
     return model
+
+
+@torch.no_grad()
+def _head_from_plain(plain: nn.Linear, groups: list[np.ndarray], mean: np.ndarray, std: np.ndarray) -> nn.Linear:
+    """The classifier on member-ordered readouts z, re-expressed on HostHead's input
+    f = z[teacher order] * std + mean, so that head(f) == plain(z)."""
+    order = torch.as_tensor(np.concatenate(groups))
+    m, sd = torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
+    head = nn.Linear(len(order), plain.out_features)
+    head.weight.zero_()
+    head.weight[:, order] = plain.weight / sd[order]
+    head.bias.copy_(plain.bias - (plain.weight * (m[order] / sd[order])).sum(1))
+    return head
 
 
 def _linear_head(teacher: nn.Module, feat_dim: int) -> nn.Linear:

@@ -16,7 +16,7 @@ from exporters.onnx_export import run_onnx
 from sne_deploy import checkpoint
 from sne_deploy.deploy import bundle_parts
 from sne_deploy.snn import run_network_torch
-from simulators import from_nir, run
+from simulators import run
 from simulators.encoding import encode_regular
 from simulators.network import FixedLayer, Network
 from simulators.neuron import LIFFixedParams

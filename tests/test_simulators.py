@@ -8,7 +8,6 @@ import nir
 import numpy as np
 import pytest
 
-import simulators
 from simulators import GraphError, from_nir, run, to_nir
 from simulators.network import FixedLayer, Network, make_layer
 from simulators.neuron import LIFFixedParams, LIFState, lif_step_fixed
@@ -199,3 +198,26 @@ def test_simulators_import_without_torch():
     code = ("import sys, simulators, simulators.reference, simulators.nir_io, simulators.lava_backend;"
             "assert 'torch' not in sys.modules and 'brian2' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_run_nir_cli_json_and_errors(tmp_path):
+    import json
+
+    net = random_ternary_network((10, 12, 4), seed=4, with_bias=True)
+    nir.write(str(tmp_path / "g.nir"), to_nir(net))
+    x = random_spikes(7, 6, 10, seed=2)
+    np.savez(tmp_path / "x.npz", spikes=x)
+    cli = [sys.executable, "-m", "sne_deploy.cli", "run-nir", str(tmp_path / "g.nir")]
+    r = subprocess.run(cli + ["--inputs", str(tmp_path / "x.npz"), "--mode", "fixed", "--json", "--out", str(tmp_path / "r.npz")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    ref = run(net, x, mode="fixed")
+    assert summary["samples"] == 7 and summary["spikes_per_sample"] == ref.layer_spikes.sum() / 7
+    with np.load(tmp_path / "r.npz") as z:
+        assert np.array_equal(z["output_counts"], ref.output_counts)
+    np.savez(tmp_path / "bad.npz", other=x)
+    for args, msg in ((["--inputs", str(tmp_path / "bad.npz")], "no array 'spikes'"),
+                      (["--inputs", str(tmp_path / "missing.npz")], "not found")):
+        r = subprocess.run(cli + args, capture_output=True, text=True)
+        assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -139,3 +139,11 @@ def test_checkpoint_refuses_code_truncation_and_foreign_files(tmp_path, digits_m
     raw.write_bytes(pickle.dumps([1, 2]))
     with pytest.raises(CheckpointError):
         checkpoint.load(raw)
+
+
+def test_plain_labels_objective_trains_without_teacher_signal():
+    cfg = TrainConfig(objective="labels", epochs=3, teacher_epochs=5, limit_train=400, head_epochs=2, gate_epochs=2)
+    s = train(cfg, progress=False).summary
+    assert s["ensemble_float_accuracy"] > 0.3  # well above chance (0.1) from labels alone
+    with pytest.raises(ValueError, match="objective"):
+        train(replace(cfg, objective="magic"), progress=False)
