@@ -127,8 +127,46 @@ def plots(doc: dict, suffix: str) -> None:
         plt.close(fig)
 
 
+def markdown(doc: dict) -> str:
+    """The README's results section, from the JSON this script wrote."""
+    t, m = doc["teacher"], doc["main"]
+    lines = ["| run (10k test unless noted) | accuracy | spikes / sample | synaptic events / sample | energy Loihi µJ | energy 45 nm µJ | vs torch |",
+             "|---|---|---|---|---|---|---|",
+             f"| teacher CNN ({t['macs'] / 1e6:.2f} M MACs) | {t['accuracy']:.4f} | – | – | {t['energy_pj']['loihi'] / 1e6:.2f} | {t['energy_pj']['45nm'] / 1e6:.2f} | – |"]
+    names = {"torch_float_all": "SNE all awake, torch float", "torch_fixed_all": "SNE all awake, torch fixed",
+             "brian2_fixed_all": "SNE all awake, Brian2 fixed", "torch_fixed_gate_0.3": "SNE gate, budget 0.3, torch fixed",
+             "lava_fixed_gate_0.3": "SNE gate, budget 0.3, Lava fixed"}
+    for k, label in names.items():
+        r = m[k]
+        ag = r.get("agreement_with_torch")
+        vs = f"agreement {ag['prediction_agreement']:.4f}, {ag['spike_mismatches']} spike mismatches" if ag else "–"
+        n = "" if r["samples"] == 10000 else f" ({r['samples']} samples)"
+        lines.append(f"| {label}{n} | {r['accuracy']:.4f} | {r['spikes_per_sample']:.0f} | {r['synaptic_events_per_sample']:.0f} | "
+                     f"{r['energy_pj']['loihi'] / 1e6:.2f} | {r['energy_pj']['45nm'] / 1e6:.3f} | {vs} |")
+    tg = doc["targets"]
+    lines += ["", f"Targets: SNE (all awake, fixed) − teacher = **{tg['sne_full_minus_teacher_pt']:+.2f} pt** (target ≥ −1.5); "
+              f"teacher / SNE energy = **{tg['energy_ratio_full']['loihi']:.2f}×** (Loihi constants) and "
+              f"**{tg['energy_ratio_full']['45nm']:.1f}×** (45 nm) (target ≥ 20×); gate at 0.3 − full = "
+              f"**{tg['gate03_minus_full_pt']:+.2f} pt** (target ≥ −1) with **{100 * tg['gate03_synaptic_event_fraction']:.0f} %** "
+              "of the full ensemble's synaptic events (target ≤ 35 %)."]
+    if "ablations" in doc:
+        ab = doc["ablations"]
+        sc = ab["scale"]
+        lines += ["", f"Ablations ({len(sc['seeds'])} seeds, reduced scale: {sc['train_samples']} training samples, "
+                  f"{sc['epochs']} student epochs, {sc['teacher_epochs']} teacher epochs; fixed-point accuracy, mean ± half spread):", "",
+                  "| group | variant | accuracy | spikes / sample |", "|---|---|---|---|"]
+        for g in ("partition", "students", "regularization"):
+            for name, v in ab[g].items():
+                lines.append(f"| {g} | {name} | {v['fixed_mean']:.4f} ± {v['fixed_spread'] / 2:.4f} | {v['spikes_mean']:.0f} ± {v['spikes_spread'] / 2:.0f} |")
+    lines += ["", "Noise robustness (Gaussian σ on pixels, clipped to [0, 1]):", "", "| σ | teacher | SNE fixed |", "|---|---|---|"]
+    lines += [f"| {r['sigma']} | {r['teacher']:.4f} | {r['sne_fixed']:.4f} |" for r in doc["noise"]]
+    lines += ["", f"Run time: {doc['timings']['total_s'] / 60:.1f} min in all ({', '.join(f'{k[:-2]} {v / 60:.1f} min' for k, v in doc['timings'].items() if k != 'total_s')})."]
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--markdown", default=None, metavar="JSON", help="print the README section for a results file and exit")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--members", type=int, default=8)
     ap.add_argument("--epochs", type=int, default=3)
@@ -145,6 +183,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--skip-ablations", action="store_true")
     a = ap.parse_args()
+    if a.markdown:
+        print(markdown(json.loads(Path(a.markdown).read_text())))
+        return
     if a.quick:
         a.epochs, a.teacher_epochs, a.limit_train, a.test_limit, a.lava_limit = 1, 1, 3000, 500, 100
         a.ablation_train, a.ablation_epochs, a.ablation_teacher_epochs, a.seeds = 1000, 1, 1, "0"

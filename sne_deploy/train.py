@@ -165,7 +165,7 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
                 loss = loss + F.cross_entropy(plain(torch.cat(readouts, 1)), yt[b])
             loss.backward()
             opt.step()
-            tot, nb = tot + float(loss), nb + 1
+            tot, nb = tot + float(loss.detach()), nb + 1
         sched.step()
         log["loss"].append(tot / nb)
         log["spikes_per_sample"].append(spk / nb)
