@@ -21,6 +21,13 @@ CASES = [  # (sizes, seed, du, dv, bias)
 ]
 
 
+def _case(case, n):
+    """The network and n input samples of one CASES entry."""
+    sizes, seed, du, dv, bias = case
+    net = random_ternary_network(sizes, seed=seed, du=du, dv=dv, with_bias=bias)
+    return net, random_spikes(n, 12, sizes[0], seed=seed)
+
+
 def _assert_same(a, b):
     assert a.trains is not None and b.trains is not None
     for la, lb in zip(a.trains, b.trains):
@@ -66,12 +73,10 @@ def test_weights_off_the_lava_grid_are_refused(bad, msg):
 @pytest.mark.parametrize("mode", ["float", "fixed"])
 @pytest.mark.parametrize("case", CASES)
 def test_nir_round_trip_is_exact(tmp_path, case, mode):
-    sizes, seed, du, dv, bias = case
-    net = random_ternary_network(sizes, seed=seed, du=du, dv=dv, with_bias=bias)
+    net, x = _case(case, 20)
     path = tmp_path / "net.nir"
     nir.write(str(path), to_nir(net))
     back = from_nir(path)
-    x = random_spikes(20, 12, sizes[0], seed=seed)
     a, b = run(net, x, mode=mode, record=True), run(back, x, mode=mode, record=True)
     _assert_same(a, b)
 
@@ -80,9 +85,7 @@ def test_nir_round_trip_is_exact(tmp_path, case, mode):
 @pytest.mark.parametrize("mode", ["float", "fixed"])
 @pytest.mark.parametrize("case", CASES)
 def test_brian2_is_spike_exact(brian2_ready, case, mode):
-    sizes, seed, du, dv, bias = case
-    net = random_ternary_network(sizes, seed=seed, du=du, dv=dv, with_bias=bias)
-    x = random_spikes(37, 12, sizes[0], seed=seed)
+    net, x = _case(case, 37)
     ref = run(net, x, "reference", mode, record=True)
     b2 = run(net, x, "brian2", mode, record=True, batch=8)  # several batches, a padded last one
     _assert_same(ref, b2)
@@ -93,9 +96,7 @@ def test_brian2_is_spike_exact(brian2_ready, case, mode):
 @pytest.mark.parametrize("mode", ["float", "fixed"])
 @pytest.mark.parametrize("case", CASES)
 def test_lava_is_spike_exact(lava_ready, case, mode):
-    sizes, seed, du, dv, bias = case
-    net = random_ternary_network(sizes, seed=seed, du=du, dv=dv, with_bias=bias)
-    x = random_spikes(9, 12, sizes[0], seed=seed)
+    net, x = _case(case, 9)
     _assert_same(run(net, x, "reference", mode, record=True), run(net, x, "lava", mode, record=True))
 
 
