@@ -12,9 +12,10 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, P
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from simulators.brian2_backend import Brian2Error
     from simulators.lava_backend import BackendUnavailable, WorkerError
 
-    return USER_ERRORS + (BackendUnavailable, WorkerError)
+    return USER_ERRORS + (BackendUnavailable, WorkerError, Brian2Error)
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -40,13 +41,19 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _backend_options(a: argparse.Namespace) -> dict:
+    """Options only one backend understands, passed on only to that backend."""
+    return {"target": a.brian2_target} if a.backend == "brian2" and a.brian2_target else {}
+
+
 def cmd_run_nir(a: argparse.Namespace) -> int:
 
     import simulators
 
     spikes = _read_npz(Path(a.inputs), "spikes", "spike trains of shape (N, T, n_in)")["spikes"]
     net = simulators.from_nir(a.graph, dt=a.dt)
-    res = simulators.run(net, spikes, backend=a.backend, mode=a.mode, record=a.out is not None)
+    res = simulators.run(net, spikes, backend=a.backend, mode=a.mode, record=a.out is not None,
+                         **_backend_options(a))
     summary = res.summary()
     if a.out:
         arrays = {"output_counts": res.output_counts, "layer_spikes": res.layer_spikes,
@@ -144,7 +151,8 @@ def cmd_simulate(a: argparse.Namespace) -> int:
         x, y = x[: a.limit], (y[: a.limit] if y is not None else None)
     compare = not a.no_compare
     if budgets is None:
-        r = simulate(bundle, x, y, a.budget, a.policy, a.backend, a.mode, compare, a.seed, record_sample=0)
+        r = simulate(bundle, x, y, a.budget, a.policy, a.backend, a.mode, compare, a.seed, record_sample=0,
+                     backend_options=_backend_options(a))
         rows = [r]
         print(json.dumps(_public(r)) if a.json else format_simulation(r))
     else:
@@ -164,7 +172,8 @@ def _sweep(bundle, x, y, budgets, a) -> list:  # type: ignore[no-untyped-def]
     rows = []
     jobs = [(b, p) for b in budgets for p in ("gate", "random", "fixed")]
     for b, p in tqdm(jobs, desc="sweep", disable=a.json):
-        r = simulate(bundle, x, y, b, p, a.backend, a.mode, not a.no_compare, a.seed, record_sample=0)
+        r = simulate(bundle, x, y, b, p, a.backend, a.mode, not a.no_compare, a.seed, record_sample=0,
+                     backend_options=_backend_options(a))
         rows.append(r)
         if not a.json:
             tqdm.write(format_simulation(r))
@@ -268,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--policy", default="gate", help="gate, random, fixed or all")
     s.add_argument("--backend", default="torch", help="torch, reference, brian2 or lava")
     s.add_argument("--mode", default="fixed", help="float or fixed")
+    s.add_argument("--brian2-target", default=None, choices=["cython", "cpp_standalone", "numpy"],
+                   help="Brian2 code target: cython (default), cpp_standalone (fast for large N; builds a C++ program) or numpy")
     s.add_argument("--data", default=None, help="dataset (default: the bundle's)")
     s.add_argument("--data-dir", default=None)
     s.add_argument("--split", default="test", help="train, val or test")
@@ -285,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--inputs", required=True, help=".npz with 'spikes' of shape (N, T, n_in)")
     r.add_argument("--backend", default="reference", choices=["reference", "brian2", "lava"])
     r.add_argument("--mode", default="float", choices=["float", "fixed"])
+    r.add_argument("--brian2-target", default=None, choices=["cython", "cpp_standalone", "numpy"],
+                   help="Brian2 code target: cython (default), cpp_standalone (fast for large N; builds a C++ program) or numpy")
     r.add_argument("--dt", type=float, default=None, help="time step for NIR's continuous parameters (default: graph metadata or 1)")
     r.add_argument("--out", default=None, help="write counts, counters and spike trains to this .npz")
     r.add_argument("--json", action="store_true", help="print the counters and timing as one JSON object")

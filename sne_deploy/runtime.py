@@ -24,7 +24,8 @@ from .scheduler import choose
 BACKENDS = ("torch", "reference", "brian2", "lava")
 
 
-def run_member(network: Network, spikes: np.ndarray, backend: str, mode: str, record: bool) -> Result:
+def run_member(network: Network, spikes: np.ndarray, backend: str, mode: str, record: bool,
+               options: Optional[dict] = None) -> Result:
     if backend == "torch":
         from .snn import run_network_torch
 
@@ -34,7 +35,7 @@ def run_member(network: Network, spikes: np.ndarray, backend: str, mode: str, re
                            [t.numpy() for t in trains] if trains is not None else None)
     if backend not in BACKENDS:
         raise GraphError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
-    return simulators.run(network, spikes, backend=backend, mode=mode, record=record)
+    return simulators.run(network, spikes, backend=backend, mode=mode, record=record, **(options or {}))
 
 
 def check_intensities(bundle: Bundle, x_flat: np.ndarray) -> np.ndarray:
@@ -49,8 +50,9 @@ def check_intensities(bundle: Bundle, x_flat: np.ndarray) -> np.ndarray:
 
 def simulate(bundle: Bundle, x_flat: np.ndarray, y: Optional[np.ndarray], budget: float, policy: str = "gate",
              backend: str = "torch", mode: str = "fixed", compare: bool = True, seed: int = 0,
-             record_sample: Optional[int] = None) -> dict:
-    """Run the ensemble over ``x_flat`` (N, n_in) in [0, 1]; return a JSON-able report."""
+             record_sample: Optional[int] = None, backend_options: Optional[dict] = None) -> dict:
+    """Run the ensemble over ``x_flat`` (N, n_in) in [0, 1]; return a JSON-able report.
+    ``backend_options`` go to the backend (e.g. ``{"target": "cpp_standalone"}`` for Brian2)."""
     x = check_intensities(bundle, x_flat)
     m = bundle.manifest
     n, k, steps = len(x), bundle.n_members, bundle.steps
@@ -73,7 +75,7 @@ def simulate(bundle: Bundle, x_flat: np.ndarray, y: Optional[np.ndarray], budget
         if idx.size == 0:
             continue
         record = do_compare or (record_sample is not None and record_sample in idx)
-        res = run_member(net, spikes[idx], backend, mode, record)
+        res = run_member(net, spikes[idx], backend, mode, record, backend_options)
         backend_time += res.wall_time
         details.append({"member": j, **{kk: v for kk, v in res.details.items() if isinstance(v, (int, float, str))}})
         counts[idx, offs[j]:offs[j + 1]] = res.output_counts

@@ -82,14 +82,48 @@ def test_nir_round_trip_is_exact(tmp_path, case, mode):
 
 
 @pytest.mark.brian2
+@pytest.mark.parametrize("target", ["cython", "cpp_standalone"])
 @pytest.mark.parametrize("mode", ["float", "fixed"])
 @pytest.mark.parametrize("case", CASES)
-def test_brian2_is_spike_exact(brian2_ready, case, mode):
+def test_brian2_is_spike_exact(brian2_ready, case, mode, target):
     net, x = _case(case, 37)
     ref = run(net, x, "reference", mode, record=True)
-    b2 = run(net, x, "brian2", mode, record=True, batch=8)  # several batches, a padded last one
+    b2 = run(net, x, "brian2", mode, record=True, batch=8, target=target)  # several batches, a padded last one
+    assert b2.details["target"] == target, b2.details.get("fallback")
     _assert_same(ref, b2)
+    assert all(np.array_equal(a, b) for a, b in zip(ref.layer_counts, b2.layer_counts))  # the counters, too
     assert np.array_equal(ref.synaptic_events, b2.synaptic_events)
+
+
+@pytest.mark.brian2
+def test_brian2_numpy_target_is_spike_exact(brian2_ready):
+    net, x = _case(CASES[1], 9)
+    for mode in ("float", "fixed"):
+        _assert_same(run(net, x, "reference", mode, record=True), run(net, x, "brian2", mode, record=True, target="numpy"))
+
+
+@pytest.mark.brian2
+def test_brian2_standalone_reuses_its_program_for_new_weights_and_inputs(brian2_ready):
+    """One C++ program per shape: a second network of the same shape, with other weights and other
+    inputs, must run in the same project and still be exact (no stale weights, no stale inputs)."""
+    sizes = (16, 20, 5)
+    projects = set()
+    for seed in (11, 12):
+        net = random_ternary_network(sizes, seed=seed, du=0.5, dv=0.125, with_bias=True)
+        x = random_spikes(21, 12, sizes[0], seed=seed)
+        ref = run(net, x, "reference", "fixed")
+        got = run(net, x, "brian2", "fixed", target="cpp_standalone", batch=4)
+        assert all(np.array_equal(a, b) for a, b in zip(ref.layer_counts, got.layer_counts)), seed
+        assert ref.layer_spikes.sum() > 0
+        projects.add(got.details["project"])
+    assert len(projects) == 1
+
+
+def test_unknown_brian2_target_is_a_clear_error():
+    from simulators.brian2_backend import Brian2Error
+
+    with pytest.raises(Brian2Error, match="unknown Brian2 target"):
+        run(random_ternary_network((5, 3)), np.zeros((2, 4, 5), bool), "brian2", target="gpu")
 
 
 @pytest.mark.lava
@@ -97,7 +131,9 @@ def test_brian2_is_spike_exact(brian2_ready, case, mode):
 @pytest.mark.parametrize("case", CASES)
 def test_lava_is_spike_exact(lava_ready, case, mode):
     net, x = _case(case, 9)
-    _assert_same(run(net, x, "reference", mode, record=True), run(net, x, "lava", mode, record=True))
+    lava = run(net, x, "lava", mode, record=True, batch=4)  # copies side by side, a padded last batch
+    assert lava.details["batch"] == 4
+    _assert_same(run(net, x, "reference", mode, record=True), lava)
 
 
 def _snntorch_style_graph(dt: float) -> nir.NIRGraph:
@@ -201,7 +237,7 @@ def test_simulators_import_without_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_run_nir_cli_json_and_errors(tmp_path):
+def test_run_nir_cli_json_and_errors(tmp_path, brian2_ready):
     import json
 
     net = random_ternary_network((10, 12, 4), seed=4, with_bias=True)
@@ -217,6 +253,12 @@ def test_run_nir_cli_json_and_errors(tmp_path):
     assert summary["samples"] == 7 and summary["spikes_per_sample"] == ref.layer_spikes.sum() / 7
     with np.load(tmp_path / "r.npz") as z:
         assert np.array_equal(z["output_counts"], ref.output_counts)
+    r = subprocess.run(cli + ["--inputs", str(tmp_path / "x.npz"), "--mode", "fixed", "--json", "--backend", "brian2",
+                              "--brian2-target", "cpp_standalone"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["details"]["target"] == "cpp_standalone", summary
+    assert summary["spikes_per_sample"] == ref.layer_spikes.sum() / 7
     np.savez(tmp_path / "bad.npz", other=x)
     for args, msg in ((["--inputs", str(tmp_path / "bad.npz")], "no array 'spikes'"),
                       (["--inputs", str(tmp_path / "missing.npz")], "not found")):
