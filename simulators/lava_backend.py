@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 
 from .network import GraphError, Network
+from .lava_worker import unbatch
 from .result import Result, check_inputs, make_result
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,27 +50,34 @@ def lava_python() -> Path:
 
 
 def run_lava(network: Network, spikes: np.ndarray, mode: str = "fixed", record: bool = False,
-             timeout: Optional[float] = None) -> Result:
+             timeout: Optional[float] = None, batch: Optional[int] = None) -> Result:
+    """Run on Lava's Loihi-2 simulator; ``batch`` copies side by side per time step (default: sized
+    by the worker, see ``lava_worker.batch_size``)."""
     spikes = check_inputs(network, spikes, mode)
-    info, trains = _work(network, spikes, mode, "recorded", timeout)
+    info, trains = _work(network, spikes, mode, "recorded", timeout, batch)
     counts = [t.sum(axis=1) for t in trains]
     return make_result(network, "lava", mode, spikes, counts, info.pop("wall_s"), trains if record else None, info)
 
 
-def time_lava_variant(network: Network, spikes: np.ndarray, mode: str, variant: str, timeout: Optional[float] = None) -> dict:
-    """Benchmark helpers: ``raw`` (the same run without recorders: Lava's own step rate) or
-    ``naive`` (rebuild and run the network once per sample). Returns timing only."""
+def time_lava_variant(network: Network, spikes: np.ndarray, mode: str, variant: str, timeout: Optional[float] = None,
+                      batch: Optional[int] = None) -> dict:
+    """Benchmark helpers: ``raw`` (the same batched run with Lava's plain LIFReset, nothing
+    recorded: Lava's own step rate) or ``naive`` (rebuild and run the network once per sample).
+    Returns timing only."""
     spikes = check_inputs(network, spikes, mode)
-    return _work(network, spikes, mode, variant, timeout)[0]
+    return _work(network, spikes, mode, variant, timeout, batch)[0]
 
 
-def _work(network: Network, spikes: np.ndarray, mode: str, variant: str, timeout: Optional[float]) -> tuple[dict, list[np.ndarray]]:
+def _work(network: Network, spikes: np.ndarray, mode: str, variant: str, timeout: Optional[float],
+          batch: Optional[int] = None) -> tuple[dict, list[np.ndarray]]:
     py = lava_python()
     t0 = time.perf_counter()
     n, steps, _ = spikes.shape
     with tempfile.TemporaryDirectory(prefix="sne-lava-") as tmp:
         tmpd = Path(tmp)
-        np.savez(tmpd / "job.npz", spikes=spikes, mode=np.array(mode), variant=np.array(variant), **network.to_arrays())
+        extra = {"batch": np.array(int(batch))} if batch else {}
+        np.savez(tmpd / "job.npz", spikes=spikes, mode=np.array(mode), variant=np.array(variant), **extra,
+                 **network.to_arrays())
         env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONNOUSERSITE="1")
         proc = subprocess.Popen([str(py), "-m", "simulators.lava_worker", str(tmpd / "job.npz"), str(tmpd)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -90,8 +98,10 @@ def _work(network: Network, spikes: np.ndarray, mode: str, variant: str, timeout
         trains = []
         if variant == "recorded":
             for li, layer in enumerate(network.layers):
+                bsz = info["batch"]
                 packed = np.load(tmpd / f"layer{li}.npy")
-                trains.append(np.unpackbits(packed, axis=1, count=layer.n_out).astype(bool).reshape(n, steps, layer.n_out))
+                flat = np.unpackbits(packed, axis=1, count=bsz * layer.n_out).astype(bool)
+                trains.append(unbatch(flat, n, steps, bsz, layer.n_out))
     info["wall_s"] = time.perf_counter() - t0
     info["worker_overhead_s"] = info["wall_s"] - info["build_s"] - info["run_s"]
     return info, trains

@@ -2,75 +2,113 @@
 
     python -m simulators.lava_worker JOB.npz OUT_DIR
 
-JOB.npz holds the network (``Network.to_arrays``), ``spikes`` (N, T, n_in) and ``mode``. All N
-samples run in one long Lava run: the input is one RingBuffer of N*T steps; each layer is
-Dense -> LIFReset with ``reset_interval = T``. Dense delays its output by one step, so layer l
-(0-based) sees input step k at Lava time step k + 2 + l; its ``reset_offset`` is (2 + l) mod T,
-which zeroes u and v exactly when a new sample reaches it. A SpikeRecorder per layer keeps that
-layer's spikes and writes ``layer<l>.npy`` itself at the last step. ``stop()`` always runs, or
-Lava hangs at interpreter exit.
+JOB.npz holds the network (``Network.to_arrays``), ``spikes`` (N, T, n_in), ``mode`` and
+optionally ``batch``. All N samples run in one long Lava run:
+
+* **Batches of copies.** B copies of the network sit side by side (block-diagonal Dense weights,
+  one LIF population of B*n neurons), so one Lava time step advances B samples; sample
+  s = b*B + c is copy c during batch b. Lava's cost is mostly per step and per process, so this
+  multiplies throughput; the copies never interact, so every copy is still exact.
+* **One input, one reset schedule.** The input is one RingBuffer of n_batches*T steps; each layer is
+  Dense -> LIFReset with ``reset_interval = T``. Dense delays its output by one step, so layer l
+  (0-based) sees input step k at Lava time step k + 2 + l; its ``reset_offset`` is (2 + l) mod T,
+  which zeroes u and v exactly when a new batch reaches it.
+* **Recording without extra processes.** Each layer is a RecordingLIFReset (Lava's LIFReset models
+  plus a buffer) that writes ``layer<l>.npy`` itself at the last step.
+
+``stop()`` always runs, or Lava hangs at interpreter exit.
 """
 from __future__ import annotations
 
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from simulators.network import GraphError, Network
 
+# Dense keeps a full (B*n_out, B*n_in) matrix per layer and does B^2 times the work per step;
+# this bounds B*B*(weights of the largest layer). Measured on 64-128-10: B = 8 runs 5-6x more
+# samples/s than B = 1.
+_DENSE_BUDGET = 1_000_000
+_MAX_BATCH = 16
 
-def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path, record: bool = True) -> dict:
+
+def batch_size(network: Network, n: int) -> int:
+    largest = max(layer.n_in * layer.n_out for layer in network.layers)
+    return int(max(1, min(n, _MAX_BATCH, int(np.sqrt(_DENSE_BUDGET / largest)))))
+
+
+def batched_input(spikes: np.ndarray, bsz: int, total: int) -> np.ndarray:
+    """RingBuffer data (bsz*n_in, total): column b*T + t holds step t of samples b*bsz .. b*bsz+bsz-1."""
+    n, steps, n_in = spikes.shape
+    data = np.zeros((bsz * n_in, total), dtype=np.int32)
+    s, t, k = np.nonzero(spikes)
+    data[(s % bsz) * n_in + k, (s // bsz) * steps + t] = 1
+    return data
+
+
+def unbatch(train: np.ndarray, n: int, steps: int, bsz: int, size: int) -> np.ndarray:
+    """(n_batches*T, bsz*size) recorded spikes -> (n, T, size) per sample."""
+    nb = train.shape[0] // steps
+    return train.reshape(nb, steps, bsz, size).transpose(0, 2, 1, 3).reshape(nb * bsz, steps, size)[:n]
+
+
+def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path, record: bool = True,
+                  batch: Optional[int] = None) -> dict:
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import Dense
     from lava.proc.io.source import RingBuffer
     from lava.proc.lif.process import LIFReset
 
-    from simulators.lava_procs.recorder import SpikeRecorder
+    from simulators.lava_procs.recording_lif import RecordingLIFReset
 
     t0 = time.perf_counter()
     n, steps, n_in = spikes.shape
+    bsz = batch or batch_size(network, n)
+    n_batches = -(-n // bsz)
     n_layers = len(network.layers)
-    total = n * steps + n_layers + 1
-    data = np.zeros((n_in, total), dtype=np.int32)
-    data[:, : n * steps] = spikes.reshape(n * steps, n_in).T
-    source = RingBuffer(data=data)
+    length = n_batches * steps
+    total = length + n_layers + 1
+    source = RingBuffer(data=batched_input(spikes, bsz, total))
     prev_port = source.s_out
     procs = [source]
+    eye = np.eye(bsz, dtype=np.int64)
     for li, layer in enumerate(network.layers):
         if not layer.spiking:
             raise GraphError(f"layer '{layer.name}': non-spiking (LI) layers are not supported on the Lava backend")
         offset = (2 + li) % steps
+        shape = (bsz * layer.n_out,)
+        # with recording: the same Lava neuron models, keeping their spikes (none for the raw benchmark)
+        neuron = (partial(RecordingLIFReset, first=2 + li, length=length, last=total,
+                          path=str(out_dir / f"layer{li}.npy")) if record else LIFReset)
         if mode == "fixed":
             f = layer.fixed.params
             vth = np.unique(np.asarray(f.vth))
             if vth.size != 1:
                 raise GraphError(f"layer '{layer.name}': Lava's LIF takes one threshold per population, got {vth.size}")
-            dense = Dense(weights=layer.fixed.weight.astype(np.int32), num_message_bits=0)
-            lif = LIFReset(shape=(layer.n_out,), du=int(f.du_fx), dv=int(f.dv_fx), vth=int(vth[0]),
-                           bias_mant=np.broadcast_to(np.asarray(f.bias_mant), (layer.n_out,)).astype(np.int32),
-                           bias_exp=int(f.bias_exp), reset_interval=steps, reset_offset=offset)
+            dense = Dense(weights=np.kron(eye, layer.fixed.weight).astype(np.int32), num_message_bits=0)
+            bias = np.tile(np.broadcast_to(np.asarray(f.bias_mant), (layer.n_out,)), bsz).astype(np.int32)
+            lif = neuron(shape=shape, du=int(f.du_fx), dv=int(f.dv_fx), vth=int(vth[0]), bias_mant=bias,
+                         bias_exp=int(f.bias_exp), reset_interval=steps, reset_offset=offset)
         else:
             p = layer.params
             vth = np.unique(np.asarray(p.vth))
             if vth.size != 1:
                 raise GraphError(f"layer '{layer.name}': Lava's LIF takes one threshold per population, got {vth.size}")
-            dense = Dense(weights=layer.weight.astype(np.float64), num_message_bits=0)
-            lif = LIFReset(shape=(layer.n_out,), du=float(p.du), dv=float(p.dv), vth=float(vth[0]),
-                           bias_mant=np.asarray(p.bias, dtype=np.float64), bias_exp=0,
-                           reset_interval=steps, reset_offset=offset)
+            dense = Dense(weights=np.kron(eye, layer.weight).astype(np.float64), num_message_bits=0)
+            bias = np.tile(np.broadcast_to(np.asarray(p.bias, dtype=np.float64), (layer.n_out,)), bsz)
+            lif = neuron(shape=shape, du=float(p.du), dv=float(p.dv), vth=float(vth[0]), bias_mant=bias,
+                         bias_exp=0, reset_interval=steps, reset_offset=offset)
         prev_port.connect(dense.s_in)
         dense.a_out.connect(lif.a_in)
         prev_port = lif.s_out
         procs += [dense, lif]
-        if record:  # without recorders: Lava's raw step rate, for the benchmark
-            rec = SpikeRecorder(shape=(layer.n_out,), first=2 + li, length=n * steps, last=total,
-                                path=str(out_dir / f"layer{li}.npy"))
-            lif.s_out.connect(rec.s_in)
-            procs.append(rec)
     t_build = time.perf_counter() - t0
     cfg = Loihi2SimCfg(select_tag="fixed_pt" if mode == "fixed" else "floating_pt")
     t1 = time.perf_counter()
@@ -79,7 +117,7 @@ def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path
     finally:
         source.stop()
     t_run = time.perf_counter() - t1
-    return {"build_s": t_build, "run_s": t_run, "lava_steps": total, "steps_per_s": total / t_run}
+    return {"build_s": t_build, "run_s": t_run, "lava_steps": total, "steps_per_s": total / t_run, "batch": bsz}
 
 
 def main(argv: list[str]) -> int:
@@ -93,13 +131,14 @@ def main(argv: list[str]) -> int:
             spikes = np.asarray(a["spikes"], dtype=bool)
             mode = str(a["mode"])
             variant = str(a["variant"]) if "variant" in a else "recorded"
+            batch = int(a["batch"]) if "batch" in a else None
         if variant == "naive":  # the baseline: a new network and a new run for every sample
             t0 = time.perf_counter()
             for i in range(len(spikes)):
                 build_and_run(network, spikes[i : i + 1], mode, out_dir)
-            info = {"build_s": 0.0, "run_s": time.perf_counter() - t0, "variant": variant}
+            info = {"build_s": 0.0, "run_s": time.perf_counter() - t0, "variant": variant, "batch": 1}
         else:
-            info = build_and_run(network, spikes, mode, out_dir, record=variant == "recorded")
+            info = build_and_run(network, spikes, mode, out_dir, record=variant == "recorded", batch=batch)
     except GraphError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
