@@ -24,15 +24,18 @@ values survive the round trip bit for bit.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
 
+from .linear_maps import conv2d_matrix, sumpool2d_matrix
 from .network import FixedLayer, GraphError, Layer, Network, make_layer
 from .neuron import LIFFixedParams
 
-SUPPORTED = "Input, Affine, Linear, CubaLIF, LIF, IF, LI, Flatten, Output and nested NIRGraph subgraphs"
+SUPPORTED = ("Input, Affine, Linear, Conv2d, SumPool2d, CubaLIF, LIF, IF, LI, Flatten, Output "
+             "and nested NIRGraph subgraphs")
 _SNAP = 1e-9
 
 
@@ -160,24 +163,31 @@ def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None) -
         raise GraphError(f"dt must be positive, got {dt}")
 
     layers: list[Layer] = []
-    pending: Optional[tuple[str, Any]] = None  # the Affine/Linear waiting for its neurons
+    pending: Optional[_Linear] = None  # the linear map waiting for its neurons
+    shape: Optional[tuple[int, ...]] = None  # of the activity flowing along the chain
     for name, node in _chain(graph):
-        if isinstance(node, (nir.Input, nir.Output, nir.Flatten)):
+        if isinstance(node, nir.Input):
+            shape = tuple(int(s) for s in np.asarray(node.input_type["input"]).ravel())
             continue
-        if isinstance(node, (nir.Affine, nir.Linear)):
-            if pending is not None:
-                raise GraphError(f"node '{name}': two weight nodes in a row ('{pending[0]}', '{name}'); put neurons between them")
-            pending = (name, node)
+        if isinstance(node, nir.Output):
+            continue
+        if isinstance(node, nir.Flatten):  # our activity is always the C-order flat vector
+            shape = (int(np.prod(shape)),)
+            continue
+        if isinstance(node, (nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d)):
+            step = _linear(name, node, shape, nir)
+            pending = step if pending is None else pending.then(step)
+            shape = step.out_shape
             continue
         if isinstance(node, (nir.CubaLIF, nir.LIF, nir.IF, nir.LI)):
             if pending is None:
-                raise GraphError(f"neuron node '{name}' has no Affine/Linear node before it")
+                raise GraphError(f"neuron node '{name}' has no Affine/Linear/Conv2d node before it")
             layers.append(_layer(name, pending, node, dt, nir))
             pending = None
             continue
         raise GraphError(f"node '{name}' of type {type(node).__name__} is not supported (supported: {SUPPORTED})")
     if pending is not None:
-        raise GraphError(f"weight node '{pending[0]}' is not followed by neurons")
+        raise GraphError(f"weight node '{pending.name}' is not followed by neurons")
     if not layers:
         raise GraphError("graph has no layers")
     for a, b in zip(layers, layers[1:]):
@@ -187,12 +197,54 @@ def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None) -
     return Network(tuple(layers), dt=dt, metadata=meta)
 
 
-def _layer(name: str, pending: tuple[str, Any], node: Any, dt: float, nir: Any) -> Layer:
-    wname, wnode = pending
-    weight = np.asarray(wnode.weight, dtype=np.float64)
-    if weight.ndim != 2:
-        raise GraphError(f"node '{wname}': weight must be 2-D, got shape {weight.shape}")
-    aff_bias = np.asarray(getattr(wnode, "bias", 0.0), dtype=np.float64)
+@dataclass
+class _Linear:
+    """A linear map on the flat activity: one NIR weight node, or several composed (no neurons
+    between them). ``metadata`` is the node's own, kept only for a single node."""
+
+    name: str
+    weight: np.ndarray  # (n_out, n_in)
+    bias: np.ndarray  # (n_out,)
+    out_shape: tuple[int, ...]
+    metadata: dict = field(default_factory=dict)
+
+    def then(self, nxt: "_Linear") -> "_Linear":
+        return _Linear(f"{self.name}+{nxt.name}", nxt.weight @ self.weight, nxt.weight @ self.bias + nxt.bias,
+                       nxt.out_shape)
+
+
+def _linear(name: str, node: Any, shape: Optional[tuple[int, ...]], nir: Any) -> _Linear:
+    """The dense matrix of an Affine/Linear/Conv2d/SumPool2d node fed with activity of ``shape``."""
+    n_in = int(np.prod(shape)) if shape else None
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        weight = np.asarray(node.weight, dtype=np.float64)
+        if weight.ndim != 2:
+            raise GraphError(f"node '{name}': weight must be 2-D, got shape {weight.shape}")
+        if n_in is not None and weight.shape[1] != n_in:
+            raise GraphError(f"node '{name}': weight takes {weight.shape[1]} inputs, gets {n_in} (shape {shape})")
+        bias = np.broadcast_to(np.asarray(getattr(node, "bias", 0.0), dtype=np.float64).ravel(), (weight.shape[0],))
+        return _Linear(name, weight, bias.copy(), (weight.shape[0],), dict(node.metadata or {}))
+    if shape is None:
+        raise GraphError(f"node '{name}': the input shape is unknown (give the Input node a shape)")
+    try:
+        if isinstance(node, nir.Conv2d):
+            c_in = np.asarray(node.weight).shape[1] * int(node.groups)
+            if len(shape) == 1 and node.input_shape is not None:  # a flat vector: take the node's own shape
+                shape = (c_in, *(int(s) for s in node.input_shape))
+                if int(np.prod(shape)) != n_in:
+                    raise GraphError(f"input of {n_in} values does not fit input_shape {shape}")
+            matrix, out = conv2d_matrix(node.weight, shape, node.stride, node.padding, node.dilation, int(node.groups))
+            bias = np.repeat(np.broadcast_to(np.asarray(node.bias, dtype=np.float64).ravel(), (out[0],)), out[1] * out[2])
+        else:
+            matrix, out = sumpool2d_matrix(shape, node.kernel_size, node.stride, node.padding)
+            bias = np.zeros(matrix.shape[0])
+    except GraphError as e:
+        raise GraphError(f"node '{name}': {e}") from None
+    return _Linear(name, matrix, bias, out)
+
+
+def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any) -> Layer:
+    wname, weight, aff_bias = pending.name, pending.weight, pending.bias
     n = weight.shape[0]
     spiking = not isinstance(node, nir.LI)
 
@@ -215,19 +267,20 @@ def _layer(name: str, pending: tuple[str, Any], node: Any, dt: float, nir: Any) 
         du, dv = 1.0, 0.0
         gain = dt * np.asarray(node.r, dtype=np.float64)
         bias = np.zeros(n)
-    gain = np.broadcast_to(_snap_unit(gain), (n,))
+    gain = np.broadcast_to(_snap_unit(gain).ravel(), (n,))
+    bias = np.asarray(bias).ravel()
     if np.any(aff_bias != 0):
         if _snap_decay(du) != 1.0:
             raise GraphError(
                 f"node '{wname}': an Affine bias feeding '{name}' with du < 1 cannot be mapped (Loihi's bias acts on v); use v_leak"
             )
         bias = bias + gain * aff_bias
-    vth = np.asarray(node.v_threshold, dtype=np.float64) if spiking else np.full(n, np.inf)
+    vth = np.asarray(node.v_threshold, dtype=np.float64).ravel() if spiking else np.full(n, np.inf)
     du, dv = _snap_decay(du), _snap_decay(dv)
     weight_eff = weight * gain[:, None]
 
     # exact contract values written by sne-deploy's exporter win over the continuous ones
-    m, wm = dict(node.metadata or {}), dict(wnode.metadata or {})
+    m, wm = dict(node.metadata or {}), pending.metadata
     if "sne_du" in m:
         du, dv = float(m["sne_du"]), float(m["sne_dv"])
         vth, bias = np.asarray(m["sne_vth"], dtype=np.float64), np.asarray(m["sne_bias"], dtype=np.float64)
