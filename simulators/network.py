@@ -20,6 +20,7 @@ from .neuron import (
     WEIGHT_MIN,
     bias_to_mant_exp,
     decays_to_fixed,
+    snap_decay,
 )
 
 
@@ -201,11 +202,7 @@ def quantize_layer(layer: Layer, weight_max: int = WEIGHT_MAX) -> Layer:
     wmax = float(np.abs(w).max(initial=0.0))
     q = (weight_max / wmax) if wmax > 0 else 1.0
     w_int = (2 * np.round(w * q / 2)).astype(np.int64)
-    du_fx, dv_fx = decays_to_fixed(_snap(layer.params.du), _snap(layer.params.dv))
+    du_fx, dv_fx = decays_to_fixed(snap_decay(layer.params.du), snap_decay(layer.params.dv))
     vth_int = np.round(np.asarray(layer.params.vth) * q).astype(np.int64)
     bias_mant, bias_exp = bias_to_mant_exp(np.round(np.asarray(layer.params.bias) * q * 64).astype(np.int64))
     return replace(layer, fixed=FixedLayer(w_int, LIFFixedParams(du_fx, dv_fx, vth_int, bias_mant, bias_exp)))
-
-
-def _snap(d: float) -> float:
-    return round(d * 4096) / 4096

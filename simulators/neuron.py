@@ -119,6 +119,14 @@ def lif_step_fixed_checked(state: LIFState, a: Any, p: LIFFixedParams, xp: Any =
     return LIFState(u, v), s, (u != u_raw) | (v_raw != xp.clip(v_raw, -V_LIMIT, V_LIMIT))
 
 
+def snap_decay(d: float, tol: float = float("inf")) -> float:
+    """The nearest decay on Loihi's 1/4096 grid if it lies within ``tol`` of ``d``, else ``d``.
+    With the default tol it always snaps (quantising a float graph); NIR import uses a tiny tol to
+    remove only float noise such as dt/tau = 0.25000000000000006."""
+    grid = round(d * DECAY_UNITY) / DECAY_UNITY
+    return grid if abs(grid - d) <= tol else d
+
+
 def decays_to_fixed(du: float, dv: float) -> tuple[int, int]:
     """Map float decays onto Lava's 12-bit fields; they must lie on the 1/4096 grid."""
     du_fx = round(du * DECAY_UNITY) - 1

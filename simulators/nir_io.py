@@ -32,7 +32,7 @@ import numpy as np
 
 from .linear_maps import conv2d_matrix, sumpool2d_matrix
 from .network import FixedLayer, GraphError, Layer, Network, make_layer
-from .neuron import LIFFixedParams
+from .neuron import LIFFixedParams, snap_decay
 
 SUPPORTED = ("Input, Affine, Linear, Conv2d, SumPool2d, CubaLIF, LIF, IF, LI, Flatten, Output "
              "and nested NIRGraph subgraphs")
@@ -49,11 +49,6 @@ def _snap_unit(x: np.ndarray) -> np.ndarray:
     """Remove float noise such as (1/dv) * dv = 0.9999999999999999 from unit gains."""
     x = np.asarray(x, dtype=np.float64)
     return np.where(np.abs(x - 1.0) < _SNAP, 1.0, x)
-
-
-def _snap_decay(d: float) -> float:
-    grid = round(d * 4096) / 4096
-    return grid if abs(grid - d) < _SNAP else d
 
 
 def _scalar(name: str, what: str, x: Any) -> float:
@@ -270,13 +265,13 @@ def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any) -> Layer
     gain = np.broadcast_to(_snap_unit(gain).ravel(), (n,))
     bias = np.asarray(bias).ravel()
     if np.any(aff_bias != 0):
-        if _snap_decay(du) != 1.0:
+        if snap_decay(du, _SNAP) != 1.0:
             raise GraphError(
                 f"node '{wname}': an Affine bias feeding '{name}' with du < 1 cannot be mapped (Loihi's bias acts on v); use v_leak"
             )
         bias = bias + gain * aff_bias
     vth = np.asarray(node.v_threshold, dtype=np.float64).ravel() if spiking else np.full(n, np.inf)
-    du, dv = _snap_decay(du), _snap_decay(dv)
+    du, dv = snap_decay(du, _SNAP), snap_decay(dv, _SNAP)
     weight_eff = weight * gain[:, None]
 
     # exact contract values written by sne-deploy's exporter win over the continuous ones

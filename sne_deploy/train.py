@@ -295,7 +295,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     if plain is not None:  # labels objective: the head starts from the classifier trained with the students
         head_lin = _head_from_plain(plain, groups, feat_mean, feat_std)
     else:
-        head_lin = copy.deepcopy(teacher.classifier if hasattr(teacher, "classifier") else _linear_head(teacher, cfg.feat_dim))
+        if not isinstance(getattr(teacher, "classifier", None), nn.Linear):
+            raise ValueError("the teacher's head must be an nn.Linear exposed as 'classifier' to be fine-tuned")
+        head_lin = copy.deepcopy(teacher.classifier)
     head = HostHead(groups, feat_mean, feat_std, head_lin, cfg.steps)
     with torch.no_grad():
         head.gamma.copy_(torch.cat([s.gamma for s in students]))
@@ -331,10 +333,6 @@ def _head_from_plain(plain: nn.Linear, groups: list[np.ndarray], mean: np.ndarra
     head.weight[:, order] = plain.weight / sd[order]
     head.bias.copy_(plain.bias - (plain.weight * (m[order] / sd[order])).sum(1))
     return head
-
-
-def _linear_head(teacher: nn.Module, feat_dim: int) -> nn.Linear:
-    raise ValueError("the teacher's head must be an nn.Linear exposed as 'classifier' to be fine-tuned")
 
 
 @torch.no_grad()
