@@ -39,6 +39,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .batching import batch_inputs, n_batches, unbatch_counts, unbatch_steps
 from .network import Network
 from .neuron import ACT_SHIFT, DECAY_UNITY, MAX_UV, V_LIMIT, VTH_SHIFT, effective_bias
 from .result import Result, check_inputs, make_result
@@ -100,19 +101,18 @@ def run_brian2(network: Network, spikes: np.ndarray, mode: str = "float", record
 
 
 def _input_table(spikes: np.ndarray, bsz: int) -> np.ndarray:
-    """(n_batches*T + 1, bsz*n_in) booleans: sample s = b*bsz + c is copy c during batch b. The last
-    row is the silent extra step at which the counters of the last batch are read."""
-    n, steps, n_in = spikes.shape
-    n_batches = -(-n // bsz)
-    table = np.zeros((n_batches * steps + 1, bsz * n_in), dtype=bool)
-    s, t, k = np.nonzero(spikes)
-    table[(s // bsz) * steps + t, (s % bsz) * n_in + k] = True
-    return table
+    """The batched inputs plus one silent extra step, at which the counters of the last batch are read."""
+    n, steps, _ = spikes.shape
+    return batch_inputs(spikes, bsz, n_batches(n, bsz) * steps + 1)
 
 
 def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, steps: int, record: bool):
     """Create the Brian2 objects for ``bsz`` copies of ``network`` fed by ``table``; named, so a
     standalone project gets identical code for identical shapes."""
+    # Brian2 suffixes a name that a live object still holds ('sne_layer0_1'), which would change the
+    # generated code and force a recompile (Cython cache and standalone project alike); objects of an
+    # earlier run die only at a GC pass.
+    gc.collect()
     dt = b2.defaultclock.dt = 1 * b2.ms
     n_in = network.layers[0].n_in
     stim = b2.TimedArray(table, dt=dt, name="sne_input_table")
@@ -188,22 +188,18 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
     return b2.Network(*objects), stim, counters, trains
 
 
-def _collect(counters, trains, n: int, bsz: int, steps: int, dt: Any, record: bool):
-    """Per-sample counts (and spike trains) from the monitors; padding copies are dropped."""
-    counts, rasters = [], [] if record else None
+def _collect(counters, trains, n: int, bsz: int, steps: int, dt: Any):
+    """Per-sample counts (and spike trains, when recorded) from the monitors."""
+    counts, rasters = [], [] if trains else None
     for li, (counter, size) in enumerate(counters):
-        c = np.asarray(counter.count[:])  # (bsz*size, n_batches + 1); column b+1 closes batch b
-        nb = c.shape[1] - 1
-        c = c[:, 1:].reshape(bsz, size, nb).transpose(2, 0, 1).reshape(nb * bsz, size)[:n]
-        counts.append(np.rint(c).astype(np.int64))
-        if record:
+        c = np.asarray(counter.count[:]).T  # (n_batches + 1, bsz*size); row b+1 closes batch b
+        counts.append(unbatch_counts(np.rint(c[1:]).astype(np.int64), n, size))
+        if trains:
             idx = np.asarray(trains[li].i[:], dtype=np.int64)
             step = np.round(np.asarray(trains[li].t[:] / dt)).astype(np.int64)
-            sample = (step // steps) * bsz + idx // size
-            keep = sample < n
-            r = np.zeros((n, steps, size), bool)
-            r[sample[keep], (step % steps)[keep], (idx % size)[keep]] = True
-            rasters.append(r)
+            raster = np.zeros((n_batches(n, bsz) * steps + 1, bsz * size), bool)
+            raster[step, idx] = True
+            rasters.append(unbatch_steps(raster[:-1], n, steps, bsz, size))
     return counts, rasters
 
 
@@ -219,7 +215,7 @@ def _run_runtime(network: Network, spikes: np.ndarray, mode: str, record: bool, 
     net, _, counters, trains = _build(b2, network, mode, table, bsz, steps, record)
     t_build = time.perf_counter() - t0
     net.run(table.shape[0] * b2.defaultclock.dt, namespace={})  # no implicit look-up of our locals
-    counts, rasters = _collect(counters, trains, n, bsz, steps, b2.defaultclock.dt, record)
+    counts, rasters = _collect(counters, trains, n, bsz, steps, b2.defaultclock.dt)
     wall = time.perf_counter() - t0
     details = {"target": target, "batch": bsz, "build_s": t_build, "run_s": wall - t_build, "brian2": b2.__version__}
     return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details)
@@ -239,9 +235,6 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
 
     _configure("cpp_standalone")
     t0 = time.perf_counter()
-    # Brian2 suffixes a name that a live object still holds ('sne_layer0_1'), which would change the
-    # generated code and force a full recompile; objects of an earlier run die only at a GC pass.
-    gc.collect()
     n, steps, _ = spikes.shape
     bsz = batch or batch_size(network, n, "cpp_standalone")
     table = _input_table(spikes, bsz)
@@ -262,7 +255,7 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
             t_build = time.perf_counter() - t0
             device.run(run_args={stim: table}, with_output=False)
             t_binary = device.timers.get("run_binary", float("nan"))
-            counts, rasters = _collect(counters, trains, n, bsz, steps, b2.defaultclock.dt, record)
+            counts, rasters = _collect(counters, trains, n, bsz, steps, b2.defaultclock.dt)
             device.delete(code=False, data=False, run_args=True, directory=False)
         finally:
             device.reinit()

@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 
 from .network import GraphError, Network
-from .lava_worker import unbatch
+from .batching import unbatch_steps
 from .result import Result, check_inputs, make_result
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,7 +101,7 @@ def _work(network: Network, spikes: np.ndarray, mode: str, variant: str, timeout
                 bsz = info["batch"]
                 packed = np.load(tmpd / f"layer{li}.npy")
                 flat = np.unpackbits(packed, axis=1, count=bsz * layer.n_out).astype(bool)
-                trains.append(unbatch(flat, n, steps, bsz, layer.n_out))
+                trains.append(unbatch_steps(flat, n, steps, bsz, layer.n_out))
     info["wall_s"] = time.perf_counter() - t0
     info["worker_overhead_s"] = info["wall_s"] - info["build_s"] - info["run_s"]
     return info, trains

@@ -29,7 +29,8 @@ from typing import Optional
 
 import numpy as np
 
-from simulators.network import GraphError, Network
+from simulators.batching import batch_inputs, n_batches
+from simulators.network import GraphError, Layer, Network
 
 # Dense keeps a full (B*n_out, B*n_in) matrix per layer and does B^2 times the work per step;
 # this bounds B*B*(weights of the largest layer). Measured on 64-128-10: B = 8 runs 5-6x more
@@ -43,19 +44,22 @@ def batch_size(network: Network, n: int) -> int:
     return int(max(1, min(n, _MAX_BATCH, int(np.sqrt(_DENSE_BUDGET / largest)))))
 
 
-def batched_input(spikes: np.ndarray, bsz: int, total: int) -> np.ndarray:
-    """RingBuffer data (bsz*n_in, total): column b*T + t holds step t of samples b*bsz .. b*bsz+bsz-1."""
-    n, steps, n_in = spikes.shape
-    data = np.zeros((bsz * n_in, total), dtype=np.int32)
-    s, t, k = np.nonzero(spikes)
-    data[(s % bsz) * n_in + k, (s // bsz) * steps + t] = 1
-    return data
-
-
-def unbatch(train: np.ndarray, n: int, steps: int, bsz: int, size: int) -> np.ndarray:
-    """(n_batches*T, bsz*size) recorded spikes -> (n, T, size) per sample."""
-    nb = train.shape[0] // steps
-    return train.reshape(nb, steps, bsz, size).transpose(0, 2, 1, 3).reshape(nb * bsz, steps, size)[:n]
+def lava_lif_params(layer: Layer, mode: str) -> tuple[np.ndarray, dict]:
+    """(weights, LIF keyword arguments) of one layer in Lava's terms for ``mode``."""
+    if mode == "fixed":
+        f = layer.fixed.params
+        weight, vth = layer.fixed.weight.astype(np.int32), np.unique(np.asarray(f.vth))
+        kw = {"du": int(f.du_fx), "dv": int(f.dv_fx), "bias_exp": int(f.bias_exp),
+              "bias_mant": np.broadcast_to(np.asarray(f.bias_mant), (layer.n_out,)).astype(np.int32)}
+    else:
+        p = layer.params
+        weight, vth = layer.weight.astype(np.float64), np.unique(np.asarray(p.vth))
+        kw = {"du": float(p.du), "dv": float(p.dv), "bias_exp": 0,
+              "bias_mant": np.broadcast_to(np.asarray(p.bias, dtype=np.float64), (layer.n_out,))}
+    if vth.size != 1:
+        raise GraphError(f"layer '{layer.name}': Lava's LIF takes one threshold per population, got {vth.size}")
+    kw["vth"] = int(vth[0]) if mode == "fixed" else float(vth[0])
+    return weight, kw
 
 
 def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path, record: bool = True,
@@ -69,46 +73,26 @@ def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path
     from simulators.lava_procs.recording_lif import RecordingLIFReset
 
     t0 = time.perf_counter()
-    n, steps, n_in = spikes.shape
+    n, steps, _ = spikes.shape
     bsz = batch or batch_size(network, n)
-    n_batches = -(-n // bsz)
-    n_layers = len(network.layers)
-    length = n_batches * steps
-    total = length + n_layers + 1
-    source = RingBuffer(data=batched_input(spikes, bsz, total))
+    length = n_batches(n, bsz) * steps
+    total = length + len(network.layers) + 1
+    source = RingBuffer(data=batch_inputs(spikes, bsz, total).T.astype(np.int32))
     prev_port = source.s_out
-    procs = [source]
-    eye = np.eye(bsz, dtype=np.int64)
     for li, layer in enumerate(network.layers):
         if not layer.spiking:
             raise GraphError(f"layer '{layer.name}': non-spiking (LI) layers are not supported on the Lava backend")
         offset = (2 + li) % steps
-        shape = (bsz * layer.n_out,)
         # with recording: the same Lava neuron models, keeping their spikes (none for the raw benchmark)
         neuron = (partial(RecordingLIFReset, first=2 + li, length=length, last=total,
                           path=str(out_dir / f"layer{li}.npy")) if record else LIFReset)
-        if mode == "fixed":
-            f = layer.fixed.params
-            vth = np.unique(np.asarray(f.vth))
-            if vth.size != 1:
-                raise GraphError(f"layer '{layer.name}': Lava's LIF takes one threshold per population, got {vth.size}")
-            dense = Dense(weights=np.kron(eye, layer.fixed.weight).astype(np.int32), num_message_bits=0)
-            bias = np.tile(np.broadcast_to(np.asarray(f.bias_mant), (layer.n_out,)), bsz).astype(np.int32)
-            lif = neuron(shape=shape, du=int(f.du_fx), dv=int(f.dv_fx), vth=int(vth[0]), bias_mant=bias,
-                         bias_exp=int(f.bias_exp), reset_interval=steps, reset_offset=offset)
-        else:
-            p = layer.params
-            vth = np.unique(np.asarray(p.vth))
-            if vth.size != 1:
-                raise GraphError(f"layer '{layer.name}': Lava's LIF takes one threshold per population, got {vth.size}")
-            dense = Dense(weights=np.kron(eye, layer.weight).astype(np.float64), num_message_bits=0)
-            bias = np.tile(np.broadcast_to(np.asarray(p.bias, dtype=np.float64), (layer.n_out,)), bsz)
-            lif = neuron(shape=shape, du=float(p.du), dv=float(p.dv), vth=float(vth[0]), bias_mant=bias,
-                         bias_exp=0, reset_interval=steps, reset_offset=offset)
+        weight, kw = lava_lif_params(layer, mode)
+        kw["bias_mant"] = np.tile(kw["bias_mant"], bsz)
+        dense = Dense(weights=np.kron(np.eye(bsz, dtype=weight.dtype), weight), num_message_bits=0)
+        lif = neuron(shape=(bsz * layer.n_out,), reset_interval=steps, reset_offset=offset, **kw)
         prev_port.connect(dense.s_in)
         dense.a_out.connect(lif.a_in)
         prev_port = lif.s_out
-        procs += [dense, lif]
     t_build = time.perf_counter() - t0
     cfg = Loihi2SimCfg(select_tag="fixed_pt" if mode == "fixed" else "floating_pt")
     t1 = time.perf_counter()

@@ -41,6 +41,13 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_brian2_target(p: argparse.ArgumentParser) -> None:
+    from simulators.brian2_backend import TARGETS  # numpy-only module: no brian2 import here
+
+    p.add_argument("--brian2-target", default=None, choices=TARGETS,
+                   help="Brian2 code target: cython (default), cpp_standalone (fast for large N; builds a C++ program) or numpy")
+
+
 def _backend_options(a: argparse.Namespace) -> dict:
     """Options only one backend understands, passed on only to that backend."""
     return {"target": a.brian2_target} if a.backend == "brian2" and a.brian2_target else {}
@@ -277,8 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--policy", default="gate", help="gate, random, fixed or all")
     s.add_argument("--backend", default="torch", help="torch, reference, brian2 or lava")
     s.add_argument("--mode", default="fixed", help="float or fixed")
-    s.add_argument("--brian2-target", default=None, choices=["cython", "cpp_standalone", "numpy"],
-                   help="Brian2 code target: cython (default), cpp_standalone (fast for large N; builds a C++ program) or numpy")
+    _add_brian2_target(s)
     s.add_argument("--data", default=None, help="dataset (default: the bundle's)")
     s.add_argument("--data-dir", default=None)
     s.add_argument("--split", default="test", help="train, val or test")
@@ -296,8 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--inputs", required=True, help=".npz with 'spikes' of shape (N, T, n_in)")
     r.add_argument("--backend", default="reference", choices=["reference", "brian2", "lava"])
     r.add_argument("--mode", default="float", choices=["float", "fixed"])
-    r.add_argument("--brian2-target", default=None, choices=["cython", "cpp_standalone", "numpy"],
-                   help="Brian2 code target: cython (default), cpp_standalone (fast for large N; builds a C++ program) or numpy")
+    _add_brian2_target(r)
     r.add_argument("--dt", type=float, default=None, help="time step for NIR's continuous parameters (default: graph metadata or 1)")
     r.add_argument("--out", default=None, help="write counts, counters and spike trains to this .npz")
     r.add_argument("--json", action="store_true", help="print the counters and timing as one JSON object")
