@@ -23,7 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from simulators.network import GraphError, Network
+from simulators.errors import GraphError, SneError
+from simulators.network import Network
 from simulators.nir_io import from_nir, to_nir
 
 from .checks import ExportError, check_network
@@ -32,7 +33,7 @@ BUNDLE_FORMAT = "sne-deploy-bundle"
 BUNDLE_VERSION = 1
 
 
-class BundleError(ValueError):
+class BundleError(SneError, ValueError):
     """A bundle that is missing, foreign, incomplete or tampered with."""
 
 

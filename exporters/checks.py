@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulators.network import GraphError, Network, check_fixed_layer, worst_case_uv
+from simulators.errors import GraphError, SneError
+from simulators.network import Network, check_fixed_layer, worst_case_uv
 from simulators.neuron import MAX_UV
 
-TARGETS = ("lava", "brian2", "nir")
+EXPORT_TARGETS = ("lava", "brian2", "nir")
 
 
-class ExportError(ValueError):
+class ExportError(SneError, ValueError):
     """The model cannot be exported as asked; the message says which layer and why."""
 
 
 def check_network(network: Network, target: str, steps: int, strict: bool = False) -> list[str]:
     """Validate one member for ``target``; return warnings (raise :class:`ExportError` on errors)."""
-    if target not in TARGETS:
-        raise ExportError(f"unknown target '{target}' (choose from {', '.join(TARGETS)})")
+    if target not in EXPORT_TARGETS:
+        raise ExportError(f"unknown target '{target}' (choose from {', '.join(EXPORT_TARGETS)})")
     warnings: list[str] = []
     for layer in network.layers:
         p = layer.params

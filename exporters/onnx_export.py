@@ -9,6 +9,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .checks import ExportError
+
 TOLERANCE = 1e-5
 OPSET = 17
 
@@ -29,7 +31,7 @@ def export_onnx(module: torch.nn.Module, inputs: Sequence[np.ndarray], names: Se
     got = run_onnx(path, dict(zip(names, inputs)))
     diff = float(np.abs(got - expected).max(initial=0.0))
     if diff > TOLERANCE:
-        raise ValueError(f"{path.name}: ONNX output differs from torch by {diff:.2e} (> {TOLERANCE})")
+        raise ExportError(f"{path.name}: ONNX output differs from torch by {diff:.2e} (> {TOLERANCE})")
     return diff
 
 

@@ -13,14 +13,15 @@ from typing import Any, Union
 import numpy as np
 
 from .encoding import ENCODING_NAME, encode_regular
-from .network import GraphError, Layer, Network, make_layer, quantize_layer
+from .errors import GraphError, SneError
+from .network import Layer, Network, make_layer, quantize_layer
 from .nir_io import from_nir, to_nir
 from .result import Result
 
 BACKENDS = ("reference", "brian2", "lava")
 
 __all__ = ["run", "from_nir", "to_nir", "Network", "Layer", "make_layer", "quantize_layer", "Result",
-           "GraphError", "encode_regular", "ENCODING_NAME", "BACKENDS"]
+           "GraphError", "SneError", "encode_regular", "ENCODING_NAME", "BACKENDS"]
 
 
 def run(graph: Union[Network, Any, str, Path], spikes: np.ndarray, backend: str = "reference",

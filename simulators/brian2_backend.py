@@ -1,6 +1,6 @@
 """Brian2 backend: the neuron contract as Brian2 statements, spike-exact with the reference.
 
-Exactness needs two things (DESIGN.md §5):
+Exactness needs two things (both measured: without either, spikes drift from the reference):
 
 * **One slot, fixed order.** Brian2's default schedule would add a step per layer. Every object
   of layer l runs in the ``synapses`` slot with ``order`` 10*l + k: decay u (k=0), synaptic
@@ -40,20 +40,17 @@ from typing import Any, Optional
 import numpy as np
 
 from .batching import batch_inputs, n_batches, unbatch_counts, unbatch_steps
+from .errors import Brian2Error
 from .network import Network
 from .neuron import ACT_SHIFT, DECAY_UNITY, MAX_UV, V_LIMIT, VTH_SHIFT, effective_bias
 from .result import Result, check_inputs, make_result
 
-TARGETS = ("cython", "cpp_standalone", "numpy")
+BRIAN2_TARGETS = ("cython", "cpp_standalone", "numpy")
 # Synapses per batched network. Runtime targets pay Python overhead per step, so they want many
 # copies; compiled C++ pays per synaptic event, and small batches keep the synapse arrays in cache
 # (measured on 64-128-10: 8 copies ran 2.5x faster than 256).
 _SYNAPSE_BUDGET = {"cython": 2_000_000, "numpy": 2_000_000, "cpp_standalone": 50_000}
 _MAX_BATCH = {"cython": 512, "numpy": 512, "cpp_standalone": 64}
-
-
-class Brian2Error(RuntimeError):
-    """The Brian2 backend could not build or run the network (message is one line)."""
 
 
 def cache_dir() -> Path:
@@ -86,8 +83,8 @@ def run_brian2(network: Network, spikes: np.ndarray, mode: str = "float", record
     """Run ``spikes`` (N, T, n_in) through ``network`` on Brian2 (target: see the module docstring)."""
     spikes = check_inputs(network, spikes, mode)
     target = target or os.environ.get("SNE_BRIAN2_TARGET", "cython")
-    if target not in TARGETS:
-        raise Brian2Error(f"unknown Brian2 target '{target}' (choose from {', '.join(TARGETS)})")
+    if target not in BRIAN2_TARGETS:
+        raise Brian2Error(f"unknown Brian2 target '{target}' (choose from {', '.join(BRIAN2_TARGETS)})")
     if target == "cpp_standalone":
         return _run_standalone(network, spikes, mode, record, batch)
     try:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputError
+
 __all__ = ["encode_regular", "ENCODING_NAME"]
 
 ENCODING_NAME = "regular-if"
@@ -24,14 +26,14 @@ def encode_regular(x: np.ndarray, steps: int) -> np.ndarray:
     normalisation is wrong.
     """
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise InputError(f"steps must be >= 1, got {steps}")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
-        raise ValueError(f"expected intensities of shape (N, n_in), got {x.shape}")
+        raise InputError(f"expected intensities of shape (N, n_in), got {x.shape}")
     if not np.all(np.isfinite(x)):
-        raise ValueError("intensities contain NaN or inf")
+        raise InputError("intensities contain NaN or inf")
     if x.size and (x.min() < 0.0 or x.max() > 1.0):
-        raise ValueError(f"intensities must lie in [0, 1], got range [{x.min():.3g}, {x.max():.3g}]")
+        raise InputError(f"intensities must lie in [0, 1], got range [{x.min():.3g}, {x.max():.3g}]")
     t = np.arange(steps + 1, dtype=np.float64)[None, :, None]
     level = np.floor(t * x[:, None, :])  # (N, steps + 1, n_in)
     return level[:, 1:, :] > level[:, :-1, :]

@@ -21,20 +21,13 @@ from typing import Optional
 
 import numpy as np
 
-from .network import GraphError, Network
+from .errors import BackendUnavailable, GraphError, WorkerError
+from .network import Network
 from .batching import unbatch_steps
 from .result import Result, check_inputs, make_result
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TIMEOUT = float(os.environ.get("SNE_LAVA_TIMEOUT", "1800"))
-
-
-class BackendUnavailable(RuntimeError):
-    """A backend's environment is missing; the message says how to provide it."""
-
-
-class WorkerError(RuntimeError):
-    """The Lava worker failed or timed out."""
 
 
 def lava_python() -> Path:

@@ -30,7 +30,8 @@ from typing import Optional
 import numpy as np
 
 from simulators.batching import batch_inputs, n_batches
-from simulators.network import GraphError, Layer, Network
+from simulators.errors import GraphError
+from simulators.network import Layer, Network
 
 # Dense keeps a full (B*n_out, B*n_in) matrix per layer and does B^2 times the work per step;
 # this bounds B*B*(weights of the largest layer). Measured on 64-128-10: B = 8 runs 5-6x more

@@ -13,7 +13,7 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from .network import GraphError
+from .errors import GraphError
 
 Pair = Union[int, Sequence[int], np.ndarray]
 

@@ -1,6 +1,6 @@
 """The network the backends run: a feed-forward chain of LIF layers, as plain frozen data.
 
-Every backend consumes a :class:`Network`; ``simulators.nir_import`` builds one from a NIR graph.
+Every backend consumes a :class:`Network`; :func:`simulators.nir_io.from_nir` builds one from a NIR graph.
 A layer always carries its float-form parameters (:class:`simulators.neuron.LIFParams`) and, when
 the graph carries them (our exporter does) or when :func:`quantize_layer` derives them, its exact
 fixed-point form (:class:`FixedLayer`).
@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .errors import GraphError
 from .neuron import (
     LIFFixedParams,
     LIFParams,
@@ -22,10 +23,6 @@ from .neuron import (
     decays_to_fixed,
     snap_decay,
 )
-
-
-class GraphError(ValueError):
-    """A graph, a parameter or an input the runtime cannot run; the message names what and why."""
 
 
 @dataclass(frozen=True)

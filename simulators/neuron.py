@@ -27,6 +27,8 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from .errors import GraphError
+
 # --- Loihi's fixed-point constants (lava.proc.lif.models.AbstractPyLifModelFixed) ---
 DECAY_SHIFT = 12
 DECAY_UNITY = 1 << DECAY_SHIFT  # 4096
@@ -132,7 +134,7 @@ def decays_to_fixed(du: float, dv: float) -> tuple[int, int]:
     du_fx = round(du * DECAY_UNITY) - 1
     dv_fx = round(dv * DECAY_UNITY)
     if not (0 <= du_fx <= DECAY_UNITY - 1 and 0 <= dv_fx <= DECAY_UNITY - 1):
-        raise ValueError(f"decays du={du}, dv={dv} do not fit Loihi's 12-bit fields (du in (0, 1], dv in [0, 1))")
+        raise GraphError(f"decays du={du}, dv={dv} do not fit Loihi's 12-bit fields (du in (0, 1], dv in [0, 1))")
     return du_fx, dv_fx
 
 
@@ -148,4 +150,4 @@ def bias_to_mant_exp(bias_int: np.ndarray) -> tuple[np.ndarray, int]:
         mant = np.round(bias_int / (1 << exp)).astype(np.int64)
         if mant.min(initial=0) >= BIAS_MANT_MIN and mant.max(initial=0) <= BIAS_MANT_MAX:
             return mant, exp
-    raise ValueError(f"bias range [{bias_int.min()}, {bias_int.max()}] exceeds Loihi's 13-bit mantissa << 7")
+    raise GraphError(f"bias range [{bias_int.min()}, {bias_int.max()}] exceeds Loihi's 13-bit mantissa << 7")

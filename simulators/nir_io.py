@@ -31,7 +31,8 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .linear_maps import conv2d_matrix, sumpool2d_matrix
-from .network import FixedLayer, GraphError, Layer, Network, make_layer
+from .errors import GraphError
+from .network import FixedLayer, Layer, Network, make_layer
 from .neuron import LIFFixedParams, snap_decay
 
 SUPPORTED = ("Input, Affine, Linear, Conv2d, SumPool2d, CubaLIF, LIF, IF, LI, Flatten, Output "

@@ -6,7 +6,8 @@ from typing import Optional
 
 import numpy as np
 
-from .network import GraphError, Network
+from .errors import GraphError
+from .network import Network
 
 MODES = ("float", "fixed")
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from simulators.errors import SneError
+
 from .ensemble import Gate, HostHead
 from .snn import StudentSNN
 from .teacher import load_torchscript_teacher, make_teacher
@@ -21,7 +23,7 @@ FORMAT = "sne-deploy-model"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SneError, ValueError):
     """A missing, truncated, foreign or unsafe checkpoint."""
 
 

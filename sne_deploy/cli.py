@@ -8,14 +8,17 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError, IsADirectoryError)
+from simulators import BACKENDS as SIM_BACKENDS
+from simulators.errors import InputError, SneError
+from simulators.result import MODES
 
+from .data import DATASETS
+from .partition import MODES as PARTITION_MODES
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from simulators.brian2_backend import Brian2Error
-    from simulators.lava_backend import BackendUnavailable, WorkerError
-
-    return USER_ERRORS + (BackendUnavailable, WorkerError, Brian2Error)
+# The project's own errors, and the I/O errors that name a user's path; anything else is a bug
+# and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (SneError, FileNotFoundError, PermissionError, IsADirectoryError,
+                                                NotADirectoryError)
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -28,7 +31,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     out = Path(a.out)
     if out.exists() and out.is_dir():
-        raise ValueError(f"--out {out} is a directory; give a file name such as model.pt")
+        raise InputError(f"--out {out} is a directory; give a file name such as model.pt")
     cfg = TrainConfig(data=a.data, data_dir=a.data_dir, members=a.members, partition=a.partition, tna=a.tna,
                       spike_reg=a.spike_reg, logit_reg=a.logit_reg, epochs=a.epochs, seed=a.seed, teacher=a.teacher,
                       teacher_epochs=a.teacher_epochs, steps=a.steps, hidden=a.hidden, limit_train=a.limit_train)
@@ -42,9 +45,9 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def _add_brian2_target(p: argparse.ArgumentParser) -> None:
-    from simulators.brian2_backend import TARGETS  # numpy-only module: no brian2 import here
+    from simulators.brian2_backend import BRIAN2_TARGETS  # numpy-only module: no brian2 import here
 
-    p.add_argument("--brian2-target", default=None, choices=TARGETS,
+    p.add_argument("--brian2-target", default=None, choices=BRIAN2_TARGETS,
                    help="Brian2 code target: cython (default), cpp_standalone (fast for large N; builds a C++ program) or numpy")
 
 
@@ -98,18 +101,18 @@ LAST_BUNDLE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "
 
 def cmd_export(a: argparse.Namespace) -> int:
     from exporters.bundle import write_bundle
-    from exporters.checks import TARGETS
+    from exporters.checks import EXPORT_TARGETS
 
     from . import checkpoint
     from .data import load_dataset
     from .deploy import bundle_parts
 
-    if a.target not in TARGETS:
-        raise ValueError(f"unknown target '{a.target}' (choose from {', '.join(TARGETS)})")
+    if a.target not in EXPORT_TARGETS:
+        raise InputError(f"unknown target '{a.target}' (choose from {', '.join(EXPORT_TARGETS)})")
     model_path = Path(a.model)
     out = Path(a.out) if a.out else model_path.with_suffix(f".{a.target}")
     if out.exists() and not a.force:
-        raise ValueError(f"{out} already exists; pass --force to replace it")
+        raise InputError(f"{out} already exists; pass --force to replace it")
     model = checkpoint.load(model_path)
     ds = load_dataset(model.config.data, a.data_dir or model.config.data_dir, model.config.seed)
     path, warnings = write_bundle(bundle_parts(model, ds), out, a.target, force=a.force, strict=a.strict)
@@ -126,7 +129,7 @@ def _resolve_bundle(arg: Optional[str]) -> Path:
         return Path(arg)
     if LAST_BUNDLE.is_file():
         return Path(LAST_BUNDLE.read_text().strip())
-    raise ValueError("no bundle given and none exported yet: run 'sne-deploy export MODEL.pt' first or name a bundle")
+    raise InputError("no bundle given and none exported yet: run 'sne-deploy export MODEL.pt' first or name a bundle")
 
 
 def cmd_simulate(a: argparse.Namespace) -> int:
@@ -140,11 +143,11 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
     check_budget(a.budget)
     if a.backend not in BACKENDS:
-        raise ValueError(f"unknown backend '{a.backend}' (choose from {', '.join(BACKENDS)})")
+        raise InputError(f"unknown backend '{a.backend}' (choose from {', '.join(BACKENDS)})")
     if a.policy not in POLICIES:
-        raise ValueError(f"unknown policy '{a.policy}' (choose from {', '.join(POLICIES)})")
-    if a.mode not in ("float", "fixed"):
-        raise ValueError(f"unknown mode '{a.mode}' (float, fixed)")
+        raise InputError(f"unknown policy '{a.policy}' (choose from {', '.join(POLICIES)})")
+    if a.mode not in MODES:
+        raise InputError(f"unknown mode '{a.mode}' (choose from {', '.join(MODES)})")
     budgets = [check_budget(float(b)) for b in a.sweep.split(",")] if a.sweep else None
     bundle = load_bundle(_resolve_bundle(a.bundle))
     if a.inputs:
@@ -199,9 +202,9 @@ def _read_npz(path: Path, required: str, what: str) -> dict:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (OSError, EOFError, ValueError) as e:  # np.load's errors on a foreign file
-        raise ValueError(f"cannot read {path} as .npz: {e}") from None
+        raise InputError(f"cannot read {path} as .npz: {e}") from None
     if required not in arrays:
-        raise ValueError(f"{path} has no array '{required}' ({what})")
+        raise InputError(f"{path} has no array '{required}' ({what})")
     return arrays
 
 
@@ -251,10 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train teacher, K ternary student SNNs, head and gate")
-    t.add_argument("--data", default="digits", choices=["digits", "fashion-mnist", "cifar10"])
+    t.add_argument("--data", default="digits", choices=DATASETS)
     t.add_argument("--data-dir", default=None, help="folder with the dataset files (fashion-mnist: Debian's by default)")
     t.add_argument("--members", type=int, default=4, help="K, the number of student SNNs")
-    t.add_argument("--partition", default="informed", choices=["informed", "contiguous", "random"])
+    t.add_argument("--partition", default="informed", choices=PARTITION_MODES)
     t.add_argument("--tna", type=float, default=0.0, metavar="LAMBDA", help="Twin Network Augmentation weight (0 = off)")
     t.add_argument("--spike-reg", type=float, default=0.0, help="penalty on spike counts")
     t.add_argument("--logit-reg", type=float, default=0.0, help="penalty on output magnitude")
@@ -300,8 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run-nir", help="run any NIR graph of LIF layers on reference, Brian2 or Lava")
     r.add_argument("graph", help="a .nir file (nir.write)")
     r.add_argument("--inputs", required=True, help=".npz with 'spikes' of shape (N, T, n_in)")
-    r.add_argument("--backend", default="reference", choices=["reference", "brian2", "lava"])
-    r.add_argument("--mode", default="float", choices=["float", "fixed"])
+    r.add_argument("--backend", default="reference", choices=SIM_BACKENDS)
+    r.add_argument("--mode", default="float", choices=MODES)
     _add_brian2_target(r)
     r.add_argument("--dt", type=float, default=None, help="time step for NIR's continuous parameters (default: graph metadata or 1)")
     r.add_argument("--out", default=None, help="write counts, counters and spike trains to this .npz")
@@ -314,7 +317,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except _user_errors() as e:
+    except USER_ERRORS as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"sne-deploy: error: {msg}", file=sys.stderr)
         return 2

@@ -15,6 +15,8 @@ from typing import Optional, Union
 
 import numpy as np
 
+from simulators.errors import SneError
+
 DATASETS = ("digits", "fashion-mnist", "cifar10")
 FASHION_DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_FILES = {
@@ -27,7 +29,7 @@ CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 CIFAR_TEST = "test_batch"
 
 
-class DataError(ValueError):
+class DataError(SneError, ValueError):
     """A dataset is missing or malformed; the message names the files expected and how to get them."""
 
 

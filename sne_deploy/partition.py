@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulators.errors import InputError
+
 MODES = ("informed", "contiguous", "random")
 
 
@@ -22,7 +24,7 @@ def partition_features(features: np.ndarray, k: int, mode: str = "informed", see
     features = np.asarray(features, dtype=np.float64)
     d = features.shape[1]
     if not 1 <= k <= d:
-        raise ValueError(f"cannot split {d} feature dimensions into {k} groups")
+        raise InputError(f"cannot split {d} feature dimensions into {k} groups")
     caps = _capacities(d, k)
     if mode == "contiguous":
         bounds = np.cumsum([0] + caps)
@@ -32,7 +34,7 @@ def partition_features(features: np.ndarray, k: int, mode: str = "informed", see
         bounds = np.cumsum([0] + caps)
         return [np.sort(perm[bounds[i] : bounds[i + 1]]) for i in range(k)]
     if mode != "informed":
-        raise ValueError(f"unknown partition '{mode}' (choose from {', '.join(MODES)})")
+        raise InputError(f"unknown partition '{mode}' (choose from {', '.join(MODES)})")
     from sklearn.cluster import KMeans
 
     std = features.std(axis=0)

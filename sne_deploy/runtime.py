@@ -15,7 +15,8 @@ import numpy as np
 import simulators
 from exporters.bundle import Bundle, restore_floats
 from simulators.encoding import encode_regular
-from simulators.network import GraphError, Network
+from simulators.errors import GraphError, InputError
+from simulators.network import Network
 from simulators.result import Result, make_result
 
 from .energy import Counts, ann_energy_pj, snn_energy_pj
@@ -42,9 +43,9 @@ def check_intensities(bundle: Bundle, x_flat: np.ndarray) -> np.ndarray:
     x = np.asarray(x_flat, dtype=np.float32)
     n_in = int(np.prod(bundle.manifest["input_shape"]))
     if x.ndim != 2 or x.shape[1] != n_in:
-        raise ValueError(f"inputs must have shape (N, {n_in}) for this bundle, got {x.shape}")
+        raise InputError(f"inputs must have shape (N, {n_in}) for this bundle, got {x.shape}")
     if not np.all(np.isfinite(x)):
-        raise ValueError("inputs contain NaN or inf")
+        raise InputError("inputs contain NaN or inf")
     return x
 
 

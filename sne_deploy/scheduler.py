@@ -12,10 +12,12 @@
 """
 from __future__ import annotations
 
+from itertools import combinations
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-from itertools import combinations
+
+from simulators.errors import InputError
 
 POLICIES = ("gate", "random", "fixed", "all")
 CALIBRATION_BUDGETS = [round(0.01 * i, 2) for i in range(1, 101)]
@@ -23,7 +25,7 @@ CALIBRATION_BUDGETS = [round(0.01 * i, 2) for i in range(1, 101)]
 
 def check_budget(budget: float) -> float:
     if not (0.0 < budget <= 1.0) or not np.isfinite(budget):
-        raise ValueError(f"--budget must lie in (0, 1], got {budget}")
+        raise InputError(f"--budget must lie in (0, 1], got {budget}")
     return float(budget)
 
 
@@ -113,4 +115,4 @@ def choose(policy: str, budget: float, n: int, k: int, scores: Optional[np.ndarr
         mask = np.zeros((n, k), bool)
         mask[:, subsets[str(m)] if str(m) in subsets else subsets[m]] = True
         return mask
-    raise ValueError(f"unknown policy '{policy}' (choose from {', '.join(POLICIES)})")
+    raise InputError(f"unknown policy '{policy}' (choose from {', '.join(POLICIES)})")

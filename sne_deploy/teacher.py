@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from simulators.errors import InputError
+
 
 class MLPTeacher(nn.Module):
     """For small flat inputs (digits): in -> hidden -> features (ReLU) -> classes."""
@@ -58,7 +60,7 @@ def make_teacher(kind: str, in_shape: tuple[int, ...], feat_dim: int, n_classes:
         return MLPTeacher(n, hidden=4 * feat_dim, feat_dim=feat_dim, n_classes=n_classes)
     if kind == "cnn":
         return CNNTeacher(tuple(in_shape), feat_dim=feat_dim, n_classes=n_classes)  # type: ignore[arg-type]
-    raise ValueError(f"unknown teacher kind '{kind}' (mlp, cnn)")
+    raise InputError(f"unknown teacher kind '{kind}' (mlp, cnn)")
 
 
 def load_torchscript_teacher(path: Path) -> torch.jit.ScriptModule:
@@ -66,10 +68,10 @@ def load_torchscript_teacher(path: Path) -> torch.jit.ScriptModule:
     try:
         m = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:
-        raise ValueError(f"cannot load TorchScript teacher {path}: {type(e).__name__}") from None
+        raise InputError(f"cannot load TorchScript teacher {path}: {type(e).__name__}") from None
     for name in ("features", "head"):
         if not hasattr(m, name):
-            raise ValueError(f"TorchScript teacher {path} has no '{name}' method (needs features(x) and head(f))")
+            raise InputError(f"TorchScript teacher {path} has no '{name}' method (needs features(x) and head(f))")
     return m
 
 

@@ -18,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from simulators.encoding import ENCODING_NAME, encode_regular
+from simulators.errors import InputError
 from simulators.network import Network
 
 from .data import Dataset, Split, load_dataset
@@ -134,7 +135,7 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
     params = [p for m in students + twins for p in m.parameters()]
     plain = nn.Linear(sum(len(g) for g in groups), n_classes) if cfg.objective == "labels" else None
     if cfg.objective not in ("kd", "labels"):
-        raise ValueError(f"unknown objective '{cfg.objective}' (kd, labels)")
+        raise InputError(f"unknown objective '{cfg.objective}' (kd, labels)")
     if plain is not None:
         params += list(plain.parameters())
     yt = torch.from_numpy(split.y)
@@ -206,7 +207,7 @@ def member_counts(networks: list[Network], x_flat: np.ndarray, steps: int, mode:
     return np.concatenate(outs).astype(np.float32), np.concatenate(spikes)
 
 
-def random_awake(n: int, k: int, p_sleep: float, gen: torch.Generator) -> torch.Tensor:
+def dropout_awake(n: int, k: int, p_sleep: float, gen: torch.Generator) -> torch.Tensor:
     """Member dropout: each member sleeps with probability p_sleep; at least one stays awake."""
     awake = (torch.rand(n, k, generator=gen) >= p_sleep).float()
     none = awake.sum(1) == 0
@@ -221,7 +222,7 @@ def finetune_head(head: HostHead, counts: np.ndarray, y: np.ndarray, cfg: TrainC
     c, yt = torch.from_numpy(counts), torch.from_numpy(y)
     for _ in tqdm(range(cfg.head_epochs), desc="head", disable=not progress, leave=False):
         for b in _batches(len(y), cfg.batch_size, rng):
-            awake = random_awake(len(b), head.n_members, cfg.member_dropout, gen)
+            awake = dropout_awake(len(b), head.n_members, cfg.member_dropout, gen)
             awake[: len(b) // 4] = 1.0  # a quarter of each batch sees the full ensemble
             opt.zero_grad()
             F.cross_entropy(head(c[b], awake), yt[b]).backward()
@@ -296,7 +297,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
         head_lin = _head_from_plain(plain, groups, feat_mean, feat_std)
     else:
         if not isinstance(getattr(teacher, "classifier", None), nn.Linear):
-            raise ValueError("the teacher's head must be an nn.Linear exposed as 'classifier' to be fine-tuned")
+            raise InputError("the teacher's head must be an nn.Linear exposed as 'classifier' to be fine-tuned")
         head_lin = copy.deepcopy(teacher.classifier)
     head = HostHead(groups, feat_mean, feat_std, head_lin, cfg.steps)
     with torch.no_grad():
