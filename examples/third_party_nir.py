@@ -18,7 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import simulators  # noqa: E402
-from simulators.network import Network, quantize_layer  # noqa: E402
+from simulators.fixed_point import quantize_layer  # noqa: E402
+from simulators.network import Network  # noqa: E402
 
 DT, BETA = 1e-4, 0.875
 

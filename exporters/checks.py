@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from simulators.errors import GraphError, SneError
-from simulators.network import Network, check_fixed_layer, worst_case_uv
+from simulators.fixed_point import worst_case_uv
+from simulators.network import Network, check_fixed_layer
 from simulators.neuron import MAX_UV
 
 EXPORT_TARGETS = ("lava", "brian2", "nir")

@@ -2,26 +2,27 @@
 
 Every backend consumes a :class:`Network`; :func:`simulators.nir_io.from_nir` builds one from a NIR graph.
 A layer always carries its float-form parameters (:class:`simulators.neuron.LIFParams`) and, when
-the graph carries them (our exporter does) or when :func:`quantize_layer` derives them, its exact
-fixed-point form (:class:`FixedLayer`).
+the graph carries them (our exporter does) or when :mod:`simulators.fixed_point` derives them, its
+exact fixed-point form (:class:`FixedLayer`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 
 from .errors import GraphError
 from .neuron import (
-    LIFFixedParams,
-    LIFParams,
+    BIAS_EXP_MAX,
+    BIAS_MANT_MAX,
+    BIAS_MANT_MIN,
+    DECAY_UNITY,
     VTH_MAX,
     WEIGHT_MAX,
     WEIGHT_MIN,
-    bias_to_mant_exp,
-    decays_to_fixed,
-    snap_decay,
+    LIFFixedParams,
+    LIFParams,
 )
 
 
@@ -166,40 +167,8 @@ def check_fixed_layer(layer: Layer) -> None:
     vth = np.asarray(f.params.vth)
     if vth.min() < 0 or vth.max() > VTH_MAX:
         raise GraphError(f"layer '{layer.name}': integer threshold outside [0, {VTH_MAX}]")
-    if not (0 <= f.params.du_fx <= 4095 and 0 <= f.params.dv_fx <= 4095):
+    if not (0 <= f.params.du_fx < DECAY_UNITY and 0 <= f.params.dv_fx < DECAY_UNITY):
         raise GraphError(f"layer '{layer.name}': decays du_fx={f.params.du_fx}, dv_fx={f.params.dv_fx} outside 12 bits")
     bm = np.asarray(f.params.bias_mant)
-    if bm.min(initial=0) < -4096 or bm.max(initial=0) > 4095 or not 0 <= f.params.bias_exp <= 7:
+    if bm.min(initial=0) < BIAS_MANT_MIN or bm.max(initial=0) > BIAS_MANT_MAX or not 0 <= f.params.bias_exp <= BIAS_EXP_MAX:
         raise GraphError(f"layer '{layer.name}': bias mantissa/exponent outside Loihi's 13/3-bit fields")
-
-
-def worst_case_uv(layer: Layer, steps: int) -> tuple[float, float]:
-    """Worst-case |u| and |v| of a fixed-point layer, in Loihi's units, over ``steps`` steps:
-    every input spikes every step, so |a| <= 64 * max row L1 norm of W_int; u <= |a| / du;
-    v <= (u + |bias|) * min(steps, 1/dv). Compare with 2^23 (u wraps, v saturates beyond)."""
-    f = layer.fixed
-    assert f is not None
-    amax = float(np.abs(f.weight).sum(axis=1).max(initial=0)) * 64
-    du = (f.params.du_fx + 1) / 4096
-    dv = f.params.dv_fx / 4096
-    umax = amax / du
-    bmax = float(np.abs(np.asarray(f.params.bias_mant) * (1 << int(f.params.bias_exp))).max(initial=0))
-    vmax = (umax + bmax) * (min(steps, 1.0 / dv) if dv > 0 else steps)
-    return umax, vmax
-
-
-def quantize_layer(layer: Layer, weight_max: int = WEIGHT_MAX) -> Layer:
-    """Derive fixed-point parameters from float ones when a graph carries none.
-
-    The weight scale q maps the largest |w| onto ``weight_max`` (rounded to the even grid); vth and
-    bias are scaled by the same q so the fixed-point network approximates the float one. This is an
-    approximation; graphs exported by sne-deploy carry exact integers instead.
-    """
-    w = layer.weight
-    wmax = float(np.abs(w).max(initial=0.0))
-    q = (weight_max / wmax) if wmax > 0 else 1.0
-    w_int = (2 * np.round(w * q / 2)).astype(np.int64)
-    du_fx, dv_fx = decays_to_fixed(snap_decay(layer.params.du), snap_decay(layer.params.dv))
-    vth_int = np.round(np.asarray(layer.params.vth) * q).astype(np.int64)
-    bias_mant, bias_exp = bias_to_mant_exp(np.round(np.asarray(layer.params.bias) * q * 64).astype(np.int64))
-    return replace(layer, fixed=FixedLayer(w_int, LIFFixedParams(du_fx, dv_fx, vth_int, bias_mant, bias_exp)))

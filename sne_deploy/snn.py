@@ -14,10 +14,11 @@ import torch
 from norse.torch.functional.superspike import super_fn
 from torch import nn
 
-from simulators.network import FixedLayer, Network, make_layer
-from simulators.neuron import LIFFixedParams, LIFParams, LIFState, bias_to_mant_exp, decays_to_fixed, lif_step_fixed, lif_step_float
+from simulators.fixed_point import fold_ternary
+from simulators.network import Network
+from simulators.neuron import LIFFixedParams, LIFParams, LIFState, decays_to_fixed, lif_step_fixed, lif_step_float
 
-from .quantization import choose_scale, ste_ternary, ternarize
+from .quantization import ste_ternary, ternarize
 
 SURROGATE_ALPHA = 100.0
 
@@ -70,21 +71,18 @@ class StudentSNN(nn.Module):
 
     @torch.no_grad()
     def to_network(self, name: str = "student", scales: Optional[Sequence[int]] = None) -> Network:
-        """The deployable form: ternary float weights with alpha folded into vth/bias, plus the
-        exact fixed-point integers with one even scale per layer (:func:`choose_scale`)."""
+        """The deployable form (:func:`simulators.fixed_point.fold_ternary`): ternary float weights
+        with alpha folded into vth and bias, plus the exact fixed-point integers with one even scale
+        per layer (chosen there unless ``scales`` gives them)."""
         if not self.ternary:
             raise ValueError("only ternary students are deployed")
         layers = []
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             wt, alpha = ternarize(w)
-            wt_np, a = wt.double().numpy(), float(alpha)
-            bias_syn = b.double().numpy() / a  # bias in units of one synapse
-            s = scales[i] if scales is not None else choose_scale(wt_np, self.du, self.dv, self.steps, bias_syn)
-            vth_int = max(1, int(round(s / a)))
-            mant, exp = bias_to_mant_exp(np.round(64 * s * bias_syn).astype(np.int64))
-            du_fx, dv_fx = decays_to_fixed(self.du, self.dv)
-            fixed = FixedLayer((wt_np * s).astype(np.int64), LIFFixedParams(du_fx, dv_fx, np.full(wt_np.shape[0], vth_int), mant, exp))
-            layers.append(make_layer(f"{name}.layer{i}", wt_np, self.du, self.dv, 1.0 / a, bias_syn, fixed=fixed))
+            a = float(alpha)
+            # threshold and bias in units of one synapse (alpha folded in)
+            layers.append(fold_ternary(f"{name}.layer{i}", wt.double().numpy(), 1.0 / a, b.double().numpy() / a,
+                                       self.du, self.dv, self.steps, None if scales is None else scales[i]))
         return Network(tuple(layers), metadata={"steps": self.steps})
 
 

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from simulators import GraphError, from_nir, run
 from simulators.linear_maps import conv2d_matrix, sumpool2d_matrix
-from simulators.network import Network, quantize_layer
+from simulators.fixed_point import quantize_layer
+from simulators.network import Network
 from simulators.random_nets import random_spikes
 
 

@@ -168,7 +168,7 @@ def test_third_party_graph_maps_as_documented(tmp_path):
 def test_third_party_graph_runs_on_every_backend(request, backend):
     if backend != "reference":
         request.getfixturevalue(f"{backend}_ready")
-    from simulators.network import quantize_layer
+    from simulators.fixed_point import quantize_layer
 
     net = from_nir(_snntorch_style_graph(1e-4), dt=1e-4)
     x = random_spikes(6, 10, 10, rate=0.5, seed=3)

@@ -1,0 +1,107 @@
+"""The one rule that maps a float layer onto Loihi's fixed point, and the 24-bit range check.
+
+A float layer (weights ``w``, threshold ``vth``, bias ``bias``, decays ``du``/``dv``) becomes
+fixed point through one integer weight scale ``q`` per layer: ``W_int = q * w``,
+``vth_int = round(q * vth)`` and ``bias_eff = round(64 * q * bias)`` (synaptic input enters v
+shifted left by 6 bits, the bias does not), split into Loihi's mantissa and exponent.
+One fixed-point unit is then 1/(64 q) of the float form, so both forms compute the same spikes
+whenever the float values sit on that grid.
+
+* :func:`fold_ternary` — the deployed student and the random test networks: ternary weights
+  ``{-1, 0, +1}`` (any per-layer magnitude alpha already folded into ``vth`` and ``bias``), one
+  **even** scale (Lava's mixed-sign 8-bit Dense drops the lowest weight bit), chosen by
+  :func:`choose_scale` as the largest whose worst-case membrane fits 24 bits.
+* :func:`quantize_layer` — a foreign float graph: the largest |w| maps onto the 8-bit range.
+
+Both call :func:`scaled_fixed`, the rule itself.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Optional
+
+import numpy as np
+
+from .network import FixedLayer, Layer, make_layer
+from .neuron import (
+    ACT_SHIFT,
+    DECAY_UNITY,
+    MAX_UV,
+    WEIGHT_MAX,
+    LIFFixedParams,
+    bias_to_mant_exp,
+    decays_to_fixed,
+    snap_decay,
+)
+
+ACT_UNIT = 1 << ACT_SHIFT  # one synaptic weight unit on the membrane (64)
+
+
+def scaled_fixed(weight_int: np.ndarray, q: float, du: float, dv: float, vth: Any, bias: Any) -> FixedLayer:
+    """Fixed-point fields of a float layer whose weights times ``q`` are ``weight_int``."""
+    du_fx, dv_fx = decays_to_fixed(du, dv)
+    vth_int = np.round(q * np.asarray(vth, dtype=np.float64)).astype(np.int64)
+    mant, exp = bias_to_mant_exp(np.round(ACT_UNIT * q * np.asarray(bias, dtype=np.float64)).astype(np.int64))
+    return FixedLayer(np.asarray(weight_int, dtype=np.int64), LIFFixedParams(du_fx, dv_fx, vth_int, mant, exp))
+
+
+def worst_case_uv_of(weight_int: np.ndarray, du_fx: int, dv_fx: int, bias_eff: Any, steps: int) -> tuple[float, float]:
+    """Worst-case |u| and |v| in Loihi's units over ``steps`` steps: every input spikes every step,
+    so |a| <= 64 * max row L1 norm of W_int; u <= |a| / du; v <= (u + |bias|) * min(steps, 1/dv).
+    Compare with 2^23 (u wraps, v saturates beyond)."""
+    amax = float(np.abs(weight_int).sum(axis=1).max(initial=0)) * ACT_UNIT
+    du = (du_fx + 1) / DECAY_UNITY
+    dv = dv_fx / DECAY_UNITY
+    umax = amax / du
+    bmax = float(np.abs(np.asarray(bias_eff, dtype=np.float64)).max(initial=0))
+    vmax = (umax + bmax) * (min(steps, 1.0 / dv) if dv > 0 else steps)
+    return umax, vmax
+
+
+def worst_case_uv(layer: Layer, steps: int) -> tuple[float, float]:
+    """:func:`worst_case_uv_of` for a layer's fixed-point form."""
+    f = layer.fixed
+    assert f is not None
+    bias_eff = np.asarray(f.params.bias_mant) * (1 << int(f.params.bias_exp))
+    return worst_case_uv_of(f.weight, f.params.du_fx, f.params.dv_fx, bias_eff, steps)
+
+
+def choose_scale(w_tern: np.ndarray, du: float, dv: float, steps: int, bias: Optional[np.ndarray] = None) -> int:
+    """The largest even integer scale in [2, 254] whose worst case (:func:`worst_case_uv_of`) fits
+    24 bits. ``bias`` is in units of one synapse, as in the float layer."""
+    bias = np.zeros(w_tern.shape[0]) if bias is None else np.asarray(bias, dtype=np.float64)
+    du_fx, dv_fx = decays_to_fixed(du, dv)
+    # the bound is linear in the scale: evaluate it at 1 (bias unrounded)
+    umax, vmax = worst_case_uv_of(np.asarray(w_tern, dtype=np.float64), du_fx, dv_fx, np.abs(bias) * ACT_UNIT, steps)
+    s = int(MAX_UV // max(umax, vmax, float(ACT_UNIT)))
+    s = min(WEIGHT_MAX, s) // 2 * 2
+    return max(s, 2)
+
+
+def fold_ternary(name: str, w_tern: np.ndarray, vth: float, bias: Any, du: float, dv: float, steps: int,
+                 scale: Optional[int] = None) -> Layer:
+    """A deployable layer from ternary weights: the float form keeps ``w_tern`` (threshold and bias in
+    units of one synapse), the fixed-point form multiplies by one even ``scale`` (default:
+    :func:`choose_scale`). The integer threshold is at least 1, so a neuron never fires on v = 0."""
+    w_tern = np.asarray(w_tern, dtype=np.float64)
+    bias = np.broadcast_to(np.asarray(bias, dtype=np.float64), (w_tern.shape[0],))
+    s = scale if scale is not None else choose_scale(w_tern, du, dv, steps, bias)
+    fixed = scaled_fixed((w_tern * s).astype(np.int64), s, du, dv, np.full(w_tern.shape[0], vth), bias)
+    fixed = replace(fixed, params=fixed.params._replace(vth=np.maximum(fixed.params.vth, 1)))
+    return make_layer(name, w_tern, du, dv, vth, bias, fixed=fixed)
+
+
+def quantize_layer(layer: Layer, weight_max: int = WEIGHT_MAX) -> Layer:
+    """Derive fixed-point parameters from float ones when a graph carries none.
+
+    The weight scale q maps the largest |w| onto ``weight_max`` (rounded to the even grid); vth and
+    bias follow :func:`scaled_fixed`. This is an approximation; graphs exported by sne-deploy carry
+    exact integers instead.
+    """
+    w = layer.weight
+    wmax = float(np.abs(w).max(initial=0.0))
+    q = (weight_max / wmax) if wmax > 0 else 1.0
+    w_int = (2 * np.round(w * q / 2)).astype(np.int64)
+    fixed = scaled_fixed(w_int, q, snap_decay(layer.params.du), snap_decay(layer.params.dv), layer.params.vth,
+                         layer.params.bias)
+    return replace(layer, fixed=fixed)
