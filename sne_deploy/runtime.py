@@ -30,10 +30,7 @@ def run_member(network: Network, spikes: np.ndarray, backend: str, mode: str, re
     if backend == "torch":
         from .snn import run_network_torch
 
-        t0 = time.perf_counter()
-        counts, trains = run_network_torch(network, spikes, mode, record)
-        return make_result(network, "torch", mode, spikes, [c.numpy() for c in counts], time.perf_counter() - t0,
-                           [t.numpy() for t in trains] if trains is not None else None)
+        return run_network_torch(network, spikes, mode, record)
     if backend not in BACKENDS:
         raise GraphError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
     return simulators.run(network, spikes, backend=backend, mode=mode, record=record, **(options or {}))

@@ -1,13 +1,14 @@
 """Student SNNs in torch, on the neuron contract of ``simulators.neuron`` (the same step functions,
-run with ``xp=torch``), and a torch runner for exported networks in float or fixed point.
+run with ``xp=torch``), and the PyTorch reference for exported networks in float or fixed point.
 
-Functional core, thin module: :func:`run_network_torch` is the PyTorch reference the simulators
-are compared with; :class:`StudentSNN` is the trainable form (float32, surrogate gradient,
-ternary weights through the STE) that :meth:`StudentSNN.to_network` turns into that reference.
+:func:`run_network_torch` is the shared simulation loop of ``simulators.loop`` on torch arrays;
+:class:`StudentSNN` is the trainable form (float32, surrogate gradient, ternary weights through
+the STE; its loop keeps gradients, so it is its own) that :meth:`StudentSNN.to_network` turns
+into a deployable network.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -15,8 +16,11 @@ from norse.torch.functional.superspike import super_fn
 from torch import nn
 
 from simulators.fixed_point import fold_ternary
+from simulators.loop import ArrayLib
 from simulators.network import Network
-from simulators.neuron import LIFFixedParams, LIFParams, LIFState, decays_to_fixed, lif_step_fixed, lif_step_float
+from simulators.neuron import LIFParams, LIFState, decays_to_fixed, lif_step_float
+from simulators.reference import run_reference
+from simulators.result import Result
 
 from .quantization import ste_ternary, ternarize
 
@@ -86,37 +90,18 @@ class StudentSNN(nn.Module):
         return Network(tuple(layers), metadata={"steps": self.steps})
 
 
+def _torch_asarray(a: Any, dtype: str) -> torch.Tensor:
+    t = a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
+    return t.to(getattr(torch, dtype))
+
+
+TORCH = ArrayLib("torch", torch, _torch_asarray, lambda shape, d: torch.zeros(shape, dtype=getattr(torch, d)),
+                 lambda t: t.numpy())
+
+
 @torch.no_grad()
 def run_network_torch(network: Network, spikes: torch.Tensor | np.ndarray, mode: str = "float",
-                      record: bool = False) -> tuple[list[torch.Tensor], Optional[list[torch.Tensor]]]:
-    """Run an exported network in torch (float64 or int64): per-layer spike counts (N, n_l), and
-    the full trains (N, T, n_l) when ``record``. Same step functions as the numpy reference."""
-    x = torch.as_tensor(np.asarray(spikes) if not isinstance(spikes, torch.Tensor) else spikes)
-    fixed = mode == "fixed"
-    dtype = torch.int64 if fixed else torch.float64
-    x = x.to(dtype)
-    n, steps, _ = x.shape
-    ws = [torch.as_tensor(l.fixed.weight if fixed else l.weight).to(dtype).T.contiguous() for l in network.layers]
-    if fixed:
-        params = [LIFFixedParams(l.fixed.params.du_fx, l.fixed.params.dv_fx, torch.as_tensor(np.asarray(l.fixed.params.vth)),
-                                 torch.as_tensor(np.asarray(l.fixed.params.bias_mant)), l.fixed.params.bias_exp) for l in network.layers]
-        step = lif_step_fixed
-    else:
-        params = [LIFParams(l.params.du, l.params.dv, torch.as_tensor(l.params.vth), torch.as_tensor(l.params.bias)) for l in network.layers]
-        step = lif_step_float
-    states = [LIFState(torch.zeros(n, l.n_out, dtype=dtype), torch.zeros(n, l.n_out, dtype=dtype)) for l in network.layers]
-    counts = [torch.zeros(n, l.n_out, dtype=torch.int64) for l in network.layers]
-    trains = [torch.zeros(n, steps, l.n_out, dtype=torch.bool) for l in network.layers] if record else None
-    # integer weights times 0/1 spikes: a float64 matmul is exact (|sum| << 2^53) and uses BLAS,
-    # where an int64 matmul does not
-    wf = [w.to(torch.float64) for w in ws]
-    for t in range(steps):
-        s = x[:, t]
-        for i in range(len(network.layers)):
-            a = s.to(torch.float64) @ wf[i]
-            states[i], s = step(states[i], a.to(dtype) if fixed else a, params[i], torch)
-            counts[i] += s
-            if trains is not None:
-                trains[i][:, t] = s
-            s = s.to(dtype)
-    return counts, trains
+                      record: bool = False) -> Result:
+    """The PyTorch reference: the shared simulation loop (:func:`simulators.loop.run_loop`) on torch
+    arrays (float64 or int64), as the numpy reference runs it on numpy arrays."""
+    return run_reference(network, spikes, mode, record, lib=TORCH, backend="torch")

@@ -199,9 +199,9 @@ def member_counts(networks: list[Network], x_flat: np.ndarray, steps: int, mode:
         s = encode_regular(x_flat[i : i + batch], steps)
         o, sp = [], []
         for net in networks:
-            counts, _ = run_network_torch(net, s, mode)
-            o.append(counts[-1].numpy())
-            sp.append(sum(c.sum(dim=1).numpy() for c in counts))
+            res = run_network_torch(net, s, mode)
+            o.append(res.output_counts)
+            sp.append(res.layer_spikes.sum(axis=1))
         outs.append(np.concatenate(o, axis=1))
         spikes.append(np.stack(sp, axis=1))
     return np.concatenate(outs).astype(np.float32), np.concatenate(spikes)

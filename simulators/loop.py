@@ -1,0 +1,79 @@
+"""The simulation loop, written once: a chain of LIF layers run over N samples at once.
+
+It is delay-free (layer l at step t sees layer l-1's spikes of step t) and runs the neuron
+contract of :mod:`simulators.neuron` step by step. The array library is a parameter
+(:class:`ArrayLib`), so the numpy reference backend (:data:`NUMPY`) and the PyTorch reference in
+``sne_deploy`` (which passes torch) are the same code; this module imports no torch.
+
+Synaptic input is one float64 matrix product per layer and step: integer weights times 0/1
+spikes stay far below 2^53, so the product is exact, and it uses BLAS where an int64 product
+would not.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple, Optional
+
+import numpy as np
+
+from .network import Network
+from .neuron import LIFFixedParams, LIFParams, LIFState, lif_step_fixed_checked, lif_step_float
+
+
+class ArrayLib(NamedTuple):
+    """The few array operations the loop needs beyond what the step functions use (``xp``)."""
+
+    name: str
+    xp: Any  # module with where / clip / zeros_like, passed to the step functions
+    asarray: Callable[[Any, str], Any]  # (array-like, "float64" | "int64" | "bool") -> array of that dtype
+    zeros: Callable[[tuple, str], Any]
+    to_numpy: Callable[[Any], np.ndarray]
+
+
+NUMPY = ArrayLib("numpy", np, lambda a, d: np.asarray(a, dtype=d), lambda shape, d: np.zeros(shape, dtype=d), np.asarray)
+
+
+@dataclass(frozen=True)
+class LoopOutput:
+    counts: list[np.ndarray]  # per layer (N, n_l) spikes per neuron and sample
+    trains: Optional[list[np.ndarray]]  # per layer (N, T, n_l) bool, when recorded
+    saturated: np.ndarray  # per layer: fixed-point neuron-steps where u wrapped or v hit a rail
+
+
+def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib: ArrayLib = NUMPY) -> LoopOutput:
+    """Run checked inputs ``spikes`` (N, T, n_in) of 0/1 values through ``network`` in ``mode``."""
+    fixed = mode == "fixed"
+    state_dtype = "int64" if fixed else "float64"
+    x = lib.asarray(spikes, "float64")
+    n, steps, _ = x.shape
+    layers = network.layers
+    weights = [lib.asarray(np.ascontiguousarray((l.fixed.weight if fixed else l.weight).T), "float64") for l in layers]
+    params = [_params(l, fixed, lib) for l in layers]
+    states = [LIFState(lib.zeros((n, l.n_out), state_dtype), lib.zeros((n, l.n_out), state_dtype)) for l in layers]
+    counts = [lib.zeros((n, l.n_out), "int64") for l in layers]
+    trains = [lib.zeros((n, steps, l.n_out), "bool") for l in layers] if record else None
+    saturated = np.zeros(len(layers), np.int64)
+    for t in range(steps):
+        s = x[:, t]
+        for i in range(len(layers)):
+            a = s @ weights[i]
+            if fixed:
+                states[i], spk, over = lif_step_fixed_checked(states[i], lib.asarray(a, "int64"), params[i], lib.xp)
+                saturated[i] += int(over.sum())
+            else:
+                states[i], spk = lif_step_float(states[i], a, params[i], lib.xp)
+            counts[i] += spk
+            if trains is not None:
+                trains[i][:, t] = spk
+            s = lib.asarray(spk, "float64")
+    return LoopOutput([lib.to_numpy(c) for c in counts],
+                      [lib.to_numpy(tr) for tr in trains] if trains is not None else None, saturated)
+
+
+def _params(layer: Any, fixed: bool, lib: ArrayLib) -> Any:
+    if fixed:
+        f = layer.fixed.params
+        return LIFFixedParams(f.du_fx, f.dv_fx, lib.asarray(np.asarray(f.vth), "int64"),
+                              lib.asarray(np.asarray(f.bias_mant), "int64"), f.bias_exp)
+    p = layer.params
+    return LIFParams(p.du, p.dv, lib.asarray(p.vth, "float64"), lib.asarray(p.bias, "float64"))
