@@ -13,27 +13,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from exporters.bundle import load_bundle, write_bundle
+from sne_deploy import checkpoint
+from sne_deploy.data import load_dataset
+from sne_deploy.deploy import bundle_parts
+from sne_deploy.evaluate import ensemble_accuracy
+from sne_deploy.report import plot_ablations, plot_noise, plot_sweep
+from sne_deploy.runtime import simulate
+from sne_deploy.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from exporters.bundle import load_bundle, write_bundle  # noqa: E402
-from sne_deploy import checkpoint  # noqa: E402
-from sne_deploy.data import load_dataset  # noqa: E402
-from sne_deploy.deploy import bundle_parts  # noqa: E402
-from sne_deploy.energy import ann_energy_pj  # noqa: E402
-from sne_deploy.runtime import simulate  # noqa: E402
-from sne_deploy.train import TrainConfig, member_counts, train  # noqa: E402
-
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -43,11 +40,11 @@ def main_config(a: argparse.Namespace) -> TrainConfig:
                        limit_train=a.limit_train)
 
 
-def row(r: dict) -> dict:
-    keys = ("backend", "mode", "policy", "budget", "samples", "accuracy", "awake_fraction", "spikes_per_sample",
-            "synaptic_events_per_sample", "neuron_updates_per_sample", "energy_pj", "teacher_energy_pj",
-            "teacher_to_sne_energy_ratio", "agreement_with_torch", "wall_time_s", "member_wakes")
-    return {k: r[k] for k in keys if k in r}
+def row(r) -> dict:  # type: ignore[no-untyped-def]
+    """The JSON form of a run, without the per-member backend details."""
+    d = r.to_dict()
+    d.pop("backend_details")
+    return d
 
 
 @torch.no_grad()
@@ -59,9 +56,7 @@ def noise_curve(model, ds, sigmas, limit, seed=0) -> list[dict]:
     for s in sigmas:
         xn = np.clip(x + rng.normal(0, s, x.shape).astype(np.float32), 0, 1) if s > 0 else x
         t_acc = float((model.teacher(torch.from_numpy(xn)).argmax(1).numpy() == y).mean())
-        counts, _ = member_counts(model.networks, xn.reshape(len(xn), -1), model.config.steps, "fixed")
-        logits = model.head(torch.from_numpy(counts), torch.ones(len(xn), model.config.members))
-        out.append({"sigma": s, "teacher": t_acc, "sne_fixed": float((logits.argmax(1).numpy() == y).mean())})
+        out.append({"sigma": s, "teacher": t_acc, "sne_fixed": ensemble_accuracy(model, xn.reshape(len(xn), -1), y, "fixed")})
     return out
 
 
@@ -81,8 +76,8 @@ def ablations(a: argparse.Namespace, seeds: list[int]) -> dict:
         key = (tuple(sorted(kw.items())), seed)
         if key not in cache:  # informed / kd_only / none are the same run
             m = train(replace(base, seed=seed, **kw), progress=False).summary
-            cache[key] = {"float": m["ensemble_float_accuracy"], "fixed": m["ensemble_fixed_accuracy"],
-                          "spikes": m["spikes_per_sample_fixed"], "teacher": m["teacher_accuracy"]}
+            cache[key] = {"float": m.ensemble_accuracy["float"], "fixed": m.ensemble_accuracy["fixed"],
+                          "spikes": m.spikes_per_sample["fixed"], "teacher": m.teacher_accuracy}
         out.setdefault(group, {}).setdefault(name, []).append(cache[key])
     for group in variants:
         for name, runs in out[group].items():
@@ -92,39 +87,12 @@ def ablations(a: argparse.Namespace, seeds: list[int]) -> dict:
 
 
 def plots(doc: dict, suffix: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from sne_deploy.report import plot_sweep
-
     plot_sweep(doc["sweep"], {"accuracy": doc["teacher"]["accuracy"], "energy_pj": doc["teacher"]["energy_pj"]},
                str(RESULTS / f"fashion_mnist_sweep{suffix}.png"))
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    n = doc["noise"]
-    ax.plot([r["sigma"] for r in n], [r["teacher"] for r in n], "o-", label="teacher (ANN)")
-    ax.plot([r["sigma"] for r in n], [r["sne_fixed"] for r in n], "s-", label="SNE (fixed point, all awake)")
-    ax.set_xlabel("Gaussian input noise sigma")
-    ax.set_ylabel("test accuracy")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(RESULTS / f"fashion_mnist_noise{suffix}.png", dpi=120)
-    plt.close(fig)
+    plot_noise(doc["noise"], str(RESULTS / f"fashion_mnist_noise{suffix}.png"))
     if "ablations" in doc:
-        fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
-        for ax, group in zip(axes, ("partition", "students", "regularization")):
-            g = doc["ablations"][group]
-            names = list(g)
-            ax.bar(names, [g[k]["fixed_mean"] for k in names], yerr=[g[k]["fixed_spread"] / 2 for k in names], capsize=4)
-            lo = min(g[k]["fixed_mean"] for k in names)
-            ax.set_ylim(max(0.0, lo - 0.05), min(1.0, max(g[k]["fixed_mean"] for k in names) + 0.03))
-            ax.set_title(group)
-            ax.set_ylabel("fixed-point accuracy")
-        fig.tight_layout()
-        fig.savefig(RESULTS / f"fashion_mnist_ablations{suffix}.png", dpi=120)
-        plt.close(fig)
+        plot_ablations({g: doc["ablations"][g] for g in ("partition", "students", "regularization")},
+                       str(RESULTS / f"fashion_mnist_ablations{suffix}.png"))
 
 
 def markdown(doc: dict) -> str:
@@ -206,7 +174,6 @@ def main() -> None:
 
     x, y = ds.test.flat()[: a.test_limit], ds.test.y[: a.test_limit]
     s = model.summary
-    teacher_e = {k: ann_energy_pj(s["teacher_macs"], k) for k in ("loihi", "45nm")}
     main_rows = {}
     t = time.perf_counter()
     for name, kw in tqdm([
@@ -215,7 +182,9 @@ def main() -> None:
         ("brian2_fixed_all", dict(budget=1.0, policy="all", backend="brian2", mode="fixed", compare=True)),
         ("torch_fixed_gate_0.3", dict(budget=0.3, policy="gate", backend="torch", mode="fixed", compare=False)),
     ], desc="main table"):
-        main_rows[name] = row(simulate(bundle, x, y, **kw))
+        report = simulate(bundle, x, y, **kw)
+        main_rows[name] = row(report)
+    teacher_e = report.teacher_energy_pj  # the same teacher in every run
     xl, yl = x[: a.lava_limit], y[: a.lava_limit]
     main_rows["lava_fixed_gate_0.3"] = row(simulate(bundle, xl, yl, 0.3, "gate", "lava", "fixed", compare=True))
     timings["simulate_s"] = time.perf_counter() - t
@@ -233,11 +202,11 @@ def main() -> None:
         "command": "benchmarks/fashion_mnist.py" + (" --quick" if a.quick else ""),
         "date": time.strftime("%Y-%m-%d"), "machine": "2 cores, no GPU",
         "config": asdict(model.config),
-        "teacher": {"accuracy": s["teacher_accuracy"], "macs": s["teacher_macs"], "energy_pj": teacher_e},
-        "train_summary": {k: v for k, v in s.items() if k not in ("config", "train_log")},
+        "teacher": {"accuracy": s.teacher_accuracy, "macs": s.teacher_macs, "energy_pj": teacher_e},
+        "train_summary": {k: v for k, v in s.to_dict().items() if k not in ("config", "train_log")},
         "main": main_rows, "sweep": sweep, "noise": noise,
         "targets": {
-            "sne_full_minus_teacher_pt": 100 * (full["accuracy"] - s["teacher_accuracy"]),
+            "sne_full_minus_teacher_pt": 100 * (full["accuracy"] - s.teacher_accuracy),
             "energy_ratio_full": full["teacher_to_sne_energy_ratio"],
             "gate03_minus_full_pt": 100 * (gate3["accuracy"] - full["accuracy"]),
             "gate03_synaptic_event_fraction": gate3["synaptic_events_per_sample"] / full["synaptic_events_per_sample"],

@@ -20,9 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 SIZES, T, N, N_NAIVE = (64, 128, 10), 16, 2000, 20
 REPEATS = 3  # Lava runs per case; the median is reported
@@ -37,49 +35,38 @@ def _peak_mb() -> float:
 
 
 def run_case(case: str) -> list[dict]:
+    from simulators import run
     from simulators.random_nets import random_spikes, random_ternary_network
 
     backend, mode = case.split(":")
     net = random_ternary_network(SIZES, seed=0, du=1.0, dv=0.25, with_bias=True)
     x = random_spikes(N, T, SIZES[0], rate=0.2, seed=0)
     out: dict = {"case": case, "backend": backend, "mode": mode, "samples": N, "steps": T}
-    if backend == "reference":
-        from simulators.reference import run_reference
-
-        t0 = time.perf_counter()
-        res = run_reference(net, x, mode)
-        out["run_s"] = time.perf_counter() - t0
-    elif backend == "torch":
+    if backend in ("reference", "torch"):  # the two references: no build step, the wall time is the run
         import torch
 
-        from sne_deploy.snn import run_network_torch
+        from sne_deploy.runtime import run_member
 
         torch.set_num_threads(2)
-        t0 = time.perf_counter()
-        run_network_torch(net, x, mode)
-        out["run_s"] = time.perf_counter() - t0
+        out["run_s"] = run_member(net, x, backend, mode, False).wall_time
     elif backend == "brian2":
-        from simulators.brian2_backend import run_brian2
-
         t0 = time.perf_counter()
-        run_brian2(net, x[:8], mode, target="cython")  # compiles (or loads the cache) once
+        run(net, x[:8], "brian2", mode, target="cython")  # compiles (or loads the cache) once
         out["build_s"] = time.perf_counter() - t0
-        res = run_brian2(net, x, mode, target="cython")
+        res = run(net, x, "brian2", mode, target="cython")
         out.update(run_s=res.details["run_s"], setup_s=res.details["build_s"], target=res.details["target"],
                    batch=res.details["batch"])
     elif backend == "brian2-standalone":
-        from simulators.brian2_backend import run_brian2
-
-        first = run_brian2(net, x, mode, target="cpp_standalone")  # builds the C++ program
-        res = run_brian2(net, x, mode, target="cpp_standalone")  # same shape: reuses it
+        first = run(net, x, "brian2", mode, target="cpp_standalone")  # builds the C++ program
+        res = run(net, x, "brian2", mode, target="cpp_standalone")  # same shape: reuses it
         out.update(build_s=first.details["build_s"], setup_s=res.details["build_s"], run_s=res.details["run_s"],
                    binary_s=res.details["binary_s"], target="cpp_standalone", batch=res.details["batch"])
     elif backend == "lava":
-        from simulators.lava_backend import run_lava, time_lava_variant
+        from simulators.lava_backend import time_lava_variant
 
         runs, raws = [], []
         for _ in range(REPEATS):
-            runs.append(run_lava(net, x, mode).details)
+            runs.append(run(net, x, "lava", mode).details)
             if mode == "fixed":  # the raw step rate, measured between the backend's runs
                 raws.append(time_lava_variant(net, x, mode, "raw"))
         rows = [_lava_row(out, runs)]

@@ -8,33 +8,27 @@
 
 A bundle is written into a temporary folder beside its destination and renamed into place, so a
 failure never leaves half a bundle; an existing bundle is replaced only when asked (``force``).
-Loading verifies every file's sha256 against the manifest.
+Loading reads the manifest into a checked :class:`~exporters.manifest.Manifest` and verifies every
+file's sha256 against it.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from simulators.errors import GraphError, SneError
+from simulators.errors import GraphError
+from simulators.files import atomic_dir, sha256_file
 from simulators.network import Network
 from simulators.nir_io import from_nir, to_nir
 
 from .checks import ExportError, check_network
+from .manifest import BundleError, Manifest, ModelInfo
 
-BUNDLE_FORMAT = "sne-deploy-bundle"
-BUNDLE_VERSION = 1
-
-
-class BundleError(SneError, ValueError):
-    """A bundle that is missing, foreign, incomplete or tampered with."""
+__all__ = ["BundleParts", "Bundle", "BundleError", "write_bundle", "load_bundle"]
 
 
 @dataclass
@@ -46,29 +40,7 @@ class BundleParts:
     head: Any  # torch.nn.Module: counts (N, sum g), awake (N, K) -> logits
     gate_example: np.ndarray  # inputs to prove ONNX == torch on
     head_example: tuple[np.ndarray, np.ndarray]
-    info: dict = field(default_factory=dict)  # manifest fields: dataset, encoding, steps, groups, ...
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, float) and not np.isfinite(x):
-        return str(x)  # JSON has no inf: "inf" / "-inf"
-    return x
+    info: ModelInfo
 
 
 def _toolkit_version() -> str:
@@ -82,54 +54,46 @@ def _toolkit_version() -> str:
 
 def write_bundle(parts: BundleParts, out: Path, target: str, force: bool = False, strict: bool = False) -> tuple[Path, list[str]]:
     """Check, write and verify a bundle; return its path and the checks' warnings."""
-    import nir
-
-    from .onnx_export import export_onnx
-
     out = Path(out)
-    steps = int(parts.info["steps"])
+    steps = parts.info.steps
     warnings: list[str] = []
     for net in parts.networks:
         warnings += check_network(net, target, steps, strict)
     if out.exists() and not force:
         raise ExportError(f"{out} already exists; pass --force to replace it")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        with atomic_dir(out) as tmp:
+            _write_contents(parts, tmp, target, warnings)
     except OSError as e:
         raise ExportError(f"cannot write to {out.parent}: {e.strerror or e}") from None
-    try:
-        (tmp / "members").mkdir()
-        member_files = []
-        for k, net in enumerate(parts.networks):
-            rel = f"members/member_{k}.nir"
-            graph = to_nir(net)
-            graph.metadata.update({"encoding": parts.info.get("encoding", ""), "steps": steps, "member": k})
-            nir.write(str(tmp / rel), graph)
-            _verify_round_trip(net, tmp / rel)
-            member_files.append(rel)
-        gate_diff = export_onnx(parts.gate, [parts.gate_example], ["x"], tmp / "gate.onnx")
-        head_diff = export_onnx(parts.head, list(parts.head_example), ["counts", "awake"], tmp / "head.onnx")
-        files = member_files + ["gate.onnx", "head.onnx"]
-        manifest = {
-            "format": BUNDLE_FORMAT,
-            "format_version": BUNDLE_VERSION,
-            "toolkit_version": _toolkit_version(),
-            "target": target,
-            **parts.info,
-            "members": len(parts.networks),
-            "member_files": member_files,
-            "member_sizes": [net.sizes for net in parts.networks],
-            "onnx_max_abs_diff": {"gate": gate_diff, "head": head_diff},
-            "check_warnings": warnings,
-            "files": {f: sha256(tmp / f) for f in files},
-        }
-        (tmp / "manifest.json").write_text(json.dumps(_jsonable(manifest), indent=2))
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out, warnings
+
+
+def _write_contents(parts: BundleParts, tmp: Path, target: str, warnings: list[str]) -> None:
+    import nir
+
+    from .onnx_export import export_onnx
+
+    (tmp / "members").mkdir()
+    member_files = []
+    for k, net in enumerate(parts.networks):
+        rel = f"members/member_{k}.nir"
+        graph = to_nir(net)
+        graph.metadata.update({"encoding": parts.info.encoding, "steps": parts.info.steps, "member": k})
+        nir.write(str(tmp / rel), graph)
+        _verify_round_trip(net, tmp / rel)
+        member_files.append(rel)
+    gate_diff = export_onnx(parts.gate, [parts.gate_example], ["x"], tmp / "gate.onnx")
+    head_diff = export_onnx(parts.head, list(parts.head_example), ["counts", "awake"], tmp / "head.onnx")
+    files = member_files + ["gate.onnx", "head.onnx"]
+    manifest = Manifest(
+        **{k: v for k, v in vars(parts.info).items()},
+        target=target, members=len(parts.networks), member_files=member_files,
+        member_sizes=[net.sizes for net in parts.networks],
+        onnx_max_abs_diff={"gate": gate_diff, "head": head_diff}, check_warnings=warnings,
+        files={f: sha256_file(tmp / f) for f in files}, toolkit_version=_toolkit_version(),
+    )
+    (tmp / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=2))
 
 
 def _verify_round_trip(net: Network, path: Path) -> None:
@@ -144,26 +108,15 @@ def _verify_round_trip(net: Network, path: Path) -> None:
             raise ExportError(f"{path.name}: layer '{a.name}' does not survive nir.write/nir.read exactly")
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rmdir(old)
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out)
-
-
 @dataclass
 class Bundle:
     path: Path
-    manifest: dict
+    manifest: Manifest
     networks: list[Network]
 
     @property
     def steps(self) -> int:
-        return int(self.manifest["steps"])
+        return self.manifest.steps
 
     @property
     def n_members(self) -> int:
@@ -186,30 +139,21 @@ def load_bundle(path: Path) -> Bundle:
     if not path.is_dir() or not mpath.is_file():
         raise BundleError(f"{path} is not a bundle (no manifest.json); make one with 'sne-deploy export MODEL.pt'")
     try:
-        manifest = json.loads(mpath.read_text())
+        manifest = Manifest.from_dict(json.loads(mpath.read_text()), str(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BundleError(f"{mpath} is not valid JSON: {e}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{path} is not an sne-deploy bundle")
-    if manifest.get("format_version") != BUNDLE_VERSION:
-        raise BundleError(f"{path} has bundle format {manifest.get('format_version')}; this sne-deploy reads {BUNDLE_VERSION}")
-    files = manifest.get("files", {})
-    for rel in list(manifest.get("member_files", [])) + ["gate.onnx", "head.onnx"]:
+    files = manifest.files
+    for rel in manifest.member_files + ["gate.onnx", "head.onnx"]:
         if rel not in files:
             raise BundleError(f"{path}: manifest lists no checksum for {rel}")
     for rel, digest in files.items():
         f = path / rel
         if not f.is_file():
             raise BundleError(f"{path}: file {rel} is missing")
-        if sha256(f) != digest:
+        if sha256_file(f) != digest:
             raise BundleError(f"{path}: {rel} does not match its sha256 in manifest.json (tampered or corrupted)")
     try:
-        networks = [from_nir(path / rel) for rel in manifest["member_files"]]
+        networks = [from_nir(path / rel) for rel in manifest.member_files]
     except GraphError as e:
         raise BundleError(f"{path}: {e}") from None
     return Bundle(path, manifest, networks)
-
-
-def restore_floats(table: list[dict]) -> list[dict]:
-    """Undo :func:`_jsonable`'s "inf" strings in the calibration table."""
-    return [{k: (float(v) if isinstance(v, str) and v in ("inf", "-inf") else v) for k, v in r.items()} for r in table]

@@ -17,7 +17,8 @@ from simulators.errors import SneError
 from .ensemble import Gate, HostHead
 from .snn import StudentSNN
 from .teacher import load_torchscript_teacher, make_teacher
-from .train import TrainConfig, TrainedModel
+from .model import TrainConfig, TrainedModel
+from .records import TrainSummary
 
 FORMAT = "sne-deploy-model"
 VERSION = 1
@@ -43,7 +44,7 @@ def save(model: TrainedModel, path: Path) -> None:
         "students": [s.state_dict() for s in model.students],
         "head": model.head.state_dict(),
         "gate": model.gate.state_dict(),
-        "summary": _plain(model.summary),
+        "summary": model.summary.to_dict() if model.summary is not None else {},
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +106,8 @@ def _rebuild(p: dict) -> TrainedModel:
     gate.load_state_dict(p["gate"])
     gate.eval()
     networks = [s.to_network(f"member{k}") for k, s in enumerate(students)]
-    return TrainedModel(cfg, teacher, p["teacher_kind"], shape, p["n_classes"], groups, students, networks, head, gate, p["summary"])
+    summary = TrainSummary.from_dict(p["summary"]) if p["summary"] else None
+    return TrainedModel(cfg, teacher, p["teacher_kind"], shape, p["n_classes"], groups, students, networks, head, gate, summary)
 
 
 def _sha256(path: Path) -> str:
@@ -113,12 +115,3 @@ def _sha256(path: Path) -> str:
         raise CheckpointError(f"TorchScript teacher not found: {path}")
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
-
-def _plain(x):  # summaries may hold numpy scalars; keep the checkpoint to plain types
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    return x

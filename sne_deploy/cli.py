@@ -10,6 +10,7 @@ from typing import Optional
 
 from simulators import BACKENDS as SIM_BACKENDS
 from simulators.errors import InputError, SneError
+from simulators.files import atomic_file
 from simulators.result import MODES
 
 from .data import DATASETS
@@ -38,7 +39,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     model = train(cfg, progress=not a.quiet)
     checkpoint.save(model, out)
     summary_path = out.with_suffix(".summary.json")
-    summary_path.write_text(json.dumps(checkpoint._plain(model.summary), indent=2))
+    with atomic_file(summary_path) as tmp:
+        tmp.write_text(json.dumps(model.summary.to_dict(), indent=2))
     print(format_train_summary(model.summary))
     print(f"saved {out} and {summary_path}")
     return 0
@@ -70,30 +72,16 @@ def cmd_run_nir(a: argparse.Namespace) -> int:
                   "synaptic_events": res.synaptic_events, "neuron_updates": res.neuron_updates}
         for i, t in enumerate(res.trains or []):
             arrays[f"train_layer{i}"] = t
-        _atomic_savez(Path(a.out), arrays)
+        import numpy as np
+
+        with atomic_file(Path(a.out), suffix=".npz") as tmp:
+            np.savez(tmp, **arrays)
     if a.json:
         print(json.dumps(summary))
     else:
         for k, v in summary.items():
             print(f"{k:28s} {v}")
     return 0
-
-
-def _atomic_savez(path: Path, arrays: dict) -> None:
-    import os
-    import tempfile
-
-    import numpy as np
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 LAST_BUNDLE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sne-deploy" / "last-bundle"
@@ -153,8 +141,8 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     if a.inputs:
         x, y = _read_inputs(Path(a.inputs))
     else:
-        name = a.data or bundle.manifest["dataset"]
-        ds = load_dataset(name, a.data_dir, int(bundle.manifest.get("data_seed", 0)))
+        name = a.data or bundle.manifest.dataset
+        ds = load_dataset(name, a.data_dir, bundle.manifest.data_seed)
         split = ds.split(a.split)
         x, y = split.flat(), split.y
     if a.limit:
@@ -164,7 +152,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
         r = simulate(bundle, x, y, a.budget, a.policy, a.backend, a.mode, compare, a.seed, record_sample=0,
                      backend_options=_backend_options(a))
         rows = [r]
-        print(json.dumps(_public(r)) if a.json else format_simulation(r))
+        print(json.dumps(r.to_dict()) if a.json else format_simulation(r))
     else:
         rows = _sweep(bundle, x, y, budgets, a)
     if a.report:
@@ -188,7 +176,7 @@ def _sweep(bundle, x, y, budgets, a) -> list:  # type: ignore[no-untyped-def]
         if not a.json:
             tqdm.write(format_simulation(r))
     if a.json:
-        print(json.dumps([_public(r) for r in rows]))
+        print(json.dumps([r.to_dict() for r in rows]))
     return rows
 
 
@@ -213,16 +201,10 @@ def _read_inputs(path: Path):  # type: ignore[no-untyped-def]
     return z["x"], z.get("y")
 
 
-def _public(r: dict) -> dict:
-    return {k: v for k, v in r.items() if not k.startswith("_")}
-
-
 def _write_report(out: Path, rows: list, bundle, y) -> None:  # type: ignore[no-untyped-def]
-    """Everything is computed before anything is written; files land by atomic rename."""
+    """Everything is computed in a temporary sibling folder first; files land by atomic rename."""
     import shutil
     import tempfile
-
-    import numpy as np
 
     from .energy import CONSTANTS
     from .report import plot_awake, plot_raster, plot_sweep
@@ -230,18 +212,16 @@ def _write_report(out: Path, rows: list, bundle, y) -> None:  # type: ignore[no-
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        m = bundle.manifest
-        teacher = {"accuracy": m.get("teacher_accuracy"), "energy_pj": rows[0]["teacher_energy_pj"]}
-        doc = {"bundle": str(bundle.path), "teacher": teacher, "runs": [_public(r) for r in rows],
+        teacher = {"accuracy": bundle.manifest.teacher_accuracy, "energy_pj": rows[0].teacher_energy_pj}
+        doc = {"bundle": str(bundle.path), "teacher": teacher, "runs": [r.to_dict() for r in rows],
                "energy_constants": {k: {op: list(v) for op, v in t.items()} for k, t in CONSTANTS.items()}}
         (tmp / "report.json").write_text(json.dumps(doc, indent=2))
         if len(rows) > 1:
-            plot_sweep(rows, teacher, str(tmp / "accuracy_vs_energy.png"))
-        main = next((r for r in rows if r["policy"] == "gate"), rows[0])
-        plot_awake(np.asarray(main["_awake"]).mean(0).tolist(), str(tmp / "awake_fraction.png"),
-                   f"{main['policy']} policy, budget {main['budget']}")
-        if main.get("_raster"):
-            plot_raster(main["_raster"], str(tmp / "raster_sample0.png"), "sample 0: spikes of the awake members")
+            plot_sweep(doc["runs"], teacher, str(tmp / "accuracy_vs_energy.png"))
+        main = next((r for r in rows if r.policy == "gate"), rows[0])
+        plot_awake(main.awake.mean(0).tolist(), str(tmp / "awake_fraction.png"), f"{main.policy} policy, budget {main.budget}")
+        if main.raster:
+            plot_raster(main.raster, str(tmp / "raster_sample0.png"), "sample 0: spikes of the awake members")
         out.mkdir(parents=True, exist_ok=True)
         for f in tmp.iterdir():
             os.replace(f, out / f.name)

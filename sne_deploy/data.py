@@ -11,7 +11,7 @@ import pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Iterator, Optional, Union
 
 import numpy as np
 
@@ -169,3 +169,10 @@ def load_dataset(name: str, data_dir: Optional[Union[str, Path]] = None, seed: i
     if name == "cifar10":
         return load_cifar10(data_dir, seed)
     raise DataError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})")
+
+
+def minibatches(n: int, size: int, rng: np.random.Generator, shuffle: bool = True) -> Iterator[np.ndarray]:
+    """Index arrays of ``size`` samples (the last may be shorter), in a seeded random order."""
+    idx = rng.permutation(n) if shuffle else np.arange(n)
+    for i in range(0, n, size):
+        yield idx[i : i + size]

@@ -6,11 +6,13 @@ import numpy as np
 import torch
 
 from exporters.bundle import BundleParts
+from exporters.manifest import ModelInfo
 from simulators.encoding import ENCODING_NAME
+from simulators.result import MODES
 
 from .data import Dataset
 from .scheduler import best_subsets, calibration_table
-from .train import TrainedModel, member_counts
+from .model import TrainedModel, member_counts
 
 
 @torch.no_grad()
@@ -30,23 +32,22 @@ def bundle_parts(model: TrainedModel, ds: Dataset) -> BundleParts:
     counts_test, _ = member_counts(model.networks, test_x, cfg.steps, "fixed")
     awake_ex = (np.random.default_rng(0).random((len(test_x), k)) < 0.5).astype(np.float32)
     s = model.summary
-    info = {
-        "dataset": ds.name,
-        "data_seed": cfg.seed,
-        "input_shape": list(model.input_shape),
-        "n_classes": model.n_classes,
-        "encoding": ENCODING_NAME,
-        "steps": cfg.steps,
-        "dt": 1.0,
-        "partition": cfg.partition,
-        "groups": [g.tolist() for g in model.groups],
-        "imputation": {"rule": "a sleeping member's output spike counts are its training-set mean counts",
-                       "count_mean": model.head.count_mean.numpy()},
-        "budget_calibration": calibration_table(scores_val),
-        "fixed_subsets": best_subsets(k, val_acc),
-        "gate_macs": model.gate.macs(),
-        "teacher_macs": s.get("teacher_macs"),
-        "teacher_accuracy": s.get("teacher_accuracy"),
-        "trained_accuracy": {m: s.get(f"ensemble_{m}_accuracy") for m in ("float", "fixed")},
-    }
+    info = ModelInfo(
+        dataset=ds.name,
+        data_seed=cfg.seed,
+        input_shape=[int(d) for d in model.input_shape],
+        n_classes=model.n_classes,
+        encoding=ENCODING_NAME,
+        steps=cfg.steps,
+        dt=1.0,
+        partition=cfg.partition,
+        groups=[g.tolist() for g in model.groups],
+        count_mean=model.head.count_mean.tolist(),
+        budget_calibration=calibration_table(scores_val),
+        fixed_subsets=best_subsets(k, val_acc),
+        gate_macs=model.gate.macs(),
+        teacher_macs=s.teacher_macs if s else None,
+        teacher_accuracy=s.teacher_accuracy if s else None,
+        trained_accuracy=dict(s.ensemble_accuracy) if s else {m: None for m in MODES},
+    )
     return BundleParts(model.networks, model.gate, model.head, test_x, (counts_test, awake_ex), info)

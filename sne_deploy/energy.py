@@ -23,6 +23,7 @@ CONSTANTS: dict[str, dict[str, tuple[float, str, str]]] = {
         "mac": (4.6, "32-bit float MAC (3.7 pJ mult + 0.9 pJ add)", "Horowitz 2014, ISSCC"),
     },
 }
+CONSTANT_SETS = tuple(CONSTANTS)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from exporters.manifest import CalibrationRow
 from simulators.errors import InputError
 
 POLICIES = ("gate", "random", "fixed", "all")
@@ -48,18 +49,18 @@ def calibrate(scores: np.ndarray, budget: float) -> float:
     return float((rest[extra - 1] + rest[extra]) / 2)
 
 
-def calibration_table(scores: np.ndarray, budgets: Sequence[float] = CALIBRATION_BUDGETS) -> list[dict]:
+def calibration_table(scores: np.ndarray, budgets: Sequence[float] = CALIBRATION_BUDGETS) -> list[CalibrationRow]:
     out = []
     for b in budgets:
         thr = calibrate(scores, b)
-        out.append({"budget": b, "threshold": thr, "val_awake_fraction": float(gate_awake(scores, thr).mean())})
+        out.append(CalibrationRow(b, thr, float(gate_awake(scores, thr).mean())))
     return out
 
 
-def threshold_for(table: list[dict], budget: float) -> float:
+def threshold_for(table: Sequence[CalibrationRow], budget: float) -> float:
     """Look a budget up in the calibration table (linear interpolation between entries)."""
-    bs = np.array([r["budget"] for r in table])
-    th = np.array([r["threshold"] for r in table], dtype=np.float64)
+    bs = np.array([r.budget for r in table])
+    th = np.array([r.threshold for r in table], dtype=np.float64)
     i = int(np.searchsorted(bs, budget))
     if i < len(bs) and abs(bs[i] - budget) < 1e-9:
         return float(th[i])
@@ -99,7 +100,8 @@ def best_subsets(k: int, score_fn: Callable[[np.ndarray], float]) -> dict[int, l
 
 
 def choose(policy: str, budget: float, n: int, k: int, scores: Optional[np.ndarray] = None,
-           table: Optional[list[dict]] = None, subsets: Optional[dict] = None, seed: int = 0) -> np.ndarray:
+           table: Optional[Sequence[CalibrationRow]] = None, subsets: Optional[dict[int, list[int]]] = None,
+           seed: int = 0) -> np.ndarray:
     """(n, k) boolean mask of awake members."""
     budget = check_budget(budget)
     if policy == "all":
@@ -113,6 +115,6 @@ def choose(policy: str, budget: float, n: int, k: int, scores: Optional[np.ndarr
         assert subsets is not None
         m = int(min(max(round(budget * k), 1), k))
         mask = np.zeros((n, k), bool)
-        mask[:, subsets[str(m)] if str(m) in subsets else subsets[m]] = True
+        mask[:, subsets[m]] = True
         return mask
     raise InputError(f"unknown policy '{policy}' (choose from {', '.join(POLICIES)})")

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from simulators.errors import InputError
+
+from .data import Dataset, minibatches
 
 
 class MLPTeacher(nn.Module):
@@ -99,3 +104,21 @@ def teacher_macs(teacher: nn.Module, in_shape: tuple[int, ...]) -> int:
     for h in hooks:
         h.remove()
     return macs
+
+
+def train_teacher(teacher: nn.Module, ds: Dataset, epochs: int, batch: int, seed: int, progress: bool) -> None:
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.Adam(teacher.parameters(), lr=1e-3)
+    x, y = torch.from_numpy(ds.train.x), torch.from_numpy(ds.train.y)
+    teacher.train()
+    for _ in tqdm(range(epochs), desc="teacher", disable=not progress, leave=False):
+        for b in minibatches(len(y), batch, rng):
+            opt.zero_grad()
+            F.cross_entropy(teacher(x[b]), y[b]).backward()
+            opt.step()
+    teacher.eval()
+
+
+@torch.no_grad()
+def teacher_features(teacher: nn.Module, x: np.ndarray, batch: int = 2000) -> np.ndarray:
+    return torch.cat([teacher.features(torch.from_numpy(x[i : i + batch])) for i in range(0, len(x), batch)]).numpy()

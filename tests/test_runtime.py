@@ -40,9 +40,9 @@ def test_budget_is_met_on_test_split_and_gate_beats_baselines(digits_bundle, dig
     acc = {}
     for policy in ("gate", "random", "fixed"):
         r = simulate(digits_bundle, x, y, 0.3, policy, "torch", "fixed", compare=False)
-        acc[policy] = r["accuracy"]
+        acc[policy] = r.accuracy
         if policy == "gate":
-            assert abs(r["awake_fraction"] - 0.3) <= 0.03
+            assert abs(r.awake_fraction - 0.3) <= 0.03
     assert acc["gate"] >= acc["random"] and acc["gate"] >= acc["fixed"], acc
 
 
@@ -52,13 +52,13 @@ def test_sleeping_members_cost_nothing(digits_bundle, digits_data):
 
     x, y = digits_data.test.flat()[:60], digits_data.test.y[:60]
     r = simulate(digits_bundle, x, y, 0.25, "fixed", "reference", "fixed", compare=False)
-    awake = r["_awake"]
+    awake = r.awake
     (only,) = np.flatnonzero(awake[0])
-    assert awake.sum(1).max() == 1 and r["member_wakes"][only] == 60 and sum(r["member_wakes"]) == 60
+    assert awake.sum(1).max() == 1 and r.member_wakes[only] == 60 and sum(r.member_wakes) == 60
     alone = run_member(digits_bundle.networks[only], encode_regular(x, digits_bundle.steps), "reference", "fixed", False)
-    assert r["synaptic_events_per_sample"] == pytest.approx(alone.synaptic_events.sum(1).mean())
-    assert r["neuron_updates_per_sample"] == pytest.approx(alone.neuron_updates.sum(1).mean())
-    assert [d["member"] for d in r["backend_details"]] == [only]  # the others never ran
+    assert r.counts.synaptic_events == pytest.approx(alone.synaptic_events.sum(1).mean())
+    assert r.counts.neuron_updates == pytest.approx(alone.neuron_updates.sum(1).mean())
+    assert [d["member"] for d in r.backend_details] == [only]  # the others never ran
 
 
 @pytest.mark.lava
@@ -71,11 +71,11 @@ def test_ci_simulators_reproduce_pytorch_on_the_whole_test_split(lava_ready, bri
     for budget in (0.3, 1.0):
         for backend, mode in (("lava", "fixed"), ("brian2", "fixed"), ("brian2", "float")):
             r = simulate(digits_bundle, x, y, budget, "gate", backend, mode, compare=True)
-            a = r["agreement_with_torch"]
-            lines.append(f"budget {budget:.1f}  {mode:5s}  torch {a['torch_accuracy']:.4f}  {backend:6s} {r['accuracy']:.4f}  "
-                         f"agreement {a['prediction_agreement']:.4f}  spike mismatches {a['spike_mismatches']}  "
-                         f"awake {r['awake_fraction']:.3f}  ({len(y)} samples)")
-            assert a["prediction_agreement"] == 1.0 and a["spike_mismatches"] == 0, lines[-1]
+            a = r.agreement
+            lines.append(f"budget {budget:.1f}  {mode:5s}  torch {a.torch_accuracy:.4f}  {backend:6s} {r.accuracy:.4f}  "
+                         f"agreement {a.prediction_agreement:.4f}  spike mismatches {a.spike_mismatches}  "
+                         f"awake {r.awake_fraction:.3f}  ({len(y)} samples)")
+            assert a.prediction_agreement == 1.0 and a.spike_mismatches == 0, lines[-1]
     with capsys.disabled():
         print("\n[CI] simulators vs PyTorch on the digits test split\n" + "\n".join(lines))
 

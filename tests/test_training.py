@@ -13,16 +13,18 @@ from sne_deploy import checkpoint
 from sne_deploy.checkpoint import CheckpointError
 from sne_deploy.partition import MODES, partition_features
 from sne_deploy.snn import StudentSNN, run_network_torch
-from sne_deploy.train import TrainConfig, encode, member_loss, train
+from sne_deploy.model import TrainConfig, encode
+from sne_deploy.students import member_loss
+from sne_deploy.train import train
 from simulators import run
 from simulators.random_nets import random_spikes
 
 
 def test_digits_accuracy_floors(digits_model):
     s = digits_model.summary
-    assert s["teacher_accuracy"] >= 0.95
-    assert s["ensemble_float_accuracy"] >= 0.90
-    assert abs(s["ensemble_fixed_accuracy"] - s["ensemble_float_accuracy"]) <= 0.01
+    assert s.teacher_accuracy >= 0.95
+    assert s.ensemble_accuracy["float"] >= 0.90
+    assert abs(s.ensemble_accuracy["fixed"] - s.ensemble_accuracy["float"]) <= 0.01
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -73,7 +75,7 @@ def test_spike_reg_lowers_spikes_on_a_fixed_seed():
     cfg = TrainConfig(epochs=6, teacher_epochs=10, limit_train=500, head_epochs=2, gate_epochs=2)
     plain = train(cfg, progress=False).summary
     reg = train(replace(cfg, spike_reg=2.0), progress=False).summary
-    assert reg["spikes_per_sample_float"] < 0.85 * plain["spikes_per_sample_float"], (plain["spikes_per_sample_float"], reg["spikes_per_sample_float"])
+    assert reg.spikes_per_sample["float"] < 0.85 * plain.spikes_per_sample["float"], (plain.spikes_per_sample["float"], reg.spikes_per_sample["float"])
 
 
 def test_student_export_matches_its_torch_reference_in_both_modes():
@@ -108,7 +110,7 @@ def test_checkpoint_round_trip_is_exact(digits_model, tmp_path, digits_data):
     for na, nb in zip(digits_model.networks, back.networks):
         for la, lb in zip(na.layers, nb.layers):
             assert np.array_equal(la.fixed.weight, lb.fixed.weight) and np.array_equal(la.params.vth, lb.params.vth)
-    assert back.summary["ensemble_fixed_accuracy"] == digits_model.summary["ensemble_fixed_accuracy"]
+    assert back.summary.ensemble_accuracy["fixed"] == digits_model.summary.ensemble_accuracy["fixed"]
     assert [g.tolist() for g in back.groups] == [g.tolist() for g in digits_model.groups]
 
 
@@ -144,6 +146,6 @@ def test_checkpoint_refuses_code_truncation_and_foreign_files(tmp_path, digits_m
 def test_plain_labels_objective_trains_without_teacher_signal():
     cfg = TrainConfig(objective="labels", epochs=3, teacher_epochs=5, limit_train=400, head_epochs=2, gate_epochs=2)
     s = train(cfg, progress=False).summary
-    assert s["ensemble_float_accuracy"] > 0.3  # well above chance (0.1) from labels alone
+    assert s.ensemble_accuracy["float"] > 0.3  # well above chance (0.1) from labels alone
     with pytest.raises(ValueError, match="objective"):
         train(replace(cfg, objective="magic"), progress=False)

@@ -1,0 +1,98 @@
+"""The trained model as a record, and the inference helpers that loading, export and evaluation
+need. Nothing here trains, so loading or exporting a model does not load the training pipeline.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from simulators.encoding import encode_regular
+from simulators.network import Network
+
+from .ensemble import Gate, HostHead
+from .records import TrainSummary
+from .snn import StudentSNN, run_network_torch
+
+DEFAULTS = {  # per dataset: teacher kind, feature dim, steps T, hidden width, teacher epochs, batch
+    "digits": dict(teacher="mlp", feat_dim=32, steps=16, hidden=48, teacher_epochs=60, batch_size=64),
+    "fashion-mnist": dict(teacher="cnn", feat_dim=64, steps=8, hidden=128, teacher_epochs=4, batch_size=128),
+    "cifar10": dict(teacher="cnn", feat_dim=64, steps=8, hidden=256, teacher_epochs=10, batch_size=128),
+}
+
+
+@dataclass
+class TrainConfig:
+    data: str = "digits"
+    data_dir: Optional[str] = None
+    members: int = 4
+    partition: str = "informed"
+    tna: float = 0.0  # lambda of Twin Network Augmentation; 0 = off
+    objective: str = "kd"  # "kd": regress teacher features; "labels": no teacher signal (ablation baseline)
+    spike_reg: float = 0.0
+    logit_reg: float = 0.0
+    epochs: int = 30  # student epochs
+    seed: int = 0
+    teacher: Optional[str] = None  # "mlp", "cnn" or a TorchScript file
+    teacher_epochs: Optional[int] = None
+    feat_dim: Optional[int] = None
+    steps: Optional[int] = None
+    hidden: Optional[int] = None
+    batch_size: Optional[int] = None
+    du: float = 1.0
+    dv: float = 0.25
+    lr: float = 3e-3
+    member_dropout: float = 0.5
+    head_epochs: int = 20
+    gate_epochs: int = 60
+    gate_hidden: int = 16
+    limit_train: Optional[int] = None  # subsample the training split (quick runs)
+
+    def resolved(self) -> "TrainConfig":
+        d = DEFAULTS.get(self.data, DEFAULTS["digits"])
+        out = copy.copy(self)
+        for k, v in d.items():
+            if getattr(out, k) is None:
+                setattr(out, k, v)
+        return out
+
+
+@dataclass
+class TrainedModel:
+    config: TrainConfig
+    teacher: nn.Module
+    teacher_kind: str
+    input_shape: tuple
+    n_classes: int
+    groups: list[np.ndarray]
+    students: list[StudentSNN]
+    networks: list[Network]
+    head: HostHead
+    gate: Gate
+    summary: Optional[TrainSummary] = None  # filled in by training / the checkpoint
+
+
+def encode(x_flat: np.ndarray, steps: int) -> torch.Tensor:
+    """The shared deterministic encoder, as float32 tensor (N, T, n_in)."""
+    return torch.from_numpy(encode_regular(x_flat, steps).astype(np.float32))
+
+
+@torch.no_grad()
+def member_counts(networks: list[Network], x_flat: np.ndarray, steps: int, mode: str, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch-reference output counts, concatenated over members (N, sum g), and spikes per
+    sample and member (N, K), with every member awake."""
+    outs, spikes = [], []
+    for i in range(0, len(x_flat), batch):
+        s = encode_regular(x_flat[i : i + batch], steps)
+        o, sp = [], []
+        for net in networks:
+            res = run_network_torch(net, s, mode)
+            o.append(res.output_counts)
+            sp.append(res.layer_spikes.sum(axis=1))
+        outs.append(np.concatenate(o, axis=1))
+        spikes.append(np.stack(sp, axis=1))
+    return np.concatenate(outs).astype(np.float32), np.concatenate(spikes)

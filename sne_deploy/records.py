@@ -1,0 +1,138 @@
+"""The typed records passed between modules: what training measured (:class:`TrainSummary`) and
+what one simulation run measured (:class:`SimulationReport`).
+
+Each is a small frozen dataclass; ``to_dict``/``from_dict`` are the one place its JSON form
+(``model.summary.json``, the checkpoint, ``simulate --json``, ``report.json``) is written and
+read, so a renamed field fails where it is used, not in a plot. The JSON keys are those of the
+files users already have.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+import numpy as np
+
+from simulators.files import to_plain as plain
+from simulators.result import MODES
+
+from .energy import CONSTANT_SETS, Counts, ann_energy_pj, snn_energy_pj
+
+
+@dataclass(frozen=True)
+class MemberSummary:
+    dims: int
+    feature_r2: float
+    spikes_per_sample: float
+    float_fixed_count_agreement: float
+    fixed_scales: list[int]
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """Test-split measurements of a trained model (teacher, ensemble in both modes, members)."""
+
+    dataset: str
+    test_samples: int
+    encoding: str
+    steps: int
+    teacher_accuracy: float
+    teacher_macs: int
+    gate_macs: int
+    ensemble_accuracy: dict[str, float]  # mode -> accuracy, all members awake
+    spikes_per_sample: dict[str, float]  # mode -> spikes per sample, all members awake
+    members: tuple[MemberSummary, ...]
+    train_log: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {k: getattr(self, k) for k in ("dataset", "test_samples", "encoding", "steps",
+                                                            "teacher_accuracy", "teacher_macs", "gate_macs")}
+        for mode in MODES:
+            d[f"ensemble_{mode}_accuracy"] = self.ensemble_accuracy[mode]
+            d[f"spikes_per_sample_{mode}"] = self.spikes_per_sample[mode]
+        d["members"] = [vars(m).copy() for m in self.members]
+        d.update(train_log=self.train_log, timings=self.timings, config=self.config)
+        return plain(d)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainSummary":
+        return cls(
+            dataset=d["dataset"], test_samples=int(d["test_samples"]), encoding=d["encoding"], steps=int(d["steps"]),
+            teacher_accuracy=float(d["teacher_accuracy"]), teacher_macs=int(d["teacher_macs"]),
+            gate_macs=int(d["gate_macs"]),
+            ensemble_accuracy={m: float(d[f"ensemble_{m}_accuracy"]) for m in MODES},
+            spikes_per_sample={m: float(d[f"spikes_per_sample_{m}"]) for m in MODES},
+            members=tuple(MemberSummary(**{f.name: m[f.name] for f in fields(MemberSummary)}) for m in d["members"]),
+            train_log=dict(d.get("train_log") or {}), timings=dict(d.get("timings") or {}),
+            config=dict(d.get("config") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A backend run compared with the PyTorch reference on the same members and inputs."""
+
+    prediction_agreement: float
+    spike_mismatches: int
+    torch_accuracy: Optional[float]
+
+
+@dataclass(frozen=True)
+class SimulationReport:
+    """One ensemble run: policy, budget, accuracy, the awake members and the energy proxies.
+
+    ``awake`` (N, K) and ``raster`` (member -> per-layer trains of one sample) are for plots; they
+    are not part of the JSON form."""
+
+    backend: str
+    mode: str
+    policy: str
+    budget: float
+    samples: int
+    accuracy: Optional[float]
+    counts: Counts  # per-sample means over the whole ensemble
+    teacher_macs: float
+    wall_time_s: float
+    backend_time_s: float
+    backend_details: list[dict]
+    awake: np.ndarray = field(repr=False)
+    agreement: Optional[Agreement] = None
+    raster: Optional[dict[int, list[np.ndarray]]] = field(default=None, repr=False)
+
+    @property
+    def awake_fraction(self) -> float:
+        return float(self.awake.mean())
+
+    @property
+    def member_wakes(self) -> list[int]:
+        return self.awake.sum(axis=0).astype(int).tolist()
+
+    @property
+    def energy_pj(self) -> dict[str, float]:
+        return {s: snn_energy_pj(self.counts, s) for s in CONSTANT_SETS}
+
+    @property
+    def teacher_energy_pj(self) -> dict[str, float]:
+        return {s: ann_energy_pj(self.teacher_macs, s) for s in CONSTANT_SETS}
+
+    @property
+    def teacher_to_sne_energy_ratio(self) -> dict[str, float]:
+        e, t = self.energy_pj, self.teacher_energy_pj
+        return {s: t[s] / max(e[s], 1e-12) for s in CONSTANT_SETS}
+
+    def to_dict(self) -> dict:
+        d = {
+            "backend": self.backend, "mode": self.mode, "policy": self.policy, "budget": self.budget,
+            "samples": self.samples, "accuracy": self.accuracy, "awake_fraction": self.awake_fraction,
+            "member_wakes": self.member_wakes, "spikes_per_sample": self.counts.spikes,
+            "synaptic_events_per_sample": self.counts.synaptic_events,
+            "neuron_updates_per_sample": self.counts.neuron_updates, "gate_macs": self.counts.gate_macs,
+            "teacher_macs": self.teacher_macs, "energy_pj": self.energy_pj, "teacher_energy_pj": self.teacher_energy_pj,
+            "wall_time_s": self.wall_time_s, "backend_time_s": self.backend_time_s,
+            "backend_details": self.backend_details, "teacher_to_sne_energy_ratio": self.teacher_to_sne_energy_ratio,
+        }
+        if self.agreement is not None:
+            d["agreement_with_torch"] = vars(self.agreement).copy()
+        return plain(d)
