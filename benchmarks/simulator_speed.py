@@ -2,7 +2,9 @@
 and mode, plus Lava's raw step rate (no recorders) and a naive Lava loop that rebuilds the
 network for every sample (N = 20). Each case runs in its own process so peak memory is its own.
 
-    .venv/bin/python benchmarks/simulators.py            # writes benchmarks/results/simulators.json
+    .venv/bin/python benchmarks/simulator_speed.py       # writes benchmarks/results/simulators.json
+
+(Named so that it does not shadow the ``simulators`` package when run as a script.)
 
 Brian2's first run compiles (build time, reported on its own line); the timed run reuses the build.
 Lava's timing varies a lot on this VM (slow spells after heavy compiles), so each Lava case runs three
