@@ -35,13 +35,13 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
 from .batching import batch_inputs, n_batches, unbatch_counts, unbatch_steps
 from .errors import Brian2Error
-from .network import Network
+from .network import Layer, Network
 from .neuron import ACT_SHIFT, DECAY_UNITY, MAX_UV, V_LIMIT, VTH_SHIFT, effective_bias
 from .result import Result, check_inputs, make_result
 
@@ -118,10 +118,10 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
     inp.thresholder["spike"].when, inp.thresholder["spike"].order = "thresholds", 0
     objects: list = [inp]
     counters, trains = [], []
-    fixed = mode == "fixed"
     prev = inp
     for li, layer in enumerate(network.layers):
         size = layer.n_out
+        code = layer_code(layer, mode)
         g = b2.NeuronGroup(
             bsz * size,
             """u : 1
@@ -135,44 +135,15 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
             reset="v = 0\ncount = count + 1",
             name=f"sne_layer{li}",
         )
-        if fixed:
-            f = layer.fixed.params
-            g.vth = np.tile(np.asarray(f.vth, dtype=np.float64) * (1 << VTH_SHIFT), bsz)
-            g.bias = np.tile(np.broadcast_to(effective_bias(f), (size,)).astype(np.float64), bsz)
-            g.mu = float(DECAY_UNITY - (f.du_fx + 1))
-            g.mv = float(DECAY_UNITY - f.dv_fx)
-            decay_u = f"u = sign(u) * floor(abs(u) * mu / {DECAY_UNITY})"
-            update_v = (
-                f"v = sign(v) * floor(abs(v) * mv / {DECAY_UNITY})\n"
-                f"u = u - {2 * MAX_UV} * int(u > {MAX_UV})\n"  # 24-bit wrap of u (after its input)
-                f"u = u + {2 * MAX_UV} * int(u <= -{MAX_UV})\n"
-                "v = v + u\n"
-                "v = v + bias\n"
-                f"v = clip(v, -{V_LIMIT}, {V_LIMIT})"
-            )
-            wmat = layer.fixed.weight.astype(np.float64) * (1 << ACT_SHIFT)
-        else:
-            p = layer.params
-            g.vth = np.tile(np.broadcast_to(np.asarray(p.vth, dtype=np.float64), (size,)), bsz)
-            g.bias = np.tile(np.broadcast_to(np.asarray(p.bias, dtype=np.float64), (size,)), bsz)
-            g.mu = 1.0 - p.du
-            g.mv = 1.0 - p.dv
-            decay_u = "u = u * mu"
-            update_v = "v = v * mv\nv = v + u\nv = v + bias"
-            wmat = layer.weight
-        g.run_regularly(decay_u, when="synapses", order=10 * li + 0, name=f"sne_layer{li}_decay")
-        g.run_regularly(update_v, when="synapses", order=10 * li + 2, name=f"sne_layer{li}_update")
+        g.vth, g.bias = np.tile(code.vth, bsz), np.tile(code.bias, bsz)
+        g.mu, g.mv = code.mu, code.mv
+        g.run_regularly(code.decay_u, when="synapses", order=10 * li + 0, name=f"sne_layer{li}_decay")
+        g.run_regularly(code.update_v, when="synapses", order=10 * li + 2, name=f"sne_layer{li}_update")
         # counters are read at "start" (order li) before this zeroing (order 100 + li)
         g.run_regularly("u = 0\nv = 0\ncount = 0", dt=steps * dt, when="start", order=100 + li,
                         name=f"sne_layer{li}_zero")
         g.thresholder["spike"].when, g.thresholder["spike"].order = "synapses", 10 * li + 3
-
-        post, pre = np.nonzero(wmat)  # only non-zero synapses exist, as on chip
-        syn = b2.Synapses(prev, g, "w : 1 (constant)", on_pre="u_post += w", name=f"sne_syn{li}")
-        copies = np.repeat(np.arange(bsz), len(pre))
-        syn.connect(i=np.tile(pre, bsz) + copies * layer.n_in, j=np.tile(post, bsz) + copies * size)
-        syn.w = np.tile(wmat[post, pre], bsz)
-        syn.pre.when, syn.pre.order = "synapses", 10 * li + 1
+        syn = _synapses(b2, prev, g, code.weight, bsz, li)
         counter = b2.StateMonitor(g, "count", record=True, dt=steps * dt, when="start", order=li,
                                   name=f"sne_count{li}")
         objects += [g, syn, counter]
@@ -183,6 +154,65 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
             trains.append(mon)
         prev = g
     return b2.Network(*objects), stim, counters, trains
+
+
+class LayerCode(NamedTuple):
+    """One layer's values and statements in Brian2's terms, for ``mode``."""
+
+    vth: np.ndarray  # (n_out,) threshold on v
+    bias: np.ndarray  # (n_out,) added to v every step
+    mu: float  # u's decay multiplier
+    mv: float  # v's decay multiplier
+    decay_u: str  # statement run before synaptic input arrives
+    update_v: str  # statements run after it
+    weight: np.ndarray  # (n_out, n_in) added to u per presynaptic spike
+
+
+def layer_code(layer: Layer, mode: str) -> LayerCode:
+    """The neuron contract as Brian2 statements: one operation per statement (no FMA contraction);
+    fixed point follows Lava's bit-accurate model on float64 variables that hold integers."""
+    size = layer.n_out
+    if mode == "fixed":
+        f = layer.fixed.params
+        return LayerCode(
+            vth=np.asarray(f.vth, dtype=np.float64) * (1 << VTH_SHIFT) * np.ones(size),
+            bias=np.broadcast_to(effective_bias(f), (size,)).astype(np.float64),
+            mu=float(DECAY_UNITY - (f.du_fx + 1)),
+            mv=float(DECAY_UNITY - f.dv_fx),
+            decay_u=f"u = sign(u) * floor(abs(u) * mu / {DECAY_UNITY})",
+            update_v=(
+                f"v = sign(v) * floor(abs(v) * mv / {DECAY_UNITY})\n"
+                f"u = u - {2 * MAX_UV} * int(u > {MAX_UV})\n"  # 24-bit wrap of u (after its input)
+                f"u = u + {2 * MAX_UV} * int(u <= -{MAX_UV})\n"
+                "v = v + u\n"
+                "v = v + bias\n"
+                f"v = clip(v, -{V_LIMIT}, {V_LIMIT})"
+            ),
+            weight=layer.fixed.weight.astype(np.float64) * (1 << ACT_SHIFT),
+        )
+    p = layer.params
+    return LayerCode(
+        vth=np.broadcast_to(np.asarray(p.vth, dtype=np.float64), (size,)),
+        bias=np.broadcast_to(np.asarray(p.bias, dtype=np.float64), (size,)),
+        mu=1.0 - p.du,
+        mv=1.0 - p.dv,
+        decay_u="u = u * mu",
+        update_v="v = v * mv\nv = v + u\nv = v + bias",
+        weight=layer.weight,
+    )
+
+
+def _synapses(b2: Any, prev: Any, g: Any, wmat: np.ndarray, bsz: int, li: int) -> Any:
+    """Only the non-zero synapses exist, as on chip; copy c connects only to copy c. They deliver
+    into u in the synapses slot, after u's decay (order 10*l + 1)."""
+    size, n_in = wmat.shape
+    post, pre = np.nonzero(wmat)
+    syn = b2.Synapses(prev, g, "w : 1 (constant)", on_pre="u_post += w", name=f"sne_syn{li}")
+    copies = np.repeat(np.arange(bsz), len(pre))
+    syn.connect(i=np.tile(pre, bsz) + copies * n_in, j=np.tile(post, bsz) + copies * size)
+    syn.w = np.tile(wmat[post, pre], bsz)
+    syn.pre.when, syn.pre.order = "synapses", 10 * li + 1
+    return syn
 
 
 def _collect(counters, trains, n: int, bsz: int, steps: int, dt: Any):
