@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from exporters.checks import EXPORT_TARGETS
 from simulators import BACKENDS as SIM_BACKENDS
 from simulators.errors import InputError, SneError
 from simulators.files import atomic_file
@@ -15,6 +16,8 @@ from simulators.result import MODES
 
 from .data import DATASETS
 from .partition import MODES as PARTITION_MODES
+from .runtime import BACKENDS as RUNTIME_BACKENDS
+from .scheduler import POLICIES
 
 # The project's own errors, and the I/O errors that name a user's path; anything else is a bug
 # and keeps its traceback.
@@ -89,7 +92,6 @@ LAST_BUNDLE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "
 
 def cmd_export(a: argparse.Namespace) -> int:
     from exporters.bundle import write_bundle
-    from exporters.checks import EXPORT_TARGETS
 
     from . import checkpoint
     from .data import load_dataset
@@ -126,12 +128,12 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
     from .data import load_dataset
     from .report import format_simulation
-    from .runtime import BACKENDS, simulate
-    from .scheduler import POLICIES, check_budget
+    from .runtime import simulate
+    from .scheduler import check_budget
 
     check_budget(a.budget)
-    if a.backend not in BACKENDS:
-        raise InputError(f"unknown backend '{a.backend}' (choose from {', '.join(BACKENDS)})")
+    if a.backend not in RUNTIME_BACKENDS:
+        raise InputError(f"unknown backend '{a.backend}' (choose from {', '.join(RUNTIME_BACKENDS)})")
     if a.policy not in POLICIES:
         raise InputError(f"unknown policy '{a.policy}' (choose from {', '.join(POLICIES)})")
     if a.mode not in MODES:
@@ -254,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="write a deployment bundle (NIR members, ONNX gate/head, manifest)")
     e.add_argument("model", help="model.pt from 'sne-deploy train'")
-    e.add_argument("--target", default="lava", help="lava, brian2 or nir")
+    e.add_argument("--target", default="lava", help=f"one of {', '.join(EXPORT_TARGETS)}")
     e.add_argument("--out", default=None, help="bundle folder (default: <model>.<target>)")
     e.add_argument("--force", action="store_true", help="replace an existing bundle")
     e.add_argument("--strict", action="store_true", help="turn target warnings (24-bit range) into errors")
@@ -264,9 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="run a bundle with the gate and a budget on a backend")
     s.add_argument("bundle", nargs="?", default=None, help="bundle folder (default: the last exported one)")
     s.add_argument("--budget", type=float, default=0.3, help="mean fraction of members awake, in (0, 1]")
-    s.add_argument("--policy", default="gate", help="gate, random, fixed or all")
-    s.add_argument("--backend", default="torch", help="torch, reference, brian2 or lava")
-    s.add_argument("--mode", default="fixed", help="float or fixed")
+    s.add_argument("--policy", default="gate", help=f"one of {', '.join(POLICIES)}")
+    s.add_argument("--backend", default="torch", help=f"one of {', '.join(RUNTIME_BACKENDS)}")
+    s.add_argument("--mode", default="fixed", help=f"one of {', '.join(MODES)}")
     _add_brian2_target(s)
     s.add_argument("--data", default=None, help="dataset (default: the bundle's)")
     s.add_argument("--data-dir", default=None)
