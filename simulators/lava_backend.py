@@ -2,8 +2,10 @@
 Lava environment, waits with a timeout, reads the results back.
 
 Lava forces the 'fork' start method at import and hangs at exit without ``stop()``; it must never
-be imported by the torch process. The worker runs in its own session (process group), so on a
-timeout the whole group, Lava's own child processes included, is killed and none is orphaned.
+be imported by the torch process. The worker runs in its own session (process group) and writes
+its output to files in the job folder; the host watches the worker and every process of its group,
+and on any death, timeout, error or signal kills the whole group (Lava's own child processes
+included) and removes the job folder, so nothing hangs and nothing is orphaned.
 
 The worker's interpreter is ``$SNE_LAVA_ENV/bin/python`` if set, else ``<repo>/.venv-lava/bin/python``
 (made by ``make lava-env`` / ``scripts/setup-env.sh lava``).
@@ -21,13 +23,13 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import BackendUnavailable, GraphError, WorkerError
+from .errors import BackendUnavailable, GraphError, InputError, WorkerError
 from .network import Network
 from .batching import unbatch_steps
 from .result import Result, check_inputs, make_result
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_TIMEOUT = float(os.environ.get("SNE_LAVA_TIMEOUT", "1800"))
+DEFAULT_TIMEOUT = 1800.0  # seconds; $SNE_LAVA_TIMEOUT overrides it (lava_timeout)
 
 
 def lava_python() -> Path:
@@ -61,9 +63,24 @@ def time_lava_variant(network: Network, spikes: np.ndarray, mode: str, variant: 
     return _work(network, spikes, mode, variant, timeout, batch)[0]
 
 
+def lava_timeout() -> float:
+    """``$SNE_LAVA_TIMEOUT`` in seconds (default 1800), read when a run starts and checked."""
+    raw = os.environ.get("SNE_LAVA_TIMEOUT", "")
+    if not raw.strip():
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise InputError(f"SNE_LAVA_TIMEOUT={raw!r} is not a positive number of seconds")
+    return value
+
+
 def _work(network: Network, spikes: np.ndarray, mode: str, variant: str, timeout: Optional[float],
           batch: Optional[int] = None) -> tuple[dict, list[np.ndarray]]:
     py = lava_python()
+    timeout = timeout or lava_timeout()
     t0 = time.perf_counter()
     n, steps, _ = spikes.shape
     with tempfile.TemporaryDirectory(prefix="sne-lava-") as tmp:
@@ -71,22 +88,12 @@ def _work(network: Network, spikes: np.ndarray, mode: str, variant: str, timeout
         extra = {"batch": np.array(int(batch))} if batch else {}
         np.savez(tmpd / "job.npz", spikes=spikes, mode=np.array(mode), variant=np.array(variant), **extra,
                  **network.to_arrays())
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONNOUSERSITE="1")
-        proc = subprocess.Popen([str(py), "-m", "simulators.lava_worker", str(tmpd / "job.npz"), str(tmpd)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                start_new_session=True, cwd=str(REPO))
-        try:
-            out, err = proc.communicate(timeout=timeout or DEFAULT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            raise WorkerError(f"the Lava worker timed out after {timeout or DEFAULT_TIMEOUT:.0f} s and was killed (pid {proc.pid})")
-        finally:
-            _kill_group(proc)  # Lava's runtime children, should any outlive the worker
-        if proc.returncode != 0:
-            last = (err.strip().splitlines() or ["(no output)"])[-1]
-            if proc.returncode == 2 and last.startswith("error: "):
+        code = _run_worker(py, tmpd, timeout)
+        if code != 0:
+            last = _last_line(tmpd / "stderr.txt")
+            if code == 2 and last.startswith("error: "):
                 raise GraphError(last[len("error: "):])
-            raise WorkerError(f"the Lava worker failed (exit {proc.returncode}): {last}")
+            raise WorkerError(f"the Lava worker failed ({_status(code)}): {last}")
         info = json.loads((tmpd / "info.json").read_text())
         trains = []
         if variant == "recorded":
@@ -98,6 +105,81 @@ def _work(network: Network, spikes: np.ndarray, mode: str, variant: str, timeout
     info["wall_s"] = time.perf_counter() - t0
     info["worker_overhead_s"] = info["wall_s"] - info["build_s"] - info["run_s"]
     return info, trains
+
+
+# How long the worker may keep running after one of its Lava processes vanished: Lava's own
+# children exit during a normal stop() just before the worker does.
+_CHILD_GRACE_S = 3.0
+_POLL_S = 0.1
+
+
+def _run_worker(py: Path, job_dir: Path, timeout: float) -> int:
+    """Start the worker in its own session with its output in files (Lava's children inherit the
+    worker's file descriptors, so pipes would stay open after the worker died) and watch it: the
+    worker's exit, the death of any process of its group, and the timeout are each noticed within
+    a fraction of a second. Whatever happens, even an exception such as a signal turned into
+    ``SystemExit``, the whole group is killed before this returns."""
+    env = dict(os.environ, PYTHONNOUSERSITE="1")
+    env["PYTHONPATH"] = str(REPO)
+    # Lava's multiprocessing makes its own temporary folders (and sockets, whose paths must stay
+    # short); inside the job folder they go with it
+    (job_dir / "t").mkdir()
+    env["TMPDIR"] = str(job_dir / "t")
+    with open(job_dir / "stdout.txt", "wb") as out, open(job_dir / "stderr.txt", "wb") as err:
+        proc = subprocess.Popen([str(py), "-m", "simulators.lava_worker", str(job_dir / "job.npz"), str(job_dir)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+                                start_new_session=True, cwd=str(REPO))
+    try:
+        deadline = time.monotonic() + timeout
+        seen: set[int] = set()
+        vanished_at: Optional[float] = None
+        while True:
+            code = proc.poll()
+            if code is not None:
+                return code
+            now = time.monotonic()
+            if now > deadline:
+                raise WorkerError(f"the Lava worker timed out after {timeout:.0f} s and was killed (pid {proc.pid})")
+            alive = _group_members(proc.pid)
+            if seen - alive and vanished_at is None:
+                vanished_at = now
+            seen |= alive
+            if vanished_at is not None and now - vanished_at > _CHILD_GRACE_S:
+                gone = sorted(seen - alive)
+                raise WorkerError(f"a Lava runtime process (pid {gone[0]}) died during the run; "
+                                  f"the worker (pid {proc.pid}) and its group were killed")
+            time.sleep(_POLL_S)
+    finally:
+        _kill_group(proc)
+
+
+def _group_members(pgid: int) -> set[int]:
+    """Live (not zombie) processes of process group ``pgid``, other than its leader."""
+    members = set()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == pgid:
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
+            members.add(int(d.name))
+    return members
+
+
+def _last_line(path: Path) -> str:
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(no output)"
+
+
+def _status(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit {code}"
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -295,8 +295,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds the stack like Ctrl-C, so every ``finally`` (killing a
+    Lava worker's process group, removing temporary folders and files) runs before exit."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
+    import signal
+
     args = build_parser().parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
     try:
         return args.func(args)
     except USER_ERRORS as e:
@@ -306,6 +323,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         print("sne-deploy: interrupted", file=sys.stderr)
         return 130
+    except Terminated as t:
+        print(f"sne-deploy: terminated by {signal.Signals(t.signum).name}; stopped cleanly", file=sys.stderr)
+        return 128 + t.signum
 
 
 if __name__ == "__main__":

@@ -1,0 +1,115 @@
+"""Faults during a Lava run: the worker or one of Lava's runtime processes dies, or the user's
+process gets SIGTERM/SIGHUP. Each must end within seconds with one line, leave no process of the
+worker's group alive and no job folder behind."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulators import to_nir
+from simulators.random_nets import random_spikes, random_ternary_network
+
+pytestmark = pytest.mark.lava
+
+
+def _proc_stat(pid: int) -> list[str]:
+    return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _group(pgid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                st = _proc_stat(int(d.name))
+            except OSError:
+                continue
+            if int(st[2]) == pgid and st[0] != "Z":
+                out.append(int(d.name))
+    return out
+
+
+def _find_worker(proc: subprocess.Popen, tmpdir: Path, timeout: float = 60.0) -> int:
+    """The pid of the Lava worker whose job folder lies in ``tmpdir``, once Lava's runtime started."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"run-nir ended before the fault (exit {proc.returncode}): {proc.stderr.read()}")
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                cmd = (d / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"simulators.lava_worker" in cmd and any(str(tmpdir).encode() in c for c in cmd):
+                pid = int(d.name)
+                if len(_group(pid)) > 1:  # Lava's runtime processes are up: the run is under way
+                    return pid
+        time.sleep(0.2)
+    raise AssertionError("no Lava worker with runtime processes appeared")
+
+
+@pytest.fixture
+def long_lava_run(lava_ready, tmp_path):
+    """Start `run-nir` on Lava with enough samples to run for a minute; yield (process, tmpdir)."""
+    net = random_ternary_network((64, 128, 10), seed=0, with_bias=True)
+    import nir
+
+    nir.write(str(tmp_path / "g.nir"), to_nir(net))
+    np.savez(tmp_path / "x.npz", spikes=random_spikes(30000, 16, 64, rate=0.2))
+    # a short folder of our own (Lava's sockets live below it; Unix socket paths are short)
+    tmpdir = Path(tempfile.mkdtemp(prefix="sne-fault-", dir="/tmp"))
+    env = {**os.environ, "TMPDIR": str(tmpdir)}
+    proc = subprocess.Popen([sys.executable, "-m", "sne_deploy", "run-nir", str(tmp_path / "g.nir"), "--inputs",
+                             str(tmp_path / "x.npz"), "--backend", "lava", "--mode", "fixed"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    yield proc, tmpdir
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _ends_cleanly(proc: subprocess.Popen, tmpdir: Path, worker: int, t_fault: float, code: int, *msgs: str) -> None:
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t_fault <= 10.0, "took more than 10 s after the fault"
+    assert proc.returncode == code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and any(m in lines[0] for m in msgs), err
+    assert _group(worker) == [], "processes of the worker's group are still alive"
+    assert list(tmpdir.iterdir()) == [], "a job folder was left behind"
+
+
+def test_worker_killed_mid_run(long_lava_run):
+    proc, tmpdir = long_lava_run
+    worker = _find_worker(proc, tmpdir)
+    os.kill(worker, signal.SIGKILL)
+    _ends_cleanly(proc, tmpdir, worker, time.monotonic(), 2, "Lava worker failed (killed by SIGKILL)")
+
+
+def test_one_lava_runtime_process_killed_mid_run(long_lava_run):
+    proc, tmpdir = long_lava_run
+    worker = _find_worker(proc, tmpdir)
+    child = max(p for p in _group(worker) if p != worker)  # the newest: one of the process models
+    os.kill(child, signal.SIGKILL)
+    # either the worker notices and fails (its last error line is shown) or it hangs and the host
+    # notices the dead process
+    _ends_cleanly(proc, tmpdir, worker, time.monotonic(), 2, "died during the run", "Lava worker failed")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_the_run_cleanly(long_lava_run, sig):
+    proc, tmpdir = long_lava_run
+    worker = _find_worker(proc, tmpdir)
+    proc.send_signal(sig)
+    _ends_cleanly(proc, tmpdir, worker, time.monotonic(), 128 + sig, f"terminated by {sig.name}")
