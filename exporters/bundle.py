@@ -5,6 +5,7 @@
     <bundle>/head.onnx                imputation + readouts + classifier (host side)
     <bundle>/manifest.json            versions, dataset, encoding, T, K, partition, imputation values,
                                       budget calibration, per-member sizes, sha256 of every file
+    <bundle>/manifest.sha256          sha256 of manifest.json itself
 
 A bundle is written into a temporary folder beside its destination and renamed into place, so a
 failure never leaves half a bundle; an existing bundle is replaced only when asked (``force``).
@@ -21,12 +22,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from simulators.errors import GraphError
-from simulators.files import atomic_dir, sha256_file
+from simulators.files import atomic_dir, exclusive, sha256_file
 from simulators.network import Network
 from simulators.nir_io import from_nir, to_nir
 
-from .checks import ExportError, check_network
-from .manifest import BundleError, Manifest, ModelInfo
+from .checks import ExportError, check_finite_module, check_network
+from .manifest import BUNDLE_FORMAT, BundleError, Manifest, ModelInfo
 
 __all__ = ["BundleParts", "Bundle", "BundleError", "write_bundle", "load_bundle"]
 
@@ -59,14 +60,28 @@ def write_bundle(parts: BundleParts, out: Path, target: str, force: bool = False
     warnings: list[str] = []
     for net in parts.networks:
         warnings += check_network(net, target, steps, strict)
-    if out.exists() and not force:
-        raise ExportError(f"{out} already exists; pass --force to replace it")
+    check_finite_module(parts.gate, "gate")
+    check_finite_module(parts.head, "head")
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise ExportError(f"{out} already exists; pass --force to replace it")
+        if out.is_symlink() or not is_bundle(out):
+            raise ExportError(f"{out} is not an sne-deploy bundle; --force replaces only an earlier bundle, "
+                              "never other files or folders")
     try:
-        with atomic_dir(out) as tmp:
+        with exclusive(out), atomic_dir(out) as tmp:
             _write_contents(parts, tmp, target, warnings)
     except OSError as e:
         raise ExportError(f"cannot write to {out.parent}: {e.strerror or e}") from None
     return out, warnings
+
+
+def is_bundle(path: Path) -> bool:
+    """A folder whose manifest.json says it is an sne-deploy bundle (the only thing --force replaces)."""
+    try:
+        return json.loads((Path(path) / "manifest.json").read_text()).get("format") == BUNDLE_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _write_contents(parts: BundleParts, tmp: Path, target: str, warnings: list[str]) -> None:
@@ -94,6 +109,7 @@ def _write_contents(parts: BundleParts, tmp: Path, target: str, warnings: list[s
         files={f: sha256_file(tmp / f) for f in files}, toolkit_version=_toolkit_version(),
     )
     (tmp / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=2))
+    (tmp / MANIFEST_SUM).write_text(sha256_file(tmp / "manifest.json") + "\n")
 
 
 def _verify_round_trip(net: Network, path: Path) -> None:
@@ -142,18 +158,48 @@ def load_bundle(path: Path) -> Bundle:
         manifest = Manifest.from_dict(json.loads(mpath.read_text()), str(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BundleError(f"{mpath} is not valid JSON: {e}") from None
+    _check_manifest_sum(path)
     files = manifest.files
     for rel in manifest.member_files + ["gate.onnx", "head.onnx"]:
         if rel not in files:
             raise BundleError(f"{path}: manifest lists no checksum for {rel}")
     for rel, digest in files.items():
-        f = path / rel
+        f = _inside(path, rel)
         if not f.is_file():
             raise BundleError(f"{path}: file {rel} is missing")
         if sha256_file(f) != digest:
             raise BundleError(f"{path}: {rel} does not match its sha256 in manifest.json (tampered or corrupted)")
-    try:
-        networks = [from_nir(path / rel) for rel in manifest.member_files]
-    except GraphError as e:
-        raise BundleError(f"{path}: {e}") from None
+    networks = []
+    for k, rel in enumerate(manifest.member_files):
+        try:
+            net = from_nir(_inside(path, rel))
+        except GraphError as e:
+            raise BundleError(f"{path}: {e}") from None
+        if net.sizes != manifest.member_sizes[k]:
+            raise BundleError(f"{path}: member {k} ({rel}) has layer sizes {net.sizes}, the manifest says "
+                              f"{manifest.member_sizes[k]}")
+        networks.append(net)
     return Bundle(path, manifest, networks)
+
+
+MANIFEST_SUM = "manifest.sha256"
+
+
+def _check_manifest_sum(path: Path) -> None:
+    """The manifest's own integrity: its sha256, written beside it at export."""
+    try:
+        recorded = (path / MANIFEST_SUM).read_text().strip()
+    except OSError:
+        raise BundleError(f"{path}: {MANIFEST_SUM} is missing (a bundle from an older sne-deploy? export it again)") from None
+    if sha256_file(path / "manifest.json") != recorded:
+        raise BundleError(f"{path}: manifest.json does not match {MANIFEST_SUM} (edited, tampered or corrupted)")
+
+
+def _inside(bundle: Path, rel: str) -> Path:
+    """``bundle/rel`` if it resolves inside the bundle (symlinks followed); else one error that does
+    not say whether the outside path exists."""
+    root = bundle.resolve()
+    target = (bundle / rel).resolve()
+    if Path(rel).is_absolute() or root not in target.parents:
+        raise BundleError(f"{bundle}: manifest.json names a file outside the bundle ({rel!r})")
+    return target

@@ -6,6 +6,8 @@ a warning unless ``strict``.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from simulators.errors import GraphError, SneError
@@ -18,6 +20,14 @@ EXPORT_TARGETS = ("lava", "brian2", "nir")
 
 class ExportError(SneError, ValueError):
     """The model cannot be exported as asked; the message says which layer and why."""
+
+
+def check_finite_module(module: Any, what: str) -> None:
+    """Every parameter and buffer of a host-side torch module (gate, head) is finite."""
+    for name, t in module.state_dict().items():
+        a = np.asarray(t.detach().cpu().numpy(), dtype=np.float64) if t.is_floating_point() else None
+        if a is not None and not np.all(np.isfinite(a)):
+            raise ExportError(f"the {what}'s tensor '{name}' holds NaN or inf; retrain the model")
 
 
 def check_network(network: Network, target: str, steps: int, strict: bool = False) -> list[str]:

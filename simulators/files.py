@@ -17,42 +17,99 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .errors import SneError
+
+
+class WriteError(SneError, OSError):
+    """A file or folder could not be written (disk full, read-only, no permission); the message
+    names the user's destination, never the temporary sibling."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except WriteError:
+        raise
+    except OSError as e:
+        raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
+
 
 @contextmanager
 def atomic_file(path: Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it is removed.
-    ``suffix`` keeps writers that append an extension (``np.savez``) from writing elsewhere."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` (with the mode the
+    user's umask gives, not mkstemp's 0600), on failure it is removed. ``suffix`` keeps writers
+    that append an extension (``np.savez``) from writing elsewhere."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with _naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix, dir=path.parent)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 @contextmanager
 def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``; on success it takes the place of ``path``
-    (an existing folder there is swapped out and removed), on failure it is removed."""
+    (an existing folder there is swapped out and removed; callers decide whether it may be), on
+    failure it is removed. The folder gets the user's umask mode, not mkdtemp's 0700."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    with _naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        try:
+            yield tmp
+            os.chmod(tmp, 0o777 & ~_umask())
+            if path.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+                os.rmdir(old)
+                os.rename(path, old)
+                os.rename(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an advisory lock for writing ``path``; a second writer gets :class:`WriteError` at once
+    instead of mixing its files in. The lock lives on a hidden sibling file, removed afterwards;
+    the kernel drops it if the process dies, so a crash never blocks later runs."""
+    import fcntl
+
+    path = Path(path)
+    lock = path.parent / f".{path.name}.lock"
+    with _naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
     try:
-        yield tmp
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.rmdir(old)
-            os.rename(path, old)
-            os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WriteError(f"{path} is being written by another sne-deploy run; try again when it has finished") from None
+        try:
+            yield
+        finally:
+            try:
+                os.unlink(lock)
+            except FileNotFoundError:
+                pass
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        os.close(fd)
 
 
 def sha256_file(path: Path) -> str:

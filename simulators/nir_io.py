@@ -40,6 +40,45 @@ SUPPORTED = ("Input, Affine, Linear, Conv2d, SumPool2d, CubaLIF, LIF, IF, LI, Fl
 _SNAP = 1e-9
 
 
+MAX_GRAPH_BYTES = 1 << 30  # what the arrays of one graph may declare before anything is read
+
+
+def _check_declared_size(path: Path) -> None:
+    """Sum the sizes the file's HDF5 datasets declare and refuse absurd ones before ``nir.read``
+    allocates them (a small compressed file can declare gigabytes)."""
+    import h5py
+
+    total = 0
+
+    def add(_name: str, obj: Any) -> None:
+        nonlocal total
+        if isinstance(obj, h5py.Dataset):
+            total += int(np.prod(obj.shape, dtype=np.float64)) * obj.dtype.itemsize
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(add)
+    except Exception as e:  # h5py raises OSError and others on a foreign or truncated file
+        raise GraphError(f"cannot read NIR graph {path}: {type(e).__name__}: {e}") from None
+    if total > MAX_GRAPH_BYTES:
+        raise GraphError(f"NIR graph {path} declares {total / 2**30:.1f} GiB of arrays in a "
+                         f"{path.stat().st_size / 2**10:.0f} KiB file (limit {MAX_GRAPH_BYTES / 2**30:.0f} GiB); refusing to load it")
+
+
+def _positive(name: str, what: str, x: Any) -> float:
+    v = _scalar(name, what, x)
+    if not (np.isfinite(v) and v > 0):
+        raise GraphError(f"node '{name}': {what} must be a positive finite time constant, got {v}")
+    return v
+
+
+def _finite(name: str, what: str, x: Any) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        raise GraphError(f"node '{name}': {what} holds NaN or inf")
+    return a
+
+
 def _nir() -> Any:
     import nir  # imported lazily: numpy-only users of the reference backend need not have h5py
 
@@ -146,6 +185,7 @@ def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None) -
         path = Path(graph_or_path)
         if not path.is_file():
             raise GraphError(f"NIR file not found: {path}")
+        _check_declared_size(path)
         try:
             graph = nir.read(str(path))
         except Exception as e:  # h5py/KeyError/... on a foreign or truncated file
@@ -249,20 +289,22 @@ def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any) -> Layer
         raise GraphError(f"node '{name}': v_reset must be 0 (Loihi resets v to 0), got {np.unique(v_reset)[:4]}")
 
     if isinstance(node, nir.CubaLIF):
-        tau_syn = _scalar(name, "tau_syn", node.tau_syn)
-        tau_mem = _scalar(name, "tau_mem", node.tau_mem)
+        tau_syn = _positive(name, "tau_syn", node.tau_syn)
+        tau_mem = _positive(name, "tau_mem", node.tau_mem)
         du, dv = dt / tau_syn, dt / tau_mem
-        gain = (dt * np.asarray(node.w_in, dtype=np.float64) / tau_syn) * (dt * np.asarray(node.r, dtype=np.float64) / tau_mem)
-        bias = dt * np.asarray(node.v_leak, dtype=np.float64) / tau_mem
+        gain = (dt * _finite(name, "w_in", node.w_in) / tau_syn) * (dt * _finite(name, "r", node.r) / tau_mem)
+        bias = dt * _finite(name, "v_leak", node.v_leak) / tau_mem
     elif isinstance(node, (nir.LIF, nir.LI)):
-        tau = _scalar(name, "tau", node.tau)
+        tau = _positive(name, "tau", node.tau)
         du, dv = 1.0, dt / tau
-        gain = dt * np.asarray(node.r, dtype=np.float64) / tau
-        bias = dt * np.asarray(node.v_leak, dtype=np.float64) / tau
+        gain = dt * _finite(name, "r", node.r) / tau
+        bias = dt * _finite(name, "v_leak", node.v_leak) / tau
     else:  # IF
         du, dv = 1.0, 0.0
-        gain = dt * np.asarray(node.r, dtype=np.float64)
+        gain = dt * _finite(name, "r", node.r)
         bias = np.zeros(n)
+    if not np.all(np.isfinite(weight)) or not np.all(np.isfinite(aff_bias)):
+        raise GraphError(f"node '{wname}': weights or bias hold NaN or inf")
     gain = np.broadcast_to(_snap_unit(gain).ravel(), (n,))
     bias = np.asarray(bias).ravel()
     if np.any(aff_bias != 0):
@@ -271,16 +313,17 @@ def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any) -> Layer
                 f"node '{wname}': an Affine bias feeding '{name}' with du < 1 cannot be mapped (Loihi's bias acts on v); use v_leak"
             )
         bias = bias + gain * aff_bias
-    vth = np.asarray(node.v_threshold, dtype=np.float64).ravel() if spiking else np.full(n, np.inf)
+    vth = _finite(name, "v_threshold", node.v_threshold).ravel() if spiking else np.full(n, np.inf)
     du, dv = snap_decay(du, _SNAP), snap_decay(dv, _SNAP)
     weight_eff = weight * gain[:, None]
 
     # exact contract values written by sne-deploy's exporter win over the continuous ones
     m, wm = dict(node.metadata or {}), pending.metadata
     if "sne_du" in m:
-        du, dv = float(m["sne_du"]), float(m["sne_dv"])
-        vth, bias = np.asarray(m["sne_vth"], dtype=np.float64), np.asarray(m["sne_bias"], dtype=np.float64)
-        weight_eff = np.asarray(wm.get("sne_weight", weight_eff), dtype=np.float64)
+        exact = (float(m["sne_du"]), float(m["sne_dv"]), np.asarray(m["sne_vth"], dtype=np.float64),
+                 np.asarray(m["sne_bias"], dtype=np.float64), np.asarray(wm.get("sne_weight", weight_eff), dtype=np.float64))
+        _check_metadata_agrees(name, (du, dv, vth, bias, weight_eff), exact)
+        du, dv, vth, bias, weight_eff = exact
     fixed = None
     if "sne_du_fx" in m and "sne_weight_int" in wm:
         fixed = FixedLayer(
@@ -294,6 +337,19 @@ def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any) -> Layer
         return make_layer(name, weight_eff, du, dv, vth, bias, spiking=spiking, fixed=fixed)
     except GraphError as e:
         raise GraphError(f"node '{name}': {e}") from None
+
+
+def _check_metadata_agrees(name: str, standard: tuple, exact: tuple) -> None:
+    """The exact ``sne_*`` values may only refine the standard NIR fields, never contradict them:
+    a graph whose weights, thresholds, biases or time constants were edited (or zeroed, or made
+    NaN) after export is refused instead of silently running the metadata."""
+    for what, a, b in zip(("du", "dv", "v_threshold", "bias", "weight"), standard, exact):
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        if a.shape != b.shape and a.size != 1 and b.size != 1:
+            raise GraphError(f"node '{name}': its sne_* metadata gives {what} of shape {b.shape}, the graph {a.shape}")
+        if not np.allclose(a, b, rtol=1e-9, atol=1e-12):
+            raise GraphError(f"node '{name}': its exact sne_* metadata disagrees with the graph's standard {what} "
+                             "(edited after export?)")
 
 
 def to_nir(network: Network) -> Any:

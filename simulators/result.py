@@ -83,8 +83,12 @@ def check_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
         raise GraphError(f"spikes must have shape (N, T, n_in), got {a.shape}")
     if a.shape[2] != network.n_in:
         raise GraphError(f"spikes have {a.shape[2]} input channels but the network expects {network.n_in}")
+    if a.shape[0] < 1:
+        raise GraphError("spikes hold no samples (N = 0)")
     if a.shape[1] < 1:
         raise GraphError("spikes need at least one time step")
+    if np.iscomplexobj(a):
+        raise GraphError("spikes must be real 0/1 values, got a complex array")
     if a.dtype != np.bool_:
         if not np.issubdtype(a.dtype, np.number) or not np.all(np.isin(a, (0, 1))):
             raise GraphError("spikes must be boolean (or 0/1); found other values (NaN, negatives or rates?)")

@@ -3,9 +3,8 @@ can read it and a file that tries to run code is refused. Modules are rebuilt fr
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import tempfile
+import zipfile
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from simulators.errors import SneError
+from simulators.files import atomic_file
 
 from .ensemble import Gate, HostHead
 from .snn import StudentSNN
@@ -46,27 +46,21 @@ def save(model: TrainedModel, path: Path) -> None:
         "gate": model.gate.state_dict(),
         "summary": model.summary.to_dict() if model.summary is not None else {},
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(Path(path), suffix=".pt") as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load(path: Path) -> TrainedModel:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is foreign
+        raise CheckpointError(f"{path} is not a readable sne-deploy checkpoint (truncated or foreign file: not a complete torch.save archive)")
     try:
         p = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
-        raise CheckpointError(f"refusing to load {path}: it is not a plain-tensor checkpoint ({first[:120]})") from None
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"refusing to load {path}: it holds Python objects other than tensors and plain values, "
+                              "which could run code (not a plain-tensor checkpoint)") from None
     except Exception as e:  # torch.load raises almost anything on a foreign or truncated file
         raise CheckpointError(f"{path} is not a readable sne-deploy checkpoint (truncated or foreign file: {type(e).__name__})") from None
     if not isinstance(p, dict) or p.get("format") != FORMAT:
@@ -74,12 +68,29 @@ def load(path: Path) -> TrainedModel:
     if p.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint version {p.get('version')}; this sne-deploy reads version {VERSION}")
     try:
-        return _rebuild(p)
-    except (KeyError, RuntimeError, TypeError) as e:
+        return _rebuild(p, path)
+    except (KeyError, RuntimeError, TypeError, AttributeError, ValueError, IndexError) as e:
         raise CheckpointError(f"{path} is damaged or incomplete ({type(e).__name__}: {str(e)[:120]})") from None
 
 
-def _rebuild(p: dict) -> TrainedModel:
+def _check_tensors(path: Path, p: dict) -> None:
+    """Every stored tensor is finite, and there is one student per member and group."""
+    parts = {"teacher": p["teacher"], "head": p["head"], "gate": p["gate"],
+             **{f"student {k}": sd for k, sd in enumerate(p["students"])}}
+    for part, sd in parts.items():
+        for name, t in sd.items():
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise CheckpointError(f"{path}: {part} tensor '{name}' holds NaN or inf")
+    k = int(p["config"]["members"])
+    if len(p["students"]) != k or len(p["groups"]) != k:
+        raise CheckpointError(f"{path}: config says {k} members but it holds {len(p['students'])} students "
+                              f"and {len(p['groups'])} groups")
+
+
+def _rebuild(p: dict, path: Path) -> TrainedModel:
+    if not isinstance(p["config"], dict):
+        raise CheckpointError(f"{path}: its config is not a table of settings")
+    _check_tensors(path, p)
     known = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in p["config"].items() if k in known})
     shape = tuple(p["input_shape"])

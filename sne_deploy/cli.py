@@ -32,6 +32,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     from .report import format_train_summary
     from .train import TrainConfig, train
 
+    _check_train_args(a)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     out = Path(a.out)
     if out.exists() and out.is_dir():
@@ -47,6 +48,28 @@ def cmd_train(a: argparse.Namespace) -> int:
     print(format_train_summary(model.summary))
     print(f"saved {out} and {summary_path}")
     return 0
+
+
+def _at_least(a: argparse.Namespace, minimum: float, *options: str) -> None:
+    """Every named option that was given must be a finite number >= ``minimum``."""
+    import math
+
+    for opt in options:
+        v = getattr(a, opt.lstrip("-").replace("-", "_"))
+        if v is not None and not (math.isfinite(v) and v >= minimum):
+            raise InputError(f"{opt} must be a number >= {minimum:g}, got {v}")
+
+
+def _check_train_args(a: argparse.Namespace) -> None:
+    """Refuse impossible settings before minutes of teacher training are spent."""
+    from .model import DEFAULTS
+
+    _at_least(a, 1, "--members", "--epochs", "--teacher-epochs", "--steps", "--hidden", "--limit-train")
+    _at_least(a, 0, "--tna", "--spike-reg", "--logit-reg")
+    teacher = a.teacher or DEFAULTS[a.data]["teacher"]
+    if teacher in ("mlp", "cnn") and a.members > DEFAULTS[a.data]["feat_dim"]:
+        raise InputError(f"--members {a.members} exceeds the {DEFAULTS[a.data]['feat_dim']} feature dimensions "
+                         f"of the {a.data} teacher; each member needs at least one")
 
 
 def _add_brian2_target(p: argparse.ArgumentParser) -> None:
@@ -138,8 +161,16 @@ def cmd_simulate(a: argparse.Namespace) -> int:
         raise InputError(f"unknown policy '{a.policy}' (choose from {', '.join(POLICIES)})")
     if a.mode not in MODES:
         raise InputError(f"unknown mode '{a.mode}' (choose from {', '.join(MODES)})")
-    budgets = [check_budget(float(b)) for b in a.sweep.split(",")] if a.sweep else None
+    _at_least(a, 1, "--limit")
+    if a.report:
+        _check_report_dir(Path(a.report))
+    budgets = [check_budget(_number("--sweep", b)) for b in a.sweep.split(",")] if a.sweep else None
     bundle = load_bundle(_resolve_bundle(a.bundle))
+    k = bundle.n_members
+    for b in budgets or [a.budget]:
+        if b < 1 / k and a.policy != "all":
+            print(f"warning: budget {b} is below 1/K = {1 / k:.3g}: at least one of the {k} members always wakes, "
+                  f"so the awake fraction will be {1 / k:.3g}", file=sys.stderr)
     if a.inputs:
         x, y = _read_inputs(Path(a.inputs))
     else:
@@ -182,17 +213,28 @@ def _sweep(bundle, x, y, budgets, a) -> list:  # type: ignore[no-untyped-def]
     return rows
 
 
+def _number(option: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{option}: '{text.strip()}' is not a number") from None
+
+
 def _read_npz(path: Path, required: str, what: str) -> dict:
     """The arrays of an .npz (no pickles), with a one-line error when it is missing or foreign."""
     import numpy as np
 
+    import zipfile
+
     if not path.is_file():
         raise FileNotFoundError(f"inputs file not found: {path}")
+    if not zipfile.is_zipfile(path):  # .npy, pickles, text: never handed to np.load
+        raise InputError(f"{path} is not an .npz archive (write one with numpy.savez)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, EOFError, ValueError) as e:  # np.load's errors on a foreign file
-        raise InputError(f"cannot read {path} as .npz: {e}") from None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError) as e:  # damaged or truncated archive
+        raise InputError(f"cannot read {path} as .npz: it is damaged or truncated ({type(e).__name__})") from None
     if required not in arrays:
         raise InputError(f"{path} has no array '{required}' ({what})")
     return arrays
@@ -203,19 +245,27 @@ def _read_inputs(path: Path):  # type: ignore[no-untyped-def]
     return z["x"], z.get("y")
 
 
+def _check_report_dir(out: Path) -> None:
+    """``--report`` must name a new folder, an empty one or an earlier report; checked before any work."""
+    for parent in [out, *out.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"--report {out}: {parent} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.json").is_file():
+        raise InputError(f"--report {out} is a folder that holds other files; name a new folder or an earlier report")
+
+
 def _write_report(out: Path, rows: list, bundle, y) -> None:  # type: ignore[no-untyped-def]
-    """Everything is computed in a temporary sibling folder first; files land by atomic rename."""
-    import shutil
-    import tempfile
+    """The whole folder is written as a temporary sibling and swapped in: an earlier report's files
+    never mix with this one's, and a second concurrent writer is refused."""
+    from simulators.files import atomic_dir, exclusive
 
     from .energy import CONSTANTS
     from .report import plot_awake, plot_raster, plot_sweep
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    _check_report_dir(out)
+    with exclusive(out), atomic_dir(out) as tmp:
         teacher = {"accuracy": bundle.manifest.teacher_accuracy, "energy_pj": rows[0].teacher_energy_pj}
-        doc = {"bundle": str(bundle.path), "teacher": teacher, "runs": [r.to_dict() for r in rows],
+        doc = {"bundle": str(bundle.path.resolve()), "teacher": teacher, "runs": [r.to_dict() for r in rows],
                "energy_constants": {k: {op: list(v) for op, v in t.items()} for k, t in CONSTANTS.items()}}
         (tmp / "report.json").write_text(json.dumps(doc, indent=2))
         if len(rows) > 1:
@@ -224,11 +274,6 @@ def _write_report(out: Path, rows: list, bundle, y) -> None:  # type: ignore[no-
         plot_awake(main.awake.mean(0).tolist(), str(tmp / "awake_fraction.png"), f"{main.policy} policy, budget {main.budget}")
         if main.raster:
             plot_raster(main.raster, str(tmp / "raster_sample0.png"), "sample 0: spikes of the awake members")
-        out.mkdir(parents=True, exist_ok=True)
-        for f in tmp.iterdir():
-            os.replace(f, out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -125,10 +125,21 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy", "dtype"),
     }
 
+    MAX_ELEMENTS = 1 << 28  # a CIFAR-10 batch holds 30.7 M bytes; nothing real asks for more
+
     def find_class(self, module: str, name: str):  # type: ignore[override]
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
+        found = super().find_class(module, name)
+        if name != "_reconstruct":
+            return found
+
+        def reconstruct(subtype, shape, dtype):  # type: ignore[no-untyped-def]
+            # the pickle names the shape before any data: refuse absurd sizes before allocating
+            if int(np.prod(np.asarray(shape, dtype=np.float64))) > self.MAX_ELEMENTS:
+                raise pickle.UnpicklingError(f"an array of shape {tuple(shape)} is larger than any CIFAR-10 batch")
+            return found(subtype, shape, dtype)
+        return reconstruct
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +148,7 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             batch = _NumpyOnlyUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
         data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, KeyError, TypeError, ValueError, EOFError, OSError) as e:
+    except (pickle.UnpicklingError, KeyError, TypeError, ValueError, EOFError, OSError, MemoryError) as e:
         raise DataError(f"malformed CIFAR-10 batch {path}: {e}") from None
     if len(data) != len(labels):
         raise DataError(f"malformed CIFAR-10 batch {path}: {len(data)} images but {len(labels)} labels")

@@ -45,7 +45,12 @@ def run_member(network: Network, spikes: np.ndarray, backend: str, mode: str, re
 
 
 def check_intensities(bundle: Bundle, x_flat: np.ndarray) -> np.ndarray:
-    x = np.asarray(x_flat, dtype=np.float32)
+    x = np.asarray(x_flat)
+    if np.iscomplexobj(x) or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise InputError(f"inputs must be real intensities in [0, 1], got an array of dtype {x.dtype}")
+    if x.ndim >= 1 and len(x) == 0:
+        raise InputError("inputs hold no samples (N = 0)")
+    x = x.astype(np.float32)
     n_in = bundle.manifest.n_inputs
     if x.ndim != 2 or x.shape[1] != n_in:
         raise InputError(f"inputs must have shape (N, {n_in}) for this bundle, got {x.shape}")
