@@ -4,11 +4,12 @@
 # setup is reused as is, in well under a second.
 #
 #   scripts/setup-env.sh main   # .venv      : Python 3.11, torch 2.13.0 CPU, norse, nir, brian2, onnx
-#   scripts/setup-env.sh lava   # .venv-lava : Python 3.10, lava-nc 0.10.0, nir, numpy<2, simulators
+#   scripts/setup-env.sh lava   # .venv-lava : `sne-deploy setup lava` (Python 3.10, lava-nc 0.10.0,
+#                               #              nir, numpy<2; no torch), the command pip users run
 #   scripts/setup-env.sh data   # Debian's dataset-fashion-mnist, when apt-get can install it
 #
 # Python 3.10 for the Lava environment is found through $SNE_LAVA_PYTHON, then python3.10 on
-# PATH, then pyenv (`pyenv prefix 3.10.13` or any 3.10.x pyenv knows).
+# PATH, then pyenv (any 3.10.x pyenv knows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -30,26 +31,6 @@ find_python311() {
     return 1
 }
 
-find_python310() {
-    local c
-    if [ -n "${SNE_LAVA_PYTHON:-}" ]; then
-        "$SNE_LAVA_PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null \
-            || die "SNE_LAVA_PYTHON=$SNE_LAVA_PYTHON is not a Python 3.10 interpreter"
-        echo "$SNE_LAVA_PYTHON"; return 0
-    fi
-    if command -v python3.10 >/dev/null 2>&1 && python3.10 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then
-        # pyenv's shim answers only when a 3.10 is selectable; fall through to pyenv otherwise
-        command -v python3.10; return 0
-    fi
-    if command -v pyenv >/dev/null 2>&1; then
-        for v in 3.10.13 $(pyenv versions --bare 2>/dev/null | grep -E '^3\.10\.[0-9]+$' | sort -rV); do
-            c="$(pyenv prefix "$v" 2>/dev/null)/bin/python3.10"
-            if [ -x "$c" ]; then echo "$c"; return 0; fi
-        done
-    fi
-    return 1
-}
-
 setup_main() {
     local venv=$ROOT/.venv stamp
     stamp=$(stamp_of)
@@ -68,23 +49,10 @@ setup_main() {
 }
 
 setup_lava() {
-    local venv=$ROOT/.venv-lava stamp
-    stamp=$(stamp_of)
-    if [ -f "$venv/.sne-stamp" ] && [ "$(cat "$venv/.sne-stamp")" = "$stamp" ]; then
-        say "Lava environment up to date ($venv)"; return 0
-    fi
-    local py
-    py=$(find_python310) || die "the Lava backend needs Python 3.10 (lava-nc 0.10.0 installs on 3.10 only): \
-set SNE_LAVA_PYTHON=/path/to/python3.10, put python3.10 on PATH, or 'pyenv install 3.10.13'"
-    say "building Lava environment with $py (lava-nc 0.10.0, numpy<2, no torch)"
-    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
-    "$venv/bin/pip" install -q "lava-nc==0.10.0" "numpy<2" "nir>=1.0.8" "pytest>=7"
-    # only the simulators package is used there; --no-deps keeps torch out
-    "$venv/bin/pip" install -q --no-deps -e .
-    "$venv/bin/python" -c 'import lava.magma.core, nir, simulators, sys; assert "torch" not in sys.modules' \
-        || die "Lava environment failed its import check"
-    echo "$stamp" > "$venv/.sne-stamp"
-    say "Lava environment ready"
+    # the same command a pip user runs; it finds Python 3.10 (SNE_LAVA_PYTHON, python3.10, pyenv)
+    # and is idempotent itself
+    setup_main
+    "$ROOT/.venv/bin/sne-deploy" setup lava --env "$ROOT/.venv-lava"
 }
 
 setup_data() {

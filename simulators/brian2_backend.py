@@ -20,8 +20,9 @@ spike, which is only added when full spike trains are asked for.
 
 Targets:
 
-* ``cython`` (default): runtime code generation, cached in ``$SNE_BRIAN2_CACHE`` or
-  ``<repo>/.cache/brian2``; when Cython cannot compile, the numpy target runs the same statements.
+* ``cython`` (default): runtime code generation, cached in ``$SNE_BRIAN2_CACHE`` or the user's
+  cache folder (``~/.cache/sne-deploy/brian2``); the first compile takes minutes and says so once;
+  when Cython cannot compile, the numpy target runs the same statements.
 * ``cpp_standalone``: one C++ program per network shape in ``<cache>/standalone/<key>``; the first
   build of a shape compiles (~20 s here), later builds reuse the objects (~3-6 s), and inputs go
   in through ``run_args``. About 4x faster than Cython once built, so it pays off for large N.
@@ -33,6 +34,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
@@ -42,6 +44,7 @@ import numpy as np
 from .batching import batch_inputs, n_batches, unbatch_counts, unbatch_steps
 from .errors import Brian2Error
 from .network import Layer, Network
+from .paths import brian2_cache_dir
 from .neuron import ACT_SHIFT, DECAY_UNITY, MAX_UV, V_LIMIT, VTH_SHIFT, effective_bias
 from .result import Result, check_inputs, make_result
 
@@ -54,8 +57,7 @@ _MAX_BATCH = {"cython": 512, "numpy": 512, "cpp_standalone": 64}
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("SNE_BRIAN2_CACHE")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / ".cache" / "brian2"
+    return brian2_cache_dir()
 
 
 def _configure(target: str) -> None:
@@ -64,13 +66,28 @@ def _configure(target: str) -> None:
     prefs.codegen.target = "numpy" if target == "numpy" else "cython"
     prefs.core.default_float_dtype = np.float64
     d = cache_dir()
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise Brian2Error(f"cannot create Brian2's cache folder {d} ({e.strerror or e}); set SNE_BRIAN2_CACHE") from None
+    if target != "numpy" and not any(d.rglob("*.so")):
+        _say_once(f"Brian2: compiling the network code with a C++ compiler; this happens once (a few minutes) "
+                  f"and is cached in {d}")
     prefs.codegen.runtime.cython.cache_dir = str(d)
     prefs.codegen.runtime.cython.multiprocess_safe = True
     prefs.codegen.cpp.extra_compile_args_gcc = ["-w", "-O3", "-ffp-contract=off"]
     # Brian2's default is an unbounded 'make -j', which starts ~100 compilers at once
     prefs.devices.cpp_standalone.extra_make_args_unix = [f"-j{os.cpu_count() or 1}"]
     prefs.logging.console_log_level = "ERROR"
+
+
+_said: set[str] = set()
+
+
+def _say_once(msg: str) -> None:
+    if msg not in _said:
+        _said.add(msg)
+        print(msg, file=sys.stderr, flush=True)
 
 
 def batch_size(network: Network, n: int, target: str = "cython") -> int:

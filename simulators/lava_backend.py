@@ -7,8 +7,9 @@ its output to files in the job folder; the host watches the worker and every pro
 and on any death, timeout, error or signal kills the whole group (Lava's own child processes
 included) and removes the job folder, so nothing hangs and nothing is orphaned.
 
-The worker's interpreter is ``$SNE_LAVA_ENV/bin/python`` if set, else ``<repo>/.venv-lava/bin/python``
-(made by ``make lava-env`` / ``scripts/setup-env.sh lava``).
+The worker's interpreter is that of the Lava environment (:func:`simulators.paths.lava_env_dir`;
+made by ``sne-deploy setup lava``). It starts with a clean environment: no inherited PYTHONPATH,
+only this ``simulators`` package on its path, and the job folder as its working directory.
 """
 from __future__ import annotations
 
@@ -26,20 +27,20 @@ import numpy as np
 from .errors import BackendUnavailable, GraphError, InputError, WorkerError
 from .network import Network
 from .batching import unbatch_steps
+from .paths import lava_env_dir, worker_path
 from .result import Result, check_inputs, make_result
 
-REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TIMEOUT = 1800.0  # seconds; $SNE_LAVA_TIMEOUT overrides it (lava_timeout)
 
 
 def lava_python() -> Path:
-    env = os.environ.get("SNE_LAVA_ENV")
-    venv = Path(env) if env else REPO / ".venv-lava"
+    venv = lava_env_dir()
     py = venv / "bin" / "python"
     if not py.exists():
         raise BackendUnavailable(
-            f"the Lava backend needs the Lava environment (Python 3.10 + lava-nc 0.10.0) at {venv}: "
-            "run 'make lava-env' (finds Python 3.10 via SNE_LAVA_PYTHON, python3.10 or pyenv) or set SNE_LAVA_ENV=/path/to/venv"
+            f"the Lava backend needs its environment (Python 3.10 + lava-nc 0.10.0), not found at {venv}: "
+            "run 'sne-deploy setup lava' (add --python /path/to/python3.10 if none is on PATH) "
+            "or set SNE_LAVA_ENV=/path/to/venv"
         )
     return py
 
@@ -110,7 +111,7 @@ def _work(network: Network, spikes: np.ndarray, mode: str, variant: str, timeout
 # How long the worker may keep running after one of its Lava processes vanished: Lava's own
 # children exit during a normal stop() just before the worker does.
 _CHILD_GRACE_S = 3.0
-_POLL_S = 0.1
+_POLL_S = 0.05
 
 
 def _run_worker(py: Path, job_dir: Path, timeout: float) -> int:
@@ -119,8 +120,9 @@ def _run_worker(py: Path, job_dir: Path, timeout: float) -> int:
     worker's exit, the death of any process of its group, and the timeout are each noticed within
     a fraction of a second. Whatever happens, even an exception such as a signal turned into
     ``SystemExit``, the whole group is killed before this returns."""
-    env = dict(os.environ, PYTHONNOUSERSITE="1")
-    env["PYTHONPATH"] = str(REPO)
+    # a clean environment: only our simulators package on the path, nothing of the host's
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env.update(PYTHONNOUSERSITE="1", PYTHONPATH=str(worker_path(job_dir)))
     # Lava's multiprocessing makes its own temporary folders (and sockets, whose paths must stay
     # short); inside the job folder they go with it
     (job_dir / "t").mkdir()
@@ -128,7 +130,7 @@ def _run_worker(py: Path, job_dir: Path, timeout: float) -> int:
     with open(job_dir / "stdout.txt", "wb") as out, open(job_dir / "stderr.txt", "wb") as err:
         proc = subprocess.Popen([str(py), "-m", "simulators.lava_worker", str(job_dir / "job.npz"), str(job_dir)],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
-                                start_new_session=True, cwd=str(REPO))
+                                start_new_session=True, cwd=str(job_dir))
     try:
         deadline = time.monotonic() + timeout
         seen: set[int] = set()
@@ -140,22 +142,22 @@ def _run_worker(py: Path, job_dir: Path, timeout: float) -> int:
             now = time.monotonic()
             if now > deadline:
                 raise WorkerError(f"the Lava worker timed out after {timeout:.0f} s and was killed (pid {proc.pid})")
-            alive = _group_members(proc.pid)
-            if seen - alive and vanished_at is None:
+            alive, zombies = _group_members(proc.pid)
+            if (seen - alive or zombies) and vanished_at is None:  # gone, or dead and not reaped
                 vanished_at = now
             seen |= alive
             if vanished_at is not None and now - vanished_at > _CHILD_GRACE_S:
-                gone = sorted(seen - alive)
-                raise WorkerError(f"a Lava runtime process (pid {gone[0]}) died during the run; "
+                gone = sorted((seen - alive) | zombies) or sorted(seen - alive)
+                raise WorkerError(f"a Lava runtime process (pid {gone[0] if gone else '?'}) died during the run; "
                                   f"the worker (pid {proc.pid}) and its group were killed")
             time.sleep(_POLL_S)
     finally:
         _kill_group(proc)
 
 
-def _group_members(pgid: int) -> set[int]:
-    """Live (not zombie) processes of process group ``pgid``, other than its leader."""
-    members = set()
+def _group_members(pgid: int) -> tuple[set[int], set[int]]:
+    """(live, zombie) processes of process group ``pgid``, other than its leader."""
+    alive, zombies = set(), set()
     for d in Path("/proc").iterdir():
         if not d.name.isdigit() or int(d.name) == pgid:
             continue
@@ -163,9 +165,9 @@ def _group_members(pgid: int) -> set[int]:
             fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
-            members.add(int(d.name))
-    return members
+        if int(fields[2]) == pgid:  # fields: state, ppid, pgrp, ...
+            (zombies if fields[0] == "Z" else alive).add(int(d.name))
+    return alive, zombies
 
 
 def _last_line(path: Path) -> str:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -40,13 +39,27 @@ def cmd_train(a: argparse.Namespace) -> int:
     cfg = TrainConfig(data=a.data, data_dir=a.data_dir, members=a.members, partition=a.partition, tna=a.tna,
                       spike_reg=a.spike_reg, logit_reg=a.logit_reg, epochs=a.epochs, seed=a.seed, teacher=a.teacher,
                       teacher_epochs=a.teacher_epochs, steps=a.steps, hidden=a.hidden, limit_train=a.limit_train)
-    model = train(cfg, progress=not a.quiet)
+    model = train(cfg, progress=_progress(a))
     checkpoint.save(model, out)
     summary_path = out.with_suffix(".summary.json")
     with atomic_file(summary_path) as tmp:
         tmp.write_text(json.dumps(model.summary.to_dict(), indent=2))
     print(format_train_summary(model.summary))
     print(f"saved {out} and {summary_path}")
+    print(f"next: sne-deploy export {out} --target lava")
+    return 0
+
+
+def _progress(a: argparse.Namespace) -> bool:
+    """Progress bars only on a terminal and unless --quiet: a log file gets no bars."""
+    return not getattr(a, "quiet", False) and sys.stderr.isatty()
+
+
+def cmd_setup(a: argparse.Namespace) -> int:
+    from .setup_lava import setup_lava
+
+    setup_lava(a.python, Path(a.env) if a.env else None, a.force)
+    print("next: sne-deploy simulate BUNDLE --backend lava")
     return 0
 
 
@@ -110,7 +123,15 @@ def cmd_run_nir(a: argparse.Namespace) -> int:
     return 0
 
 
-LAST_BUNDLE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sne-deploy" / "last-bundle"
+def _last_bundle_file() -> Path:
+    """The "last exported bundle" pointer of *this working directory* (one per directory, in the
+    user's cache), so runs in other projects or venvs never pick up each other's bundle."""
+    import hashlib
+
+    from simulators.paths import user_cache
+
+    key = hashlib.sha256(str(Path.cwd().resolve()).encode()).hexdigest()[:16]
+    return user_cache() / "last-bundle" / key
 
 
 def cmd_export(a: argparse.Namespace) -> int:
@@ -131,18 +152,24 @@ def cmd_export(a: argparse.Namespace) -> int:
     path, warnings = write_bundle(bundle_parts(model, ds), out, a.target, force=a.force, strict=a.strict)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
-    LAST_BUNDLE.parent.mkdir(parents=True, exist_ok=True)
-    LAST_BUNDLE.write_text(str(path.resolve()))
-    print(f"wrote bundle {path} (target {a.target}, {model.config.members} members)")
+    try:
+        with atomic_file(_last_bundle_file()) as tmp:
+            tmp.write_text(str(path.resolve()))
+    except OSError as e:  # a convenience only: never fail an export for it
+        print(f"warning: could not remember the bundle for 'simulate' ({e})", file=sys.stderr)
+    print(f"wrote bundle {path.resolve()} (target {a.target}, {model.config.members} members)")
+    print(f"next: sne-deploy simulate {path} --budget 0.3 --backend {'brian2' if a.target == 'brian2' else 'lava'}")
     return 0
 
 
 def _resolve_bundle(arg: Optional[str]) -> Path:
     if arg:
         return Path(arg)
-    if LAST_BUNDLE.is_file():
-        return Path(LAST_BUNDLE.read_text().strip())
-    raise InputError("no bundle given and none exported yet: run 'sne-deploy export MODEL.pt' first or name a bundle")
+    last = _last_bundle_file()
+    if last.is_file():
+        return Path(last.read_text().strip())
+    raise InputError("no bundle given and none exported from this folder yet: run 'sne-deploy export MODEL.pt' "
+                     "first or name a bundle")
 
 
 def cmd_simulate(a: argparse.Namespace) -> int:
@@ -202,7 +229,7 @@ def _sweep(bundle, x, y, budgets, a) -> list:  # type: ignore[no-untyped-def]
 
     rows = []
     jobs = [(b, p) for b in budgets for p in ("gate", "random", "fixed")]
-    for b, p in tqdm(jobs, desc="sweep", disable=a.json):
+    for b, p in tqdm(jobs, desc="sweep", disable=a.json or not _progress(a)):
         r = simulate(bundle, x, y, b, p, a.backend, a.mode, not a.no_compare, a.seed, record_sample=0,
                      backend_options=_backend_options(a))
         rows.append(r)
@@ -276,67 +303,115 @@ def _write_report(out: Path, rows: list, bundle, y) -> None:  # type: ignore[no-
             plot_raster(main.raster, str(tmp / "raster_sample0.png"), "sample 0: spikes of the awake members")
 
 
+ENVIRONMENT = """environment variables:
+  SNE_LAVA_ENV        the Lava environment (default: made by 'sne-deploy setup lava' in the user data folder)
+  SNE_LAVA_PYTHON     the Python 3.10 that 'setup lava' uses (or --python)
+  SNE_LAVA_TIMEOUT    seconds a Lava run may take before it is killed (default 1800)
+  SNE_BRIAN2_TARGET   Brian2 code target when --brian2-target is not given (default cython)
+  SNE_BRIAN2_CACHE    Brian2's compiled code (default: the user cache folder, e.g. ~/.cache/sne-deploy/brian2)
+"""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it says something (not None or False) and the help has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def _choices(values: tuple[str, ...]) -> str:
+    return "{" + ",".join(values) + "}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sne-deploy", description="Train, export and run Spiking Neural Ensembles on Lava and Brian2.")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("sne-deploy")
+    except PackageNotFoundError:
+        ver = "unknown (not installed)"
+    fmt = _HelpFormatter
+    p = argparse.ArgumentParser(prog="sne-deploy", description="Train, export and run Spiking Neural Ensembles on Lava and Brian2.",
+                                epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"sne-deploy {ver}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train teacher, K ternary student SNNs, head and gate")
-    t.add_argument("--data", default="digits", choices=DATASETS)
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, formatter_class=fmt, epilog=ENVIRONMENT)
+
+    t = command("train", "train teacher, K ternary student SNNs, head and gate")
+    t.add_argument("--data", default="digits", choices=DATASETS, help="dataset (offline only)")
     t.add_argument("--data-dir", default=None, help="folder with the dataset files (fashion-mnist: Debian's by default)")
     t.add_argument("--members", type=int, default=4, help="K, the number of student SNNs")
-    t.add_argument("--partition", default="informed", choices=PARTITION_MODES)
-    t.add_argument("--tna", type=float, default=0.0, metavar="LAMBDA", help="Twin Network Augmentation weight (0 = off)")
-    t.add_argument("--spike-reg", type=float, default=0.0, help="penalty on spike counts")
-    t.add_argument("--logit-reg", type=float, default=0.0, help="penalty on output magnitude")
+    t.add_argument("--partition", default="informed", choices=PARTITION_MODES,
+                   help="how teacher features are split among members (informed = correlated groups)")
+    t.add_argument("--tna", type=float, default=0.0, metavar="LAMBDA",
+                   help="Twin Network Augmentation: weight of the MSE between each student and its full-precision twin (0 = off)")
+    t.add_argument("--spike-reg", type=float, default=0.0,
+                   help="weight of the penalty on the mean firing probability per neuron and step")
+    t.add_argument("--logit-reg", type=float, default=0.0,
+                   help="weight of the penalty on the mean squared output rate (spikes per step)")
     t.add_argument("--epochs", type=int, default=30, help="student epochs")
-    t.add_argument("--teacher-epochs", type=int, default=None)
-    t.add_argument("--teacher", default=None, help="mlp, cnn, or a TorchScript file with features() and head()")
-    t.add_argument("--steps", type=int, default=None, help="time steps T per sample")
-    t.add_argument("--hidden", type=int, default=None, help="hidden neurons per student")
+    t.add_argument("--teacher-epochs", type=int, default=None, help="teacher epochs (default: per dataset)")
+    t.add_argument("--teacher", default=None, help="mlp, cnn, or a TorchScript file with features() and head() (default: per dataset)")
+    t.add_argument("--steps", type=int, default=None, help="time steps T per sample (default: per dataset)")
+    t.add_argument("--hidden", type=int, default=None, help="hidden neurons per student (default: per dataset)")
     t.add_argument("--limit-train", type=int, default=None, help="use only the first N training samples")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", default="model.pt")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and shuffling")
+    t.add_argument("--out", default="model.pt", help="checkpoint file (a summary .json is written beside it)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars (they appear only on a terminal anyway)")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("export", help="write a deployment bundle (NIR members, ONNX gate/head, manifest)")
+    e = command("export", "write a deployment bundle (NIR members, ONNX gate/head, manifest)")
     e.add_argument("model", help="model.pt from 'sne-deploy train'")
-    e.add_argument("--target", default="lava", help=f"one of {', '.join(EXPORT_TARGETS)}")
+    e.add_argument("--target", default="lava", metavar=_choices(EXPORT_TARGETS), help="deployment target")
     e.add_argument("--out", default=None, help="bundle folder (default: <model>.<target>)")
-    e.add_argument("--force", action="store_true", help="replace an existing bundle")
+    e.add_argument("--force", action="store_true", help="replace an existing bundle (never anything else)")
     e.add_argument("--strict", action="store_true", help="turn target warnings (24-bit range) into errors")
     e.add_argument("--data-dir", default=None, help="dataset folder, for calibration on validation data")
     e.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("simulate", help="run a bundle with the gate and a budget on a backend")
-    s.add_argument("bundle", nargs="?", default=None, help="bundle folder (default: the last exported one)")
+    s = command("simulate", "run a bundle with the gate and a budget on a backend")
+    s.add_argument("bundle", nargs="?", default=None, help="bundle folder (default: the last one exported from this folder)")
     s.add_argument("--budget", type=float, default=0.3, help="mean fraction of members awake, in (0, 1]")
-    s.add_argument("--policy", default="gate", help=f"one of {', '.join(POLICIES)}")
-    s.add_argument("--backend", default="torch", help=f"one of {', '.join(RUNTIME_BACKENDS)}")
-    s.add_argument("--mode", default="fixed", help=f"one of {', '.join(MODES)}")
+    s.add_argument("--policy", default="gate", metavar=_choices(POLICIES), help="which members wake per input")
+    s.add_argument("--backend", default="torch", metavar=_choices(RUNTIME_BACKENDS), help="where the members run")
+    s.add_argument("--mode", default="fixed", metavar=_choices(MODES), help="float model or Loihi's fixed point")
     _add_brian2_target(s)
     s.add_argument("--data", default=None, help="dataset (default: the bundle's)")
-    s.add_argument("--data-dir", default=None)
-    s.add_argument("--split", default="test", help="train, val or test")
+    s.add_argument("--data-dir", default=None, help="dataset folder (fashion-mnist: Debian's by default)")
+    s.add_argument("--split", default="test", metavar="{train,val,test}", help="dataset split")
     s.add_argument("--inputs", default=None, help=".npz with 'x' (N, n_in) intensities in [0, 1] and optional 'y'")
     s.add_argument("--limit", type=int, default=None, help="only the first N samples")
     s.add_argument("--seed", type=int, default=0, help="seed of the random policy")
     s.add_argument("--sweep", default=None, help="comma-separated budgets: run gate/random/fixed at each")
     s.add_argument("--no-compare", action="store_true", help="skip the agreement check against PyTorch")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
-    s.add_argument("--report", default=None, help="folder for report.json and PNG plots")
+    s.add_argument("--report", default=None, help="folder for report.json and PNG plots (new, empty or an earlier report)")
+    s.add_argument("--quiet", action="store_true", help="no progress bars (they appear only on a terminal anyway)")
     s.set_defaults(func=cmd_simulate)
 
-    r = sub.add_parser("run-nir", help="run any NIR graph of LIF layers on reference, Brian2 or Lava")
+    r = command("run-nir", "run any NIR graph of LIF layers on reference, Brian2 or Lava")
     r.add_argument("graph", help="a .nir file (nir.write)")
     r.add_argument("--inputs", required=True, help=".npz with 'spikes' of shape (N, T, n_in)")
-    r.add_argument("--backend", default="reference", choices=SIM_BACKENDS)
-    r.add_argument("--mode", default="float", choices=MODES)
+    r.add_argument("--backend", default="reference", choices=SIM_BACKENDS, help="simulator")
+    r.add_argument("--mode", default="float", choices=MODES, help="float model or Loihi's fixed point")
     _add_brian2_target(r)
-    r.add_argument("--dt", type=float, default=None, help="time step for NIR's continuous parameters (default: graph metadata or 1)")
+    r.add_argument("--dt", type=float, default=None,
+                   help="time step in seconds for NIR's continuous-time parameters (default: the graph's metadata, else 1)")
     r.add_argument("--out", default=None, help="write counts, counters and spike trains to this .npz")
     r.add_argument("--json", action="store_true", help="print the counters and timing as one JSON object")
     r.set_defaults(func=cmd_run_nir)
+
+    u = command("setup", "make an environment a backend needs (lava: Python 3.10 + lava-nc 0.10.0, no torch)")
+    u.add_argument("what", choices=["lava"], help="which environment")
+    u.add_argument("--python", default=None, help="the Python 3.10 to use (default: SNE_LAVA_PYTHON, python3.10 on PATH, pyenv)")
+    u.add_argument("--env", default=None, help="where to make it (default: the user data folder, or SNE_LAVA_ENV)")
+    u.add_argument("--force", action="store_true", help="rebuild it from scratch")
+    u.set_defaults(func=cmd_setup)
     return p
 
 

@@ -86,6 +86,7 @@ class SimulationReport:
     ``awake`` (N, K) and ``raster`` (member -> per-layer trains of one sample) are for plots; they
     are not part of the JSON form."""
 
+    bundle: str  # absolute path of the bundle that ran
     backend: str
     mode: str
     policy: str
@@ -124,7 +125,7 @@ class SimulationReport:
 
     def to_dict(self) -> dict:
         d = {
-            "backend": self.backend, "mode": self.mode, "policy": self.policy, "budget": self.budget,
+            "bundle": self.bundle, "backend": self.backend, "mode": self.mode, "policy": self.policy, "budget": self.budget,
             "samples": self.samples, "accuracy": self.accuracy, "awake_fraction": self.awake_fraction,
             "member_wakes": self.member_wakes, "spikes_per_sample": self.counts.spikes,
             "synaptic_events_per_sample": self.counts.synaptic_events,

@@ -22,11 +22,23 @@ def format_train_summary(s: TrainSummary) -> str:
     return "\n".join(lines)
 
 
+def _uj(pj: float) -> str:
+    return f"{pj / 1e6:.3f} µJ"
+
+
+def _ratio(teacher_over_sne: float) -> str:
+    """Say which way the ratio goes, in words."""
+    if teacher_over_sne >= 1:
+        return f"SNE uses {teacher_over_sne:.1f}x less energy than the teacher"
+    return f"SNE uses {1 / teacher_over_sne:.1f}x the teacher's energy"
+
+
 def format_simulation(r: SimulationReport) -> str:
     acc = "-" if r.accuracy is None else f"{r.accuracy:.4f}"
     e, te, ratio = r.energy_pj, r.teacher_energy_pj, r.teacher_to_sne_energy_ratio
     c = r.counts
     lines = [
+        f"bundle {r.bundle}",
         f"backend {r.backend} ({r.mode})  policy {r.policy}  budget {r.budget}  samples {r.samples}",
         f"  accuracy                    {acc}",
         f"  awake fraction              {r.awake_fraction:.4f}   member wakes {r.member_wakes}",
@@ -34,8 +46,8 @@ def format_simulation(r: SimulationReport) -> str:
         f"  synaptic events / sample    {c.synaptic_events:.1f}",
         f"  neuron updates / sample     {c.neuron_updates:.1f}",
         f"  gate cost                   {c.gate_macs:.0f} MACs / sample",
-        f"  energy / sample  Loihi      {e['loihi'] / 1e3:.2f} nJ   (teacher {te['loihi'] / 1e3:.2f} nJ, ratio {ratio['loihi']:.2f}x)",
-        f"  energy / sample  45 nm      {e['45nm'] / 1e3:.2f} nJ   (teacher {te['45nm'] / 1e3:.2f} nJ, ratio {ratio['45nm']:.2f}x)",
+        f"  energy / sample  Loihi      {_uj(e['loihi'])}   (teacher {_uj(te['loihi'])}; {_ratio(ratio['loihi'])})",
+        f"  energy / sample  45 nm      {_uj(e['45nm'])}   (teacher {_uj(te['45nm'])}; {_ratio(ratio['45nm'])})",
         f"  wall time                   {r.wall_time_s:.2f} s (backend {r.backend_time_s:.2f} s)",
     ]
     a = r.agreement

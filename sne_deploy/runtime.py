@@ -135,7 +135,7 @@ def simulate(bundle: Bundle, x_flat: np.ndarray, y: Optional[np.ndarray], budget
     details = [{"member": j, **{k: v for k, v in res.details.items() if isinstance(v, (int, float, str))}}
                for j, (_, res) in runs.results.items()]
     return SimulationReport(
-        backend=backend, mode=mode, policy=policy, budget=budget, samples=len(x),
+        bundle=str(bundle.path.resolve()), backend=backend, mode=mode, policy=policy, budget=budget, samples=len(x),
         accuracy=float((pred == y).mean()) if y is not None else None,
         counts=runs.mean_counts(float(m.gate_macs)), teacher_macs=float(m.teacher_macs or 0),
         wall_time_s=wall, backend_time_s=runs.backend_time, backend_details=details, awake=awake,

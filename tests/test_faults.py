@@ -100,6 +100,7 @@ def test_worker_killed_mid_run(long_lava_run):
 def test_one_lava_runtime_process_killed_mid_run(long_lava_run):
     proc, tmpdir = long_lava_run
     worker = _find_worker(proc, tmpdir)
+    time.sleep(1.0)  # mid-run, as a real fault would be (not in the instant the process starts)
     child = max(p for p in _group(worker) if p != worker)  # the newest: one of the process models
     os.kill(child, signal.SIGKILL)
     # either the worker notices and fails (its last error line is shown) or it hangs and the host
