@@ -87,12 +87,18 @@ def ablations(a: argparse.Namespace, seeds: list[int]) -> dict:
 
 
 def plots(doc: dict, suffix: str) -> None:
+    n = doc["sweep"][0]["samples"]
     plot_sweep(doc["sweep"], {"accuracy": doc["teacher"]["accuracy"], "energy_pj": doc["teacher"]["energy_pj"]},
-               str(RESULTS / f"fashion_mnist_sweep{suffix}.png"))
-    plot_noise(doc["noise"], str(RESULTS / f"fashion_mnist_noise{suffix}.png"))
+               str(RESULTS / f"fashion_mnist_sweep{suffix}.png"),
+               f"Fashion-MNIST budget sweep: torch (fixed point), N = {n} test samples")
+    plot_noise(doc["noise"], str(RESULTS / f"fashion_mnist_noise{suffix}.png"),
+               f"Fashion-MNIST noise robustness\ntorch (fixed point), N = {n} test samples")
     if "ablations" in doc:
+        sc = doc["ablations"]["scale"]
         plot_ablations({g: doc["ablations"][g] for g in ("partition", "students", "regularization")},
-                       str(RESULTS / f"fashion_mnist_ablations{suffix}.png"))
+                       str(RESULTS / f"fashion_mnist_ablations{suffix}.png"),
+                       f"Fashion-MNIST ablations ({len(sc['seeds'])} seeds, {sc['train_samples']} training samples, "
+                       f"{sc['epochs']} student epochs)")
 
 
 def markdown(doc: dict) -> str:
@@ -135,6 +141,7 @@ def markdown(doc: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--markdown", default=None, metavar="JSON", help="print the README section for a results file and exit")
+    ap.add_argument("--plots", default=None, metavar="JSON", help="redraw the PNGs from a results file and exit")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--members", type=int, default=8)
     ap.add_argument("--epochs", type=int, default=3)
@@ -153,6 +160,10 @@ def main() -> None:
     a = ap.parse_args()
     if a.markdown:
         print(markdown(json.loads(Path(a.markdown).read_text())))
+        return
+    if a.plots:
+        path = Path(a.plots)
+        plots(json.loads(path.read_text()), "_quick" if path.stem.endswith("_quick") else "")
         return
     if a.quick:
         a.epochs, a.teacher_epochs, a.limit_train, a.test_limit, a.lava_limit = 1, 1, 3000, 500, 100

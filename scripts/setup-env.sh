@@ -41,7 +41,7 @@ setup_main() {
     say "building main environment with $py (torch==2.13.0 CPU, no CUDA packages)"
     [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
     "$venv/bin/pip" install -q -c constraints.txt torch==2.13.0
-    "$venv/bin/pip" install -q -c constraints.txt -e ".[test]"
+    "$venv/bin/pip" install -q -c constraints.txt -e ".[test,neurobench]"
     "$venv/bin/python" -c 'import torch, norse, nir, brian2, onnx, simulators, exporters, sne_deploy' \
         || die "main environment failed its import check"
     echo "$stamp" > "$venv/.sne-stamp"

@@ -216,7 +216,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     else:
         rows = _sweep(bundle, x, y, budgets, a)
     if a.report:
-        _write_report(Path(a.report), rows, bundle, y)
+        _write_report(Path(a.report), rows, bundle, x, y)
         print(f"wrote report to {a.report}", file=sys.stderr)
     return 0
 
@@ -281,7 +281,7 @@ def _check_report_dir(out: Path) -> None:
         raise InputError(f"--report {out} is a folder that holds other files; name a new folder or an earlier report")
 
 
-def _write_report(out: Path, rows: list, bundle, y) -> None:  # type: ignore[no-untyped-def]
+def _write_report(out: Path, rows: list, bundle, x, y) -> None:  # type: ignore[no-untyped-def]
     """The whole folder is written as a temporary sibling and swapped in: an earlier report's files
     never mix with this one's, and a second concurrent writer is refused."""
     from simulators.files import atomic_dir, exclusive
@@ -295,12 +295,19 @@ def _write_report(out: Path, rows: list, bundle, y) -> None:  # type: ignore[no-
         doc = {"bundle": str(bundle.path.resolve()), "teacher": teacher, "runs": [r.to_dict() for r in rows],
                "energy_constants": {k: {op: list(v) for op, v in t.items()} for k, t in CONSTANTS.items()}}
         (tmp / "report.json").write_text(json.dumps(doc, indent=2))
-        if len(rows) > 1:
-            plot_sweep(doc["runs"], teacher, str(tmp / "accuracy_vs_energy.png"))
         main = next((r for r in rows if r.policy == "gate"), rows[0])
-        plot_awake(main.awake.mean(0).tolist(), str(tmp / "awake_fraction.png"), f"{main.policy} policy, budget {main.budget}")
+        where = f"{bundle.manifest.dataset}, {main.backend} ({main.mode}), N = {main.samples}"
+        if len(rows) > 1:
+            plot_sweep(doc["runs"], teacher, str(tmp / "accuracy_vs_energy.png"), f"Accuracy vs energy: {where}")
+        plot_awake(main.awake.mean(0).tolist(), str(tmp / "awake_fraction.png"),
+                   f"Members awake: {main.policy} policy, {where}", main.budget)
         if main.raster:
-            plot_raster(main.raster, str(tmp / "raster_sample0.png"), "sample 0: spikes of the awake members")
+            from simulators.encoding import encode_regular
+
+            truth = "" if y is None else f"true class {int(y[0])}, "
+            plot_raster(main.raster, encode_regular(x[:1], bundle.steps)[0], str(tmp / "raster_sample0.png"),
+                        f"Sample 0 ({truth}predicted {int(main.predictions[0])}): spikes of the awake members\n"
+                        f"{main.policy} policy, budget {main.budget:g}, {where}")
 
 
 ENVIRONMENT = """environment variables:

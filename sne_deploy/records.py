@@ -83,8 +83,8 @@ class Agreement:
 class SimulationReport:
     """One ensemble run: policy, budget, accuracy, the awake members and the energy proxies.
 
-    ``awake`` (N, K) and ``raster`` (member -> per-layer trains of one sample) are for plots; they
-    are not part of the JSON form."""
+    ``awake`` (N, K), ``predictions`` (N,) and ``raster`` (member -> per-layer trains of one sample)
+    are for plots; they are not part of the JSON form."""
 
     bundle: str  # absolute path of the bundle that ran
     backend: str
@@ -98,7 +98,10 @@ class SimulationReport:
     wall_time_s: float
     backend_time_s: float
     backend_details: list[dict]
+    connection_sparsity: float  # zero weights / all weights of the members (static)
+    footprint_bytes: int  # the members' weights as NeuroBench's adapter holds them (float32)
     awake: np.ndarray = field(repr=False)
+    predictions: np.ndarray = field(repr=False)  # (N,) predicted class
     agreement: Optional[Agreement] = None
     raster: Optional[dict[int, list[np.ndarray]]] = field(default=None, repr=False)
 
@@ -123,6 +126,16 @@ class SimulationReport:
         e, t = self.energy_pj, self.teacher_energy_pj
         return {s: t[s] / max(e[s], 1e-12) for s in CONSTANT_SETS}
 
+    @property
+    def neurobench(self) -> dict:
+        """Our counters under NeuroBench's metric names (its own implementation gives the same
+        numbers per member, tested in CI). Ensemble-level: only awake members count, and the
+        host-side gate's multiply-accumulates are the ensemble's MACs."""
+        c = self.counts
+        return {"SynapticOperations": {"Effective_ACs": c.synaptic_events, "Effective_MACs": c.gate_macs},
+                "ActivationSparsity": 1.0 - c.spikes / c.neuron_updates if c.neuron_updates else 0.0,
+                "ConnectionSparsity": self.connection_sparsity, "Footprint": self.footprint_bytes}
+
     def to_dict(self) -> dict:
         d = {
             "bundle": self.bundle, "backend": self.backend, "mode": self.mode, "policy": self.policy, "budget": self.budget,
@@ -133,6 +146,7 @@ class SimulationReport:
             "teacher_macs": self.teacher_macs, "energy_pj": self.energy_pj, "teacher_energy_pj": self.teacher_energy_pj,
             "wall_time_s": self.wall_time_s, "backend_time_s": self.backend_time_s,
             "backend_details": self.backend_details, "teacher_to_sne_energy_ratio": self.teacher_to_sne_energy_ratio,
+            "neurobench": self.neurobench,
         }
         if self.agreement is not None:
             d["agreement_with_torch"] = vars(self.agreement).copy()

@@ -1,6 +1,8 @@
 """Plain-text tables of measured numbers, for the terminal, and the plots of a report."""
 from __future__ import annotations
 
+from typing import Any
+
 from simulators.result import MODES
 
 from .records import SimulationReport, TrainSummary
@@ -74,67 +76,117 @@ def _save(fig, out_png: str) -> None:  # type: ignore[no-untyped-def]
     _pyplot().close(fig)
 
 
-def plot_sweep(rows: list[dict], teacher: dict, out_png: str, constants: str = "loihi") -> None:
-    """Accuracy against energy per policy; ``rows`` in the JSON form (``SimulationReport.to_dict``)."""
-    fig, ax = _pyplot().subplots(figsize=(6, 4))
-    for policy, marker in (("gate", "o"), ("random", "s"), ("fixed", "^")):
-        pts = sorted((r["energy_pj"][constants] / 1e3, r["accuracy"]) for r in rows if r["policy"] == policy)
-        if pts:
-            ax.plot(*zip(*pts), marker=marker, label=policy)
-    ax.scatter([teacher["energy_pj"][constants] / 1e3], [teacher["accuracy"]], marker="*", s=150, c="k", label="teacher (ANN)")
+POLICY_STYLE = {"gate": ("o", "C0"), "random": ("s", "C1"), "fixed": ("^", "C2"), "all": ("D", "C3"),
+                "cascade": ("v", "C4")}
+
+
+def plot_sweep(rows: list[dict], teacher: dict, out_png: str, title: str, constants: str = "loihi") -> None:
+    """Accuracy against energy per policy, each point labelled with its budget; ``rows`` in the
+    JSON form (``SimulationReport.to_dict``). Open markers and small offsets keep coincident
+    points visible."""
+    from .energy import CONSTANTS
+
+    fig, ax = _pyplot().subplots(figsize=(7, 4.5))
+    policies = [p for p in POLICY_STYLE if any(r["policy"] == p for r in rows)]
+    for n, policy in enumerate(policies):
+        marker, color = POLICY_STYLE[policy]
+        points: dict[tuple[float, float], list[float]] = {}  # budgets that gave the very same point share a label
+        for r in rows:
+            if r["policy"] == policy:
+                points.setdefault((r["energy_pj"][constants] / 1e6, r["accuracy"]), []).append(r["budget"])
+        xy = sorted(points)
+        ax.plot(*zip(*xy), marker=marker, color=color, mfc="none", ms=7 + 2 * (len(policies) - n), lw=1, label=policy)
+        for x, y in xy:
+            ax.annotate("/".join(f"{b:g}" for b in sorted(points[(x, y)])), (x, y), textcoords="offset points",
+                        xytext=(5, 3 + 7 * n), fontsize=7, color=color)
+    mac = CONSTANTS[constants]["mac"][0]
+    ax.scatter([teacher["energy_pj"][constants] / 1e6], [teacher["accuracy"]], marker="*", s=150, c="k",
+               label=f"teacher (ANN), MACs at {mac:g} pJ")
     ax.set_xscale("log")
-    ax.set_xlabel(f"estimated energy per sample [nJ] ({constants} constants)")
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel(f"estimated energy per sample [µJ] ({'Loihi' if constants == 'loihi' else constants} constants, incl. gate)")
     ax.set_ylabel("test accuracy")
+    ax.set_title(title + "\n(numbers next to points: budget = mean fraction of members awake)", fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     _save(fig, out_png)
 
 
-def plot_awake(awake_fraction: list[float], out_png: str, title: str) -> None:
-    fig, ax = _pyplot().subplots(figsize=(5, 3))
-    ax.bar(range(len(awake_fraction)), awake_fraction)
+def plot_awake(awake_fraction: list[float], out_png: str, title: str, budget: float) -> None:
+    """How often each member was awake, with the requested budget and the achieved mean."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = _pyplot().subplots(figsize=(5.5, 3.2))
+    ax.bar(range(len(awake_fraction)), awake_fraction, color="C0")
+    ax.axhline(budget, color="C3", ls="--", label=f"requested budget {budget:g}")
+    ax.axhline(sum(awake_fraction) / max(len(awake_fraction), 1), color="k", lw=1,
+               label=f"achieved mean {sum(awake_fraction) / max(len(awake_fraction), 1):.3f}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("member")
     ax.set_ylabel("fraction of inputs awake")
-    ax.set_title(title)
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
     _save(fig, out_png)
 
 
-def plot_raster(raster: dict, out_png: str, title: str) -> None:
+def plot_raster(raster: dict, inputs: Any, out_png: str, title: str) -> None:
+    """One sample: its input spikes (T, n_in) on top, then every awake member's layers."""
     members = sorted(raster)
-    fig, axes = _pyplot().subplots(len(members), 1, figsize=(6, 1.8 * len(members)), squeeze=False)
-    for ax, j in zip(axes[:, 0], members):
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(members) + 1, 1, figsize=(6.5, 1.6 * (len(members) + 1)), squeeze=False, sharex=True)
+    t, i = inputs.nonzero()
+    axes[0, 0].scatter(t, i, s=3, marker="|", color="grey")
+    axes[0, 0].set_ylabel("input\nchannel")
+    n_layers = max(len(v) for v in raster.values())
+    for ax, j in zip(axes[1:, 0], members):
         base = 0
         for li, train in enumerate(raster[j]):
-            t, i = train.nonzero()
-            ax.scatter(t, i + base, s=4, marker="|")
+            tt, ii = train.nonzero()
+            ax.scatter(tt, ii + base, s=5, marker="|", color=f"C{li}")
             base += train.shape[1]
             ax.axhline(base - 0.5, color="grey", lw=0.5)
         ax.set_ylabel(f"member {j}\nneuron")
+    handles = [plt.Line2D([], [], color=f"C{li}", marker="|", ls="", label=("output layer" if li == n_layers - 1 else f"hidden layer {li}"))
+               for li in range(n_layers)]
+    axes[-1, 0].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axes[-1, 0].set_xlabel("time step")
-    axes[0, 0].set_title(title)
+    axes[0, 0].set_title(title, fontsize=10)
     _save(fig, out_png)
 
 
-def plot_noise(rows: list[dict], out_png: str) -> None:
+def plot_noise(rows: list[dict], out_png: str, title: str) -> None:
     """Accuracy of teacher and SNE against input noise; rows hold sigma, teacher and sne_fixed."""
-    fig, ax = _pyplot().subplots(figsize=(5, 3.5))
+    fig, ax = _pyplot().subplots(figsize=(5.5, 3.8))
     ax.plot([r["sigma"] for r in rows], [r["teacher"] for r in rows], "o-", label="teacher (ANN)")
     ax.plot([r["sigma"] for r in rows], [r["sne_fixed"] for r in rows], "s-", label="SNE (fixed point, all awake)")
-    ax.set_xlabel("Gaussian input noise sigma")
+    ax.set_xlabel("Gaussian noise σ on pixel intensities (intensity range [0, 1]; clipped)")
     ax.set_ylabel("test accuracy")
+    ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend()
     _save(fig, out_png)
 
 
-def plot_ablations(groups: dict[str, dict[str, dict]], out_png: str) -> None:
-    """One bar chart per ablation group: mean fixed-point accuracy, error bar = half the spread."""
-    fig, axes = _pyplot().subplots(1, len(groups), figsize=(11, 3.3), squeeze=False)
-    for ax, (group, g) in zip(axes[0], groups.items()):
+def plot_ablations(groups: dict[str, dict[str, dict]], out_png: str, title: str) -> None:
+    """Per ablation group: mean fixed-point accuracy and spikes per sample side by side; error
+    bars span the seeds' min..max (half the spread either side of the mean)."""
+    fig, axes = _pyplot().subplots(2, len(groups), figsize=(11, 5.5), squeeze=False)
+    for col, (group, g) in enumerate(groups.items()):
         names = list(g)
+        ax = axes[0, col]
         ax.bar(names, [g[k]["fixed_mean"] for k in names], yerr=[g[k]["fixed_spread"] / 2 for k in names], capsize=4)
         lo = min(g[k]["fixed_mean"] for k in names)
         ax.set_ylim(max(0.0, lo - 0.05), min(1.0, max(g[k]["fixed_mean"] for k in names) + 0.03))
         ax.set_title(group)
         ax.set_ylabel("fixed-point accuracy")
+        ax = axes[1, col]
+        ax.bar(names, [g[k]["spikes_mean"] for k in names], yerr=[g[k]["spikes_spread"] / 2 for k in names], capsize=4,
+               color="C1")
+        ax.set_ylabel("spikes / sample")
+    fig.suptitle(title + "\n(bars: mean over seeds; error bars: min to max over seeds)", fontsize=10)
     _save(fig, out_png)

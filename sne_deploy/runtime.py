@@ -108,6 +108,17 @@ def compare_with_yardstick(bundle: Bundle, spikes: np.ndarray, awake: np.ndarray
                      float((ref_pred == y).mean()) if y is not None else None)
 
 
+def n_weights(networks: list[Network]) -> int:
+    return sum(layer.weight.size for net in networks for layer in net.layers)
+
+
+def connection_sparsity(networks: list[Network], mode: str) -> float:
+    """Zero weights over all weights of the members, as NeuroBench's ConnectionSparsity counts them."""
+    zeros = sum(int(np.count_nonzero((l.fixed.weight if mode == "fixed" else l.weight) == 0))
+                for net in networks for l in net.layers)
+    return zeros / max(n_weights(networks), 1)
+
+
 def sample_raster(runs: MemberRuns, sample: int) -> Optional[dict[int, list[np.ndarray]]]:
     """Per awake member, the per-layer spike trains (T, n_l) of one sample, when recorded."""
     raster = {}
@@ -138,7 +149,9 @@ def simulate(bundle: Bundle, x_flat: np.ndarray, y: Optional[np.ndarray], budget
         bundle=str(bundle.path.resolve()), backend=backend, mode=mode, policy=policy, budget=budget, samples=len(x),
         accuracy=float((pred == y).mean()) if y is not None else None,
         counts=runs.mean_counts(float(m.gate_macs)), teacher_macs=float(m.teacher_macs or 0),
-        wall_time_s=wall, backend_time_s=runs.backend_time, backend_details=details, awake=awake,
+        wall_time_s=wall, backend_time_s=runs.backend_time, backend_details=details,
+        connection_sparsity=connection_sparsity(bundle.networks, mode), footprint_bytes=4 * n_weights(bundle.networks),
+        awake=awake, predictions=pred,
         agreement=compare_with_yardstick(bundle, spikes, awake, runs, mode, pred, y) if do_compare else None,
         raster=sample_raster(runs, record_sample) if record_sample is not None else None,
     )
