@@ -131,7 +131,7 @@ def _last_bundle_file() -> Path:
     from simulators.paths import user_cache
 
     key = hashlib.sha256(str(Path.cwd().resolve()).encode()).hexdigest()[:16]
-    return user_cache() / "last-bundle" / key
+    return user_cache() / "last-bundles" / key
 
 
 def cmd_export(a: argparse.Namespace) -> int:

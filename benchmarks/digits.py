@@ -1,0 +1,59 @@
+"""Digits (the demo's model): the README's digits table from one run with the CLI's defaults.
+
+    .venv/bin/python benchmarks/digits.py      # ~2 min; writes benchmarks/results/digits.json, prints the table
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from exporters.bundle import load_bundle, write_bundle
+from sne_deploy.data import load_digits
+from sne_deploy.deploy import bundle_parts
+from sne_deploy.train import TrainConfig, train
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> None:
+    from sne_deploy.runtime import simulate
+
+    torch.set_num_threads(2)
+    t0 = time.perf_counter()
+    model = train(TrainConfig(data="digits", seed=0), progress=False)
+    train_s = time.perf_counter() - t0
+    ds = load_digits(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_bundle(bundle_parts(model, ds), Path(tmp) / "b", "lava")
+        bundle = load_bundle(Path(tmp) / "b")
+        x, y = ds.test.flat(), ds.test.y
+        runs = {f"{p}_{m}": simulate(bundle, x, y, b, p, "torch", m, compare=False).to_dict()
+                for p, b, m in (("all", 1.0, "float"), ("all", 1.0, "fixed"), ("gate", 0.3, "fixed"),
+                                ("random", 0.3, "fixed"), ("fixed", 0.3, "fixed"))}
+    s = model.summary
+    doc = {"command": "benchmarks/digits.py", "date": time.strftime("%Y-%m-%d"), "machine": "2 cores, no GPU",
+           "train_s": train_s, "teacher": {"accuracy": s.teacher_accuracy, "macs": s.teacher_macs}, "runs": runs}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "digits.json").write_text(json.dumps(doc, indent=2))
+    print(markdown(doc))
+
+
+def markdown(doc: dict) -> str:
+    r = doc["runs"]
+    rows = [("ensemble, all awake, float", r["all_float"]), ("ensemble, all awake, fixed point", r["all_fixed"]),
+            ("gate", r["gate_fixed"]), ("random", r["random_fixed"]), ("fixed (best static subset)", r["fixed_fixed"])]
+    lines = ["| model / policy at budget 0.3 | test accuracy | awake fraction | synaptic events / sample | energy Loihi µJ |",
+             "|---|---|---|---|---|",
+             f"| teacher MLP ({doc['teacher']['macs'] / 1e3:.1f} k MACs) | {doc['teacher']['accuracy']:.4f} | – | – | "
+             f"{r['gate_fixed']['teacher_energy_pj']['loihi'] / 1e6:.3f} |"]
+    lines += [f"| {name} | {v['accuracy']:.4f} | {v['awake_fraction']:.3f} | {v['synaptic_events_per_sample']:,.0f} | "
+              f"{v['energy_pj']['loihi'] / 1e6:.3f} |" for name, v in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
