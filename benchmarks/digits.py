@@ -20,7 +20,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
+    import argparse
+
     from sne_deploy.runtime import simulate
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--markdown", default=None, metavar="JSON", help="print the README table for a results file and exit")
+    a = ap.parse_args()
+    if a.markdown:
+        print(markdown(json.loads(Path(a.markdown).read_text())))
+        return
 
     torch.set_num_threads(2)
     t0 = time.perf_counter()
@@ -46,12 +55,16 @@ def markdown(doc: dict) -> str:
     r = doc["runs"]
     rows = [("ensemble, all awake, float", r["all_float"]), ("ensemble, all awake, fixed point", r["all_fixed"]),
             ("gate", r["gate_fixed"]), ("random", r["random_fixed"]), ("fixed (best static subset)", r["fixed_fixed"])]
-    lines = ["| model / policy at budget 0.3 | test accuracy | awake fraction | synaptic events / sample | energy Loihi µJ |",
-             "|---|---|---|---|---|",
-             f"| teacher MLP ({doc['teacher']['macs'] / 1e3:.1f} k MACs) | {doc['teacher']['accuracy']:.4f} | – | – | "
+    lines = ["| model / policy at budget 0.3 | test accuracy | awake fraction | synaptic events / sample "
+             "(NeuroBench Effective_ACs) | NeuroBench ActivationSparsity | energy Loihi µJ |",
+             "|---|---|---|---|---|---|",
+             f"| teacher MLP ({doc['teacher']['macs'] / 1e3:.1f} k MACs) | {doc['teacher']['accuracy']:.4f} | – | – | – | "
              f"{r['gate_fixed']['teacher_energy_pj']['loihi'] / 1e6:.3f} |"]
     lines += [f"| {name} | {v['accuracy']:.4f} | {v['awake_fraction']:.3f} | {v['synaptic_events_per_sample']:,.0f} | "
-              f"{v['energy_pj']['loihi'] / 1e6:.3f} |" for name, v in rows]
+              f"{v['neurobench']['ActivationSparsity']:.3f} | {v['energy_pj']['loihi'] / 1e6:.3f} |" for name, v in rows]
+    nb = r["all_fixed"]["neurobench"]
+    lines += ["", f"NeuroBench static metrics of the members: ConnectionSparsity {nb['ConnectionSparsity']:.3f}, "
+              f"Footprint {nb['Footprint'] / 1024:.0f} KiB (float32 weights as NeuroBench's adapter holds them)."]
     return "\n".join(lines)
 
 
