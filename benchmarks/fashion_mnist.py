@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -138,7 +140,7 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--markdown", default=None, metavar="JSON", help="print the README section for a results file and exit")
     ap.add_argument("--plots", default=None, metavar="JSON", help="redraw the PNGs from a results file and exit")
@@ -158,6 +160,61 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--skip-ablations", action="store_true")
     a = ap.parse_args()
+    if a.quick:
+        a.epochs, a.teacher_epochs, a.limit_train, a.test_limit, a.lava_limit = 1, 1, 3000, 500, 100
+        a.ablation_train, a.ablation_epochs, a.ablation_teacher_epochs, a.seeds = 1000, 1, 1, "0"
+    return a
+
+
+@contextmanager
+def phase(timings: dict, name: str) -> Iterator[None]:
+    """Record the seconds the ``with`` block took as ``timings[name + "_s"]``."""
+    t = time.perf_counter()
+    yield
+    timings[f"{name}_s"] = time.perf_counter() - t
+
+
+def train_and_export(a: argparse.Namespace, ds, run_dir: Path):  # type: ignore[no-untyped-def]
+    """The main model, its checkpoint and its Lava bundle."""
+    model = train(main_config(a), progress=True)
+    checkpoint.save(model, run_dir / "model.pt")
+    write_bundle(bundle_parts(model, ds), run_dir / "model.lava", "lava", force=True)
+    return model, load_bundle(run_dir / "model.lava")
+
+
+def main_table(bundle, x, y, lava_limit: int) -> dict:  # type: ignore[no-untyped-def]
+    """The full ensemble on torch (float, fixed) and Brian2, the gate at 0.3 on torch and on Lava
+    (Brian2 and Lava compared spike for spike with torch)."""
+    rows = {}
+    for name, kw in tqdm([
+        ("torch_float_all", dict(budget=1.0, policy="all", backend="torch", mode="float", compare=False)),
+        ("torch_fixed_all", dict(budget=1.0, policy="all", backend="torch", mode="fixed", compare=False)),
+        ("brian2_fixed_all", dict(budget=1.0, policy="all", backend="brian2", mode="fixed", compare=True)),
+        ("torch_fixed_gate_0.3", dict(budget=0.3, policy="gate", backend="torch", mode="fixed", compare=False)),
+    ], desc="main table"):
+        rows[name] = row(simulate(bundle, x, y, **kw))
+    rows["lava_fixed_gate_0.3"] = row(simulate(bundle, x[:lava_limit], y[:lava_limit], 0.3, "gate", "lava", "fixed",
+                                               compare=True))
+    return rows
+
+
+def budget_sweep(bundle, x, y) -> list[dict]:  # type: ignore[no-untyped-def]
+    jobs = [(b / 10, p) for b in range(1, 11) for p in ("gate", "random", "fixed")]
+    return [row(simulate(bundle, x, y, b, p, "torch", "fixed", compare=False)) for b, p in tqdm(jobs, desc="sweep")]
+
+
+def targets(main_rows: dict, teacher_accuracy: float) -> dict:
+    full, gate3 = main_rows["torch_fixed_all"], main_rows["torch_fixed_gate_0.3"]
+    return {
+        "sne_full_minus_teacher_pt": 100 * (full["accuracy"] - teacher_accuracy),
+        "energy_ratio_full": full["teacher_to_sne_energy_ratio"],
+        "gate03_minus_full_pt": 100 * (gate3["accuracy"] - full["accuracy"]),
+        "gate03_synaptic_event_fraction": gate3["synaptic_events_per_sample"] / full["synaptic_events_per_sample"],
+    }
+
+
+def main() -> None:
+    a = parse_args()
     if a.markdown:
         print(markdown(json.loads(Path(a.markdown).read_text())))
         return
@@ -165,74 +222,39 @@ def main() -> None:
         path = Path(a.plots)
         plots(json.loads(path.read_text()), "_quick" if path.stem.endswith("_quick") else "")
         return
-    if a.quick:
-        a.epochs, a.teacher_epochs, a.limit_train, a.test_limit, a.lava_limit = 1, 1, 3000, 500, 100
-        a.ablation_train, a.ablation_epochs, a.ablation_teacher_epochs, a.seeds = 1000, 1, 1, "0"
     suffix = "_quick" if a.quick else ""
     torch.set_num_threads(2)
-    t_start = time.perf_counter()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    run_dir = ROOT / "runs" / f"fashion{suffix}"
     ds = load_dataset("fashion-mnist")
-    timings = {}
-
-    t = time.perf_counter()
-    model = train(main_config(a), progress=True)
-    checkpoint.save(model, run_dir / "model.pt")
-    timings["train_s"] = time.perf_counter() - t
-    write_bundle(bundle_parts(model, ds), run_dir / "model.lava", "lava", force=True)
-    bundle = load_bundle(run_dir / "model.lava")
-
+    timings: dict = {}
+    t_start = time.perf_counter()
+    with phase(timings, "train"):
+        model, bundle = train_and_export(a, ds, ROOT / "runs" / f"fashion{suffix}")
     x, y = ds.test.flat()[: a.test_limit], ds.test.y[: a.test_limit]
+    with phase(timings, "simulate"):
+        main_rows = main_table(bundle, x, y, a.lava_limit)
+    with phase(timings, "sweep"):
+        sweep = budget_sweep(bundle, x, y)
+    with phase(timings, "noise"):
+        noise = noise_curve(model, ds, [0.0, 0.05, 0.1, 0.2, 0.3, 0.5], a.test_limit or len(ds.test))
     s = model.summary
-    main_rows = {}
-    t = time.perf_counter()
-    for name, kw in tqdm([
-        ("torch_float_all", dict(budget=1.0, policy="all", backend="torch", mode="float", compare=False)),
-        ("torch_fixed_all", dict(budget=1.0, policy="all", backend="torch", mode="fixed", compare=False)),
-        ("brian2_fixed_all", dict(budget=1.0, policy="all", backend="brian2", mode="fixed", compare=True)),
-        ("torch_fixed_gate_0.3", dict(budget=0.3, policy="gate", backend="torch", mode="fixed", compare=False)),
-    ], desc="main table"):
-        report = simulate(bundle, x, y, **kw)
-        main_rows[name] = row(report)
-    teacher_e = report.teacher_energy_pj  # the same teacher in every run
-    xl, yl = x[: a.lava_limit], y[: a.lava_limit]
-    main_rows["lava_fixed_gate_0.3"] = row(simulate(bundle, xl, yl, 0.3, "gate", "lava", "fixed", compare=True))
-    timings["simulate_s"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    sweep = [row(simulate(bundle, x, y, b, p, "torch", "fixed", compare=False))
-             for b, p in tqdm([(b / 10, p) for b in range(1, 11) for p in ("gate", "random", "fixed")], desc="sweep")]
-    timings["sweep_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    noise = noise_curve(model, ds, [0.0, 0.05, 0.1, 0.2, 0.3, 0.5], a.test_limit or len(ds.test))
-    timings["noise_s"] = time.perf_counter() - t
-
-    full, gate3 = main_rows["torch_fixed_all"], main_rows["torch_fixed_gate_0.3"]
     doc = {
         "command": "benchmarks/fashion_mnist.py" + (" --quick" if a.quick else ""),
         "date": time.strftime("%Y-%m-%d"), "machine": "2 cores, no GPU",
         "config": asdict(model.config),
-        "teacher": {"accuracy": s.teacher_accuracy, "macs": s.teacher_macs, "energy_pj": teacher_e},
+        "teacher": {"accuracy": s.teacher_accuracy, "macs": s.teacher_macs,
+                    "energy_pj": main_rows["torch_fixed_all"]["teacher_energy_pj"]},
         "train_summary": {k: v for k, v in s.to_dict().items() if k not in ("config", "train_log")},
-        "main": main_rows, "sweep": sweep, "noise": noise,
-        "targets": {
-            "sne_full_minus_teacher_pt": 100 * (full["accuracy"] - s.teacher_accuracy),
-            "energy_ratio_full": full["teacher_to_sne_energy_ratio"],
-            "gate03_minus_full_pt": 100 * (gate3["accuracy"] - full["accuracy"]),
-            "gate03_synaptic_event_fraction": gate3["synaptic_events_per_sample"] / full["synaptic_events_per_sample"],
-        },
+        "main": main_rows, "sweep": sweep, "noise": noise, "targets": targets(main_rows, s.teacher_accuracy),
     }
     if not a.skip_ablations:
-        t = time.perf_counter()
-        doc["ablations"] = ablations(a, [int(v) for v in a.seeds.split(",")])
-        timings["ablations_s"] = time.perf_counter() - t
-    timings["total_s"] = time.perf_counter() - t_start
-    doc["timings"] = timings
+        with phase(timings, "ablations"):
+            doc["ablations"] = ablations(a, [int(v) for v in a.seeds.split(",")])
+    doc["timings"] = {**timings, "total_s": time.perf_counter() - t_start}
     out = RESULTS / f"fashion_mnist{suffix}.json"
     out.write_text(json.dumps(doc, indent=2))
     plots(doc, suffix)
-    print(json.dumps({"targets": doc["targets"], "timings": timings}, indent=2))
+    print(json.dumps({"targets": doc["targets"], "timings": doc["timings"]}, indent=2))
     print(f"wrote {out}")
 
 
