@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, replace
@@ -34,6 +35,7 @@ from sne_deploy.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+PROGRESS = sys.stderr.isatty()  # progress bars on a terminal only, never in a log
 
 
 def main_config(a: argparse.Namespace) -> TrainConfig:
@@ -74,7 +76,7 @@ def ablations(a: argparse.Namespace, seeds: list[int]) -> dict:
     out: dict = {"scale": {"train_samples": a.ablation_train, "epochs": a.ablation_epochs,
                            "teacher_epochs": a.ablation_teacher_epochs, "seeds": seeds}}
     jobs = [(g, n, kw, s) for g, vs in variants.items() for n, kw in vs.items() for s in seeds]
-    for group, name, kw, seed in tqdm(jobs, desc="ablations"):
+    for group, name, kw, seed in tqdm(jobs, desc="ablations", disable=not PROGRESS):
         key = (tuple(sorted(kw.items())), seed)
         if key not in cache:  # informed / kd_only / none are the same run
             m = train(replace(base, seed=seed, **kw), progress=False).summary
@@ -176,7 +178,7 @@ def phase(timings: dict, name: str) -> Iterator[None]:
 
 def train_and_export(a: argparse.Namespace, ds, run_dir: Path):  # type: ignore[no-untyped-def]
     """The main model, its checkpoint and its Lava bundle."""
-    model = train(main_config(a), progress=True)
+    model = train(main_config(a), progress=PROGRESS)
     checkpoint.save(model, run_dir / "model.pt")
     write_bundle(bundle_parts(model, ds), run_dir / "model.lava", "lava", force=True)
     return model, load_bundle(run_dir / "model.lava")
@@ -191,7 +193,7 @@ def main_table(bundle, x, y, lava_limit: int) -> dict:  # type: ignore[no-untype
         ("torch_fixed_all", dict(budget=1.0, policy="all", backend="torch", mode="fixed", compare=False)),
         ("brian2_fixed_all", dict(budget=1.0, policy="all", backend="brian2", mode="fixed", compare=True)),
         ("torch_fixed_gate_0.3", dict(budget=0.3, policy="gate", backend="torch", mode="fixed", compare=False)),
-    ], desc="main table"):
+    ], desc="main table", disable=not PROGRESS):
         rows[name] = row(simulate(bundle, x, y, **kw))
     rows["lava_fixed_gate_0.3"] = row(simulate(bundle, x[:lava_limit], y[:lava_limit], 0.3, "gate", "lava", "fixed",
                                                compare=True))
@@ -200,7 +202,8 @@ def main_table(bundle, x, y, lava_limit: int) -> dict:  # type: ignore[no-untype
 
 def budget_sweep(bundle, x, y) -> list[dict]:  # type: ignore[no-untyped-def]
     jobs = [(b / 10, p) for b in range(1, 11) for p in ("gate", "random", "fixed")]
-    return [row(simulate(bundle, x, y, b, p, "torch", "fixed", compare=False)) for b, p in tqdm(jobs, desc="sweep")]
+    return [row(simulate(bundle, x, y, b, p, "torch", "fixed", compare=False))
+            for b, p in tqdm(jobs, desc="sweep", disable=not PROGRESS)]
 
 
 def targets(main_rows: dict, teacher_accuracy: float) -> dict:

@@ -110,7 +110,7 @@ def main() -> None:
     from tqdm import tqdm
 
     rows = []
-    for case in tqdm(CASES, desc="cases"):
+    for case in tqdm(CASES, desc="cases", disable=not sys.stderr.isatty()):
         r = subprocess.run([sys.executable, __file__, "--case", case], capture_output=True, text=True, cwd=ROOT)
         if r.returncode != 0:
             raise SystemExit(f"case {case} failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
