@@ -62,18 +62,24 @@ def write_bundle(parts: BundleParts, out: Path, target: str, force: bool = False
         warnings += check_network(net, target, steps, strict)
     check_finite_module(parts.gate, "gate")
     check_finite_module(parts.head, "head")
-    if out.exists() or out.is_symlink():
-        if not force:
-            raise ExportError(f"{out} already exists; pass --force to replace it")
-        if out.is_symlink() or not is_bundle(out):
-            raise ExportError(f"{out} is not an sne-deploy bundle; --force replaces only an earlier bundle, "
-                              "never other files or folders")
+    check_destination(out, force)
     try:
         with exclusive(out), atomic_dir(out) as tmp:
             _write_contents(parts, tmp, target, warnings)
     except OSError as e:
         raise ExportError(f"cannot write to {out.parent}: {e.strerror or e}") from None
     return out, warnings
+
+
+def check_destination(out: Path, force: bool) -> None:
+    """A bundle may be written where nothing is, or, with ``force``, over an earlier bundle only."""
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise ExportError(f"{out} already exists; pass --force to replace it")
+        if out.is_symlink() or not is_bundle(out):
+            raise ExportError(f"{out} is not an sne-deploy bundle; --force replaces only an earlier bundle, "
+                              "never other files or folders")
 
 
 def is_bundle(path: Path) -> bool:

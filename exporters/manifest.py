@@ -67,9 +67,6 @@ class Manifest(ModelInfo):
     def n_inputs(self) -> int:
         return math.prod(self.input_shape)
 
-    def subset(self, size: int) -> list[int]:
-        return self.fixed_subsets[size]
-
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION}
         for f in fields(self):

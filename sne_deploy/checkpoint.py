@@ -2,7 +2,6 @@
 can read it and a file that tries to run code is refused. Modules are rebuilt from the config."""
 from __future__ import annotations
 
-import hashlib
 import pickle
 import zipfile
 from dataclasses import asdict, fields
@@ -12,7 +11,7 @@ import numpy as np
 import torch
 
 from simulators.errors import SneError
-from simulators.files import atomic_file
+from simulators.files import atomic_file, sha256_file
 
 from .ensemble import Gate, HostHead
 from .snn import StudentSNN
@@ -124,5 +123,5 @@ def _rebuild(p: dict, path: Path) -> TrainedModel:
 def _sha256(path: Path) -> str:
     if not path.is_file():
         raise CheckpointError(f"TorchScript teacher not found: {path}")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_file(path)
 

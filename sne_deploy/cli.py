@@ -135,7 +135,7 @@ def _last_bundle_file() -> Path:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from exporters.bundle import write_bundle
+    from exporters.bundle import check_destination, write_bundle
 
     from . import checkpoint
     from .data import load_dataset
@@ -145,8 +145,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         raise InputError(f"unknown target '{a.target}' (choose from {', '.join(EXPORT_TARGETS)})")
     model_path = Path(a.model)
     out = Path(a.out) if a.out else model_path.with_suffix(f".{a.target}")
-    if out.exists() and not a.force:
-        raise InputError(f"{out} already exists; pass --force to replace it")
+    check_destination(out, a.force)  # before minutes of loading and calibration
     model = checkpoint.load(model_path)
     ds = load_dataset(model.config.data, a.data_dir or model.config.data_dir, model.config.seed)
     path, warnings = write_bundle(bundle_parts(model, ds), out, a.target, force=a.force, strict=a.strict)
