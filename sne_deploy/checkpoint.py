@@ -20,7 +20,7 @@ from .model import TrainConfig, TrainedModel
 from .records import TrainSummary
 
 FORMAT = "sne-deploy-model"
-VERSION = 1
+VERSION = 2  # 2: the head places features with a matrix (live features only); batched students
 
 
 class CheckpointError(SneError, ValueError):

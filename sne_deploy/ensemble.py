@@ -3,7 +3,8 @@
 :class:`HostHead` is the one place the *sleeping-member rule* lives: a sleeping member's spike
 counts are replaced by that member's mean counts on the training set, then every member's
 readout maps counts to standardised features, the features are put back in the teacher's
-order, de-standardised, and the teacher's (fine-tuned) head classifies them. The same module is
+order (teacher dimensions no member predicts, the constant ones, stay at their training value),
+de-standardised, and the teacher's (fine-tuned) head classifies them. The same module is
 exported to ONNX (inputs: concatenated counts and the awake mask) and used by the runtime, so
 training, export and simulation cannot impute differently.
 """
@@ -16,6 +17,17 @@ import torch
 from torch import nn
 
 
+def placement(order: np.ndarray, dims: int) -> torch.Tensor:
+    """(len(order), dims) matrix taking outputs to teacher dimensions: output i predicts dimension
+    order[i]; a dimension predicted by several outputs (a population) gets their mean; a
+    dimension nobody predicts gets 0."""
+    order = np.asarray(order, dtype=np.int64)
+    mult = np.bincount(order, minlength=dims)
+    p = torch.zeros(len(order), dims)
+    p[torch.arange(len(order)), torch.as_tensor(order)] = torch.as_tensor(1.0 / mult[order], dtype=torch.float32)
+    return p
+
+
 class HostHead(nn.Module):
     def __init__(self, groups: Sequence[np.ndarray], feat_mean: np.ndarray, feat_std: np.ndarray,
                  head: nn.Linear, steps: int) -> None:
@@ -24,8 +36,9 @@ class HostHead(nn.Module):
         self.sizes = sizes
         self.steps = steps
         order = np.concatenate(groups)
-        # member-concatenated position -> teacher dimension
-        self.register_buffer("inverse", torch.as_tensor(np.argsort(order), dtype=torch.int64))
+        # member-concatenated position -> teacher dimension (:func:`placement`): dimensions no
+        # member predicts (constant, dead teacher features) get 0 and so their training mean
+        self.register_buffer("place", placement(order, len(feat_mean)))
         self.register_buffer("member_of", torch.as_tensor(np.repeat(np.arange(len(sizes)), sizes), dtype=torch.int64))
         self.register_buffer("count_mean", torch.zeros(sum(sizes)))
         self.register_buffer("feat_mean", torch.as_tensor(feat_mean, dtype=torch.float32))
@@ -45,11 +58,15 @@ class HostHead(nn.Module):
 
     def features(self, counts: torch.Tensor, awake: torch.Tensor) -> torch.Tensor:
         z = self.impute(counts, awake) / self.steps * self.gamma + self.beta
-        return z[:, self.inverse] * self.feat_std + self.feat_mean
+        return (z @ self.place) * self.feat_std + self.feat_mean
 
     def forward(self, counts: torch.Tensor, awake: torch.Tensor) -> torch.Tensor:
         """counts (N, sum of group sizes) float, awake (N, K) float 0/1 -> logits (N, classes)."""
         return self.head(self.features(counts, awake))
+
+    def macs(self) -> int:
+        """One evaluation: an affine readout per member output, then the linear classifier."""
+        return int(sum(self.sizes)) + self.head.in_features * self.head.out_features
 
 
 class Gate(nn.Module):

@@ -59,6 +59,7 @@ def member_summaries(model: TrainedModel, f_test: np.ndarray, counts: dict[str, 
     for k, g in enumerate(model.groups):
         fc, xc = counts["float"][:, off : off + len(g)], counts["fixed"][:, off : off + len(g)]
         off += len(g)
+        g = np.unique(g)  # a population lists its dimension several times
         resid = ((z_pred[:, g] - f_test[:, g]) ** 2).sum()
         tot = ((f_test[:, g] - f_test[:, g].mean(0)) ** 2).sum()
         out.append(MemberSummary(dims=len(g), feature_r2=float(1 - resid / max(tot, 1e-12)),

@@ -9,21 +9,31 @@ the result onto Loihi's integers with :func:`simulators.fixed_point.fold_ternary
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 TWN_DELTA = 0.7
 
 
-def ternarize(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(w_t in {-1, 0, 1}, alpha > 0) for a weight matrix, without gradient."""
+def ternarize(w: torch.Tensor, valid: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w_t in {-1, 0, 1}, alpha > 0) for a weight matrix, without gradient.
+
+    The threshold and alpha are taken over the last two dimensions, so a stack of matrices
+    (members, out, in) is ternarised member by member exactly as each matrix alone would be;
+    alpha then has shape (members, 1, 1) (a 0-d tensor for one matrix). ``valid`` (0/1,
+    broadcastable to ``w``) leaves padding out of the statistics and zeroes it."""
     w = w.detach()
-    a = w.abs()
-    mask = a > TWN_DELTA * a.mean()
-    alpha = (a * mask).sum() / mask.sum().clamp(min=1)
+    a = w.abs() if valid is None else w.abs() * valid
+    n = a.new_tensor(a.shape[-2] * a.shape[-1]) if valid is None else torch.broadcast_to(valid, a.shape).sum(dim=(-2, -1), keepdim=True)
+    mask = a > TWN_DELTA * a.sum(dim=(-2, -1), keepdim=True) / n
+    alpha = (a * mask).sum(dim=(-2, -1), keepdim=True) / mask.sum(dim=(-2, -1), keepdim=True).clamp(min=1)
+    if w.dim() == 2:
+        alpha = alpha.reshape(())
     return torch.sign(w) * mask, alpha.clamp(min=1e-8)
 
 
-def ste_ternary(w: torch.Tensor) -> torch.Tensor:
+def ste_ternary(w: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
     """alpha * w_t in the forward pass, identity in the backward pass."""
-    wt, alpha = ternarize(w)
+    wt, alpha = ternarize(w, valid)
     return w + (alpha * wt - w).detach()

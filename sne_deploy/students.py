@@ -1,10 +1,17 @@
 """Student training: each member regresses its group of standardised teacher features from its
 output spike counts (knowledge distillation), optionally co-trained with a full-precision twin
-(Twin Network Augmentation) and with activity penalties. ``objective="labels"`` is the ablation's
-plain baseline without any teacher signal.
+(Twin Network Augmentation), with activity penalties, with a per-member classification term and
+with an ensemble classification term (all members through the teacher's head, member dropout).
+``objective="labels"`` is the ablation's plain baseline without any teacher signal.
+
+All members (and all twins) train as one :class:`~sne_deploy.member_stack.MemberStack`: one
+batch of tensor operations per step for the whole ensemble, on the CPU or a CUDA device.
 """
 from __future__ import annotations
 
+import copy
+import time
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -16,78 +23,135 @@ from tqdm.auto import tqdm
 from simulators.errors import InputError
 
 from .data import Split, minibatches
-from .model import TrainConfig, encode
+from .ensemble import placement
+from .head_gate import dropout_awake
+from .member_stack import MemberStack
+from .model import TrainConfig, encode, resolve_device
 from .snn import StudentSNN
 
 
-def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[np.ndarray], progress: bool,
-                   n_classes: int = 10) -> tuple[list[StudentSNN], dict, Optional[nn.Linear]]:
-    """KD regression of each group of standardised teacher features from output spike counts,
-    with TNA twins and activity penalties as configured. Returns the students and loss logs.
+@dataclass(frozen=True)
+class MemberClassifier:
+    """What the per-member classification term needs: the teacher's frozen classifier and the
+    standardisation of its features (a member's prediction, with every other feature at its
+    mean, is classified by the teacher's own head)."""
 
-    ``objective="labels"`` is the ablation's *plain* baseline: no teacher signal; the students'
-    concatenated readouts feed a linear classifier trained with them on the labels; it is returned
-    so the ensemble's head can start from it."""
-    n_in = int(np.prod(split.x.shape[1:]))
-    students = [StudentSNN([n_in, cfg.hidden, len(g)], cfg.steps, cfg.du, cfg.dv, True, cfg.seed * 100 + k)
-                for k, g in enumerate(groups)]
-    twins = [StudentSNN([n_in, cfg.hidden, len(g)], cfg.steps, cfg.du, cfg.dv, False, cfg.seed * 100 + 50 + k)
-             for k, g in enumerate(groups)] if cfg.tna > 0 else []
-    params = [p for m in students + twins for p in m.parameters()]
-    plain = nn.Linear(sum(len(g) for g in groups), n_classes) if cfg.objective == "labels" else None
+    classifier: nn.Linear
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def _placement(groups: list[np.ndarray], width: int, dims: int) -> torch.Tensor:
+    """(K, G, D): member k's outputs to teacher dimensions, as the host head places them
+    (:func:`~sne_deploy.ensemble.placement`; padding rows are 0)."""
+    p = torch.zeros(len(groups), width, dims)
+    for k, g in enumerate(groups):
+        p[k, : len(g)] = placement(g, dims)
+    return p
+
+
+def _per_member_mean(x: torch.Tensor, mask: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` (K, N, G) over each member's own outputs and the batch -> (K,)."""
+    return (x * mask).sum(dim=(1, 2)) / (x.shape[1] * sizes)
+
+
+def stack_loss(stack: MemberStack, spikes: torch.Tensor, target: Optional[torch.Tensor],
+               cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per member: task loss (MSE on its feature group; none when ``target`` is None) + spike-count
+    penalty + output-magnitude penalty, summed over members. Returns (loss, readout (K, N, G),
+    spikes per member and sample (K, N)).
+
+    The spike penalty is the mean firing probability per neuron and step; the logit penalty the
+    mean squared output rate. Both are 0 unless configured."""
+    out, total = stack(spikes)
+    z = stack.readout(out)
+    mask, sizes = stack.out_mask, torch.as_tensor(stack.out_sizes, dtype=z.dtype, device=z.device)
+    loss = z.new_zeros(())
+    if target is not None:
+        loss = loss + _per_member_mean((z - target) ** 2, mask, sizes).sum()
+    if cfg.spike_reg:
+        neurons = sum(stack.sizes[1:-1]) + sizes
+        loss = loss + cfg.spike_reg * (total.mean(dim=1) / (neurons * stack.steps)).sum()
+    if cfg.logit_reg:
+        loss = loss + cfg.logit_reg * _per_member_mean((out / stack.steps) ** 2, mask, sizes).sum()
+    return loss, z, total
+
+
+def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[np.ndarray], progress: bool,
+                   n_classes: int = 10, member_classifier: Optional[MemberClassifier] = None
+                   ) -> tuple[list[StudentSNN], dict, Optional[nn.Linear]]:
+    """Train all students (and their twins) together; returns them as separate students, the
+    loss log (loss, spikes per sample, seconds per epoch) and, for ``objective="labels"``, the
+    linear classifier trained with them on the labels (the ensemble's head starts from it)."""
     if cfg.objective not in ("kd", "labels"):
         raise InputError(f"unknown objective '{cfg.objective}' (kd, labels)")
+    device = resolve_device(cfg.device)
+    n_in = int(np.prod(split.x.shape[1:]))
+    sizes = [len(g) for g in groups]
+    width = max(sizes)
+    stack = MemberStack(n_in, [cfg.hidden], sizes, cfg.steps, cfg.du, cfg.dv, True, cfg.seed * 100).to(device)
+    twin = (MemberStack(n_in, [cfg.hidden], sizes, cfg.steps, cfg.du, cfg.dv, False, cfg.seed * 100 + 50).to(device)
+            if cfg.tna > 0 else None)
+    params = list(stack.parameters()) + (list(twin.parameters()) if twin is not None else [])
+    plain = nn.Linear(sum(sizes), n_classes).to(device) if cfg.objective == "labels" else None
     if plain is not None:
         params += list(plain.parameters())
-    yt = torch.from_numpy(split.y)
+    use_ce = (cfg.member_ce > 0 or cfg.ensemble_ce > 0) and member_classifier is not None and plain is None
+    if use_ce:
+        place = _placement(groups, width, len(member_classifier.mean)).to(device)
+        f_mean = torch.as_tensor(member_classifier.mean, dtype=torch.float32, device=device)
+        f_std = torch.as_tensor(member_classifier.std, dtype=torch.float32, device=device)
+        classifier = copy.deepcopy(member_classifier.classifier).to(device).requires_grad_(False)
+    valid = stack.out_mask.reshape(-1).bool()  # (K*G,) the real outputs, in member order
+    # targets padded to (N, K, G) once, on the device
+    zt = torch.zeros(len(split.y), len(groups), width)
+    for k, g in enumerate(groups):
+        zt[:, k, : len(g)] = torch.from_numpy(z[:, g].astype(np.float32))
+    zt = zt.to(device)
+    yt = torch.from_numpy(split.y).to(device)
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
     xf = split.flat()
-    zt = torch.from_numpy(z.astype(np.float32))
-    log = {"loss": [], "spikes_per_sample": []}
+    log: dict = {"loss": [], "spikes_per_sample": [], "epoch_s": [], "device": str(device)}
     bar = tqdm(range(cfg.epochs), desc="students", disable=not progress, leave=False)
     for _ in bar:
+        t0 = time.perf_counter()
         tot, spk, nb = 0.0, 0.0, 0
         for b in minibatches(len(xf), cfg.batch_size, rng):
-            s = encode(xf[b], cfg.steps)
+            s = encode(xf[b], cfg.steps).to(device)
+            target = None if plain is not None else zt[b].permute(1, 0, 2)  # labels: the task loss comes below
             opt.zero_grad()
-            loss = torch.zeros(())
-            readouts = []
-            for k, (st, g) in enumerate(zip(students, groups)):
-                target = None if plain is not None else zt[b][:, g]  # labels: the task loss comes below
-                loss_k, out, total = member_loss(st, s, target, cfg)
-                readouts.append(st.readout(out))
-                if twins:
-                    loss_t, out_t, _ = member_loss(twins[k], s, target, cfg)
-                    loss_k = loss_k + loss_t + cfg.tna * F.mse_loss(st.readout(out), twins[k].readout(out_t))
-                loss = loss + loss_k
-                spk += float(total.detach().mean())
+            loss, zs, total = stack_loss(stack, s, target, cfg)
+            if twin is not None:
+                loss_t, zt_twin, _ = stack_loss(twin, s, target, cfg)
+                mse = _per_member_mean((zs - zt_twin) ** 2, stack.out_mask,
+                                       torch.as_tensor(sizes, dtype=zs.dtype, device=device)).sum()
+                loss = loss + loss_t + cfg.tna * mse
+            if use_ce:
+                z_feat = torch.bmm(zs * stack.out_mask, place)  # (K, N, D) each member's features, the rest 0 (= mean)
+                if cfg.member_ce > 0:
+                    logits = classifier(z_feat * f_std + f_mean)
+                    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yt[b].repeat(len(groups)))
+                    loss = loss + cfg.member_ce * len(groups) * ce  # a sum over members, like the other terms
+                if cfg.ensemble_ce > 0:  # the ensemble with member dropout, as the head will see it
+                    awake = dropout_awake(len(b), len(groups), cfg.member_dropout, gen).to(device)
+                    awake[: len(b) // 4] = 1.0
+                    ens = (z_feat * awake.T[:, :, None]).sum(0) * f_std + f_mean
+                    loss = loss + cfg.ensemble_ce * F.cross_entropy(classifier(ens), yt[b])
             if plain is not None:
-                loss = loss + F.cross_entropy(plain(torch.cat(readouts, 1)), yt[b])
+                readouts = zs.permute(1, 0, 2).reshape(len(b), -1)[:, valid]
+                loss = loss + F.cross_entropy(plain(readouts), yt[b])
             loss.backward()
             opt.step()
             tot, nb = tot + float(loss.detach()), nb + 1
+            spk += float(total.detach().sum(0).mean())
         sched.step()
         log["loss"].append(tot / nb)
         log["spikes_per_sample"].append(spk / nb)
+        log["epoch_s"].append(time.perf_counter() - t0)
         bar.set_postfix(loss=f"{tot / nb:.3f}", spikes=f"{spk / nb:.0f}")
-    return students, log, plain
-
-
-def member_loss(st: StudentSNN, spikes: torch.Tensor, target: Optional[torch.Tensor], cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Task loss (MSE on the feature group; none when ``target`` is None) + spike-count penalty +
-    output-magnitude penalty.
-
-    The spike penalty is the mean firing probability per neuron and step; the logit penalty the
-    mean squared output rate. Both are 0 unless configured, so ``--spike-reg``/``--logit-reg``
-    change the loss only when asked to."""
-    out, total = st(spikes)
-    loss = F.mse_loss(st.readout(out), target) if target is not None else out.new_zeros(())
-    if cfg.spike_reg:
-        loss = loss + cfg.spike_reg * (total / (sum(st.sizes[1:]) * st.steps)).mean()
-    if cfg.logit_reg:
-        loss = loss + cfg.logit_reg * ((out / st.steps) ** 2).mean()
-    return loss, out, total
-
-
+    if plain is not None:
+        plain = plain.cpu()
+    return stack.cpu().members(), log, plain

@@ -35,16 +35,19 @@ class MLPTeacher(nn.Module):
 
 
 class CNNTeacher(nn.Module):
-    """For images (Fashion-MNIST, CIFAR-10): two conv blocks -> features (ReLU) -> classes."""
+    """For images (Fashion-MNIST, CIFAR-10): two conv blocks with batch norm -> features (ReLU)
+    -> classes. Batch norm makes the short CPU training reach ≥ 0.92 on Fashion-MNIST; the teacher
+    never goes to the chip, so it is not folded (``teacher_macs`` counts the convs and linears)."""
 
     def __init__(self, in_shape: tuple[int, int, int], feat_dim: int = 64, n_classes: int = 10, width: int = 32) -> None:
         super().__init__()
         c, h, w = in_shape
         self.conv = nn.Sequential(
-            nn.Conv2d(c, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Conv2d(c, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(),
         )
-        self.fc = nn.Sequential(nn.Linear(2 * width * (h // 4) * (w // 4), feat_dim), nn.ReLU())
+        self.fc = nn.Sequential(nn.Dropout(0.25), nn.Linear(2 * width * (h // 4) * (w // 4), feat_dim), nn.ReLU())
         self.classifier = nn.Linear(feat_dim, n_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,16 +109,33 @@ def teacher_macs(teacher: nn.Module, in_shape: tuple[int, ...]) -> int:
     return macs
 
 
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Images (N, C, H, W): a random shift of up to 2 pixels (zero fill) and a random horizontal
+    flip per batch half, the usual cheap augmentation for Fashion-MNIST-sized images."""
+    n, _, h, w = x.shape
+    pad = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    dy, dx = (int(v) for v in torch.randint(0, 5, (2,), generator=gen))
+    out = pad[:, :, dy : dy + h, dx : dx + w]
+    flip = torch.rand(n, generator=gen) < 0.5
+    return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+
 def train_teacher(teacher: nn.Module, ds: Dataset, epochs: int, batch: int, seed: int, progress: bool) -> None:
+    """Adam with a cosine learning-rate schedule; image teachers see :func:`augment`ed batches."""
     rng = np.random.default_rng(seed)
-    opt = torch.optim.Adam(teacher.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed)
     x, y = torch.from_numpy(ds.train.x), torch.from_numpy(ds.train.y)
+    images = x.dim() == 4 and x.shape[-1] > 8  # digits' 8x8 images are too small to shift
+    opt = torch.optim.Adam(teacher.parameters(), lr=2e-3 if images else 1e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
     teacher.train()
     for _ in tqdm(range(epochs), desc="teacher", disable=not progress, leave=False):
         for b in minibatches(len(y), batch, rng):
+            xb = augment(x[b], gen) if images else x[b]
             opt.zero_grad()
-            F.cross_entropy(teacher(x[b]), y[b]).backward()
+            F.cross_entropy(teacher(xb), y[b]).backward()
             opt.step()
+        sched.step()
     teacher.eval()
 
 

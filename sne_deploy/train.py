@@ -25,7 +25,7 @@ from .head_gate import finetune_head, gate_targets, head_from_plain, train_gate
 from .model import TrainConfig, TrainedModel, member_counts
 from .partition import partition_features
 from .snn import StudentSNN
-from .students import train_students
+from .students import MemberClassifier, train_students
 from .teacher import load_torchscript_teacher, make_teacher, teacher_features, train_teacher
 
 __all__ = ["TrainConfig", "TrainedModel", "train"]
@@ -41,7 +41,9 @@ class FeatureTargets:
     groups: list[np.ndarray]
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
+def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Module, str]] = None) -> TrainedModel:
+    """The whole pipeline. ``teacher`` = (module, kind) reuses a trained teacher instead of
+    training one (the benchmark's ablations share the main model's teacher)."""
     cfg = cfg.resolved()
     torch.manual_seed(cfg.seed)
     timings: dict[str, float] = {}
@@ -50,12 +52,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     train_split = ds.train
     if cfg.limit_train:
         train_split = Split(ds.train.x[: cfg.limit_train], ds.train.y[: cfg.limit_train])
-    teacher, kind = get_teacher(cfg, Dataset(ds.name, train_split, ds.val, ds.test, ds.n_classes), progress)
+    teacher, kind = teacher or get_teacher(cfg, Dataset(ds.name, train_split, ds.val, ds.test, ds.n_classes), progress)
     timings["teacher_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     targets = feature_targets(teacher, train_split, cfg)
-    students, log, plain = train_students(cfg, train_split, targets.z, targets.groups, progress, ds.n_classes)
+    students, log, plain = train_students(cfg, train_split, targets.z, targets.groups, progress, ds.n_classes,
+                                          member_classifier(teacher, targets) if cfg.member_ce > 0 or cfg.ensemble_ce > 0 else None)
     timings["students_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -95,11 +98,23 @@ def get_teacher(cfg: TrainConfig, ds: Dataset, progress: bool) -> tuple[nn.Modul
 
 def feature_targets(teacher: nn.Module, split: Split, cfg: TrainConfig) -> FeatureTargets:
     """Standardise the teacher's features (std floored at 1 % of the largest, so near-constant
-    dimensions do not explode) and partition them into ``cfg.members`` groups."""
+    dimensions do not explode) and partition them into ``cfg.members`` groups. With
+    ``cfg.population`` P > 1 each dimension is predicted by P output neurons of its member
+    (a group lists it P times) and the head averages them: at T = 4 one neuron's count has only
+    5 levels, and output neurons are cheap next to the input layer."""
     f = teacher_features(teacher, split.x)
     mean = f.mean(0)
     std = np.maximum(f.std(0), 1e-2 * max(float(f.std(0).max()), 1e-6))
-    return FeatureTargets(mean, std, (f - mean) / std, partition_features(f, cfg.members, cfg.partition, cfg.seed))
+    groups = partition_features(f, cfg.members, cfg.partition, cfg.seed)
+    pop = cfg.population if cfg.objective == "kd" else 1  # the labels baseline's head needs one output per dimension
+    return FeatureTargets(mean, std, (f - mean) / std, [np.repeat(g, pop) for g in groups])
+
+
+def member_classifier(teacher: nn.Module, targets: FeatureTargets) -> MemberClassifier:
+    """The teacher's classifier and feature standardisation, for the per-member classification term."""
+    if not isinstance(getattr(teacher, "classifier", None), nn.Linear):
+        raise InputError("--member-ce needs the teacher's head as an nn.Linear exposed as 'classifier'")
+    return MemberClassifier(teacher.classifier, targets.mean, targets.std)
 
 
 def build_head(cfg: TrainConfig, teacher: nn.Module, students: list[StudentSNN], targets: FeatureTargets,

@@ -11,10 +11,12 @@ import torch
 
 from sne_deploy import checkpoint
 from sne_deploy.checkpoint import CheckpointError
-from sne_deploy.partition import MODES, partition_features
+from simulators.errors import InputError
+from sne_deploy.member_stack import MemberStack
+from sne_deploy.partition import MODES, live_dimensions, partition_features
 from sne_deploy.snn import StudentSNN, run_network_torch
 from sne_deploy.model import TrainConfig, encode
-from sne_deploy.students import member_loss
+from sne_deploy.students import stack_loss
 from sne_deploy.train import train
 from simulators import run
 from simulators.random_nets import random_spikes
@@ -53,22 +55,53 @@ def test_informed_partition_groups_correlated_dimensions():
 def _loss(cfg, student, twin=None):
     torch.manual_seed(0)
     x = encode(np.random.default_rng(0).random((16, 20)), 8)
-    target = torch.zeros(16, 3)
-    loss, out, _ = member_loss(student, x, target, cfg)
+    target = torch.zeros(2, 16, 3)
+    loss, z, _ = stack_loss(student, x, target, cfg)
     if twin is not None:
-        lt, out_t, _ = member_loss(twin, x, target, cfg)
-        loss = loss + lt + cfg.tna * torch.nn.functional.mse_loss(student.readout(out), twin.readout(out_t))
+        lt, z_t, _ = stack_loss(twin, x, target, cfg)
+        loss = loss + lt + cfg.tna * torch.nn.functional.mse_loss(z, z_t)
     return float(loss)
 
 
 def test_regularisers_and_tna_change_the_loss():
-    st = StudentSNN([20, 16, 3], 8, seed=0)
-    twin = StudentSNN([20, 16, 3], 8, ternary=False, seed=1)
+    st = MemberStack(20, [16], [3, 2], 8, seed=0)
+    twin = MemberStack(20, [16], [3, 2], 8, ternary=False, seed=1)
     base = TrainConfig()
     l0 = _loss(base, st)
     assert _loss(replace(base, spike_reg=1.0), st) > l0
     assert _loss(replace(base, logit_reg=1.0), st) > l0
     assert _loss(replace(base, tna=1.0), st, twin) != _loss(replace(base, tna=0.5), st, twin)
+
+
+def test_member_stack_equals_its_members_run_one_by_one():
+    """The batched module computes, member by member, what each exported StudentSNN computes
+    (padding of the smaller groups included), forward counts and spike totals alike (float64, so
+    a different summation order cannot flip a threshold tie)."""
+    stack = MemberStack(20, [16], [4, 3, 4], 8, dv=0.125, seed=2).double()
+    with torch.no_grad():
+        for b in stack.biases:
+            b.uniform_(-0.3, 0.3)
+    x = encode(np.random.default_rng(1).random((12, 20)), 8).double()
+    with torch.no_grad():
+        out, total = stack(x)
+        for k, st in enumerate(stack.members()):
+            o, t = st.double()(x)
+            assert st.sizes == [20, 16, [4, 3, 4][k]]
+            assert torch.equal(out[k, :, : o.shape[1]], o) and not out[k, :, o.shape[1]:].any()
+            assert torch.allclose(total[k], t)
+
+
+def test_dead_teacher_features_join_no_group_and_k_above_live_is_refused():
+    rng = np.random.default_rng(0)
+    f = np.maximum(rng.standard_normal((400, 12)) @ rng.standard_normal((12, 12)), 0)
+    f[:, [1, 5, 9]] = 0.0  # dead ReLU units
+    f[:, 7] = 3.0  # a constant one
+    assert live_dimensions(f).tolist() == [0, 2, 3, 4, 6, 8, 10, 11]
+    for mode in MODES:
+        groups = partition_features(f, 4, mode, seed=0)
+        assert sorted(np.concatenate(groups).tolist()) == [0, 2, 3, 4, 6, 8, 10, 11]
+    with pytest.raises(InputError, match="8 live feature dimensions into 9 groups.*--members <= 8"):
+        partition_features(f, 9)
 
 
 def test_spike_reg_lowers_spikes_on_a_fixed_seed():
@@ -149,3 +182,18 @@ def test_plain_labels_objective_trains_without_teacher_signal():
     assert s.ensemble_accuracy["float"] > 0.3  # well above chance (0.1) from labels alone
     with pytest.raises(ValueError, match="objective"):
         train(replace(cfg, objective="magic"), progress=False)
+
+
+def test_population_outputs_are_averaged_into_their_dimension():
+    """A feature predicted by P output neurons gets their mean; dead dimensions get 0 (their mean)."""
+    from sne_deploy.ensemble import HostHead, placement
+
+    p = placement(np.array([2, 2, 0, 0, 0]), 4).numpy()
+    assert np.allclose(p[:, 2], [0.5, 0.5, 0, 0, 0]) and np.allclose(p[:, 0], [0, 0, 1 / 3, 1 / 3, 1 / 3])
+    assert not p[:, [1, 3]].any()
+    head = HostHead([np.array([2, 2]), np.array([0, 0, 0])], np.array([1.0, 7.0, 2.0, 5.0]), np.ones(4),
+                    torch.nn.Linear(4, 3), steps=4)
+    with torch.no_grad():
+        f = head.features(torch.tensor([[4.0, 0.0, 4.0, 4.0, 0.0]]), torch.ones(1, 2))
+    # readout z = c / T * gamma + beta with gamma 1, beta 0: dim 2 <- mean(1, 0), dim 0 <- mean(1, 1, 0)
+    assert np.allclose(f.numpy(), [[1 + 2 / 3, 7.0, 2.5, 5.0]])

@@ -1,0 +1,101 @@
+"""All K students of an ensemble as one module, so training runs every member in the same tensor
+operations instead of a Python loop over members per batch.
+
+Every weight has a leading member dimension: layer l holds ``(K, out_l, in_l)``. The members share
+one architecture; groups of different sizes are padded to the largest one and the padded output
+neurons are masked out of every loss and count (they are dropped on export). The neuron step is
+``simulators.neuron.lif_step_float``, the same function the single :class:`~sne_deploy.snn.StudentSNN`
+and every backend implement, applied to ``(K, N, width)`` state. :meth:`MemberStack.members`
+slices the stack into ordinary ``StudentSNN`` objects for export and checkpoints, so nothing
+downstream knows the students were trained together.
+
+The first layer's input is the same encoded image for every member, so its synaptic currents for
+all steps and members come from one matrix product before the time loop.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from simulators.neuron import LIFParams, LIFState, decays_to_fixed, lif_step_float
+
+from .quantization import ste_ternary
+from .snn import StudentSNN, _surrogate
+
+
+class MemberStack(nn.Module):
+    """K spiking MLPs ``n_in -> hidden... -> out_sizes[k]`` trained as one.
+
+    ``ternary=False`` gives the full-precision twins of Twin Network Augmentation."""
+
+    def __init__(self, n_in: int, hidden: Sequence[int], out_sizes: Sequence[int], steps: int, du: float = 1.0,
+                 dv: float = 0.25, ternary: bool = True, seed: int = 0) -> None:
+        super().__init__()
+        decays_to_fixed(du, dv)  # fail early when the decays cannot go to Loihi
+        gen = torch.Generator().manual_seed(seed)
+        k, g = len(out_sizes), max(out_sizes)
+        self.out_sizes = [int(s) for s in out_sizes]
+        self.sizes = [n_in, *hidden, g]
+        self.steps, self.du, self.dv, self.ternary = steps, du, dv, ternary
+        self.weights = nn.ParameterList([
+            nn.Parameter(torch.randn(k, o, i, generator=gen) * (2.0 / np.sqrt(i)))
+            for i, o in zip(self.sizes[:-1], self.sizes[1:])
+        ])
+        self.biases = nn.ParameterList([nn.Parameter(torch.zeros(k, 1, o)) for o in self.sizes[1:]])
+        self.gamma = nn.Parameter(torch.full((k, 1, g), 2.0))
+        self.beta = nn.Parameter(torch.full((k, 1, g), -1.0))
+        mask = torch.zeros(k, 1, g)
+        for j, s in enumerate(self.out_sizes):
+            mask[j, 0, :s] = 1.0
+        self.register_buffer("out_mask", mask)  # (K, 1, G): 1 where member k has that output
+
+    @property
+    def n_members(self) -> int:
+        return len(self.out_sizes)
+
+    def forward(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """spikes (N, T, n_in) -> (output counts (K, N, G), spikes per member and sample (K, N));
+        padded outputs count 0."""
+        last = len(self.weights) - 1
+        row_mask = self.out_mask.transpose(1, 2)  # (K, G, 1): the last layer's real rows
+        ws = [(ste_ternary(w, row_mask if i == last else None) if self.ternary else w) for i, w in enumerate(self.weights)]
+        n, t_steps, n_in = spikes.shape
+        k = self.n_members
+        # first layer: one product for every step and member -> (T, K, N, H)
+        a0 = (spikes.reshape(n * t_steps, n_in) @ ws[0].reshape(-1, n_in).T).reshape(n, t_steps, k, -1)
+        a0 = a0.permute(1, 2, 0, 3)
+        states = [LIFState(spikes.new_zeros(k, n, w.shape[1]), spikes.new_zeros(k, n, w.shape[1])) for w in ws]
+        out = spikes.new_zeros(k, n, ws[-1].shape[1])
+        total = spikes.new_zeros(k, n)
+        for t in range(t_steps):
+            s = None
+            for i, (w, b) in enumerate(zip(ws, self.biases)):
+                a = a0[t] if i == 0 else torch.bmm(s, w.transpose(1, 2))
+                states[i], s = lif_step_float(states[i], a, LIFParams(self.du, self.dv, 1.0, b), torch, _surrogate)
+                if i == last:
+                    s = s * self.out_mask
+                total = total + s.sum(dim=2)
+            out = out + s
+        return out, total
+
+    def readout(self, counts: torch.Tensor) -> torch.Tensor:
+        """Counts (K, N, G) -> predicted standardised features (K, N, G), host side."""
+        return counts / self.steps * self.gamma + self.beta
+
+    @torch.no_grad()
+    def members(self) -> list[StudentSNN]:
+        """The stack as K ordinary students (padding dropped), for export and checkpoints."""
+        out = []
+        for j, g in enumerate(self.out_sizes):
+            st = StudentSNN(self.sizes[:-1] + [g], self.steps, self.du, self.dv, self.ternary, seed=0)
+            for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+                rows = g if i == len(self.weights) - 1 else w.shape[1]
+                st.weights[i].copy_(w[j, :rows].cpu())
+                st.biases[i].copy_(b[j, 0, :rows].cpu())
+            st.gamma.copy_(self.gamma[j, 0, :g].cpu())
+            st.beta.copy_(self.beta[j, 0, :g].cpu())
+            out.append(st)
+        return out
