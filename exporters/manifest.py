@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 from simulators.errors import SneError
 
 BUNDLE_FORMAT = "sne-deploy-bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2  # 2: cascade_calibration and head_macs
 IMPUTATION_RULE = "a sleeping member's output spike counts are its training-set mean counts"
 
 
@@ -25,7 +25,8 @@ class BundleError(SneError, ValueError):
 
 @dataclass(frozen=True)
 class CalibrationRow:
-    """The gate's score threshold that wakes ``budget`` of the members on validation data."""
+    """A threshold that wakes ``budget`` of the members on validation data: the gate's score
+    threshold (``budget_calibration``) or the cascade's confidence threshold (``cascade_calibration``)."""
 
     budget: float
     threshold: float  # may be +inf (only the best member) or -inf (all members)
@@ -45,8 +46,10 @@ class ModelInfo:
     groups: list[list[int]]
     count_mean: list[float]  # imputation values, concatenated over members
     budget_calibration: list[CalibrationRow]
+    cascade_calibration: list[CalibrationRow]  # head-confidence thresholds of the cascade policy
     fixed_subsets: dict[int, list[int]]  # size m -> best static subset of m members
     gate_macs: int
+    head_macs: int  # one evaluation of the host head (readouts + classifier)
     teacher_macs: Optional[int]
     teacher_accuracy: Optional[float]
     trained_accuracy: dict[str, Optional[float]]  # mode -> test accuracy at training time
@@ -73,7 +76,7 @@ class Manifest(ModelInfo):
             v = getattr(self, f.name)
             if f.name == "count_mean":
                 d["imputation"] = {"rule": IMPUTATION_RULE, "count_mean": v}
-            elif f.name == "budget_calibration":
+            elif f.name in ("budget_calibration", "cascade_calibration"):
                 d[f.name] = [{"budget": r.budget, "threshold": _json_float(r.threshold),
                               "val_awake_fraction": r.val_awake_fraction} for r in v]
             elif f.name == "fixed_subsets":
@@ -98,8 +101,9 @@ class Manifest(ModelInfo):
             partition=r.get("partition", str), groups=r.get("groups", _list(_list(_int(0)))),
             count_mean=r.get("imputation", _imputation),
             budget_calibration=r.get("budget_calibration", _list(_calibration_row)),
+            cascade_calibration=r.get("cascade_calibration", _list(_calibration_row)),
             fixed_subsets={int(k): v for k, v in r.get("fixed_subsets", _dict(_list(_int(0)))).items()},
-            gate_macs=r.get("gate_macs", _int(0)), teacher_macs=r.get("teacher_macs", _optional(_int(0))),
+            gate_macs=r.get("gate_macs", _int(0)), head_macs=r.get("head_macs", _int(0)), teacher_macs=r.get("teacher_macs", _optional(_int(0))),
             teacher_accuracy=r.get("teacher_accuracy", _optional(_float())),
             trained_accuracy=r.get("trained_accuracy", _dict(_optional(_float()))),
             target=r.get("target", str), members=members, member_files=r.get("member_files", _list(str)),

@@ -32,13 +32,14 @@ def cmd_train(a: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
     _check_train_args(a)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(a.threads or max(1, torch.get_num_threads()))
     out = Path(a.out)
     if out.exists() and out.is_dir():
         raise InputError(f"--out {out} is a directory; give a file name such as model.pt")
     cfg = TrainConfig(data=a.data, data_dir=a.data_dir, members=a.members, partition=a.partition, tna=a.tna,
                       spike_reg=a.spike_reg, logit_reg=a.logit_reg, epochs=a.epochs, seed=a.seed, teacher=a.teacher,
-                      teacher_epochs=a.teacher_epochs, steps=a.steps, hidden=a.hidden, limit_train=a.limit_train)
+                      teacher_epochs=a.teacher_epochs, steps=a.steps, hidden=a.hidden, limit_train=a.limit_train,
+                      member_ce=a.member_ce, population=a.population, device=a.device)
     model = train(cfg, progress=_progress(a))
     checkpoint.save(model, out)
     summary_path = out.with_suffix(".summary.json")
@@ -77,8 +78,12 @@ def _check_train_args(a: argparse.Namespace) -> None:
     """Refuse impossible settings before minutes of teacher training are spent."""
     from .model import DEFAULTS
 
-    _at_least(a, 1, "--members", "--epochs", "--teacher-epochs", "--steps", "--hidden", "--limit-train")
-    _at_least(a, 0, "--tna", "--spike-reg", "--logit-reg")
+    _at_least(a, 1, "--members", "--epochs", "--teacher-epochs", "--steps", "--hidden", "--limit-train", "--threads",
+              "--population")
+    _at_least(a, 0, "--tna", "--spike-reg", "--logit-reg", "--member-ce")
+    from .model import resolve_device
+
+    resolve_device(a.device)
     teacher = a.teacher or DEFAULTS[a.data]["teacher"]
     if teacher in ("mlp", "cnn") and a.members > DEFAULTS[a.data]["feat_dim"]:
         raise InputError(f"--members {a.members} exceeds the {DEFAULTS[a.data]['feat_dim']} feature dimensions "
@@ -227,7 +232,7 @@ def _sweep(bundle, x, y, budgets, a) -> list:  # type: ignore[no-untyped-def]
     from .runtime import simulate
 
     rows = []
-    jobs = [(b, p) for b in budgets for p in ("gate", "random", "fixed")]
+    jobs = [(b, p) for b in budgets for p in ("gate", "cascade", "random", "fixed")]
     for b, p in tqdm(jobs, desc="sweep", disable=a.json or not _progress(a)):
         r = simulate(bundle, x, y, b, p, a.backend, a.mode, not a.no_compare, a.seed, record_sample=0,
                      backend_options=_backend_options(a))
@@ -351,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = command("train", "train teacher, K ternary student SNNs, head and gate")
     t.add_argument("--data", default="digits", choices=DATASETS, help="dataset (offline only)")
     t.add_argument("--data-dir", default=None, help="folder with the dataset files (fashion-mnist: Debian's by default)")
-    t.add_argument("--members", type=int, default=4, help="K, the number of student SNNs")
+    t.add_argument("--members", type=int, default=8, help="K, the number of student SNNs")
     t.add_argument("--partition", default="informed", choices=PARTITION_MODES,
                    help="how teacher features are split among members (informed = correlated groups)")
     t.add_argument("--tna", type=float, default=0.0, metavar="LAMBDA",
@@ -360,12 +365,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the penalty on the mean firing probability per neuron and step")
     t.add_argument("--logit-reg", type=float, default=0.0,
                    help="weight of the penalty on the mean squared output rate (spikes per step)")
+    t.add_argument("--member-ce", type=float, default=1.0, metavar="WEIGHT",
+                   help="each member's own classification term (teacher head, other features at their mean); 0 = off")
+    t.add_argument("--population", type=int, default=None,
+                   help="output neurons per teacher feature, averaged by the head (default: per dataset)")
     t.add_argument("--epochs", type=int, default=30, help="student epochs")
     t.add_argument("--teacher-epochs", type=int, default=None, help="teacher epochs (default: per dataset)")
     t.add_argument("--teacher", default=None, help="mlp, cnn, or a TorchScript file with features() and head() (default: per dataset)")
     t.add_argument("--steps", type=int, default=None, help="time steps T per sample (default: per dataset)")
     t.add_argument("--hidden", type=int, default=None, help="hidden neurons per student (default: per dataset)")
     t.add_argument("--limit-train", type=int, default=None, help="use only the first N training samples")
+    t.add_argument("--device", default="auto", metavar="{auto,cpu,cuda}",
+                   help="where the students train (auto: CUDA when torch sees a GPU)")
+    t.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's own choice)")
     t.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and shuffling")
     t.add_argument("--out", default="model.pt", help="checkpoint file (a summary .json is written beside it)")
     t.add_argument("--quiet", action="store_true", help="no progress bars (they appear only on a terminal anyway)")
@@ -383,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = command("simulate", "run a bundle with the gate and a budget on a backend")
     s.add_argument("bundle", nargs="?", default=None, help="bundle folder (default: the last one exported from this folder)")
     s.add_argument("--budget", type=float, default=0.3, help="mean fraction of members awake, in (0, 1]")
-    s.add_argument("--policy", default="gate", metavar=_choices(POLICIES), help="which members wake per input")
+    s.add_argument("--policy", default="cascade", metavar=_choices(POLICIES),
+                   help="which members wake per input (cascade: the gate's order, stop when the head is confident)")
     s.add_argument("--backend", default="torch", metavar=_choices(RUNTIME_BACKENDS), help="where the members run")
     s.add_argument("--mode", default="fixed", metavar=_choices(MODES), help="float model or Loihi's fixed point")
     _add_brian2_target(s)
@@ -393,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--inputs", default=None, help=".npz with 'x' (N, n_in) intensities in [0, 1] and optional 'y'")
     s.add_argument("--limit", type=int, default=None, help="only the first N samples")
     s.add_argument("--seed", type=int, default=0, help="seed of the random policy")
-    s.add_argument("--sweep", default=None, help="comma-separated budgets: run gate/random/fixed at each")
+    s.add_argument("--sweep", default=None, help="comma-separated budgets: run gate/cascade/random/fixed at each")
     s.add_argument("--no-compare", action="store_true", help="skip the agreement check against PyTorch")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument("--report", default=None, help="folder for report.json and PNG plots (new, empty or an earlier report)")

@@ -11,7 +11,7 @@ from simulators.encoding import ENCODING_NAME
 from simulators.result import MODES
 
 from .data import Dataset
-from .scheduler import best_subsets, calibration_table
+from .scheduler import best_subsets, calibration_table, cascade_order, cascade_table, confidence
 from .model import TrainedModel, member_counts
 
 
@@ -27,6 +27,13 @@ def bundle_parts(model: TrainedModel, ds: Dataset) -> BundleParts:
     def val_acc(mask: np.ndarray) -> float:
         awake = torch.from_numpy(np.tile(mask, (len(val_x), 1)).astype(np.float32))
         return float((model.head(cv, awake).argmax(1).numpy() == ds.val.y).mean())
+
+    order = cascade_order(scores_val)
+    conf_by_round = np.zeros((len(val_x), k))
+    for r in range(k):
+        awake = np.zeros((len(val_x), k), np.float32)
+        np.put_along_axis(awake, order[:, : r + 1], 1.0, axis=1)
+        conf_by_round[:, r] = confidence(model.head(cv, torch.from_numpy(awake)).numpy())
 
     test_x = ds.test.flat()[:256]
     counts_test, _ = member_counts(model.networks, test_x, cfg.steps, "fixed")
@@ -44,8 +51,10 @@ def bundle_parts(model: TrainedModel, ds: Dataset) -> BundleParts:
         groups=[g.tolist() for g in model.groups],
         count_mean=model.head.count_mean.tolist(),
         budget_calibration=calibration_table(scores_val),
+        cascade_calibration=cascade_table(conf_by_round),
         fixed_subsets=best_subsets(k, val_acc),
         gate_macs=model.gate.macs(),
+        head_macs=model.head.macs(),
         teacher_macs=s.teacher_macs if s else None,
         teacher_accuracy=s.teacher_accuracy if s else None,
         trained_accuracy=dict(s.ensemble_accuracy) if s else {m: None for m in MODES},

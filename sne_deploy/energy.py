@@ -2,7 +2,13 @@
 
 An SNN member is charged per synaptic event (presynaptic spike × non-zero fan-out) and per
 neuron update (every neuron of an awake member at every step; on Loihi an update that spikes
-costs more). ANNs (the teacher, the gate) are charged per multiply-accumulate.
+costs more). ANNs (the teacher, the gate, the host head) are charged per multiply-accumulate.
+
+What each policy pays (:class:`Counts`): the awake members' events and updates; the gate's MACs
+only when the policy asks the gate (``gate``, ``cascade``); the head's MACs always, once per
+evaluation (the cascade evaluates it after every round). :func:`energy_breakdown_pj` splits the
+total into the input layer's synaptic events, the other layers' events, neuron updates, gate and
+head, because on Loihi's constants the input layer is where the energy goes.
 """
 from __future__ import annotations
 
@@ -34,13 +40,28 @@ class Counts:
     neuron_updates: float
     spikes: float
     gate_macs: float = 0.0
+    head_macs: float = 0.0
+    input_synaptic_events: float = 0.0  # the part of synaptic_events that the first layer receives
+
+
+ENERGY_PARTS = ("input_layer_synops", "other_synops", "neuron_updates", "gate", "head")
+
+
+def energy_breakdown_pj(c: Counts, constants: str) -> dict[str, float]:
+    """Per-sample energy in pJ by where it is spent (keys: :data:`ENERGY_PARTS`)."""
+    k = CONSTANTS[constants]
+    inactive = max(c.neuron_updates - c.spikes, 0.0)
+    return {
+        "input_layer_synops": c.input_synaptic_events * k["synaptic_op"][0],
+        "other_synops": (c.synaptic_events - c.input_synaptic_events) * k["synaptic_op"][0],
+        "neuron_updates": c.spikes * k["neuron_update_active"][0] + inactive * k["neuron_update_inactive"][0],
+        "gate": c.gate_macs * k["mac"][0],
+        "head": c.head_macs * k["mac"][0],
+    }
 
 
 def snn_energy_pj(c: Counts, constants: str) -> float:
-    k = CONSTANTS[constants]
-    inactive = max(c.neuron_updates - c.spikes, 0.0)
-    return (c.synaptic_events * k["synaptic_op"][0] + c.spikes * k["neuron_update_active"][0]
-            + inactive * k["neuron_update_inactive"][0] + c.gate_macs * k["mac"][0])
+    return sum(energy_breakdown_pj(c, constants).values())
 
 
 def ann_energy_pj(macs: float, constants: str) -> float:

@@ -37,34 +37,44 @@ def finetune_head(head: HostHead, counts: np.ndarray, y: np.ndarray, cfg: TrainC
 
 
 @torch.no_grad()
-def gate_targets(head: HostHead, counts: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Each member's benefit on each input, from the data: the mean of its *solo* benefit (loss
-    with nobody awake minus loss with only it awake) and its *marginal* benefit (loss with all but
-    it minus loss with all). The first matters at small budgets, the second at large ones."""
+def gate_targets(head: HostHead, counts: np.ndarray, y: np.ndarray, orders: int = 8, seed: int = 0) -> np.ndarray:
+    """Each member's benefit on each input: how much the head's loss falls when the member joins
+    the members woken before it, averaged over ``orders`` random wake orders per input (a
+    Monte-Carlo Shapley value). Coalitions of every size count alike, as budgets from 1/K to 1
+    wake them, and the cascade wakes members in exactly such an order.
+
+    The targets are *not* standardised per member: a member that helps on most inputs must score
+    high on most inputs, or one shared threshold wakes every member about equally often."""
     c, yt = torch.from_numpy(counts), torch.from_numpy(y)
     n, k = len(y), head.n_members
-    ce = lambda awake: F.cross_entropy(head(c, awake), yt, reduction="none")  # noqa: E731
-    l_none, l_all = ce(torch.zeros(n, k)), ce(torch.ones(n, k))
-    out = np.zeros((n, k), np.float32)
-    for j in range(k):
-        only = torch.zeros(n, k)
-        only[:, j] = 1
-        but = torch.ones(n, k)
-        but[:, j] = 0
-        out[:, j] = (0.5 * ((l_none - ce(only)) + (ce(but) - l_all))).numpy()
-    return out
+    gen = torch.Generator().manual_seed(seed)
+    rows = torch.arange(n)
+    out = torch.zeros(n, k)
+    for _ in range(orders):
+        order = torch.argsort(torch.rand(n, k, generator=gen), dim=1)
+        awake = torch.zeros(n, k)
+        before = F.cross_entropy(head(c, awake), yt, reduction="none")
+        for r in range(k):
+            j = order[:, r]
+            awake[rows, j] = 1.0
+            after = F.cross_entropy(head(c, awake), yt, reduction="none")
+            out[rows, j] += before - after
+            before = after
+    return (out / orders).numpy()
 
 
 def train_gate(gate: Gate, x: np.ndarray, targets: np.ndarray, cfg: TrainConfig, progress: bool) -> None:
+    """Regress the (unstandardised) targets with MSE; the gate's ranking is what the policies use."""
     opt = torch.optim.Adam(gate.parameters(), lr=3e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.gate_epochs, 1))
     rng = np.random.default_rng(cfg.seed)
     xt, tt = torch.from_numpy(x), torch.from_numpy(targets)
-    tt = (tt - tt.mean(0)) / tt.std(0).clamp(min=1e-6)
     for _ in tqdm(range(cfg.gate_epochs), desc="gate", disable=not progress, leave=False):
         for b in minibatches(len(x), cfg.batch_size, rng):
             opt.zero_grad()
             F.mse_loss(gate(xt[b]), tt[b]).backward()
             opt.step()
+        sched.step()
     gate.eval()
 
 

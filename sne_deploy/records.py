@@ -16,7 +16,7 @@ import numpy as np
 from simulators.files import to_plain as plain
 from simulators.result import MODES
 
-from .energy import CONSTANT_SETS, Counts, ann_energy_pj, snn_energy_pj
+from .energy import CONSTANT_SETS, Counts, ann_energy_pj, energy_breakdown_pj, snn_energy_pj
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,12 @@ class SimulationReport:
     predictions: np.ndarray = field(repr=False)  # (N,) predicted class
     agreement: Optional[Agreement] = None
     raster: Optional[dict[int, list[np.ndarray]]] = field(default=None, repr=False)
+    mean_rounds: Optional[float] = None  # the cascade's mean number of sequential rounds
+
+    @property
+    def energy_breakdown_pj(self) -> dict[str, dict[str, float]]:
+        """constants set -> where the energy goes (input layer, other layers, updates, gate, head)."""
+        return {s: energy_breakdown_pj(self.counts, s) for s in CONSTANT_SETS}
 
     @property
     def awake_fraction(self) -> float:
@@ -130,9 +136,9 @@ class SimulationReport:
     def neurobench(self) -> dict:
         """Our counters under NeuroBench's metric names (its own implementation gives the same
         numbers per member, tested in CI). Ensemble-level: only awake members count, and the
-        host-side gate's multiply-accumulates are the ensemble's MACs."""
+        host-side gate's and head's multiply-accumulates are the ensemble's MACs."""
         c = self.counts
-        return {"SynapticOperations": {"Effective_ACs": c.synaptic_events, "Effective_MACs": c.gate_macs},
+        return {"SynapticOperations": {"Effective_ACs": c.synaptic_events, "Effective_MACs": c.gate_macs + c.head_macs},
                 "ActivationSparsity": 1.0 - c.spikes / c.neuron_updates if c.neuron_updates else 0.0,
                 "ConnectionSparsity": self.connection_sparsity, "Footprint": self.footprint_bytes}
 
@@ -142,8 +148,11 @@ class SimulationReport:
             "samples": self.samples, "accuracy": self.accuracy, "awake_fraction": self.awake_fraction,
             "member_wakes": self.member_wakes, "spikes_per_sample": self.counts.spikes,
             "synaptic_events_per_sample": self.counts.synaptic_events,
+            "input_synaptic_events_per_sample": self.counts.input_synaptic_events,
             "neuron_updates_per_sample": self.counts.neuron_updates, "gate_macs": self.counts.gate_macs,
+            "head_macs": self.counts.head_macs, "mean_rounds": self.mean_rounds,
             "teacher_macs": self.teacher_macs, "energy_pj": self.energy_pj, "teacher_energy_pj": self.teacher_energy_pj,
+            "energy_breakdown_pj": self.energy_breakdown_pj,
             "wall_time_s": self.wall_time_s, "backend_time_s": self.backend_time_s,
             "backend_details": self.backend_details, "teacher_to_sne_energy_ratio": self.teacher_to_sne_energy_ratio,
             "neurobench": self.neurobench,

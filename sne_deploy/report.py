@@ -45,11 +45,16 @@ def format_simulation(r: SimulationReport) -> str:
         f"  accuracy                    {acc}",
         f"  awake fraction              {r.awake_fraction:.4f}   member wakes {r.member_wakes}",
         f"  spikes / sample             {c.spikes:.1f}",
-        f"  synaptic events / sample    {c.synaptic_events:.1f}",
+        f"  synaptic events / sample    {c.synaptic_events:.1f}   (input layer {c.input_synaptic_events:.1f})",
         f"  neuron updates / sample     {c.neuron_updates:.1f}",
-        f"  gate cost                   {c.gate_macs:.0f} MACs / sample",
+        f"  host cost                   gate {c.gate_macs:.0f} + head {c.head_macs:.0f} MACs / sample",
+    ]
+    if r.mean_rounds is not None:
+        lines.append(f"  cascade rounds              {r.mean_rounds:.2f} on average (sequential on a chip)")
+    lines += [
         f"  energy / sample  Loihi      {_uj(e['loihi'])}   (teacher {_uj(te['loihi'])}; {_ratio(ratio['loihi'])})",
         f"  energy / sample  45 nm      {_uj(e['45nm'])}   (teacher {_uj(te['45nm'])}; {_ratio(ratio['45nm'])})",
+        "  Loihi energy by part        " + ", ".join(f"{k.replace('_', ' ')} {_uj(v)}" for k, v in r.energy_breakdown_pj["loihi"].items()),
         f"  wall time                   {r.wall_time_s:.2f} s (backend {r.backend_time_s:.2f} s)",
     ]
     a = r.agreement

@@ -2,7 +2,9 @@
 ones (inside the bundle's head), classify, and count energy proxies.
 
 Members really sleep: member k runs on the backend only over the samples that woke it, so a
-sleeping member costs no synaptic events, neuron updates or spikes.
+sleeping member costs no synaptic events, neuron updates or spikes. The cascade runs round by
+round (:func:`run_cascade`), each round on the backend, because who wakes next depends on what
+the members awake so far produced.
 
 The yardstick is :data:`YARDSTICK`, the PyTorch reference (``sne_deploy.snn.run_network_torch``,
 the shared simulation loop of ``simulators.loop`` on torch arrays): every run on another backend
@@ -26,7 +28,7 @@ from simulators.result import Result
 
 from .energy import Counts
 from .records import Agreement, SimulationReport
-from .scheduler import choose
+from .scheduler import cascade_order, check_budget, choose, confidence, threshold_for
 
 BACKENDS = ("torch", "reference", "brian2", "lava")
 YARDSTICK = "torch"
@@ -65,44 +67,81 @@ class MemberRuns:
 
     counts: np.ndarray  # (N, sum of group sizes) output spike counts
     synaptic_events: np.ndarray  # (N,)
+    input_synaptic_events: np.ndarray  # (N,) the first layer's share of synaptic_events
     neuron_updates: np.ndarray  # (N,)
     spikes: np.ndarray  # (N,)
-    results: dict[int, tuple[np.ndarray, Result]] = field(default_factory=dict)  # member -> (sample idx, result)
+    offsets: np.ndarray  # member k's outputs are counts[:, offsets[k]:offsets[k+1]]
+    results: list[tuple[int, np.ndarray, Result]] = field(default_factory=list)  # (member, sample idx, result) per call
     backend_time: float = 0.0
 
-    def mean_counts(self, gate_macs: float) -> Counts:
+    @classmethod
+    def empty(cls, bundle: Bundle, n: int) -> "MemberRuns":
+        offs = np.cumsum([0] + [net.n_out for net in bundle.networks])
+        return cls(np.zeros((n, offs[-1]), np.float32), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), offs)
+
+    def add(self, j: int, idx: np.ndarray, res: Result) -> None:
+        """Book one backend call: member ``j`` ran over samples ``idx``."""
+        self.backend_time += res.wall_time
+        self.results.append((j, idx, res))
+        self.counts[idx, self.offsets[j]:self.offsets[j + 1]] = res.output_counts
+        self.synaptic_events[idx] += res.synaptic_events.sum(1)
+        self.input_synaptic_events[idx] += res.synaptic_events[:, 0]
+        self.neuron_updates[idx] += res.neuron_updates.sum(1)
+        self.spikes[idx] += res.layer_spikes.sum(1)
+
+    def mean_counts(self, gate_macs: float, head_macs: float) -> Counts:
         return Counts(float(self.synaptic_events.mean()), float(self.neuron_updates.mean()), float(self.spikes.mean()),
-                      gate_macs)
+                      gate_macs, head_macs, float(self.input_synaptic_events.mean()))
 
 
 def run_members(bundle: Bundle, spikes: np.ndarray, awake: np.ndarray, backend: str, mode: str,
                 record: bool = False, options: Optional[dict] = None, record_sample: Optional[int] = None) -> MemberRuns:
     """Run every member over the samples that woke it; ``record`` keeps every member's spike trains,
     ``record_sample`` those of the members awake for that sample."""
-    n = len(spikes)
-    offs = np.cumsum([0] + [net.n_out for net in bundle.networks])
-    runs = MemberRuns(np.zeros((n, offs[-1]), np.float32), np.zeros(n), np.zeros(n), np.zeros(n))
+    runs = MemberRuns.empty(bundle, len(spikes))
     for j, net in enumerate(bundle.networks):
         idx = np.flatnonzero(awake[:, j])
-        if idx.size == 0:
-            continue
-        res = run_member(net, spikes[idx], backend, mode, record or record_sample in idx, options)
-        runs.backend_time += res.wall_time
-        runs.results[j] = (idx, res)
-        runs.counts[idx, offs[j]:offs[j + 1]] = res.output_counts
-        runs.synaptic_events[idx] += res.synaptic_events.sum(1)
-        runs.neuron_updates[idx] += res.neuron_updates.sum(1)
-        runs.spikes[idx] += res.layer_spikes.sum(1)
+        if idx.size:
+            runs.add(j, idx, run_member(net, spikes[idx], backend, mode, record or record_sample in idx, options))
     return runs
+
+
+def run_cascade(bundle: Bundle, spikes: np.ndarray, order: np.ndarray, threshold: float, backend: str, mode: str,
+                record: bool = False, options: Optional[dict] = None, record_sample: Optional[int] = None
+                ) -> tuple[MemberRuns, np.ndarray, np.ndarray]:
+    """The cascade, round by round as a chip would run it: in round r every input still going
+    wakes the r-th member of its ``order``; the head then classifies it with the members awake
+    so far, and inputs whose confidence reaches ``threshold`` stop. Each round runs each member
+    once over the inputs that woke it. Returns the runs, the awake mask and each input's rounds."""
+    n, k = order.shape
+    runs = MemberRuns.empty(bundle, n)
+    awake = np.zeros((n, k), bool)
+    rounds = np.zeros(n, np.int64)
+    going = np.arange(n)
+    for r in range(k):
+        if going.size == 0:
+            break
+        for j in np.unique(order[going, r]):
+            idx = going[order[going, r] == j]
+            runs.add(int(j), idx, run_member(bundle.networks[j], spikes[idx], backend, mode,
+                                             record or record_sample in idx, options))
+        awake[going, order[going, r]] = True
+        rounds[going] += 1
+        conf = confidence(bundle.head_logits(runs.counts[going], awake[going]))
+        going = going[conf < threshold]
+    return runs, awake, rounds
 
 
 def compare_with_yardstick(bundle: Bundle, spikes: np.ndarray, awake: np.ndarray, runs: MemberRuns, mode: str,
                            pred: np.ndarray, y: Optional[np.ndarray]) -> Agreement:
-    """Re-run the same members on the same samples on :data:`YARDSTICK`; count differing spikes
-    (every layer, every step) and predictions. ``runs`` must hold recorded trains."""
-    ref = run_members(bundle, spikes, awake, YARDSTICK, mode, record=True)
-    mismatches = sum(int((a != b).sum()) for j, (_, res) in runs.results.items()
-                     for a, b in zip(res.trains, ref.results[j][1].trains))
+    """Re-run every call of ``runs`` (same member, same samples) on :data:`YARDSTICK`; count
+    differing spikes (every layer, every step) and predictions. ``runs`` must hold recorded trains."""
+    ref = MemberRuns.empty(bundle, len(spikes))
+    mismatches = 0
+    for j, idx, res in runs.results:
+        ref_res = run_member(bundle.networks[j], spikes[idx], YARDSTICK, mode, True)
+        ref.add(j, idx, ref_res)
+        mismatches += sum(int((a != b).sum()) for a, b in zip(res.trains, ref_res.trains))
     ref_pred = bundle.head_logits(ref.counts, awake).argmax(1)
     return Agreement(float((ref_pred == pred).mean()), mismatches,
                      float((ref_pred == y).mean()) if y is not None else None)
@@ -122,7 +161,7 @@ def connection_sparsity(networks: list[Network], mode: str) -> float:
 def sample_raster(runs: MemberRuns, sample: int) -> Optional[dict[int, list[np.ndarray]]]:
     """Per awake member, the per-layer spike trains (T, n_l) of one sample, when recorded."""
     raster = {}
-    for j, (idx, res) in runs.results.items():
+    for j, idx, res in runs.results:
         if res.trains is not None and sample in idx:
             pos = int(np.searchsorted(idx, sample))
             raster[j] = [t[pos] for t in res.trains]
@@ -137,18 +176,28 @@ def simulate(bundle: Bundle, x_flat: np.ndarray, y: Optional[np.ndarray], budget
     m = bundle.manifest
     spikes = encode_regular(x, bundle.steps)
     t0 = time.perf_counter()
-    awake = choose(policy, budget, len(x), bundle.n_members, bundle.gate_scores(x), m.budget_calibration,
-                   m.fixed_subsets, seed)
     do_compare = compare and backend != YARDSTICK
-    runs = run_members(bundle, spikes, awake, backend, mode, do_compare, backend_options, record_sample)
+    uses_gate = policy in ("gate", "cascade")
+    scores = bundle.gate_scores(x) if uses_gate else None
+    rounds = None
+    if policy == "cascade":
+        check_budget(budget)
+        runs, awake, rounds = run_cascade(bundle, spikes, cascade_order(scores), threshold_for(m.cascade_calibration, budget),
+                                          backend, mode, do_compare, backend_options, record_sample)
+    else:
+        awake = choose(policy, budget, len(x), bundle.n_members, scores, m.budget_calibration, m.fixed_subsets, seed)
+        runs = run_members(bundle, spikes, awake, backend, mode, do_compare, backend_options, record_sample)
     pred = bundle.head_logits(runs.counts, awake).argmax(1)
     wall = time.perf_counter() - t0
-    details = [{"member": j, **{k: v for k, v in res.details.items() if isinstance(v, (int, float, str))}}
-               for j, (_, res) in runs.results.items()]
+    head_evals = float(rounds.mean()) if rounds is not None else 1.0
+    details = [{"member": j, "samples": int(idx.size),
+                **{k: v for k, v in res.details.items() if isinstance(v, (int, float, str))}}
+               for j, idx, res in runs.results]
     return SimulationReport(
         bundle=str(bundle.path.resolve()), backend=backend, mode=mode, policy=policy, budget=budget, samples=len(x),
         accuracy=float((pred == y).mean()) if y is not None else None,
-        counts=runs.mean_counts(float(m.gate_macs)), teacher_macs=float(m.teacher_macs or 0),
+        counts=runs.mean_counts(float(m.gate_macs) if uses_gate else 0.0, head_evals * m.head_macs),
+        teacher_macs=float(m.teacher_macs or 0), mean_rounds=float(rounds.mean()) if rounds is not None else None,
         wall_time_s=wall, backend_time_s=runs.backend_time, backend_details=details,
         connection_sparsity=connection_sparsity(bundle.networks, mode), footprint_bytes=4 * n_weights(bundle.networks),
         awake=awake, predictions=pred,

@@ -6,6 +6,11 @@
   and the best-scoring member always wakes. The threshold for b is calibrated on validation
   data (:func:`calibrate`), so the mean awake fraction there is b (b < 1/K cannot be met: one
   member always wakes).
+* ``cascade`` — members wake one at a time in the order of the gate's scores; after each round
+  the host head classifies with the members awake so far and the cascade stops once its
+  confidence (top softmax probability) reaches a threshold calibrated on validation data so the
+  mean awake fraction there is b (:func:`calibrate_cascade`). Its rounds are sequential on a
+  chip; the runtime runs them round by round (:func:`sne_deploy.runtime.run_cascade`).
 * ``random`` — round(b*K) members drawn at random per input (stochastic rounding keeps the mean b).
 * ``fixed`` — the best static subset of size round(b*K), chosen on validation data.
 * ``all`` — every member, whatever the budget.
@@ -20,7 +25,7 @@ import numpy as np
 from exporters.manifest import CalibrationRow
 from simulators.errors import InputError
 
-POLICIES = ("gate", "random", "fixed", "all")
+POLICIES = ("gate", "cascade", "random", "fixed", "all")
 CALIBRATION_BUDGETS = [round(0.01 * i, 2) for i in range(1, 101)]
 
 
@@ -75,6 +80,52 @@ def threshold_for(table: Sequence[CalibrationRow], budget: float) -> float:
     return float(lo + w * (hi - lo))
 
 
+def cascade_order(scores: np.ndarray) -> np.ndarray:
+    """(N, K) member indices, best gate score first (ties: lower index first)."""
+    return np.argsort(-scores, axis=1, kind="stable")
+
+
+def confidence(logits: np.ndarray) -> np.ndarray:
+    """The head's top softmax probability per row."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return (p.max(axis=1) / p.sum(axis=1)).astype(np.float64)
+
+
+def cascade_rounds(conf_by_round: np.ndarray, threshold: float) -> np.ndarray:
+    """Rounds each input takes: the first r (1-based) whose confidence reaches ``threshold``
+    (``conf_by_round[:, r-1]``, confidence with the first r members of its order awake), else K."""
+    hit = conf_by_round >= threshold
+    hit[:, -1] = True
+    return hit.argmax(axis=1) + 1
+
+
+def calibrate_cascade(conf_by_round: np.ndarray, budget: float) -> float:
+    """The confidence threshold at which the cascade's mean awake fraction on ``conf_by_round``
+    (N, K) is ``budget``.
+
+    An input stops at the first round whose running maximum of confidence reaches the threshold,
+    so its rounds are 1 + (how many of its first K-1 running maxima lie below the threshold): the
+    mean number of rounds is 1 + (values below the threshold) / N, which a sort inverts exactly."""
+    n, k = conf_by_round.shape
+    extra = int(round(budget * n * k)) - n  # rounds beyond the first, over all inputs
+    if extra <= 0:
+        return float("-inf")
+    run_max = np.maximum.accumulate(conf_by_round, axis=1)[:, :-1].ravel()
+    if extra >= len(run_max):
+        return float("inf")
+    v = np.sort(run_max)
+    return float((v[extra - 1] + v[extra]) / 2) if v[extra] > v[extra - 1] else float(np.nextafter(v[extra], np.inf))
+
+
+def cascade_table(conf_by_round: np.ndarray, budgets: Sequence[float] = CALIBRATION_BUDGETS) -> list[CalibrationRow]:
+    out = []
+    for b in budgets:
+        thr = calibrate_cascade(conf_by_round, b)
+        out.append(CalibrationRow(b, thr, float(cascade_rounds(conf_by_round, thr).mean() / conf_by_round.shape[1])))
+    return out
+
+
 def random_awake(n: int, k: int, budget: float, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     target = budget * k
@@ -111,6 +162,8 @@ def choose(policy: str, budget: float, n: int, k: int, scores: Optional[np.ndarr
         return gate_awake(scores, threshold_for(table, budget))
     if policy == "random":
         return random_awake(n, k, budget, seed)
+    if policy == "cascade":
+        raise InputError("the cascade's members depend on the members' outputs: run it with sne_deploy.runtime.simulate")
     if policy == "fixed":
         assert subsets is not None
         m = int(min(max(round(budget * k), 1), k))

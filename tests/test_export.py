@@ -30,7 +30,7 @@ def test_bundle_layout_and_manifest(digits_bundle):
     for key in ("format_version", "toolkit_version", "dataset", "encoding", "steps", "partition", "imputation",
                 "budget_calibration", "member_sizes", "files", "groups"):
         assert key in m, key
-    assert m["toolkit_version"] == "0.1.0" and m["dataset"] == "digits" and m["members"] == 4
+    assert m["toolkit_version"] == "0.1.0" and m["dataset"] == "digits" and m["members"] == 8
     assert len(m["imputation"]["count_mean"]) == sum(s[-1] for s in m["member_sizes"])
     g = nir.read(str(p / "members/member_0.nir"))
     assert g.metadata["encoding"] == "regular-if" and int(g.metadata["steps"]) == m["steps"]
@@ -51,8 +51,9 @@ def test_onnx_equals_torch_on_the_test_data(digits_model, digits_bundle, digits_
     with torch.no_grad():
         g_torch = digits_model.gate(torch.from_numpy(x)).numpy()
     assert np.abs(run_onnx(digits_bundle.path / "gate.onnx", {"x": x}) - g_torch).max() <= 1e-5
-    counts = np.random.default_rng(0).integers(0, 17, (len(x), 32)).astype(np.float32)
-    awake = (np.random.default_rng(1).random((len(x), 4)) < 0.5).astype(np.float32)
+    head = digits_model.head
+    counts = np.random.default_rng(0).integers(0, 17, (len(x), sum(head.sizes))).astype(np.float32)
+    awake = (np.random.default_rng(1).random((len(x), head.n_members)) < 0.5).astype(np.float32)
     with torch.no_grad():
         h_torch = digits_model.head(torch.from_numpy(counts), torch.from_numpy(awake)).numpy()
     assert np.abs(digits_bundle.head_logits(counts, awake) - h_torch).max() <= 1e-5
