@@ -17,6 +17,7 @@ from sne_deploy.deploy import bundle_parts
 from sne_deploy.train import TrainConfig, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SWEEP_POLICIES = ("gate", "cascade", "fixed", "random")
 
 
 def main() -> None:
@@ -42,10 +43,14 @@ def main() -> None:
         x, y = ds.test.flat(), ds.test.y
         runs = {f"{p}_{m}": simulate(bundle, x, y, b, p, "torch", m, compare=False).to_dict()
                 for p, b, m in (("all", 1.0, "float"), ("all", 1.0, "fixed"), ("gate", 0.3, "fixed"),
-                                ("random", 0.3, "fixed"), ("fixed", 0.3, "fixed"))}
+                                ("cascade", 0.3, "fixed"), ("random", 0.3, "fixed"), ("fixed", 0.3, "fixed"))}
+        sweep = [{k: v for k, v in simulate(bundle, x, y, b / 10, p, "torch", "fixed", compare=False).to_dict().items()
+                  if k in ("policy", "budget", "accuracy", "awake_fraction", "energy_pj", "mean_rounds")}
+                 for b in range(1, 11) for p in SWEEP_POLICIES]
     s = model.summary
     doc = {"command": "benchmarks/digits.py", "date": time.strftime("%Y-%m-%d"), "machine": "2 cores, no GPU",
-           "train_s": train_s, "teacher": {"accuracy": s.teacher_accuracy, "macs": s.teacher_macs}, "runs": runs}
+           "train_s": train_s, "teacher": {"accuracy": s.teacher_accuracy, "macs": s.teacher_macs}, "runs": runs,
+           "sweep": sweep}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "digits.json").write_text(json.dumps(doc, indent=2))
     print(markdown(doc))
@@ -54,7 +59,8 @@ def main() -> None:
 def markdown(doc: dict) -> str:
     r = doc["runs"]
     rows = [("ensemble, all awake, float", r["all_float"]), ("ensemble, all awake, fixed point", r["all_fixed"]),
-            ("gate", r["gate_fixed"]), ("random", r["random_fixed"]), ("fixed (best static subset)", r["fixed_fixed"])]
+            ("gate", r["gate_fixed"]), ("cascade", r["cascade_fixed"]), ("random", r["random_fixed"]),
+            ("fixed (best static subset)", r["fixed_fixed"])]
     lines = ["| model / policy at budget 0.3 | test accuracy | awake fraction | synaptic events / sample "
              "(NeuroBench Effective_ACs) | NeuroBench ActivationSparsity | energy Loihi µJ |",
              "|---|---|---|---|---|---|",
@@ -65,6 +71,14 @@ def markdown(doc: dict) -> str:
     nb = r["all_fixed"]["neurobench"]
     lines += ["", f"NeuroBench static metrics of the members: ConnectionSparsity {nb['ConnectionSparsity']:.3f}, "
               f"Footprint {nb['Footprint'] / 1024:.0f} KiB (float32 weights as NeuroBench's adapter holds them)."]
+    by = {(v["budget"], v["policy"]): v for v in doc["sweep"]}
+    budgets = sorted({b for b, _ in by})
+    lines += ["", "Budget sweep (torch, fixed point; test accuracy, best of each row in bold):", "",
+              "| budget | " + " | ".join(SWEEP_POLICIES) + " |", "|---" * (len(SWEEP_POLICIES) + 1) + "|"]
+    for b in budgets:
+        best = max(by[(b, p)]["accuracy"] for p in SWEEP_POLICIES)
+        lines.append(f"| {b:g} | " + " | ".join((f"**{by[(b, p)]['accuracy']:.4f}**" if by[(b, p)]["accuracy"] == best
+                                                 else f"{by[(b, p)]['accuracy']:.4f}") for p in SWEEP_POLICIES) + " |")
     return "\n".join(lines)
 
 
