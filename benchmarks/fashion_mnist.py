@@ -79,7 +79,7 @@ def ablations(a: argparse.Namespace, seeds: list[int], teacher) -> dict:  # type
     """Every variant for every seed, all with the main model's teacher; identical configurations
     (informed / kd+ce / none / T4_h64 are the same run) are trained once."""
     base = TrainConfig(data="fashion-mnist", members=a.members, epochs=a.ablation_epochs, limit_train=a.ablation_train,
-                       steps=a.steps, hidden=a.hidden, gate_epochs=1)
+                       steps=a.steps, hidden=a.hidden, gate_epochs=1, head_epochs=5)
     cache: dict = {}
     out: dict = {"scale": {"train_samples": a.ablation_train, "epochs": a.ablation_epochs, "seeds": seeds,
                            "teacher": "the main model's"}}
@@ -181,8 +181,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--limit-train", type=int, default=None)
     ap.add_argument("--test-limit", type=int, default=None)
     ap.add_argument("--lava-limit", type=int, default=None, help="default: the whole test split")
-    ap.add_argument("--ablation-train", type=int, default=15000)
-    ap.add_argument("--ablation-epochs", type=int, default=4)
+    ap.add_argument("--ablation-train", type=int, default=10000)
+    ap.add_argument("--ablation-epochs", type=int, default=3)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--skip-ablations", action="store_true")
     a = ap.parse_args()

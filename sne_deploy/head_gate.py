@@ -84,7 +84,7 @@ def head_from_plain(plain: nn.Linear, groups: list[np.ndarray], mean: np.ndarray
     f = z[teacher order] * std + mean, so that head(f) == plain(z)."""
     order = torch.as_tensor(np.concatenate(groups))
     m, sd = torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
-    head = nn.Linear(len(order), plain.out_features)
+    head = nn.Linear(len(m), plain.out_features)  # every teacher dimension; the dead ones get weight 0
     head.weight.zero_()
     head.weight[:, order] = plain.weight / sd[order]
     head.bias.copy_(plain.bias - (plain.weight * (m[order] / sd[order])).sum(1))

@@ -19,13 +19,16 @@ from .ensemble import Gate, HostHead
 from .records import TrainSummary
 from .snn import StudentSNN, run_network_torch
 
-# Per dataset: teacher kind, feature dim, steps T, hidden width, output neurons per feature, teacher
-# epochs, batch. Fashion-MNIST's T = 4 and 64 hidden units come from the accuracy-energy
+# Per dataset: teacher kind, feature dim, steps T, hidden width, output neurons per feature, the
+# ensemble classification term's weight, teacher epochs, batch. Fashion-MNIST's T = 4 and 64 hidden units come from the accuracy-energy
 # measurements in the README: the input layer's events (input spikes x fan-out) are the energy.
 DEFAULTS = {
-    "digits": dict(teacher="mlp", feat_dim=32, steps=16, hidden=48, population=1, teacher_epochs=60, batch_size=64),
-    "fashion-mnist": dict(teacher="cnn", feat_dim=64, steps=4, hidden=64, population=4, teacher_epochs=20, batch_size=128),
-    "cifar10": dict(teacher="cnn", feat_dim=64, steps=8, hidden=256, population=1, teacher_epochs=10, batch_size=128),
+    "digits": dict(teacher="mlp", feat_dim=32, steps=16, hidden=48, population=1, ensemble_ce=0.0, teacher_epochs=60,
+                   batch_size=64),
+    "fashion-mnist": dict(teacher="cnn", feat_dim=64, steps=4, hidden=64, population=4, ensemble_ce=1.0, teacher_epochs=20,
+                          batch_size=128),
+    "cifar10": dict(teacher="cnn", feat_dim=64, steps=8, hidden=256, population=1, ensemble_ce=0.0, teacher_epochs=10,
+                    batch_size=128),
 }
 
 
@@ -56,7 +59,7 @@ class TrainConfig:
     gate_hidden: int = 64
     limit_train: Optional[int] = None  # subsample the training split (quick runs)
     population: Optional[int] = None  # output neurons per teacher feature (the head averages them)
-    ensemble_ce: float = 0.0  # weight of the ensemble's classification term during student training
+    ensemble_ce: Optional[float] = None  # weight of the ensemble's classification term during student training
     member_ce: float = 1.0  # weight of each member's own classification term (teacher head, others at their mean)
     device: str = "auto"  # where students train: "cpu", "cuda", or "auto" (CUDA when present)
 

@@ -113,7 +113,7 @@ def plot_sweep(rows: list[dict], teacher: dict, out_png: str, title: str, consta
     ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.tick_params(axis="x", which="minor", labelsize=7)
-    ax.set_xlabel(f"estimated energy per sample [µJ] ({'Loihi' if constants == 'loihi' else constants} constants, incl. gate)")
+    ax.set_xlabel(f"estimated energy per sample [µJ] ({'Loihi' if constants == 'loihi' else constants} constants, incl. gate and head)")
     ax.set_ylabel("test accuracy")
     ax.set_title(title + "\n(numbers next to points: budget = mean fraction of members awake)", fontsize=10)
     ax.grid(True, alpha=0.3)
