@@ -37,7 +37,11 @@ from .neuron import LIFFixedParams, snap_decay
 
 SUPPORTED = ("Input, Affine, Linear, Conv2d, SumPool2d, CubaLIF, LIF, IF, LI, Flatten, Output "
              "and nested NIRGraph subgraphs")
-_SNAP = 1e-9
+# Tolerance for float noise in decays and unit gains. Exporters store tau in float32 (relative
+# error up to 6e-8: snnTorch's dv becomes 0.50000001, its gains 1.00000003, which flips every
+# exact tie at threshold); Loihi's decay grid step is 1/4096 = 2.4e-4, so 1e-6 removes storage
+# noise and nothing a graph means.
+_SNAP = 1e-6
 
 
 MAX_GRAPH_BYTES = 1 << 30  # what the arrays of one graph may declare before anything is read
@@ -193,7 +197,9 @@ def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None) -
     else:
         graph = graph_or_path
     meta = dict(getattr(graph, "metadata", None) or {})
+    dt_from = "--dt"
     if dt is None:
+        dt_from = "the graph's metadata" if "dt" in meta else "the default (the graph states no dt)"
         dt = float(np.asarray(meta.get("dt", 1.0)))
     if not dt > 0:
         raise GraphError(f"dt must be positive, got {dt}")
@@ -218,7 +224,7 @@ def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None) -
         if isinstance(node, (nir.CubaLIF, nir.LIF, nir.IF, nir.LI)):
             if pending is None:
                 raise GraphError(f"neuron node '{name}' has no Affine/Linear/Conv2d node before it")
-            layers.append(_layer(name, pending, node, dt, nir))
+            layers.append(_layer(name, pending, node, dt, nir, dt_from))
             pending = None
             continue
         raise GraphError(f"node '{name}' of type {type(node).__name__} is not supported (supported: {SUPPORTED})")
@@ -279,7 +285,7 @@ def _linear(name: str, node: Any, shape: Optional[tuple[int, ...]], nir: Any) ->
     return _Linear(name, matrix, bias, out)
 
 
-def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any) -> Layer:
+def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any, dt_from: str = "--dt") -> Layer:
     wname, weight, aff_bias = pending.name, pending.weight, pending.bias
     n = weight.shape[0]
     spiking = not isinstance(node, nir.LI)
@@ -303,6 +309,11 @@ def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any) -> Layer
         du, dv = 1.0, 0.0
         gain = dt * _finite(name, "r", node.r)
         bias = np.zeros(n)
+    if not (0.0 < du <= 1.0 + _SNAP and 0.0 <= dv <= 1.0 + _SNAP):
+        raise GraphError(
+            f"node '{name}': dt / tau gives du = {du:.8g}, dv = {dv:.8g} with dt = {dt:g} from {dt_from}, but decays must "
+            f"lie in (0, 1]; NIR files rarely state their time step: pass the one the graph was made for with --dt "
+            f"(e.g. --dt 1e-4 for snnTorch's exports, --dt 1e-3 for norse's)")
     if not np.all(np.isfinite(weight)) or not np.all(np.isfinite(aff_bias)):
         raise GraphError(f"node '{wname}': weights or bias hold NaN or inf")
     gain = np.broadcast_to(_snap_unit(gain).ravel(), (n,))

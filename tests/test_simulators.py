@@ -264,3 +264,39 @@ def test_run_nir_cli_json_and_errors(tmp_path, brian2_ready):
                       (["--inputs", str(tmp_path / "missing.npz")], "not found")):
         r = subprocess.run(cli + args, capture_output=True, text=True)
         assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def _lif_graph(tau, r, weight, dt_meta=None):
+    import nir
+
+    n_out, n_in = weight.shape
+    nodes = {"input": nir.Input(input_type=np.array([n_in])), "fc": nir.Linear(weight=weight),
+             "lif": nir.LIF(tau=tau, r=r, v_leak=np.zeros(n_out, np.float32), v_threshold=np.ones(n_out, np.float32)),
+             "output": nir.Output(output_type=np.array([n_out]))}
+    edges = [("input", "fc"), ("fc", "lif"), ("lif", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={} if dt_meta is None else {"dt": dt_meta})
+
+
+def test_float32_noise_in_tau_and_gain_is_snapped():
+    """snnTorch writes tau = dt / (1 - beta) and r = tau / dt in float32 (dt = 1e-4, beta = 0.5):
+    read back, dv and the gain must be exactly 0.5 and 1, or every tie at threshold flips."""
+    from simulators.nir_io import from_nir
+
+    dt = 1e-4
+    tau = np.full(3, dt / (1 - 0.5), np.float32)
+    r = (tau.astype(np.float64) / dt).astype(np.float32)
+    w = np.array([[1.0, 1.0], [2.0, -1.0], [1.0, 0.0]], np.float32)
+    layer = from_nir(_lif_graph(tau, r, w), dt=dt).layers[0]
+    assert dt / np.float64(tau[0]) != 0.5  # the float32 noise is real
+    assert layer.params.dv == 0.5 and np.array_equal(layer.weight, w.astype(np.float64))
+
+
+def test_a_graph_without_dt_names_the_dt_option():
+    from simulators.nir_io import from_nir
+
+    tau = np.full(2, 2e-4, np.float32)
+    with pytest.raises(GraphError, match=r"dt = 1 from the default \(the graph states no dt\).*pass the one .* with --dt"):
+        from_nir(_lif_graph(tau, tau / 1e-4, np.ones((2, 2), np.float32)))
+    with pytest.raises(GraphError, match="from the graph's metadata"):
+        from_nir(_lif_graph(tau, tau / 1e-4, np.ones((2, 2), np.float32), dt_meta=1.0))
+    assert from_nir(_lif_graph(tau, tau / 1e-4, np.ones((2, 2), np.float32)), dt=1e-4).layers[0].params.dv == 0.5
