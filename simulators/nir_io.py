@@ -35,7 +35,7 @@ from .errors import GraphError
 from .network import FixedLayer, Layer, Network, make_layer
 from .neuron import LIFFixedParams, snap_decay
 
-SUPPORTED = ("Input, Affine, Linear, Conv2d, SumPool2d, CubaLIF, LIF, IF, LI, Flatten, Output "
+SUPPORTED = ("Input, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, CubaLIF, LIF, IF, LI, Flatten, Output "
              "and nested NIRGraph subgraphs")
 # Tolerance for float noise in decays and unit gains. Exporters store tau in float32 (relative
 # error up to 6e-8: snnTorch's dv becomes 0.50000001, its gains 1.00000003, which flips every
@@ -216,7 +216,7 @@ def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None) -
         if isinstance(node, nir.Flatten):  # our activity is always the C-order flat vector
             shape = (int(np.prod(shape)),)
             continue
-        if isinstance(node, (nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d)):
+        if isinstance(node, (nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)):
             step = _linear(name, node, shape, nir)
             pending = step if pending is None else pending.then(step)
             shape = step.out_shape
@@ -256,7 +256,9 @@ class _Linear:
 
 
 def _linear(name: str, node: Any, shape: Optional[tuple[int, ...]], nir: Any) -> _Linear:
-    """The dense matrix of an Affine/Linear/Conv2d/SumPool2d node fed with activity of ``shape``."""
+    """The dense matrix of an Affine/Linear/Conv2d/SumPool2d/AvgPool2d node fed with activity of
+    ``shape``. AvgPool2d (snnTorch and SpikingJelly export it) is SumPool2d / (kh kw), as
+    PyTorch's average pooling counts padded zeros."""
     n_in = int(np.prod(shape)) if shape else None
     if isinstance(node, (nir.Affine, nir.Linear)):
         weight = np.asarray(node.weight, dtype=np.float64)
@@ -279,6 +281,8 @@ def _linear(name: str, node: Any, shape: Optional[tuple[int, ...]], nir: Any) ->
             bias = np.repeat(np.broadcast_to(np.asarray(node.bias, dtype=np.float64).ravel(), (out[0],)), out[1] * out[2])
         else:
             matrix, out = sumpool2d_matrix(shape, node.kernel_size, node.stride, node.padding)
+            if isinstance(node, nir.AvgPool2d):
+                matrix = matrix / float(np.prod(np.broadcast_to(np.asarray(node.kernel_size), (2,))))
             bias = np.zeros(matrix.shape[0])
     except GraphError as e:
         raise GraphError(f"node '{name}': {e}") from None

@@ -111,3 +111,17 @@ def test_conv_shape_errors_name_the_node():
     g.nodes["fc"] = nir.Affine(weight=np.ones((3, 25)), bias=np.zeros(3))
     with pytest.raises(GraphError, match="'fc'.*25 inputs, gets 24"):
         from_nir(g)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1)])
+def test_avgpool2d_node_is_pytorchs_average_pooling(kernel, stride, padding):
+    """snnTorch and SpikingJelly export nn.AvgPool2d as NIR AvgPool2d: SumPool2d / k², padded zeros counted."""
+    from simulators.nir_io import _linear
+
+    x = np.random.default_rng(2).normal(size=(2, 6, 6))
+    node = nir.AvgPool2d(kernel_size=np.array([kernel, kernel]), stride=np.array([stride, stride]),
+                         padding=np.array([padding, padding]))
+    step = _linear("pool", node, x.shape, nir)
+    want = F.avg_pool2d(torch.from_numpy(x)[None], kernel, stride, padding)[0].numpy()
+    assert step.out_shape == want.shape
+    np.testing.assert_allclose(step.weight @ x.ravel(), want.ravel(), rtol=1e-12, atol=1e-12)
