@@ -201,8 +201,9 @@ def test_simulate_limits_and_tiny_budgets(capsys, digits_bundle):
     for limit in ("0", "-5"):
         one_line(*run_cli(capsys, "simulate", b, "--limit", limit), "--limit")
     one_line(*run_cli(capsys, "simulate", b, "--sweep", "0.3,abc"), "--sweep", "abc")
-    code, err = run_cli(capsys, "simulate", b, "--budget", "0.1", "--limit", "10", "--policy", "random")
-    assert code == 0 and len(err) == 1 and err[0].startswith("warning: budget 0.1 is below 1/K = 0.25"), err
+    code, err = run_cli(capsys, "simulate", b, "--budget", "0.05", "--limit", "10", "--policy", "random")
+    k = digits_bundle.n_members
+    assert code == 0 and len(err) == 1 and err[0].startswith(f"warning: budget 0.05 is below 1/K = {1 / k:.3g}"), err
 
 
 # 11 ----------------------------------------------------------------------------------------------
