@@ -247,7 +247,7 @@ def test_damaged_files_give_one_line(capsys, tmp_path, digits_bundle, digits_mod
         q["students"][0] = {**q["students"][0], "weights.0": q["students"][0]["weights.0"] * float("nan")}
 
     for change, words in ((lambda q: q.update(config=[1, 2]), ["config"]),
-                          (lambda q: q.update(students=q["students"][:2]), ["4 members", "2 students"]),
+                          (lambda q: q.update(students=q["students"][:2]), [f"{digits_model.config.members} members", "2 students"]),
                           (nan_student, ["student 0", "NaN"])):
         q = dict(p, students=list(p["students"]))
         change(q)
