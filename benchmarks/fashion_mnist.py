@@ -38,6 +38,7 @@ from sne_deploy.train import TrainConfig, train
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 PROGRESS = sys.stderr.isatty()  # progress bars on a terminal only, never in a log
+SWEEP_POLICIES = ("gate", "cascade", "fixed", "random")
 
 
 def main_config(a: argparse.Namespace) -> TrainConfig:
@@ -223,8 +224,6 @@ def main_table(bundle, x, y, lava_limit) -> dict:  # type: ignore[no-untyped-def
     ]
     return {name: row(simulate(bundle, xs, ys, **kw)) for name, xs, ys, kw in tqdm(jobs, desc="main table", disable=not PROGRESS)}
 
-
-SWEEP_POLICIES = ("gate", "cascade", "fixed", "random")
 
 
 def budget_sweep(bundle, x, y) -> list[dict]:  # type: ignore[no-untyped-def]

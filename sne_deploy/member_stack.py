@@ -3,14 +3,11 @@ operations instead of a Python loop over members per batch.
 
 Every weight has a leading member dimension: layer l holds ``(K, out_l, in_l)``. The members share
 one architecture; groups of different sizes are padded to the largest one and the padded output
-neurons are masked out of every loss and count (they are dropped on export). The neuron step is
-``simulators.neuron.lif_step_float``, the same function the single :class:`~sne_deploy.snn.StudentSNN`
-and every backend implement, applied to ``(K, N, width)`` state. :meth:`MemberStack.members`
+neurons are masked out of every loss and count (they are dropped on export). The time loop is
+:func:`~sne_deploy.snn.run_members_float`, the one a single :class:`~sne_deploy.snn.StudentSNN`
+runs too (K = 1), over ``simulators.neuron.lif_step_float``. :meth:`MemberStack.members`
 slices the stack into ordinary ``StudentSNN`` objects for export and checkpoints, so nothing
 downstream knows the students were trained together.
-
-The first layer's input is the same encoded image for every member, so its synaptic currents for
-all steps and members come from one matrix product before the time loop.
 """
 from __future__ import annotations
 
@@ -20,10 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from simulators.neuron import LIFParams, LIFState, decays_to_fixed, lif_step_float
+from simulators.neuron import decays_to_fixed
 
 from .quantization import ste_ternary
-from .snn import StudentSNN, _surrogate
+from .snn import StudentSNN, run_members_float
 
 
 class MemberStack(nn.Module):
@@ -62,24 +59,7 @@ class MemberStack(nn.Module):
         last = len(self.weights) - 1
         row_mask = self.out_mask.transpose(1, 2)  # (K, G, 1): the last layer's real rows
         ws = [(ste_ternary(w, row_mask if i == last else None) if self.ternary else w) for i, w in enumerate(self.weights)]
-        n, t_steps, n_in = spikes.shape
-        k = self.n_members
-        # first layer: one product for every step and member -> (T, K, N, H)
-        a0 = (spikes.reshape(n * t_steps, n_in) @ ws[0].reshape(-1, n_in).T).reshape(n, t_steps, k, -1)
-        a0 = a0.permute(1, 2, 0, 3)
-        states = [LIFState(spikes.new_zeros(k, n, w.shape[1]), spikes.new_zeros(k, n, w.shape[1])) for w in ws]
-        out = spikes.new_zeros(k, n, ws[-1].shape[1])
-        total = spikes.new_zeros(k, n)
-        for t in range(t_steps):
-            s = None
-            for i, (w, b) in enumerate(zip(ws, self.biases)):
-                a = a0[t] if i == 0 else torch.bmm(s, w.transpose(1, 2))
-                states[i], s = lif_step_float(states[i], a, LIFParams(self.du, self.dv, 1.0, b), torch, _surrogate)
-                if i == last:
-                    s = s * self.out_mask
-                total = total + s.sum(dim=2)
-            out = out + s
-        return out, total
+        return run_members_float(ws, list(self.biases), spikes, self.du, self.dv, self.out_mask)
 
     def readout(self, counts: torch.Tensor) -> torch.Tensor:
         """Counts (K, N, G) -> predicted standardised features (K, N, G), host side."""

@@ -28,7 +28,7 @@ from simulators.result import Result
 
 from .energy import Counts
 from .records import Agreement, SimulationReport
-from .scheduler import cascade_order, check_budget, choose, confidence, threshold_for
+from .scheduler import cascade_order, cascade_stops, check_budget, choose, confidence, threshold_for
 
 BACKENDS = ("torch", "reference", "brian2", "lava")
 YARDSTICK = "torch"
@@ -128,7 +128,7 @@ def run_cascade(bundle: Bundle, spikes: np.ndarray, order: np.ndarray, threshold
         awake[going, order[going, r]] = True
         rounds[going] += 1
         conf = confidence(bundle.head_logits(runs.counts[going], awake[going]))
-        going = going[conf < threshold]
+        going = going[~cascade_stops(conf, threshold)]
     return runs, awake, rounds
 
 
@@ -173,6 +173,7 @@ def simulate(bundle: Bundle, x_flat: np.ndarray, y: Optional[np.ndarray], budget
              record_sample: Optional[int] = None, backend_options: Optional[dict] = None) -> SimulationReport:
     """Run the ensemble over ``x_flat`` (N, n_in) in [0, 1] under ``policy`` and ``budget``."""
     x = check_intensities(bundle, x_flat)
+    budget = check_budget(budget)
     m = bundle.manifest
     spikes = encode_regular(x, bundle.steps)
     t0 = time.perf_counter()
@@ -181,7 +182,6 @@ def simulate(bundle: Bundle, x_flat: np.ndarray, y: Optional[np.ndarray], budget
     scores = bundle.gate_scores(x) if uses_gate else None
     rounds = None
     if policy == "cascade":
-        check_budget(budget)
         runs, awake, rounds = run_cascade(bundle, spikes, cascade_order(scores), threshold_for(m.cascade_calibration, budget),
                                           backend, mode, do_compare, backend_options, record_sample)
     else:
@@ -189,15 +189,15 @@ def simulate(bundle: Bundle, x_flat: np.ndarray, y: Optional[np.ndarray], budget
         runs = run_members(bundle, spikes, awake, backend, mode, do_compare, backend_options, record_sample)
     pred = bundle.head_logits(runs.counts, awake).argmax(1)
     wall = time.perf_counter() - t0
-    head_evals = float(rounds.mean()) if rounds is not None else 1.0
+    mean_rounds = float(rounds.mean()) if rounds is not None else None
     details = [{"member": j, "samples": int(idx.size),
                 **{k: v for k, v in res.details.items() if isinstance(v, (int, float, str))}}
                for j, idx, res in runs.results]
     return SimulationReport(
         bundle=str(bundle.path.resolve()), backend=backend, mode=mode, policy=policy, budget=budget, samples=len(x),
         accuracy=float((pred == y).mean()) if y is not None else None,
-        counts=runs.mean_counts(float(m.gate_macs) if uses_gate else 0.0, head_evals * m.head_macs),
-        teacher_macs=float(m.teacher_macs or 0), mean_rounds=float(rounds.mean()) if rounds is not None else None,
+        counts=runs.mean_counts(float(m.gate_macs) if uses_gate else 0.0, (mean_rounds or 1.0) * m.head_macs),
+        teacher_macs=float(m.teacher_macs or 0), mean_rounds=mean_rounds,
         wall_time_s=wall, backend_time_s=runs.backend_time, backend_details=details,
         connection_sparsity=connection_sparsity(bundle.networks, mode), footprint_bytes=4 * n_weights(bundle.networks),
         awake=awake, predictions=pred,

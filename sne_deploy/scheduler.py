@@ -54,12 +54,18 @@ def calibrate(scores: np.ndarray, budget: float) -> float:
     return float((rest[extra - 1] + rest[extra]) / 2)
 
 
-def calibration_table(scores: np.ndarray, budgets: Sequence[float] = CALIBRATION_BUDGETS) -> list[CalibrationRow]:
-    out = []
+def _table(calibrate_fn: Callable[[float], float], fraction_fn: Callable[[float], float],
+           budgets: Sequence[float]) -> list[CalibrationRow]:
+    """Per budget: the calibrated threshold and the awake fraction it gives on the same data."""
+    rows = []
     for b in budgets:
-        thr = calibrate(scores, b)
-        out.append(CalibrationRow(b, thr, float(gate_awake(scores, thr).mean())))
-    return out
+        thr = calibrate_fn(b)
+        rows.append(CalibrationRow(b, thr, fraction_fn(thr)))
+    return rows
+
+
+def calibration_table(scores: np.ndarray, budgets: Sequence[float] = CALIBRATION_BUDGETS) -> list[CalibrationRow]:
+    return _table(lambda b: calibrate(scores, b), lambda thr: float(gate_awake(scores, thr).mean()), budgets)
 
 
 def threshold_for(table: Sequence[CalibrationRow], budget: float) -> float:
@@ -92,10 +98,16 @@ def confidence(logits: np.ndarray) -> np.ndarray:
     return (p.max(axis=1) / p.sum(axis=1)).astype(np.float64)
 
 
+def cascade_stops(conf: np.ndarray, threshold: float) -> np.ndarray:
+    """The cascade's stopping rule, in one place: an input stops once the head's confidence
+    reaches the threshold."""
+    return conf >= threshold
+
+
 def cascade_rounds(conf_by_round: np.ndarray, threshold: float) -> np.ndarray:
     """Rounds each input takes: the first r (1-based) whose confidence reaches ``threshold``
     (``conf_by_round[:, r-1]``, confidence with the first r members of its order awake), else K."""
-    hit = conf_by_round >= threshold
+    hit = cascade_stops(conf_by_round, threshold)
     hit[:, -1] = True
     return hit.argmax(axis=1) + 1
 
@@ -119,11 +131,9 @@ def calibrate_cascade(conf_by_round: np.ndarray, budget: float) -> float:
 
 
 def cascade_table(conf_by_round: np.ndarray, budgets: Sequence[float] = CALIBRATION_BUDGETS) -> list[CalibrationRow]:
-    out = []
-    for b in budgets:
-        thr = calibrate_cascade(conf_by_round, b)
-        out.append(CalibrationRow(b, thr, float(cascade_rounds(conf_by_round, thr).mean() / conf_by_round.shape[1])))
-    return out
+    k = conf_by_round.shape[1]
+    return _table(lambda b: calibrate_cascade(conf_by_round, b),
+                  lambda thr: float(cascade_rounds(conf_by_round, thr).mean() / k), budgets)
 
 
 def random_awake(n: int, k: int, budget: float, seed: int = 0) -> np.ndarray:

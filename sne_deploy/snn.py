@@ -31,6 +31,34 @@ def _surrogate(x: torch.Tensor) -> torch.Tensor:
     return super_fn(x, SURROGATE_ALPHA)
 
 
+def run_members_float(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], spikes: torch.Tensor,
+                      du: float, dv: float, out_mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The differentiable time loop of K spiking MLPs at once (K = 1 for one student).
+
+    ``weights[l]`` (K, out, in), ``biases[l]`` (K, 1, out), ``spikes`` (N, T, n_in), shared by
+    every member. The first layer's currents for all steps and members come from one matrix
+    product; then each step runs :func:`~simulators.neuron.lif_step_float` with the surrogate
+    gradient. ``out_mask`` (K, 1, out) silences padded outputs. Returns output counts (K, N, out)
+    and spikes per member and sample (K, N)."""
+    n, t_steps, n_in = spikes.shape
+    k = weights[0].shape[0]
+    a0 = (spikes.reshape(n * t_steps, n_in) @ weights[0].reshape(-1, n_in).T).reshape(n, t_steps, k, -1).permute(1, 2, 0, 3)
+    states = [LIFState(spikes.new_zeros(k, n, w.shape[1]), spikes.new_zeros(k, n, w.shape[1])) for w in weights]
+    out = spikes.new_zeros(k, n, weights[-1].shape[1])
+    total = spikes.new_zeros(k, n)
+    last = len(weights) - 1
+    for t in range(t_steps):
+        s = a0[t]
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            a = s if i == 0 else torch.bmm(s, w.transpose(1, 2))
+            states[i], s = lif_step_float(states[i], a, LIFParams(du, dv, 1.0, b), torch, _surrogate)
+            if i == last and out_mask is not None:
+                s = s * out_mask
+            total = total + s.sum(dim=2)
+        out = out + s
+    return out, total
+
+
 class StudentSNN(nn.Module):
     """A spiking MLP ``sizes[0] -> ... -> sizes[-1]`` whose output spike counts, through a per-dim
     affine readout (host side), regress one group of teacher features.
@@ -56,18 +84,9 @@ class StudentSNN(nn.Module):
 
     def forward(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """spikes (N, T, n_in) float -> (output counts (N, n_out), spikes per sample (N,))."""
-        ws = self.effective_weights()
-        n = spikes.shape[0]
-        states = [LIFState(spikes.new_zeros(n, w.shape[0]), spikes.new_zeros(n, w.shape[0])) for w in ws]
-        out = spikes.new_zeros(n, ws[-1].shape[0])
-        total = spikes.new_zeros(n)
-        for t in range(spikes.shape[1]):
-            s = spikes[:, t]
-            for i, (w, b) in enumerate(zip(ws, self.biases)):
-                states[i], s = lif_step_float(states[i], s @ w.T, LIFParams(self.du, self.dv, 1.0, b), torch, _surrogate)
-                total = total + s.sum(dim=1)
-            out = out + s
-        return out, total
+        out, total = run_members_float([w[None] for w in self.effective_weights()], [b[None, None] for b in self.biases],
+                                       spikes, self.du, self.dv)
+        return out[0], total[0]
 
     def readout(self, counts: torch.Tensor) -> torch.Tensor:
         """Spike counts -> predicted (standardised) features; runs on the host."""

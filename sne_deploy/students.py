@@ -96,7 +96,7 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
     plain = nn.Linear(sum(sizes), n_classes).to(device) if cfg.objective == "labels" else None
     if plain is not None:
         params += list(plain.parameters())
-    use_ce = (cfg.member_ce > 0 or cfg.ensemble_ce > 0) and member_classifier is not None and plain is None
+    use_ce = member_classifier is not None and plain is None  # train() passes it when a CE term is on
     if use_ce:
         place = _placement(groups, width, len(member_classifier.mean)).to(device)
         f_mean = torch.as_tensor(member_classifier.mean, dtype=torch.float32, device=device)

@@ -110,8 +110,9 @@ def teacher_macs(teacher: nn.Module, in_shape: tuple[int, ...]) -> int:
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Images (N, C, H, W): a random shift of up to 2 pixels (zero fill) and a random horizontal
-    flip per batch half, the usual cheap augmentation for Fashion-MNIST-sized images."""
+    """Images (N, C, H, W): one random shift of up to 2 pixels per batch (zero fill) and a
+    horizontal flip of each image with probability 1/2, the usual cheap augmentation for
+    Fashion-MNIST-sized images."""
     n, _, h, w = x.shape
     pad = torch.nn.functional.pad(x, (2, 2, 2, 2))
     dy, dx = (int(v) for v in torch.randint(0, 5, (2,), generator=gen))
