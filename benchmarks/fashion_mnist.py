@@ -186,6 +186,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--ablation-epochs", type=int, default=3)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--skip-ablations", action="store_true")
+    ap.add_argument("--ablations-only", default=None, metavar="CHECKPOINT",
+                    help="run only the ablations with this checkpoint's teacher and add them to the existing results file")
     a = ap.parse_args()
     if a.quick:
         a.epochs, a.teacher_epochs, a.limit_train, a.test_limit, a.lava_limit = 1, 1, 3000, 500, 100
@@ -253,6 +255,22 @@ def targets(main_rows: dict, sweep: list[dict], teacher_accuracy: float) -> dict
     }
 
 
+def ablations_only(a: argparse.Namespace, ckpt: Path, out: Path, suffix: str) -> None:
+    """Add the ablations to a results file written earlier, with the teacher of the checkpoint the
+    main run saved (the same teacher the full run would pass them)."""
+    doc = json.loads(out.read_text())
+    model = checkpoint.load(ckpt)
+    t = time.perf_counter()
+    doc["ablations"] = ablations(a, [int(v) for v in a.seeds.split(",")], (model.teacher, model.teacher_kind))
+    doc["timings"]["ablations_s"] = time.perf_counter() - t
+    doc["timings"]["total_s"] = sum(v for k, v in doc["timings"].items() if k != "total_s")
+    doc["ablations_command"] = f"benchmarks/fashion_mnist.py --ablations-only {ckpt} --ablation-train {a.ablation_train} " \
+                               f"--ablation-epochs {a.ablation_epochs} --seeds {a.seeds}"
+    out.write_text(json.dumps(doc, indent=2))
+    plots(doc, suffix)
+    print(f"wrote the ablations into {out}")
+
+
 def main() -> None:
     a = parse_args()
     if a.markdown:
@@ -265,6 +283,9 @@ def main() -> None:
     suffix = "_quick" if a.quick else ""
     torch.set_num_threads(2)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if a.ablations_only:
+        ablations_only(a, Path(a.ablations_only), RESULTS / f"fashion_mnist{suffix}.json", suffix)
+        return
     ds = load_dataset("fashion-mnist")
     timings: dict = {}
     t_start = time.perf_counter()
