@@ -45,7 +45,7 @@ from .batching import batch_inputs, n_batches, unbatch_counts, unbatch_steps
 from .errors import Brian2Error
 from .network import Layer, Network
 from .paths import brian2_cache_dir
-from .neuron import ACT_SHIFT, DECAY_UNITY, MAX_UV, V_LIMIT, VTH_SHIFT, effective_bias
+from .neuron import ACT_SHIFT, DECAY_UNITY, LOIHI, MAX_UV, V_LIMIT, VTH_SHIFT, Dynamics, effective_bias
 from .result import Result, check_inputs, make_result
 
 BRIAN2_TARGETS = ("cython", "cpp_standalone", "numpy")
@@ -117,7 +117,8 @@ def run_brian2(network: Network, spikes: np.ndarray, mode: str = "float", record
 def _input_table(spikes: np.ndarray, bsz: int) -> np.ndarray:
     """The batched inputs plus one silent extra step, at which the counters of the last batch are read."""
     n, steps, _ = spikes.shape
-    return batch_inputs(spikes, bsz, n_batches(n, bsz) * steps + 1)
+    table = batch_inputs(spikes, bsz, n_batches(n, bsz) * steps + 1)
+    return table if table.dtype == np.bool_ else table.astype(np.float64)  # event counts, exact in float64
 
 
 def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, steps: int, record: bool):
@@ -138,18 +139,19 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
     prev = inp
     for li, layer in enumerate(network.layers):
         size = layer.n_out
-        code = layer_code(layer, mode)
+        code = layer_code(layer, mode, network.dynamics)
         g = b2.NeuronGroup(
             bsz * size,
             """u : 1
                v : 1
                count : 1
+               sprev : 1
                vth : 1 (constant)
                bias : 1 (constant)
                mu : 1 (shared, constant)
                mv : 1 (shared, constant)""",
-            threshold="v > vth",
-            reset="v = 0\ncount = count + 1",
+            threshold=code.threshold,
+            reset=code.reset + "\ncount = count + 1",
             name=f"sne_layer{li}",
         )
         g.vth, g.bias = np.tile(code.vth, bsz), np.tile(code.bias, bsz)
@@ -157,10 +159,11 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
         g.run_regularly(code.decay_u, when="synapses", order=10 * li + 0, name=f"sne_layer{li}_decay")
         g.run_regularly(code.update_v, when="synapses", order=10 * li + 2, name=f"sne_layer{li}_update")
         # counters are read at "start" (order li) before this zeroing (order 100 + li)
-        g.run_regularly("u = 0\nv = 0\ncount = 0", dt=steps * dt, when="start", order=100 + li,
+        g.run_regularly("u = 0\nv = 0\nsprev = 0\ncount = 0", dt=steps * dt, when="start", order=100 + li,
                         name=f"sne_layer{li}_zero")
         g.thresholder["spike"].when, g.thresholder["spike"].order = "synapses", 10 * li + 3
-        syn = _synapses(b2, prev, g, code.weight, bsz, li)
+        counts = li == 0 and table.dtype != np.bool_
+        syn = _synapses(b2, prev, g, code.weight, bsz, li, stim if counts else None)
         counter = b2.StateMonitor(g, "count", record=True, dt=steps * dt, when="start", order=li,
                                   name=f"sne_count{li}")
         objects += [g, syn, counter]
@@ -170,7 +173,26 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
             objects.append(mon)
             trains.append(mon)
         prev = g
-    return b2.Network(*objects), stim, counters, trains
+    readout = None
+    if not network.layers[-1].spiking:  # an LI readout: its membrane after every step
+        readout = b2.StateMonitor(prev, "v", record=True, when="end", name="sne_readout")
+        objects.append(readout)
+    return Built(b2.Network(*objects), stim, counters, trains, readout)
+
+
+class Built(NamedTuple):
+    net: Any
+    stim: Any  # the input TimedArray (a run_arg for standalone)
+    counters: list  # (StateMonitor of count, layer size) per layer
+    trains: list  # SpikeMonitor per layer, when recorded
+    readout: Any  # StateMonitor of the LI readout's v, or None
+
+
+def _readout(built: Built, n: int, bsz: int, steps: int) -> Optional[np.ndarray]:
+    if built.readout is None:
+        return None
+    v = np.asarray(built.readout.v[:]).T  # (rows, bsz*size); the last row is the extra silent step
+    return unbatch_steps(v[:-1], n, steps, bsz, v.shape[1] // bsz)
 
 
 class LayerCode(NamedTuple):
@@ -183,11 +205,27 @@ class LayerCode(NamedTuple):
     decay_u: str  # statement run before synaptic input arrives
     update_v: str  # statements run after it
     weight: np.ndarray  # (n_out, n_in) added to u per presynaptic spike
+    threshold: str = "v > vth"  # Brian2's threshold condition
+    reset: str = "v = 0"  # Brian2's reset statements
 
 
-def layer_code(layer: Layer, mode: str) -> LayerCode:
+def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
     """The neuron contract as Brian2 statements: one operation per statement (no FMA contraction);
-    fixed point follows Lava's bit-accurate model on float64 variables that hold integers."""
+    fixed point follows Lava's bit-accurate model on float64 variables that hold integers.
+    ``dyn`` adds the firing comparison and reset of :class:`simulators.neuron.Dynamics`:
+    ``subtract-next`` marks a spike in ``sprev`` and takes vth off after the next decay."""
+    code = _contract_code(layer, mode)
+    if not layer.spiking:  # an LI readout never fires (its fixed-point vth field is unused)
+        code = code._replace(vth=np.full(layer.n_out, np.inf))
+    pending = "v = v - sprev * vth\nsprev = 0\n"  # sprev is 0 or 1: the product is exact
+    if dyn.reset == "subtract-next":
+        code = code._replace(update_v=code.update_v.replace("v = clip(", pending + "v = clip(") if mode == "fixed"
+                             else code.update_v + "\n" + pending.rstrip("\n"))
+    return code._replace(threshold="v >= vth" if dyn.firing == "ge" else "v > vth",
+                         reset={"zero": "v = 0", "subtract": "v = v - vth", "subtract-next": "sprev = 1"}[dyn.reset])
+
+
+def _contract_code(layer: Layer, mode: str) -> LayerCode:
     size = layer.n_out
     if mode == "fixed":
         f = layer.fixed.params
@@ -219,12 +257,15 @@ def layer_code(layer: Layer, mode: str) -> LayerCode:
     )
 
 
-def _synapses(b2: Any, prev: Any, g: Any, wmat: np.ndarray, bsz: int, li: int) -> Any:
+def _synapses(b2: Any, prev: Any, g: Any, wmat: np.ndarray, bsz: int, li: int, counts: Any = None) -> Any:
     """Only the non-zero synapses exist, as on chip; copy c connects only to copy c. They deliver
-    into u in the synapses slot, after u's decay (order 10*l + 1)."""
+    into u in the synapses slot, after u's decay (order 10*l + 1). With event-count inputs
+    (``counts``: the input table) the first layer's synapses deliver w times this step's count."""
     size, n_in = wmat.shape
     post, pre = np.nonzero(wmat)
-    syn = b2.Synapses(prev, g, "w : 1 (constant)", on_pre="u_post += w", name=f"sne_syn{li}")
+    on_pre = "u_post += w" if counts is None else "u_post += w * sne_input_table(t, i_pre)"
+    syn = b2.Synapses(prev, g, "w : 1 (constant)", on_pre=on_pre, name=f"sne_syn{li}",
+                      namespace={} if counts is None else {"sne_input_table": counts})
     copies = np.repeat(np.arange(bsz), len(pre))
     syn.connect(i=np.tile(pre, bsz) + copies * n_in, j=np.tile(post, bsz) + copies * size)
     syn.w = np.tile(wmat[post, pre], bsz)
@@ -256,13 +297,15 @@ def _run_runtime(network: Network, spikes: np.ndarray, mode: str, record: bool, 
     n, steps, _ = spikes.shape
     bsz = batch or batch_size(network, n, target)
     table = _input_table(spikes, bsz)
-    net, _, counters, trains = _build(b2, network, mode, table, bsz, steps, record)
+    built = _build(b2, network, mode, table, bsz, steps, record)
+    net, counters, trains = built.net, built.counters, built.trains
     t_build = time.perf_counter() - t0
     net.run(table.shape[0] * b2.defaultclock.dt, namespace={})  # no implicit look-up of our locals
     counts, rasters = _collect(counters, trains, n, bsz, steps, b2.defaultclock.dt)
+    readout = _readout(built, n, bsz, steps)
     wall = time.perf_counter() - t0
     details = {"target": target, "batch": bsz, "build_s": t_build, "run_s": wall - t_build, "brian2": b2.__version__}
-    return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details)
+    return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details, readout)
 
 
 def _project_dir(network: Network, mode: str, bsz: int, steps: int, record: bool) -> Path:
@@ -289,7 +332,8 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
         device = b2.get_device()
         try:
             # the program is built with an all-silent table of the right shape; the real one is a run_arg
-            net, stim, counters, trains = _build(b2, network, mode, np.zeros_like(table), bsz, steps, record)
+            built = _build(b2, network, mode, np.zeros_like(table), bsz, steps, record)
+            net, stim, counters, trains = built.net, built.stim, built.counters, built.trains
             net.run(table.shape[0] * b2.defaultclock.dt, namespace={})
             try:
                 device.build(directory=str(project), compile=True, run=False, with_output=False)
@@ -300,6 +344,7 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
             device.run(run_args={stim: table}, with_output=False)
             t_binary = device.timers.get("run_binary", float("nan"))
             counts, rasters = _collect(counters, trains, n, bsz, steps, b2.defaultclock.dt)
+            readout = _readout(built, n, bsz, steps)
             device.delete(code=False, data=False, run_args=True, directory=False)
         finally:
             device.reinit()
@@ -307,4 +352,4 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
     wall = time.perf_counter() - t0
     details = {"target": "cpp_standalone", "batch": bsz, "build_s": t_build, "run_s": wall - t_build,
                "binary_s": t_binary, "project": str(project), "brian2": b2.__version__}
-    return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details)
+    return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details, readout)

@@ -11,22 +11,28 @@ whenever the float values sit on that grid.
   ``{-1, 0, +1}`` (any per-layer magnitude alpha already folded into ``vth`` and ``bias``), one
   **even** scale (Lava's mixed-sign 8-bit Dense drops the lowest weight bit), chosen by
   :func:`choose_scale` as the largest whose worst-case membrane fits 24 bits.
-* :func:`quantize_layer` — a foreign float graph: the largest |w| maps onto the 8-bit range.
+* :func:`quantize_layer` — a foreign float graph: the largest even scale that makes every weight,
+  threshold and 64 x bias an integer within the 8-bit range (:func:`exact_scale`: then fixed point
+  computes what float does, up to Loihi's truncating decay), else the largest |w| maps onto the
+  8-bit range and the error is what ``run-nir --quantize`` reports.
 
 Both call :func:`scaled_fixed`, the rule itself.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from math import lcm
 from typing import Any, Optional
 
 import numpy as np
 
-from .network import FixedLayer, Layer, make_layer
+from .network import FixedLayer, Layer, Network, make_layer
 from .neuron import (
     ACT_SHIFT,
     DECAY_UNITY,
     MAX_UV,
+    VTH_MAX,
     WEIGHT_MAX,
     LIFFixedParams,
     bias_to_mant_exp,
@@ -40,7 +46,9 @@ ACT_UNIT = 1 << ACT_SHIFT  # one synaptic weight unit on the membrane (64)
 def scaled_fixed(weight_int: np.ndarray, q: float, du: float, dv: float, vth: Any, bias: Any) -> FixedLayer:
     """Fixed-point fields of a float layer whose weights times ``q`` are ``weight_int``."""
     du_fx, dv_fx = decays_to_fixed(du, dv)
-    vth_int = np.round(q * np.asarray(vth, dtype=np.float64)).astype(np.int64)
+    vth = np.asarray(vth, dtype=np.float64)
+    # an LI readout's vth is inf: its field holds the largest value and is never compared
+    vth_int = np.where(np.isfinite(vth), np.round(q * np.where(np.isfinite(vth), vth, 0.0)), VTH_MAX).astype(np.int64)
     mant, exp = bias_to_mant_exp(np.round(ACT_UNIT * q * np.asarray(bias, dtype=np.float64)).astype(np.int64))
     return FixedLayer(np.asarray(weight_int, dtype=np.int64), LIFFixedParams(du_fx, dv_fx, vth_int, mant, exp))
 
@@ -91,17 +99,84 @@ def fold_ternary(name: str, w_tern: np.ndarray, vth: float, bias: Any, du: float
     return make_layer(name, w_tern, du, dv, vth, bias, fixed=fixed)
 
 
-def quantize_layer(layer: Layer, weight_max: int = WEIGHT_MAX) -> Layer:
-    """Derive fixed-point parameters from float ones when a graph carries none.
+# A float value counts as a ratio p/q when it lies this close (relative) to it: exporters store
+# float32, whose 0.1 is 0.10000000149 (see nir_io._SNAP).
+_RATIO_TOL = 1e-6
+_MAX_DENOMINATOR = 1 << 12
 
-    The weight scale q maps the largest |w| onto ``weight_max`` (rounded to the even grid); vth and
-    bias follow :func:`scaled_fixed`. This is an approximation; graphs exported by sne-deploy carry
-    exact integers instead.
-    """
+
+def _denominator(values: np.ndarray) -> Optional[int]:
+    """The least common denominator of ``values`` as small fractions, or None when one of them is
+    no ratio with a denominator up to 4096 (an arbitrary float weight)."""
+    d = 1
+    for x in np.unique(np.asarray(values, dtype=np.float64)):
+        f = Fraction(float(x)).limit_denominator(_MAX_DENOMINATOR)
+        if abs(float(f) - x) > _RATIO_TOL * max(1.0, abs(x)):
+            return None
+        d = lcm(d, f.denominator)
+    return d
+
+
+def exact_scale(layer: Layer, weight_max: int = WEIGHT_MAX) -> Optional[int]:
+    """The largest integer scale q with ``q * w`` even integers, ``q * vth`` and ``64 * q * bias``
+    integers and ``q * max|w| <= weight_max``, or None when there is none."""
     w = layer.weight
     wmax = float(np.abs(w).max(initial=0.0))
-    q = (weight_max / wmax) if wmax > 0 else 1.0
-    w_int = (2 * np.round(w * q / 2)).astype(np.int64)
+    vth = np.asarray(layer.params.vth, dtype=np.float64)
+    # w / 2: Lava's weights must be even, so q * w must be too
+    parts = [w.ravel() / 2, vth[np.isfinite(vth)], ACT_UNIT * np.asarray(layer.params.bias, dtype=np.float64)]
+    dens = [_denominator(p) for p in parts]
+    if any(d is None for d in dens):
+        return None
+    q0 = lcm(*dens)  # type: ignore[arg-type]
+    qmax = int(weight_max // wmax) if wmax > 0 else weight_max
+    return q0 * (qmax // q0) if qmax >= q0 else None
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """How one layer was quantised: its weight scale, and whether the scale is exact."""
+
+    layer: str
+    scale: float
+    exact: bool
+
+
+def quantize_layer(layer: Layer, weight_max: int = WEIGHT_MAX) -> Layer:
+    """Derive fixed-point parameters from float ones when a graph carries none (see
+    :func:`quantize_layer_report`)."""
+    return quantize_layer_report(layer, weight_max)[0]
+
+
+def quantize_layer_report(layer: Layer, weight_max: int = WEIGHT_MAX) -> tuple[Layer, Quantization]:
+    """The layer with fixed-point parameters, and how they were chosen.
+
+    The scale is :func:`exact_scale` when one exists (integer weights 1, 2, 3 become 84, 168, 252,
+    ratios kept); otherwise q maps the largest |w| onto ``weight_max`` and weights round to the
+    even grid (an approximation; graphs exported by sne-deploy carry exact integers instead).
+    vth and bias follow :func:`scaled_fixed`.
+    """
+    w = layer.weight
+    q_exact = exact_scale(layer, weight_max)
+    if q_exact is not None:
+        q: float = float(q_exact)
+        w_int = np.round(w * q).astype(np.int64)
+    else:
+        wmax = float(np.abs(w).max(initial=0.0))
+        q = (weight_max / wmax) if wmax > 0 else 1.0
+        w_int = (2 * np.round(w * q / 2)).astype(np.int64)
     fixed = scaled_fixed(w_int, q, snap_decay(layer.params.du), snap_decay(layer.params.dv), layer.params.vth,
                          layer.params.bias)
-    return replace(layer, fixed=fixed)
+    return replace(layer, fixed=fixed), Quantization(layer.name, q, q_exact is not None)
+
+
+def quantize_network(network: Network) -> tuple[Network, list[Quantization]]:
+    """Fixed-point parameters for every layer that has none (a foreign float graph); layers that
+    carry exact integers (sne-deploy's exports) keep them."""
+    layers, report = [], []
+    for layer in network.layers:
+        if layer.fixed is None:
+            layer, q = quantize_layer_report(layer)
+            report.append(q)
+        layers.append(layer)
+    return replace(network, layers=tuple(layers)), report

@@ -45,11 +45,29 @@ def lava_python() -> Path:
     return py
 
 
+def require_loihi_dynamics(network: Network) -> None:
+    """Lava's LIF processes (LIF, LIFReset, TernaryLIF, LIFRefractory in lava-nc 0.10) all fire at
+    v > vth and reset v to 0; another firing or reset would silently run a different network."""
+    d = network.dynamics
+    if not d.is_loihi:
+        raise GraphError(f"the Lava backend runs Loihi's LIF, which fires at v > threshold and resets v to 0; "
+                         f"firing '{d.firing}' with reset '{d.reset}' runs on the reference and brian2 backends")
+
+
+def _binary(spikes: np.ndarray) -> np.ndarray:
+    """Lava's Dense here takes binary spikes (num_message_bits = 0, as on chip for spike input)."""
+    if spikes.dtype != np.bool_:
+        raise GraphError(f"the Lava backend takes 0/1 spikes; these inputs hold event counts up to {int(spikes.max())} "
+                         "per step: run them on the reference or brian2 backend")
+    return spikes
+
+
 def run_lava(network: Network, spikes: np.ndarray, mode: str = "fixed", record: bool = False,
              timeout: Optional[float] = None, batch: Optional[int] = None) -> Result:
     """Run on Lava's Loihi-2 simulator; ``batch`` copies side by side per time step (default: sized
     by the worker, see ``lava_worker.batch_size``)."""
-    spikes = check_inputs(network, spikes, mode)
+    require_loihi_dynamics(network)
+    spikes = _binary(check_inputs(network, spikes, mode))
     info, trains = _work(network, spikes, mode, "recorded", timeout, batch)
     counts = [t.sum(axis=1) for t in trains]
     return make_result(network, "lava", mode, spikes, counts, info.pop("wall_s"), trains if record else None, info)
@@ -60,7 +78,8 @@ def time_lava_variant(network: Network, spikes: np.ndarray, mode: str, variant: 
     """Benchmark helpers: ``raw`` (the same batched run with Lava's plain LIFReset, nothing
     recorded: Lava's own step rate) or ``naive`` (rebuild and run the network once per sample).
     Returns timing only."""
-    spikes = check_inputs(network, spikes, mode)
+    require_loihi_dynamics(network)
+    spikes = _binary(check_inputs(network, spikes, mode))
     return _work(network, spikes, mode, variant, timeout, batch)[0]
 
 

@@ -19,6 +19,8 @@ import numpy as np
 from .network import Network
 from .neuron import LIFFixedParams, LIFParams, LIFState, lif_step_fixed_checked, lif_step_float
 
+NEVER_FIRES = 1 << 40  # vth << 6 far beyond v's saturation at 2^23
+
 
 class ArrayLib(NamedTuple):
     """The few array operations the loop needs beyond what the step functions use (``xp``)."""
@@ -38,6 +40,7 @@ class LoopOutput:
     counts: list[np.ndarray]  # per layer (N, n_l) spikes per neuron and sample
     trains: Optional[list[np.ndarray]]  # per layer (N, T, n_l) bool, when recorded
     saturated: np.ndarray  # per layer: fixed-point neuron-steps where u wrapped or v hit a rail
+    readout: Optional[np.ndarray] = None  # (N, T, n_out) membrane of a non-spiking (LI) last layer
 
 
 def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib: ArrayLib = NUMPY) -> LoopOutput:
@@ -46,34 +49,40 @@ def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib
     state_dtype = "int64" if fixed else "float64"
     x = lib.asarray(spikes, "float64")
     n, steps, _ = x.shape
-    layers = network.layers
+    layers, dyn = network.layers, network.dynamics
     weights = [lib.asarray(np.ascontiguousarray((l.fixed.weight if fixed else l.weight).T), "float64") for l in layers]
     params = [_params(l, fixed, lib) for l in layers]
     states = [LIFState(lib.zeros((n, l.n_out), state_dtype), lib.zeros((n, l.n_out), state_dtype)) for l in layers]
     counts = [lib.zeros((n, l.n_out), "int64") for l in layers]
     trains = [lib.zeros((n, steps, l.n_out), "bool") for l in layers] if record else None
     saturated = np.zeros(len(layers), np.int64)
+    readout = None if layers[-1].spiking else lib.zeros((n, steps, layers[-1].n_out), state_dtype)
     for t in range(steps):
         s = x[:, t]
         for i in range(len(layers)):
             a = s @ weights[i]
             if fixed:
-                states[i], spk, over = lif_step_fixed_checked(states[i], lib.asarray(a, "int64"), params[i], lib.xp)
+                states[i], spk, over = lif_step_fixed_checked(states[i], lib.asarray(a, "int64"), params[i], lib.xp, dyn)
                 saturated[i] += int(over.sum())
             else:
-                states[i], spk = lif_step_float(states[i], a, params[i], lib.xp)
+                states[i], spk = lif_step_float(states[i], a, params[i], lib.xp, dyn=dyn)
             counts[i] += spk
             if trains is not None:
                 trains[i][:, t] = spk
             s = lib.asarray(spk, "float64")
+        if readout is not None:
+            readout[:, t] = states[-1].v
     return LoopOutput([lib.to_numpy(c) for c in counts],
-                      [lib.to_numpy(tr) for tr in trains] if trains is not None else None, saturated)
+                      [lib.to_numpy(tr) for tr in trains] if trains is not None else None, saturated,
+                      lib.to_numpy(readout) if readout is not None else None)
 
 
 def _params(layer: Any, fixed: bool, lib: ArrayLib) -> Any:
     if fixed:
         f = layer.fixed.params
-        return LIFFixedParams(f.du_fx, f.dv_fx, lib.asarray(np.asarray(f.vth), "int64"),
+        # an LI readout never fires: a threshold beyond v's 24-bit range (its vth field is unused)
+        vth = np.asarray(f.vth) if layer.spiking else np.full(layer.n_out, NEVER_FIRES)
+        return LIFFixedParams(f.du_fx, f.dv_fx, lib.asarray(vth, "int64"),
                               lib.asarray(np.asarray(f.bias_mant), "int64"), f.bias_exp)
     p = layer.params
     return LIFParams(p.du, p.dv, lib.asarray(p.vth, "float64"), lib.asarray(p.bias, "float64"))

@@ -21,6 +21,8 @@ from .neuron import (
     VTH_MAX,
     WEIGHT_MAX,
     WEIGHT_MIN,
+    LOIHI,
+    Dynamics,
     LIFFixedParams,
     LIFParams,
 )
@@ -63,6 +65,7 @@ class Network:
     layers: tuple[Layer, ...]
     dt: float = 1.0
     metadata: dict = field(default_factory=dict)
+    dynamics: Dynamics = LOIHI  # firing comparison and reset of every layer (Loihi's by default)
 
     @property
     def n_in(self) -> int:
@@ -80,12 +83,15 @@ class Network:
         """Fixed-point runs need integer parameters in Lava's ranges; say which layer breaks them."""
         for layer in self.layers:
             if layer.fixed is None:
-                raise GraphError(f"layer '{layer.name}' has no fixed-point parameters; quantize the network first")
+                raise GraphError(f"layer '{layer.name}' has no fixed-point parameters: pass --quantize to choose them "
+                                 "(simulators.fixed_point.quantize_network in Python)")
             check_fixed_layer(layer)
 
     # --- plain-array form, used to hand a network to the Lava worker (no pickle) ---
     def to_arrays(self) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {"n_layers": np.array(len(self.layers)), "dt": np.array(self.dt)}
+        d = self.dynamics
+        out: dict[str, np.ndarray] = {"n_layers": np.array(len(self.layers)), "dt": np.array(self.dt),
+                                      "dynamics": np.array([d.firing, d.reset, d.decay])}
         for i, layer in enumerate(self.layers):
             p = layer.params
             out[f"l{i}_name"] = np.array(layer.name)
@@ -123,7 +129,8 @@ class Network:
                     fixed=fixed,
                 )
             )
-        return cls(tuple(layers), dt=float(a["dt"]))
+        dyn = Dynamics(*(str(x) for x in a["dynamics"])) if "dynamics" in a else LOIHI
+        return cls(tuple(layers), dt=float(a["dt"]), dynamics=dyn)
 
 
 def make_layer(

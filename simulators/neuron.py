@@ -23,6 +23,7 @@ Both forms are delay-free: layer l at step t sees layer l-1's spikes of the same
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -62,13 +63,78 @@ class LIFFixedParams(NamedTuple):
     bias_exp: int  # 0..7
 
 
+FIRINGS = ("gt", "ge")
+RESETS = ("zero", "subtract", "subtract-next")
+DECAYS = ("euler", "exp")
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """The conventions a NIR graph does not record, which libraries choose differently.
+
+    * ``firing``: ``gt`` spikes when v > vth (Loihi, snnTorch, norse); ``ge`` when v >= vth
+      (SpikingJelly, sinabs).
+    * ``reset``: ``zero`` sets v = 0 after a spike (Loihi, norse, SpikingJelly's default);
+      ``subtract`` subtracts vth right after the spike, so the remainder decays with v (sinabs,
+      SpikingJelly with ``v_reset=None``); ``subtract-next`` subtracts vth at the next step after
+      the decay, undecayed (snnTorch's default ``reset_mechanism="subtract"``:
+      ``mem = beta*mem + input - reset*threshold`` with ``reset`` from the previous step).
+    * ``decay``: how NIR's continuous time constants become per-step factors (used when a graph is
+      read): ``euler`` replaces every dt/tau by itself (forward Euler: ours, snnTorch, norse);
+      ``exp`` by 1 - exp(-dt/tau), the exact decay over one step (sinabs, Rockpool).
+
+    The default is Loihi's own neuron, the only one Lava's LIF runs.
+    """
+
+    firing: str = "gt"
+    reset: str = "zero"
+    decay: str = "euler"
+
+    def __post_init__(self) -> None:
+        for what, value, allowed in (("firing", self.firing, FIRINGS), ("reset", self.reset, RESETS),
+                                     ("decay", self.decay, DECAYS)):
+            if value not in allowed:
+                raise GraphError(f"unknown {what} '{value}' (choose from {', '.join(allowed)})")
+
+    @property
+    def is_loihi(self) -> bool:
+        """Whether the step is Loihi's (``decay`` only shapes the import, not the step)."""
+        return self.firing == "gt" and self.reset == "zero"
+
+
+LOIHI = Dynamics()
+
+
 class LIFState(NamedTuple):
     u: Any
     v: Any
+    s: Any = None  # the previous step's spikes; only ``subtract-next`` reads them
 
 
 def _strict_heaviside(x: Any) -> Any:
     return x > 0
+
+
+def _fires(x: Any, dyn: Dynamics, spike_fn: Callable[[Any], Any] = _strict_heaviside) -> Any:
+    """Spikes from x = v - vth: ``spike_fn`` for the strict comparison (training passes a
+    surrogate-gradient Heaviside with the same forward values), x >= 0 for ``ge``. In IEEE
+    arithmetic v - vth == 0 exactly when v == vth, so this is the comparison on v itself."""
+    return spike_fn(x) if dyn.firing == "gt" else x >= 0
+
+
+def _subtract_pending(v: Any, state: LIFState, vth: Any, dyn: Dynamics, xp: Any) -> Any:
+    """``subtract-next``: the threshold of last step's spikes comes off after this step's decay."""
+    if dyn.reset != "subtract-next" or state.s is None:
+        return v
+    return v - xp.where(state.s > 0, vth, xp.zeros_like(v))
+
+
+def _reset(v: Any, s: Any, vth: Any, dyn: Dynamics, xp: Any) -> Any:
+    if dyn.reset == "zero":
+        return xp.where(s > 0, xp.zeros_like(v), v)
+    if dyn.reset == "subtract":
+        return xp.where(s > 0, v - vth, v)
+    return v  # subtract-next: see _subtract_pending
 
 
 def lif_step_float(
@@ -77,14 +143,16 @@ def lif_step_float(
     p: LIFParams,
     xp: Any = np,
     spike_fn: Callable[[Any], Any] = _strict_heaviside,
+    dyn: Dynamics = LOIHI,
 ) -> tuple[LIFState, Any]:
     """One float step. ``spike_fn(v - vth)`` decides spikes; training passes a surrogate-gradient
     Heaviside (same forward values), inference the plain strict comparison."""
     u = state.u * (1.0 - p.du) + a
     v = state.v * (1.0 - p.dv) + u + p.bias
-    s = spike_fn(v - p.vth)
-    v = xp.where(s > 0, xp.zeros_like(v), v)
-    return LIFState(u, v), s
+    v = _subtract_pending(v, state, p.vth, dyn, xp)
+    s = _fires(v - p.vth, dyn, spike_fn)
+    v = _reset(v, s, p.vth, dyn, xp)
+    return LIFState(u, v, s if dyn.reset == "subtract-next" else None), s
 
 
 def decay_fixed(x: Any, d: int, xp: Any = np) -> Any:
@@ -103,22 +171,26 @@ def effective_bias(p: LIFFixedParams) -> Any:
     return p.bias_mant * (1 << int(p.bias_exp))
 
 
-def lif_step_fixed(state: LIFState, a: Any, p: LIFFixedParams, xp: Any = np) -> tuple[LIFState, Any]:
+def lif_step_fixed(state: LIFState, a: Any, p: LIFFixedParams, xp: Any = np, dyn: Dynamics = LOIHI) -> tuple[LIFState, Any]:
     """One bit-accurate step on int64 state; ``a`` is the integer synaptic input ``W_int @ s_in``."""
-    state, s, _ = lif_step_fixed_checked(state, a, p, xp)
+    state, s, _ = lif_step_fixed_checked(state, a, p, xp, dyn)
     return state, s
 
 
-def lif_step_fixed_checked(state: LIFState, a: Any, p: LIFFixedParams, xp: Any = np) -> tuple[LIFState, Any, Any]:
+def lif_step_fixed_checked(state: LIFState, a: Any, p: LIFFixedParams, xp: Any = np,
+                           dyn: Dynamics = LOIHI) -> tuple[LIFState, Any, Any]:
     """:func:`lif_step_fixed` that also returns where u wrapped or v hit a saturation rail: there
-    the chip computes something other than the float model, and callers report it."""
+    the chip computes something other than the float model, and callers report it. Other
+    ``dyn`` than Loihi's apply the same comparison and reset to the integer v and ``vth << 6``
+    (the pending subtraction of ``subtract-next`` comes before the saturation)."""
+    vth = p.vth * (1 << VTH_SHIFT)
     u_raw = decay_fixed(state.u, p.du_fx + 1, xp) + a * (1 << ACT_SHIFT)
     u = wrap_u(u_raw, xp)
-    v_raw = decay_fixed(state.v, p.dv_fx, xp) + u + effective_bias(p)
+    v_raw = _subtract_pending(decay_fixed(state.v, p.dv_fx, xp) + u + effective_bias(p), state, vth, dyn, xp)
     v = xp.clip(v_raw, -V_LIMIT, V_LIMIT)
-    s = v > p.vth * (1 << VTH_SHIFT)
-    v = xp.where(s, xp.zeros_like(v), v)
-    return LIFState(u, v), s, (u != u_raw) | (v_raw != xp.clip(v_raw, -V_LIMIT, V_LIMIT))
+    s = _fires(v - vth, dyn)
+    v = _reset(v, s, vth, dyn, xp)
+    return LIFState(u, v, s if dyn.reset == "subtract-next" else None), s, (u != u_raw) | (v_raw != xp.clip(v_raw, -V_LIMIT, V_LIMIT))
 
 
 def snap_decay(d: float, tol: float = float("inf")) -> float:

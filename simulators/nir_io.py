@@ -2,7 +2,8 @@
 
 Time-step convention: NIR's parameters are continuous-time; a graph is discretised with forward
 Euler at step ``dt``, taken from (in order) the ``dt`` argument, ``graph.metadata["dt"]``, or 1.
-For a neuron fed by ``Affine(W, b)`` / ``Linear(W)``:
+With ``Dynamics(decay="exp")`` every dt / tau below becomes 1 - exp(-dt / tau) (the exact decay
+over one step, as sinabs and Rockpool simulate). For a neuron fed by ``Affine(W, b)`` / ``Linear(W)``:
 
 =========  ==========================  ==========================  ===============================
 node       du                          dv                          W_eff (row gain g), bias
@@ -14,7 +15,12 @@ LI         1                           dt / tau                    g = dt r / ta
 =========  ==========================  ==========================  ===============================
 
 ``bias = dt * v_leak / tau_mem`` (+ ``g * b`` for an Affine bias, which needs du = 1 because
-Loihi's bias acts on v, not on the current). ``v_reset`` must be 0 (Loihi resets v to 0).
+Loihi's bias acts on v, not on the current). ``v_reset`` must be 0 under the reset to zero
+(Loihi resets v to 0); the subtracting resets ignore it, with a warning.
+
+Files are read leniently: ``nir.read``'s type check rejects real exports (norse writes shapes with
+a batch dimension, sinabs 0-d time constants and empty shapes), so a file that fails it is read
+without it, and the shapes are inferred along the chain here and checked against every weight.
 This is the mapping snnTorch and norse use when they export (e.g. snnTorch's ``tau = dt/(1-beta)``,
 ``r = tau/dt``, so W_eff = W and dv = 1 - beta).
 
@@ -24,6 +30,7 @@ values survive the round trip bit for bit.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -33,7 +40,11 @@ import numpy as np
 from .linear_maps import conv2d_matrix, sumpool2d_matrix
 from .errors import GraphError
 from .network import FixedLayer, Layer, Network, make_layer
-from .neuron import LIFFixedParams, snap_decay
+from .neuron import DECAY_UNITY, LOIHI, Dynamics, LIFFixedParams, snap_decay
+
+
+class GraphWarning(UserWarning):
+    """Something about a graph the user should know but that does not stop the run."""
 
 SUPPORTED = ("Input, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, CubaLIF, LIF, IF, LI, Flatten, Output "
              "and nested NIRGraph subgraphs")
@@ -89,10 +100,14 @@ def _nir() -> Any:
     return nir
 
 
-def _snap_unit(x: np.ndarray) -> np.ndarray:
-    """Remove float noise such as (1/dv) * dv = 0.9999999999999999 from unit gains."""
+def _snap_gain(x: np.ndarray) -> np.ndarray:
+    """Remove float noise from input gains: (1/dv) * dv = 0.9999999999999999, or norse's
+    dt * r / (dt / tau_inv) = 0.24999999 for a gain of 1/4. A gain within the storage tolerance
+    of a multiple of 1/4096 (Loihi's decay grid, which holds 1 and every gain that equals a
+    decay) becomes that multiple, so integer weights stay integer multiples of their gain."""
     x = np.asarray(x, dtype=np.float64)
-    return np.where(np.abs(x - 1.0) < _SNAP, 1.0, x)
+    grid = np.round(x * DECAY_UNITY) / DECAY_UNITY
+    return np.where(np.abs(grid - x) <= _SNAP * np.maximum(1.0, np.abs(x)), grid, x)
 
 
 def _scalar(name: str, what: str, x: Any) -> float:
@@ -182,25 +197,36 @@ def _chain(graph: Any) -> list[tuple[str, Any]]:
     return order
 
 
-def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None) -> Network:
-    """Read a NIR graph (a ``nir.NIRGraph`` or a file for ``nir.read``) into a :class:`Network`."""
+def read_graph(path: Path) -> Any:
+    """``nir.read``, strict first, then without NIR's type check (see the module docstring)."""
     nir = _nir()
-    if isinstance(graph_or_path, (str, Path)):
-        path = Path(graph_or_path)
-        if not path.is_file():
-            raise GraphError(f"NIR file not found: {path}")
-        _check_declared_size(path)
+    if not path.is_file():
+        raise GraphError(f"NIR file not found: {path}")
+    _check_declared_size(path)
+    try:
+        return nir.read(str(path))
+    except Exception as strict:  # h5py/KeyError/... on a foreign or truncated file, or a type mismatch
         try:
-            graph = nir.read(str(path))
-        except Exception as e:  # h5py/KeyError/... on a foreign or truncated file
-            raise GraphError(f"cannot read NIR graph {path}: {type(e).__name__}: {e}") from None
-    else:
-        graph = graph_or_path
+            return nir.read(str(path), type_check=False)
+        except Exception:
+            raise GraphError(f"cannot read NIR graph {path}: {type(strict).__name__}: {strict}") from None
+
+
+def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None, dynamics: Optional[Dynamics] = None,
+             default_dt: float = 1.0) -> Network:
+    """Read a NIR graph (a ``nir.NIRGraph`` or a file for ``nir.read``) into a :class:`Network`.
+
+    ``dynamics`` (default Loihi's) says how the neurons fire, reset and decay; ``default_dt`` is
+    the step used when neither ``dt`` nor the graph states one (a preset's)."""
+    nir = _nir()
+    graph = read_graph(Path(graph_or_path)) if isinstance(graph_or_path, (str, Path)) else graph_or_path
+    dyn = dynamics or LOIHI
     meta = dict(getattr(graph, "metadata", None) or {})
     dt_from = "--dt"
     if dt is None:
-        dt_from = "the graph's metadata" if "dt" in meta else "the default (the graph states no dt)"
-        dt = float(np.asarray(meta.get("dt", 1.0)))
+        dt_from = "the graph's metadata" if "dt" in meta else (
+            "the preset" if default_dt != 1.0 else "the default (the graph states no dt)")
+        dt = float(np.asarray(meta.get("dt", default_dt)))
     if not dt > 0:
         raise GraphError(f"dt must be positive, got {dt}")
 
@@ -224,7 +250,7 @@ def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None) -
         if isinstance(node, (nir.CubaLIF, nir.LIF, nir.IF, nir.LI)):
             if pending is None:
                 raise GraphError(f"neuron node '{name}' has no Affine/Linear/Conv2d node before it")
-            layers.append(_layer(name, pending, node, dt, nir, dt_from))
+            layers.append(_layer(name, pending, node, dt, nir, dt_from, dyn))
             pending = None
             continue
         raise GraphError(f"node '{name}' of type {type(node).__name__} is not supported (supported: {SUPPORTED})")
@@ -236,7 +262,7 @@ def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None) -
         if a.n_out != b.n_in:
             raise GraphError(f"layer '{b.name}' expects {b.n_in} inputs but '{a.name}' has {a.n_out} neurons")
     meta.pop("dt", None)
-    return Network(tuple(layers), dt=dt, metadata=meta)
+    return Network(tuple(layers), dt=dt, metadata=meta, dynamics=dyn)
 
 
 @dataclass
@@ -289,26 +315,39 @@ def _linear(name: str, node: Any, shape: Optional[tuple[int, ...]], nir: Any) ->
     return _Linear(name, matrix, bias, out)
 
 
-def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any, dt_from: str = "--dt") -> Layer:
+def _rate(dt: float, tau: float, dyn: Dynamics) -> float:
+    """The per-step factor that stands for dt / tau: itself (forward Euler) or 1 - exp(-dt / tau)."""
+    return dt / tau if dyn.decay == "euler" else float(-np.expm1(-dt / tau))
+
+
+def _gain(dt: float, tau: float, x: np.ndarray, dyn: Dynamics) -> np.ndarray:
+    """x * dt / tau, evaluated as (dt * x) / tau under Euler (as it always was), else x * rate."""
+    return dt * x / tau if dyn.decay == "euler" else x * _rate(dt, tau, dyn)
+
+
+def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any, dt_from: str = "--dt",
+           dyn: Dynamics = LOIHI) -> Layer:
     wname, weight, aff_bias = pending.name, pending.weight, pending.bias
     n = weight.shape[0]
     spiking = not isinstance(node, nir.LI)
 
     v_reset = getattr(node, "v_reset", None)
     if v_reset is not None and np.any(np.asarray(v_reset) != 0):
-        raise GraphError(f"node '{name}': v_reset must be 0 (Loihi resets v to 0), got {np.unique(v_reset)[:4]}")
+        if dyn.reset == "zero":
+            raise GraphError(f"node '{name}': v_reset must be 0 (Loihi resets v to 0), got {np.unique(v_reset)[:4]}")
+        warnings.warn(f"node '{name}': v_reset = {np.unique(v_reset)[:4]} is ignored by the '{dyn.reset}' reset", GraphWarning)
 
     if isinstance(node, nir.CubaLIF):
         tau_syn = _positive(name, "tau_syn", node.tau_syn)
         tau_mem = _positive(name, "tau_mem", node.tau_mem)
-        du, dv = dt / tau_syn, dt / tau_mem
-        gain = (dt * _finite(name, "w_in", node.w_in) / tau_syn) * (dt * _finite(name, "r", node.r) / tau_mem)
-        bias = dt * _finite(name, "v_leak", node.v_leak) / tau_mem
+        du, dv = _rate(dt, tau_syn, dyn), _rate(dt, tau_mem, dyn)
+        gain = _gain(dt, tau_syn, _finite(name, "w_in", node.w_in), dyn) * _gain(dt, tau_mem, _finite(name, "r", node.r), dyn)
+        bias = _gain(dt, tau_mem, _finite(name, "v_leak", node.v_leak), dyn)
     elif isinstance(node, (nir.LIF, nir.LI)):
         tau = _positive(name, "tau", node.tau)
-        du, dv = 1.0, dt / tau
-        gain = dt * _finite(name, "r", node.r) / tau
-        bias = dt * _finite(name, "v_leak", node.v_leak) / tau
+        du, dv = 1.0, _rate(dt, tau, dyn)
+        gain = _gain(dt, tau, _finite(name, "r", node.r), dyn)
+        bias = _gain(dt, tau, _finite(name, "v_leak", node.v_leak), dyn)
     else:  # IF
         du, dv = 1.0, 0.0
         gain = dt * _finite(name, "r", node.r)
@@ -317,10 +356,10 @@ def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any, dt_from:
         raise GraphError(
             f"node '{name}': dt / tau gives du = {du:.8g}, dv = {dv:.8g} with dt = {dt:g} from {dt_from}, but decays must "
             f"lie in (0, 1]; NIR files rarely state their time step: pass the one the graph was made for with --dt "
-            f"(e.g. --dt 1e-4 for snnTorch's exports, --dt 1e-3 for norse's)")
+            f"or name the library that wrote it with --preset snntorch|norse|sinabs|spikingjelly")
     if not np.all(np.isfinite(weight)) or not np.all(np.isfinite(aff_bias)):
         raise GraphError(f"node '{wname}': weights or bias hold NaN or inf")
-    gain = np.broadcast_to(_snap_unit(gain).ravel(), (n,))
+    gain = np.broadcast_to(_snap_gain(gain).ravel(), (n,))
     bias = np.asarray(bias).ravel()
     if np.any(aff_bias != 0):
         if snap_decay(du, _SNAP) != 1.0:

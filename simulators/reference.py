@@ -25,4 +25,5 @@ def run_reference(network: Network, spikes: np.ndarray, mode: str = "float", rec
     details = {}
     if mode == "fixed" and out.saturated.any():
         details["overflow_neuron_steps"] = out.saturated.tolist()
-    return make_result(network, backend, mode, spikes, out.counts, time.perf_counter() - t0, out.trains, details)
+    return make_result(network, backend, mode, spikes, out.counts, time.perf_counter() - t0, out.trains, details,
+                       out.readout)

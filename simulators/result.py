@@ -31,6 +31,9 @@ class Result:
     wall_time: float
     trains: Optional[list[np.ndarray]] = None  # per layer (N, T, n_l) bool, when recorded
     details: dict = field(default_factory=dict)
+    # (N, T, n_out) membrane v of a non-spiking (LI) last layer after each step: a classifier's
+    # readout (float units, or Loihi's integer units in fixed point); None when the last layer spikes
+    readout: Optional[np.ndarray] = None
 
     @property
     def n_samples(self) -> int:
@@ -71,11 +74,25 @@ class Result:
             "wall_time_s": self.wall_time,
             "samples_per_s": self.n_samples / self.wall_time if self.wall_time > 0 else None,
             "details": self.details,
+            **({"readout": self.readout_summary()} if self.readout is not None else {}),
         }
+
+    def readout_summary(self) -> dict:
+        """The LI readout as a classifier reads it: per sample, the neuron whose membrane peaks
+        highest over time (and the one highest at the last step), plus the value range."""
+        r = self.readout
+        assert r is not None
+        return {"neurons": int(r.shape[2]), "v_min": float(r.min()), "v_max": float(r.max()),
+                "argmax_of_max_over_time": r.max(axis=1).argmax(axis=1).tolist(),
+                "argmax_at_last_step": r[:, -1].argmax(axis=1).tolist()}
 
 
 def check_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
-    """Validate a run's inputs once, for every backend: (N, T, n_in) of 0/1 values, a known mode."""
+    """Validate a run's inputs once, for every backend: (N, T, n_in) of 0/1 values, a known mode.
+
+    Event-camera frames (N-MNIST style) hold counts per bin: a count c is c coincident input
+    events (c x weight into the current, c synaptic events per synapse). They come back as int64;
+    0/1 inputs as bool."""
     if mode not in MODES:
         raise GraphError(f"mode must be one of {MODES}, got '{mode}'")
     a = np.asarray(spikes)
@@ -90,16 +107,18 @@ def check_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
     if np.iscomplexobj(a):
         raise GraphError("spikes must be real 0/1 values, got a complex array")
     if a.dtype != np.bool_:
-        if not np.issubdtype(a.dtype, np.number) or not np.all(np.isin(a, (0, 1))):
-            raise GraphError("spikes must be boolean (or 0/1); found other values (NaN, negatives or rates?)")
-        a = a.astype(bool)
+        if not np.issubdtype(a.dtype, np.number) or not np.all(np.isfinite(a)) or a.min() < 0 or np.any(a != np.round(a)):
+            raise GraphError("spikes must be 0/1 or non-negative integer event counts per step; "
+                             "found other values (NaN, negatives or rates?)")
+        a = a.astype(bool) if a.max() <= 1 else a.astype(np.int64)
     if mode == "fixed":
         network.require_fixed()
     return a
 
 
 def make_result(network: Network, backend: str, mode: str, spikes: np.ndarray, layer_counts: list[np.ndarray],
-                wall_time: float, trains: Optional[list[np.ndarray]] = None, details: Optional[dict] = None) -> Result:
+                wall_time: float, trains: Optional[list[np.ndarray]] = None, details: Optional[dict] = None,
+                readout: Optional[np.ndarray] = None) -> Result:
     return Result(
         backend=backend,
         mode=mode,
@@ -111,4 +130,5 @@ def make_result(network: Network, backend: str, mode: str, spikes: np.ndarray, l
         wall_time=wall_time,
         trains=trains,
         details=details or {},
+        readout=readout,
     )

@@ -11,6 +11,8 @@ from exporters.checks import EXPORT_TARGETS
 from simulators import BACKENDS as SIM_BACKENDS
 from simulators.errors import InputError, SneError
 from simulators.files import atomic_file
+from simulators.neuron import DECAYS, FIRINGS, RESETS
+from simulators.presets import PRESETS
 from simulators.result import MODES
 
 from .data import DATASETS
@@ -102,20 +104,69 @@ def _backend_options(a: argparse.Namespace) -> dict:
     return {"target": a.brian2_target} if a.backend == "brian2" and a.brian2_target else {}
 
 
-def cmd_run_nir(a: argparse.Namespace) -> int:
+def _read_nir(a: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The graph as ``run-nir``'s options say: a preset's dt and conventions, each overridden by
+    its own option; the reader's warnings become ``warning:`` lines."""
+    import warnings
+
+    from simulators.neuron import LOIHI, Dynamics
+    from simulators.nir_io import GraphWarning, from_nir
+    from simulators.presets import get_preset
+
+    preset = get_preset(a.preset) if a.preset else None
+    base = preset.dynamics if preset else LOIHI
+    dyn = Dynamics(a.firing or base.firing, a.reset or base.reset, a.decay or base.decay)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GraphWarning)
+        net = from_nir(Path(a.graph), dt=a.dt, dynamics=dyn, default_dt=preset.dt if preset else 1.0)
+    for w in caught:
+        if issubclass(w.category, GraphWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return net
+
+
+def _quantization_report(net, spikes, report) -> dict:  # type: ignore[no-untyped-def]
+    """What ``--quantize`` chose per layer, and what it costs: the fraction of (sample, neuron)
+    spike trains identical between the float and the fixed-point reference run."""
+    import numpy as np
 
     import simulators
 
+    f = simulators.run(net, spikes, backend="reference", mode="float", record=True)
+    q = simulators.run(net, spikes, backend="reference", mode="fixed", record=True)
+    return {"layers": [{"layer": r.layer, "scale": r.scale, "exact": r.exact} for r in report],
+            "float_vs_fixed_identical_trains": [float(np.mean(np.all(a == b, axis=1))) for a, b in zip(f.trains, q.trains)]}
+
+
+def cmd_run_nir(a: argparse.Namespace) -> int:
+
+    import simulators
+    from simulators.fixed_point import quantize_network
+
+    if a.quantize and a.mode != "fixed":
+        raise InputError("--quantize chooses fixed-point parameters: use it with --mode fixed")
     spikes = _read_npz(Path(a.inputs), "spikes", "spike trains of shape (N, T, n_in)")["spikes"]
-    net = simulators.from_nir(a.graph, dt=a.dt)
+    net = _read_nir(a)
+    quant = None
+    if a.quantize:
+        net, report = quantize_network(net)
+        quant = _quantization_report(net, spikes, report)
     res = simulators.run(net, spikes, backend=a.backend, mode=a.mode, record=a.out is not None,
                          **_backend_options(a))
     summary = res.summary()
+    summary["dt"] = net.dt
+    summary["dynamics"] = {"firing": net.dynamics.firing, "reset": net.dynamics.reset, "decay": net.dynamics.decay}
+    if quant is not None:
+        summary["quantization"] = quant
     if a.out:
         arrays = {"output_counts": res.output_counts, "layer_spikes": res.layer_spikes,
                   "synaptic_events": res.synaptic_events, "neuron_updates": res.neuron_updates}
         for i, t in enumerate(res.trains or []):
             arrays[f"train_layer{i}"] = t
+        if res.readout is not None:  # an LI last layer: its membrane trace (N, T, n_out)
+            arrays["readout"] = res.readout
         import numpy as np
 
         with atomic_file(Path(a.out), suffix=".npz") as tmp:
@@ -420,7 +471,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--mode", default="float", choices=MODES, help="float model or Loihi's fixed point")
     _add_brian2_target(r)
     r.add_argument("--dt", type=float, default=None,
-                   help="time step in seconds for NIR's continuous-time parameters (default: the graph's metadata, else 1)")
+                   help="time step in seconds for NIR's continuous-time parameters (default: the graph's metadata, "
+                        "else the preset's, else 1)")
+    r.add_argument("--preset", default=None, choices=list(PRESETS),
+                   help="the library that wrote the graph: sets dt, firing, reset and decay the way it simulates "
+                        "(see the README's table)")
+    r.add_argument("--firing", default=None, choices=FIRINGS,
+                   help="gt: spike when v > threshold (Loihi, default); ge: when v >= threshold")
+    r.add_argument("--reset", default=None, choices=RESETS,
+                   help="zero: v = 0 after a spike (Loihi, default); subtract: v -= threshold at once; "
+                        "subtract-next: threshold taken off at the next step (snnTorch)")
+    r.add_argument("--decay", default=None, choices=DECAYS,
+                   help="euler: dt/tau per step (default); exp: 1 - exp(-dt/tau), the exact decay")
+    r.add_argument("--quantize", action="store_true",
+                   help="with --mode fixed: choose integer scales per layer (exact ratios kept when they exist) for a "
+                        "graph without fixed-point values, and report float-vs-fixed spike agreement")
     r.add_argument("--out", default=None, help="write counts, counters and spike trains to this .npz")
     r.add_argument("--json", action="store_true", help="print the counters and timing as one JSON object")
     r.set_defaults(func=cmd_run_nir)
