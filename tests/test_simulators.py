@@ -207,8 +207,9 @@ def test_bad_inputs_give_clear_errors(tmp_path):
         run(net, np.zeros((4, 5), bool))
     with pytest.raises(GraphError, match="input channels"):
         run(net, np.zeros((2, 4, 6), bool))
-    with pytest.raises(GraphError, match="boolean"):
-        run(net, np.full((2, 4, 5), np.nan))
+    for bad in (np.full((2, 4, 5), np.nan), np.full((2, 4, 5), -1), np.full((2, 4, 5), 0.5)):
+        with pytest.raises(GraphError, match="non-negative integer event counts"):
+            run(net, bad)
     with pytest.raises(GraphError, match="mode"):
         run(net, np.zeros((2, 4, 5), bool), mode="double")
     with pytest.raises(GraphError, match="unknown backend"):

@@ -1,0 +1,219 @@
+"""Networks built the way snnTorch, norse and SpikingJelly's tutorials build them, simulated step
+by step in the library itself and exported with the library's own NIR exporter (no patching).
+
+Each builder returns an :class:`Export`: the NIR file, the inputs, the library's spike trains per
+spiking layer (and an LI readout's membrane), and the ``run-nir`` options that match how the
+library simulates. ``tests/test_interop.py`` asserts that run-nir reproduces them;
+``benchmarks/interop.py`` tabulates agreement and wall time. Inputs stay small (N = 32, T = 50).
+
+Workarounds the libraries' own exporters need, none of them in the graph: snnTorch 1.0.0 and
+norse 1.1.0 need per-neuron tensors for beta, threshold and time constants (scalars fail NIR's
+shape check in snnTorch's exporter, and ``nir.write`` cannot store norse's 0-d tensors).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import nir
+import numpy as np
+import torch
+
+N, T, N_IN, HIDDEN, N_OUT = 32, 50, 20, 16, 5
+
+
+@dataclass(frozen=True)
+class Export:
+    library: str
+    network: str
+    path: Path  # the NIR file the library wrote
+    inputs: np.ndarray  # (N, T, n_in) 0/1
+    trains: list  # the library's own spike trains per spiking layer, (N, T, n) bool each
+    preset: str
+    options: tuple = ()  # further run-nir options this network needs
+    readout: Optional[np.ndarray] = None  # (N, T, n_out) membrane of an LI readout, from the library
+    loihi: bool = True  # Loihi's firing and reset: Lava can run it
+
+
+def inputs(seed: int = 0, shape: tuple = (N_IN,)) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(T, N, *shape, generator=g) < 0.3).float()
+
+
+def linears(integer: bool, seed: int = 0, scale: float = 1.0) -> tuple[torch.nn.Linear, torch.nn.Linear]:
+    """Two bias-free layers; integer weights are the Loihi use case (exact ties at threshold)."""
+    torch.manual_seed(seed)
+    fc1, fc2 = torch.nn.Linear(N_IN, HIDDEN, bias=False), torch.nn.Linear(HIDDEN, N_OUT, bias=False)
+    if integer:
+        with torch.no_grad():
+            for fc in (fc1, fc2):
+                fc.weight.copy_(torch.randint(-2, 4, fc.weight.shape).float() * scale)
+    return fc1, fc2
+
+
+def simulate(x: torch.Tensor, layers: list, step: Callable[[Any, torch.Tensor], torch.Tensor]) -> list:
+    """The library's own step-by-step run of (linear, neuron) pairs; every neuron's output per step."""
+    outs: list = [[] for _ in range(len(layers) // 2)]
+    with torch.no_grad():
+        for t in range(T):
+            a = x[t]
+            for i in range(0, len(layers), 2):
+                a = step(layers[i + 1], layers[i](a))
+                outs[i // 2].append(a)
+    return [torch.stack(o, 1).numpy() for o in outs]
+
+
+def _flat_inputs(x: torch.Tensor) -> np.ndarray:
+    return x.flatten(2).permute(1, 0, 2).numpy().astype(np.uint8)
+
+
+# --- snnTorch --------------------------------------------------------------------------------
+
+def _snntorch_write(folder: Path, net: torch.nn.Module, x: torch.Tensor) -> Path:
+    from snntorch.export_nir import export_to_nir
+
+    path = folder / "snntorch.nir"
+    nir.write(str(path), export_to_nir(net, x[0, :1], ignore_dims=[0]))
+    return path
+
+
+def snntorch_leaky(folder: Path, integer: bool, reset: str = "subtract", seed: int = 0) -> Export:
+    """Linear -> Leaky -> Linear -> Leaky. NIR cannot say which reset a Leaky uses: the preset
+    assumes snnTorch's default (subtract); reset_mechanism='zero' needs --reset zero."""
+    import snntorch as snn
+
+    fc1, fc2 = linears(integer, seed)
+    thr = 2.0 if integer else 0.4
+    l1 = snn.Leaky(beta=torch.full((HIDDEN,), 0.5), threshold=torch.full((HIDDEN,), thr), init_hidden=True, reset_mechanism=reset)
+    l2 = snn.Leaky(beta=torch.full((N_OUT,), 0.75), threshold=torch.full((N_OUT,), thr), init_hidden=True, reset_mechanism=reset)
+    x = inputs(seed)
+    trains = [t.astype(bool) for t in simulate(x, [fc1, l1, fc2, l2], lambda m, a: m(a))]
+    for m in (l1, l2):
+        m.reset_hidden()
+    path = _snntorch_write(folder, torch.nn.Sequential(fc1, l1, fc2, l2), x)
+    return Export("snntorch", f"Leaky MLP, {'integer' if integer else 'float'} weights, reset {reset}", path,
+                  _flat_inputs(x), trains, "snntorch", () if reset == "subtract" else ("--reset", "zero"),
+                  loihi=reset == "zero")
+
+
+def snntorch_synaptic(folder: Path, seed: int = 3) -> Export:
+    """Linear -> Synaptic -> Linear -> Synaptic (CubaLIF), integer weights, default reset."""
+    import snntorch as snn
+
+    fc1, fc2 = linears(True, seed)
+    l1 = snn.Synaptic(alpha=torch.full((HIDDEN,), 0.5), beta=torch.full((HIDDEN,), 0.75),
+                      threshold=torch.full((HIDDEN,), 3.0), init_hidden=True)
+    l2 = snn.Synaptic(alpha=torch.full((N_OUT,), 0.5), beta=torch.full((N_OUT,), 0.5),
+                      threshold=torch.full((N_OUT,), 3.0), init_hidden=True)
+    x = inputs(seed)
+    trains = [t.astype(bool) for t in simulate(x, [fc1, l1, fc2, l2], lambda m, a: m(a))]
+    path = _snntorch_write(folder, torch.nn.Sequential(fc1, l1, fc2, l2), x)
+    return Export("snntorch", "Synaptic (CubaLIF) MLP, integer weights", path, _flat_inputs(x), trains, "snntorch",
+                  loihi=False)
+
+
+def snntorch_recurrent_file(folder: Path) -> Path:
+    """Linear -> RLeaky (a recurrent layer), exported; run-nir refuses it in one line."""
+    import snntorch as snn
+
+    fc1, _ = linears(True)
+    net = torch.nn.Sequential(fc1, snn.RLeaky(beta=torch.full((HIDDEN,), 0.5), threshold=torch.full((HIDDEN,), 2.0),
+                                              linear_features=HIDDEN, init_hidden=True))
+    return _snntorch_write(folder, net, inputs())
+
+
+# --- SpikingJelly ----------------------------------------------------------------------------
+
+def _spikingjelly_write(folder: Path, net: torch.nn.Module, example: torch.Tensor) -> Path:
+    from spikingjelly.activation_based import functional
+    from spikingjelly.activation_based.nir_exchange import export_to_nir
+
+    functional.reset_net(net)
+    path = folder / "spikingjelly.nir"
+    export_to_nir(net, example, save_path=str(path))
+    functional.reset_net(net)
+    return path
+
+
+def spikingjelly_mlp(folder: Path, integer: bool, kind: str = "LIF", seed: int = 4) -> Export:
+    """Linear -> LIFNode/IFNode -> Linear -> LIFNode/IFNode (hard reset to 0, fires at v >= vth)."""
+    from spikingjelly.activation_based import neuron
+
+    fc1, fc2 = linears(integer, seed)
+    thr = 2.0 if integer else 0.3
+    make = (lambda: neuron.LIFNode(tau=2.0, v_threshold=thr)) if kind == "LIF" else (lambda: neuron.IFNode(v_threshold=thr))
+    l1, l2 = make(), make()
+    x = inputs(seed + 1)
+    trains = [t.astype(bool) for t in simulate(x, [fc1, l1, fc2, l2], lambda m, a: m(a))]
+    path = _spikingjelly_write(folder, torch.nn.Sequential(fc1, l1, fc2, l2), x[0])
+    return Export("spikingjelly", f"{kind}Node MLP, {'integer' if integer else 'float'} weights", path, _flat_inputs(x),
+                  trains, "spikingjelly", loihi=False)
+
+
+def spikingjelly_conv(folder: Path, seed: int = 7) -> Export:
+    """Conv2d -> LIFNode -> AvgPool2d -> Flatten -> Linear -> LIFNode on 1 x 8 x 8 frames."""
+    from spikingjelly.activation_based import neuron
+
+    torch.manual_seed(seed)
+    conv, fc = torch.nn.Conv2d(1, 4, 3, padding=1, bias=False), torch.nn.Linear(4 * 4 * 4, N_OUT, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randint(-1, 3, conv.weight.shape).float())
+        fc.weight.copy_(torch.randint(-1, 3, fc.weight.shape).float())
+    l1, l2 = neuron.LIFNode(tau=2.0, v_threshold=2.0), neuron.LIFNode(tau=2.0, v_threshold=1.0)
+    pool, flat = torch.nn.AvgPool2d(2), torch.nn.Flatten()
+    x = inputs(seed + 1, (1, 8, 8))
+    s1, s2 = [], []
+    with torch.no_grad():
+        for t in range(T):
+            a = l1(conv(x[t]))
+            s1.append(a.flatten(1))
+            s2.append(l2(fc(flat(pool(a)))))
+    trains = [torch.stack(s, 1).numpy().astype(bool) for s in (s1, s2)]
+    path = _spikingjelly_write(folder, torch.nn.Sequential(conv, l1, pool, flat, fc, l2), x[0])
+    return Export("spikingjelly", "conv net (Conv2d, AvgPool2d, Flatten, Linear)", path, _flat_inputs(x), trains,
+                  "spikingjelly", loihi=False)
+
+
+# --- norse -----------------------------------------------------------------------------------
+
+def _norse_step(states: dict) -> Callable[[Any, torch.Tensor], torch.Tensor]:
+    def step(cell: Any, a: torch.Tensor) -> torch.Tensor:
+        out, states[id(cell)] = cell(a, states.get(id(cell)))
+        return out
+
+    return step
+
+
+def norse_lifbox(folder: Path, integer: bool = True, seed: int = 9) -> Export:
+    """Linear -> LIFBoxCell -> Linear -> LIFBoxCell."""
+    import norse.torch as norse
+
+    fc1, fc2 = linears(integer, seed, scale=4.0)
+
+    def params(n: int) -> Any:
+        return norse.LIFBoxParameters(tau_mem_inv=torch.full((n,), 250.0), v_th=torch.full((n,), 1.0 if integer else 0.05),
+                                      v_leak=torch.zeros(n))
+
+    l1, l2 = norse.LIFBoxCell(params(HIDDEN)), norse.LIFBoxCell(params(N_OUT))
+    x = inputs(seed + 1)
+    trains = [t.astype(bool) for t in simulate(x, [fc1, l1, fc2, l2], _norse_step({}))]
+    path = folder / "norse.nir"
+    nir.write(str(path), norse.to_nir(norse.SequentialState(fc1, l1, fc2, l2), x[0, :1]))
+    return Export("norse", f"LIFBox MLP, {'integer' if integer else 'float'} weights", path, _flat_inputs(x), trains, "norse")
+
+
+def norse_li_readout(folder: Path, seed: int = 12) -> Export:
+    """Linear -> LIFBoxCell -> Linear -> LIBoxCell: a classifier with a leaky-integrator readout."""
+    import norse.torch as norse
+
+    fc1, fc2 = linears(True, seed)
+    lif = norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=torch.full((HIDDEN,), 500.0), v_th=torch.full((HIDDEN,), 1.0),
+                                                  v_leak=torch.zeros(HIDDEN)))
+    li = norse.LIBoxCell(norse.LIBoxParameters(tau_mem_inv=torch.full((N_OUT,), 250.0), v_leak=torch.zeros(N_OUT)))
+    x = inputs(seed + 1)
+    spikes, trace = simulate(x, [fc1, lif, fc2, li], _norse_step({}))
+    path = folder / "norse_li.nir"
+    nir.write(str(path), norse.to_nir(norse.SequentialState(fc1, lif, fc2, li), x[0, :1]))
+    return Export("norse", "LIFBox MLP with an LIBox readout", path, _flat_inputs(x), [spikes.astype(bool)], "norse",
+                  readout=trace)
