@@ -1,0 +1,117 @@
+"""Interop benchmark: graphs exported by snnTorch, norse and SpikingJelly, run through
+``sne-deploy run-nir --preset LIB`` on every backend that can run them, compared spike train by
+spike train with the library's own simulation.
+
+    .venv/bin/python benchmarks/interop.py                      # writes benchmarks/results/interop.json
+    .venv/bin/python benchmarks/interop.py --markdown benchmarks/results/interop.json   # the README table
+
+The networks are those of the CI proof (``tests/library_nets.py``: N = 32 samples, T = 50 steps).
+Per library network, backend and mode: the fraction of (sample, neuron) spike trains identical to
+the library's over all spiking layers, and run-nir's wall time (Brian2's and Lava's include
+building the network; Brian2's first run of a new network shape may include Cython compilation).
+Fixed point uses ``--quantize``; its agreement is the quantisation's cost. Lava runs only graphs
+with Loihi's firing and reset (the others are refused in one line, as listed). One run on a
+shared 2-core machine: times are indicative.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sne_deploy.cli import main as cli  # noqa: E402
+from tests import library_nets  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+CASES = [("snntorch_leaky", True, "subtract"), ("snntorch_leaky", False, "subtract"), ("snntorch_leaky", True, "zero"),
+         ("snntorch_synaptic",), ("norse_lifbox", True), ("norse_lifbox", False), ("norse_li_readout",),
+         ("spikingjelly_mlp", True, "LIF"), ("spikingjelly_mlp", False, "LIF"), ("spikingjelly_mlp", True, "IF"),
+         ("spikingjelly_conv",)]
+RUNS = [("reference", "float"), ("brian2", "float"), ("brian2", "fixed"), ("lava", "float"), ("lava", "fixed")]
+
+
+def run_nir(ex, folder: Path, backend: str, mode: str) -> dict:  # type: ignore[no-untyped-def]
+    """One run-nir call, in process, as a user would type it; its JSON and spike trains."""
+    np.savez(folder / "in.npz", spikes=ex.inputs)
+    out = folder / f"out_{backend}_{mode}.npz"
+    args = ["run-nir", str(ex.path), "--inputs", str(folder / "in.npz"), "--preset", ex.preset, *ex.options,
+            "--backend", backend, "--mode", mode, "--out", str(out), "--json"]
+    if mode == "fixed":
+        args.append("--quantize")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        rc = cli(args)
+    if rc != 0:
+        return {"refused": stderr.getvalue().strip().splitlines()[-1]}
+    summary = json.loads(stdout.getvalue())
+    with np.load(out) as f:
+        ours = [f[k] for k in sorted(k for k in f.files if k.startswith("train_layer"))][: len(ex.trains)]
+    same = [np.all(a == b, axis=1) for a, b in zip(ex.trains, ours)]  # (N, n) per layer
+    row = {"identical_trains": float(np.concatenate([s.ravel() for s in same]).mean()),
+           "spike_mismatches": int(sum((a != b).sum() for a, b in zip(ex.trains, ours))),
+           "library_spikes": int(sum(a.sum() for a in ex.trains)), "wall_s": summary["wall_time_s"]}
+    if "quantization" in summary:
+        row["quantization_exact"] = all(q["exact"] for q in summary["quantization"]["layers"])
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--markdown", default=None, metavar="JSON", help="print the README table for a results file and exit")
+    a = ap.parse_args()
+    if a.markdown:
+        print(markdown(json.loads(Path(a.markdown).read_text())))
+        return
+    rows = []
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in CASES:
+            folder = Path(tmp) / "_".join(map(str, case))
+            folder.mkdir()
+            ex = getattr(library_nets, case[0])(folder, *case[1:])
+            for backend, mode in RUNS:
+                r = {"library": ex.library, "network": ex.network, "preset": ex.preset, "options": " ".join(ex.options),
+                     "backend": backend, "mode": mode, **run_nir(ex, folder, backend, mode)}
+                rows.append(r)
+                print(json.dumps(r), flush=True)
+    doc = {"command": "benchmarks/interop.py", "date": time.strftime("%Y-%m-%d"), "machine": "2 cores, no GPU",
+           "samples": library_nets.N, "steps": library_nets.T, "rows": rows, "total_s": time.perf_counter() - t0}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "interop.json").write_text(json.dumps(doc, indent=2))
+    print(f"wrote {RESULTS / 'interop.json'}")
+
+
+def _cell(r: dict) -> str:
+    if "refused" in r:
+        why = r["refused"]
+        return "refused (LI readout)" if "non-spiking" in why else "refused (firing/reset)" if "Loihi's LIF" in why else "refused"
+    q = "" if "quantization_exact" not in r else (" exact" if r["quantization_exact"] else " approx.")
+    return f"{100 * r['identical_trains']:.1f} %{q} · {r['wall_s']:.2f} s"
+
+
+def markdown(doc: dict) -> str:
+    """One row per network: identical spike trains (share of (sample, neuron) trains equal to the
+    library's) and wall time per backend and mode; fixed point is --quantize's (exact or
+    approximate scale)."""
+    cols = [f"{b} {m}" for b, m in RUNS]
+    lines = ["| library | network | run-nir options | " + " | ".join(cols) + " |", "|---|---|---|" + "---|" * len(cols)]
+    by: dict = {}
+    for r in doc["rows"]:
+        by.setdefault((r["library"], r["network"], f"--preset {r['preset']} {r['options']}".strip()), {})[f"{r['backend']} {r['mode']}"] = r
+    for (lib, net, opts), cells in by.items():
+        lines.append(f"| {lib} | {net} | `{opts}` | " + " | ".join(_cell(cells[c]) if c in cells else "–" for c in cols) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
