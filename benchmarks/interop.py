@@ -34,7 +34,7 @@ from tests import library_nets  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CASES = [("snntorch_leaky", True, "subtract"), ("snntorch_leaky", False, "subtract"), ("snntorch_leaky", True, "zero"),
-         ("snntorch_synaptic",), ("norse_lifbox", True), ("norse_lifbox", False), ("norse_li_readout",),
+         ("snntorch_leaky", True, "subtract", 2, True), ("snntorch_synaptic",), ("snntorch_synaptic", 3, True), ("norse_lifbox", True), ("norse_lifbox", False), ("norse_li_readout",),
          ("spikingjelly_mlp", True, "LIF"), ("spikingjelly_mlp", False, "LIF"), ("spikingjelly_mlp", True, "IF"),
          ("spikingjelly_conv",)]
 RUNS = [("reference", "float"), ("brian2", "float"), ("brian2", "fixed"), ("lava", "float"), ("lava", "fixed")]
@@ -94,7 +94,11 @@ def main() -> None:
 def _cell(r: dict) -> str:
     if "refused" in r:
         why = r["refused"]
-        return "refused (LI readout)" if "non-spiking" in why else "refused (firing/reset)" if "Loihi's LIF" in why else "refused"
+        for key, short in (("non-spiking", "LI readout"), ("Loihi's LIF", "firing/reset"), ("per-neuron", "per-neuron τ"),
+                           ("synaptic current", "current bias")):
+            if key in why:
+                return f"refused ({short})"
+        return "refused"
     q = "" if "quantization_exact" not in r else (" exact" if r["quantization_exact"] else " approx.")
     return f"{100 * r['identical_trains']:.1f} %{q} · {r['wall_s']:.2f} s"
 

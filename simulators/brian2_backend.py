@@ -145,26 +145,31 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
             """u : 1
                v : 1
                count : 1
+               over : 1
+               wrapped : 1
                sprev : 1
                vth : 1 (constant)
                bias : 1 (constant)
-               mu : 1 (shared, constant)
-               mv : 1 (shared, constant)""",
+               ibias : 1 (constant)
+               mu : 1 (constant)
+               mv : 1 (constant)""",
             threshold=code.threshold,
             reset=code.reset + "\ncount = count + 1",
             name=f"sne_layer{li}",
         )
         g.vth, g.bias = np.tile(code.vth, bsz), np.tile(code.bias, bsz)
-        g.mu, g.mv = code.mu, code.mv
+        if code.ibias is not None:
+            g.ibias = np.tile(code.ibias, bsz)
+        g.mu, g.mv = np.tile(code.mu, bsz), np.tile(code.mv, bsz)
         g.run_regularly(code.decay_u, when="synapses", order=10 * li + 0, name=f"sne_layer{li}_decay")
         g.run_regularly(code.update_v, when="synapses", order=10 * li + 2, name=f"sne_layer{li}_update")
         # counters are read at "start" (order li) before this zeroing (order 100 + li)
-        g.run_regularly("u = 0\nv = 0\nsprev = 0\ncount = 0", dt=steps * dt, when="start", order=100 + li,
+        g.run_regularly("u = 0\nv = 0\nsprev = 0\ncount = 0\nover = 0", dt=steps * dt, when="start", order=100 + li,
                         name=f"sne_layer{li}_zero")
         g.thresholder["spike"].when, g.thresholder["spike"].order = "synapses", 10 * li + 3
         counts = li == 0 and table.dtype != np.bool_
         syn = _synapses(b2, prev, g, code.weight, bsz, li, stim if counts else None)
-        counter = b2.StateMonitor(g, "count", record=True, dt=steps * dt, when="start", order=li,
+        counter = b2.StateMonitor(g, ["count", "over"], record=True, dt=steps * dt, when="start", order=li,
                                   name=f"sne_count{li}")
         objects += [g, syn, counter]
         counters.append((counter, size))
@@ -200,13 +205,14 @@ class LayerCode(NamedTuple):
 
     vth: np.ndarray  # (n_out,) threshold on v
     bias: np.ndarray  # (n_out,) added to v every step
-    mu: float  # u's decay multiplier
-    mv: float  # v's decay multiplier
+    mu: np.ndarray  # (n_out,) u's decay multiplier
+    mv: np.ndarray  # (n_out,) v's decay multiplier
     decay_u: str  # statement run before synaptic input arrives
     update_v: str  # statements run after it
     weight: np.ndarray  # (n_out, n_in) added to u per presynaptic spike
     threshold: str = "v > vth"  # Brian2's threshold condition
     reset: str = "v = 0"  # Brian2's reset statements
+    ibias: Optional[np.ndarray] = None  # (n_out,) constant current into u, after the synaptic input
 
 
 def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
@@ -215,11 +221,14 @@ def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
     ``dyn`` adds the firing comparison and reset of :class:`simulators.neuron.Dynamics`:
     ``subtract-next`` marks a spike in ``sprev`` and takes vth off after the next decay."""
     code = _contract_code(layer, mode)
+    ib = layer.params.ibias if mode == "float" else layer.fixed.params.ibias
+    if ib is not None:  # u's constant input comes right after the synaptic input, as in the neuron step
+        code = code._replace(ibias=np.asarray(ib, dtype=np.float64), update_v="u = u + ibias\n" + code.update_v)
     if not layer.spiking:  # an LI readout never fires (its fixed-point vth field is unused)
         code = code._replace(vth=np.full(layer.n_out, np.inf))
     pending = "v = v - sprev * vth\nsprev = 0\n"  # sprev is 0 or 1: the product is exact
     if dyn.reset == "subtract-next":
-        code = code._replace(update_v=code.update_v.replace("v = clip(", pending + "v = clip(") if mode == "fixed"
+        code = code._replace(update_v=code.update_v.replace("over = over", pending + "over = over") if mode == "fixed"
                              else code.update_v + "\n" + pending.rstrip("\n"))
     return code._replace(threshold="v >= vth" if dyn.firing == "ge" else "v > vth",
                          reset={"zero": "v = 0", "subtract": "v = v - vth", "subtract-next": "sprev = 1"}[dyn.reset])
@@ -232,15 +241,17 @@ def _contract_code(layer: Layer, mode: str) -> LayerCode:
         return LayerCode(
             vth=np.asarray(f.vth, dtype=np.float64) * (1 << VTH_SHIFT) * np.ones(size),
             bias=np.broadcast_to(effective_bias(f), (size,)).astype(np.float64),
-            mu=float(DECAY_UNITY - (f.du_fx + 1)),
-            mv=float(DECAY_UNITY - f.dv_fx),
+            mu=np.broadcast_to(DECAY_UNITY - (np.asarray(f.du_fx) + 1), (size,)).astype(np.float64),
+            mv=np.broadcast_to(DECAY_UNITY - np.asarray(f.dv_fx), (size,)).astype(np.float64),
             decay_u=f"u = sign(u) * floor(abs(u) * mu / {DECAY_UNITY})",
             update_v=(
                 f"v = sign(v) * floor(abs(v) * mv / {DECAY_UNITY})\n"
+                f"wrapped = int(u > {MAX_UV}) + int(u <= -{MAX_UV})\n"  # the overflow counter, as the reference's
                 f"u = u - {2 * MAX_UV} * int(u > {MAX_UV})\n"  # 24-bit wrap of u (after its input)
                 f"u = u + {2 * MAX_UV} * int(u <= -{MAX_UV})\n"
                 "v = v + u\n"
                 "v = v + bias\n"
+                f"over = over + int(wrapped + int(abs(v) > {V_LIMIT}) > 0)\n"
                 f"v = clip(v, -{V_LIMIT}, {V_LIMIT})"
             ),
             weight=layer.fixed.weight.astype(np.float64) * (1 << ACT_SHIFT),
@@ -249,8 +260,8 @@ def _contract_code(layer: Layer, mode: str) -> LayerCode:
     return LayerCode(
         vth=np.broadcast_to(np.asarray(p.vth, dtype=np.float64), (size,)),
         bias=np.broadcast_to(np.asarray(p.bias, dtype=np.float64), (size,)),
-        mu=1.0 - p.du,
-        mv=1.0 - p.dv,
+        mu=np.broadcast_to(1.0 - np.asarray(p.du, dtype=np.float64), (size,)).copy(),
+        mv=np.broadcast_to(1.0 - np.asarray(p.dv, dtype=np.float64), (size,)).copy(),
         decay_u="u = u * mu",
         update_v="v = v * mv\nv = v + u\nv = v + bias",
         weight=layer.weight,
@@ -271,6 +282,15 @@ def _synapses(b2: Any, prev: Any, g: Any, wmat: np.ndarray, bsz: int, li: int, c
     syn.w = np.tile(wmat[post, pre], bsz)
     syn.pre.when, syn.pre.order = "synapses", 10 * li + 1
     return syn
+
+
+def _overflow(counters, n: int) -> list[int]:
+    """Fixed-point neuron-steps per layer where u wrapped or v hit a rail (padding copies excluded)."""
+    out = []
+    for counter, size in counters:
+        o = np.asarray(counter.over[:]).T
+        out.append(int(unbatch_counts(np.rint(o[1:]).astype(np.int64), n, size).sum()))
+    return out
 
 
 def _collect(counters, trains, n: int, bsz: int, steps: int, dt: Any):
@@ -305,6 +325,8 @@ def _run_runtime(network: Network, spikes: np.ndarray, mode: str, record: bool, 
     readout = _readout(built, n, bsz, steps)
     wall = time.perf_counter() - t0
     details = {"target": target, "batch": bsz, "build_s": t_build, "run_s": wall - t_build, "brian2": b2.__version__}
+    if mode == "fixed":
+        details["overflow_neuron_steps"] = _overflow(counters, n)
     return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details, readout)
 
 
@@ -345,6 +367,7 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
             t_binary = device.timers.get("run_binary", float("nan"))
             counts, rasters = _collect(counters, trains, n, bsz, steps, b2.defaultclock.dt)
             readout = _readout(built, n, bsz, steps)
+            overflow = _overflow(counters, n) if mode == "fixed" else None
             device.delete(code=False, data=False, run_args=True, directory=False)
         finally:
             device.reinit()
@@ -352,4 +375,6 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
     wall = time.perf_counter() - t0
     details = {"target": "cpp_standalone", "batch": bsz, "build_s": t_build, "run_s": wall - t_build,
                "binary_s": t_binary, "project": str(project), "brian2": b2.__version__}
+    if overflow is not None:
+        details["overflow_neuron_steps"] = overflow
     return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details, readout)

@@ -43,14 +43,16 @@ from .neuron import (
 ACT_UNIT = 1 << ACT_SHIFT  # one synaptic weight unit on the membrane (64)
 
 
-def scaled_fixed(weight_int: np.ndarray, q: float, du: float, dv: float, vth: Any, bias: Any) -> FixedLayer:
-    """Fixed-point fields of a float layer whose weights times ``q`` are ``weight_int``."""
+def scaled_fixed(weight_int: np.ndarray, q: float, du: Any, dv: Any, vth: Any, bias: Any, ibias: Any = None) -> FixedLayer:
+    """Fixed-point fields of a float layer whose weights times ``q`` are ``weight_int``; a current
+    bias ``ibias`` enters u like the synaptic input, as ``round(64 q ibias)``."""
     du_fx, dv_fx = decays_to_fixed(du, dv)
     vth = np.asarray(vth, dtype=np.float64)
     # an LI readout's vth is inf: its field holds the largest value and is never compared
     vth_int = np.where(np.isfinite(vth), np.round(q * np.where(np.isfinite(vth), vth, 0.0)), VTH_MAX).astype(np.int64)
     mant, exp = bias_to_mant_exp(np.round(ACT_UNIT * q * np.asarray(bias, dtype=np.float64)).astype(np.int64))
-    return FixedLayer(np.asarray(weight_int, dtype=np.int64), LIFFixedParams(du_fx, dv_fx, vth_int, mant, exp))
+    ibias_int = None if ibias is None else np.round(ACT_UNIT * q * np.asarray(ibias, dtype=np.float64)).astype(np.int64)
+    return FixedLayer(np.asarray(weight_int, dtype=np.int64), LIFFixedParams(du_fx, dv_fx, vth_int, mant, exp, ibias_int))
 
 
 def worst_case_uv_of(weight_int: np.ndarray, du_fx: int, dv_fx: int, bias_eff: Any, steps: int) -> tuple[float, float]:
@@ -58,8 +60,8 @@ def worst_case_uv_of(weight_int: np.ndarray, du_fx: int, dv_fx: int, bias_eff: A
     so |a| <= 64 * max row L1 norm of W_int; u <= |a| / du; v <= (u + |bias|) * min(steps, 1/dv).
     Compare with 2^23 (u wraps, v saturates beyond)."""
     amax = float(np.abs(weight_int).sum(axis=1).max(initial=0)) * ACT_UNIT
-    du = (du_fx + 1) / DECAY_UNITY
-    dv = dv_fx / DECAY_UNITY
+    du = float(np.min((np.asarray(du_fx) + 1) / DECAY_UNITY))  # the slowest decays bound the range
+    dv = float(np.min(np.asarray(dv_fx) / DECAY_UNITY))
     umax = amax / du
     bmax = float(np.abs(np.asarray(bias_eff, dtype=np.float64)).max(initial=0))
     vmax = (umax + bmax) * (min(steps, 1.0 / dv) if dv > 0 else steps)
@@ -125,6 +127,8 @@ def exact_scale(layer: Layer, weight_max: int = WEIGHT_MAX) -> Optional[int]:
     vth = np.asarray(layer.params.vth, dtype=np.float64)
     # w / 2: Lava's weights must be even, so q * w must be too
     parts = [w.ravel() / 2, vth[np.isfinite(vth)], ACT_UNIT * np.asarray(layer.params.bias, dtype=np.float64)]
+    if layer.params.ibias is not None:
+        parts.append(ACT_UNIT * np.asarray(layer.params.ibias, dtype=np.float64))
     dens = [_denominator(p) for p in parts]
     if any(d is None for d in dens):
         return None
@@ -166,7 +170,7 @@ def quantize_layer_report(layer: Layer, weight_max: int = WEIGHT_MAX) -> tuple[L
         q = (weight_max / wmax) if wmax > 0 else 1.0
         w_int = (2 * np.round(w * q / 2)).astype(np.int64)
     fixed = scaled_fixed(w_int, q, snap_decay(layer.params.du), snap_decay(layer.params.dv), layer.params.vth,
-                         layer.params.bias)
+                         layer.params.bias, layer.params.ibias)
     return replace(layer, fixed=fixed), Quantization(layer.name, q, q_exact is not None)
 
 

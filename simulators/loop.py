@@ -82,7 +82,15 @@ def _params(layer: Any, fixed: bool, lib: ArrayLib) -> Any:
         f = layer.fixed.params
         # an LI readout never fires: a threshold beyond v's 24-bit range (its vth field is unused)
         vth = np.asarray(f.vth) if layer.spiking else np.full(layer.n_out, NEVER_FIRES)
-        return LIFFixedParams(f.du_fx, f.dv_fx, lib.asarray(vth, "int64"),
-                              lib.asarray(np.asarray(f.bias_mant), "int64"), f.bias_exp)
+        return LIFFixedParams(_decay(f.du_fx, "int64", lib), _decay(f.dv_fx, "int64", lib), lib.asarray(vth, "int64"),
+                              lib.asarray(np.asarray(f.bias_mant), "int64"), f.bias_exp,
+                              None if f.ibias is None else lib.asarray(np.asarray(f.ibias), "int64"))
     p = layer.params
-    return LIFParams(p.du, p.dv, lib.asarray(p.vth, "float64"), lib.asarray(p.bias, "float64"))
+    return LIFParams(_decay(p.du, "float64", lib), _decay(p.dv, "float64", lib), lib.asarray(p.vth, "float64"),
+                     lib.asarray(p.bias, "float64"), None if p.ibias is None else lib.asarray(p.ibias, "float64"))
+
+
+def _decay(x: Any, dtype: str, lib: ArrayLib) -> Any:
+    """A shared decay stays a plain number (as the torch model passes it); per-neuron decays
+    become arrays of the loop's library."""
+    return x if np.ndim(x) == 0 else lib.asarray(np.asarray(x), dtype)

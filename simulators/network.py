@@ -136,12 +136,13 @@ class Network:
 def make_layer(
     name: str,
     weight: np.ndarray,
-    du: float,
-    dv: float,
+    du: Any,
+    dv: Any,
     vth: Any,
     bias: Any = 0.0,
     spiking: bool = True,
     fixed: Optional[FixedLayer] = None,
+    ibias: Any = None,
 ) -> Layer:
     """Build a layer, broadcasting scalar vth/bias to one value per neuron."""
     weight = np.asarray(weight, dtype=np.float64)
@@ -150,11 +151,24 @@ def make_layer(
     n = weight.shape[0]
     vth_a = np.broadcast_to(np.asarray(vth, dtype=np.float64), (n,)).copy()
     bias_a = np.broadcast_to(np.asarray(bias, dtype=np.float64), (n,)).copy()
-    if not (0.0 < du <= 1.0 and 0.0 <= dv <= 1.0):
+    du, dv = _per_neuron(du, n, name, "du"), _per_neuron(dv, n, name, "dv")
+    if not (np.all((0.0 < du) & (du <= 1.0)) and np.all((0.0 <= dv) & (dv <= 1.0))):
         raise GraphError(f"layer '{name}': decays must satisfy 0 < du <= 1 and 0 <= dv <= 1, got du={du}, dv={dv}")
     if not np.all(np.isfinite(weight)):
         raise GraphError(f"layer '{name}': weights contain NaN or inf")
-    return Layer(name, weight, LIFParams(float(du), float(dv), vth_a, bias_a), spiking, fixed)
+    ibias_a = None if ibias is None else np.broadcast_to(np.asarray(ibias, dtype=np.float64), (n,)).copy()
+    return Layer(name, weight, LIFParams(du, dv, vth_a, bias_a, ibias_a), spiking, fixed)
+
+
+def _per_neuron(x: Any, n: int, name: str, what: str) -> Any:
+    """A decay as a float when the population shares it (the common case, and Lava's), else one
+    float per neuron."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 0 or a.size == 1:
+        return float(a.ravel()[0])
+    if a.shape != (n,):
+        raise GraphError(f"layer '{name}': {what} has shape {a.shape}, expected one value or {n}")
+    return float(a[0]) if np.all(a == a[0]) else a.copy()
 
 
 def check_fixed_layer(layer: Layer) -> None:
@@ -174,7 +188,8 @@ def check_fixed_layer(layer: Layer) -> None:
     vth = np.asarray(f.params.vth)
     if vth.min() < 0 or vth.max() > VTH_MAX:
         raise GraphError(f"layer '{layer.name}': integer threshold outside [0, {VTH_MAX}]")
-    if not (0 <= f.params.du_fx < DECAY_UNITY and 0 <= f.params.dv_fx < DECAY_UNITY):
+    du_fx, dv_fx = np.asarray(f.params.du_fx), np.asarray(f.params.dv_fx)
+    if not (np.all((0 <= du_fx) & (du_fx < DECAY_UNITY)) and np.all((0 <= dv_fx) & (dv_fx < DECAY_UNITY))):
         raise GraphError(f"layer '{layer.name}': decays du_fx={f.params.du_fx}, dv_fx={f.params.dv_fx} outside 12 bits")
     bm = np.asarray(f.params.bias_mant)
     if bm.min(initial=0) < BIAS_MANT_MIN or bm.max(initial=0) > BIAS_MANT_MAX or not 0 <= f.params.bias_exp <= BIAS_EXP_MAX:

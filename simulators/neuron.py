@@ -47,20 +47,24 @@ BIAS_EXP_MAX = 7  # 3-bit exponent
 class LIFParams(NamedTuple):
     """Float parameters of one layer (scalars or per-neuron arrays)."""
 
-    du: float
-    dv: float
+    du: Any  # a number, or one per neuron (per-neuron time constants)
+    dv: Any
     vth: Any
     bias: Any
+    # a constant input current added to u every step (a bias feeding a CubaLIF's synaptic
+    # current, e.g. snnTorch's Linear before Synaptic); Loihi has no such field, Lava refuses it
+    ibias: Any = None
 
 
 class LIFFixedParams(NamedTuple):
     """Fixed-point parameters of one layer, in Lava's own fields."""
 
-    du_fx: int  # 0..4095, = 4096*du - 1
-    dv_fx: int  # 0..4095, = 4096*dv
+    du_fx: Any  # 0..4095, = 4096*du - 1 (a number, or one per neuron)
+    dv_fx: Any  # 0..4095, = 4096*dv
     vth: Any  # unsigned 17-bit mantissa; spike if v > vth << 6
     bias_mant: Any  # signed 13-bit
     bias_exp: int  # 0..7
+    ibias: Any = None  # integer current bias in the units of a << 6 (reference and Brian2 only)
 
 
 FIRINGS = ("gt", "ge")
@@ -148,6 +152,8 @@ def lif_step_float(
     """One float step. ``spike_fn(v - vth)`` decides spikes; training passes a surrogate-gradient
     Heaviside (same forward values), inference the plain strict comparison."""
     u = state.u * (1.0 - p.du) + a
+    if p.ibias is not None:
+        u = u + p.ibias
     v = state.v * (1.0 - p.dv) + u + p.bias
     v = _subtract_pending(v, state, p.vth, dyn, xp)
     s = _fires(v - p.vth, dyn, spike_fn)
@@ -185,6 +191,8 @@ def lif_step_fixed_checked(state: LIFState, a: Any, p: LIFFixedParams, xp: Any =
     (the pending subtraction of ``subtract-next`` comes before the saturation)."""
     vth = p.vth * (1 << VTH_SHIFT)
     u_raw = decay_fixed(state.u, p.du_fx + 1, xp) + a * (1 << ACT_SHIFT)
+    if p.ibias is not None:
+        u_raw = u_raw + p.ibias
     u = wrap_u(u_raw, xp)
     v_raw = _subtract_pending(decay_fixed(state.v, p.dv_fx, xp) + u + effective_bias(p), state, vth, dyn, xp)
     v = xp.clip(v_raw, -V_LIMIT, V_LIMIT)
@@ -193,21 +201,29 @@ def lif_step_fixed_checked(state: LIFState, a: Any, p: LIFFixedParams, xp: Any =
     return LIFState(u, v, s if dyn.reset == "subtract-next" else None), s, (u != u_raw) | (v_raw != xp.clip(v_raw, -V_LIMIT, V_LIMIT))
 
 
-def snap_decay(d: float, tol: float = float("inf")) -> float:
-    """The nearest decay on Loihi's 1/4096 grid if it lies within ``tol`` of ``d``, else ``d``.
-    With the default tol it always snaps (quantising a float graph); NIR import uses a tiny tol to
-    remove only float noise such as dt/tau = 0.25000000000000006."""
-    grid = round(d * DECAY_UNITY) / DECAY_UNITY
-    return grid if abs(grid - d) <= tol else d
+def _scalar_or_array(x: np.ndarray) -> Any:
+    """A uniform population's value as a plain number (as it always was), else the array."""
+    x = np.asarray(x)
+    return x.item() if x.ndim == 0 else x
 
 
-def decays_to_fixed(du: float, dv: float) -> tuple[int, int]:
-    """Map float decays onto Lava's 12-bit fields; they must lie on the 1/4096 grid."""
-    du_fx = round(du * DECAY_UNITY) - 1
-    dv_fx = round(dv * DECAY_UNITY)
-    if not (0 <= du_fx <= DECAY_UNITY - 1 and 0 <= dv_fx <= DECAY_UNITY - 1):
+def snap_decay(d: Any, tol: float = float("inf")) -> Any:
+    """The nearest decay on Loihi's 1/4096 grid if it lies within ``tol`` of ``d``, else ``d``
+    (per neuron for an array). With the default tol it always snaps (quantising a float graph);
+    NIR import uses a tiny tol to remove only float noise such as dt/tau = 0.25000000000000006."""
+    d = np.asarray(d, dtype=np.float64)
+    grid = np.round(d * DECAY_UNITY) / DECAY_UNITY
+    return _scalar_or_array(np.where(np.abs(grid - d) <= tol, grid, d))
+
+
+def decays_to_fixed(du: Any, dv: Any) -> tuple[Any, Any]:
+    """Map float decays (numbers, or per-neuron arrays) onto Lava's 12-bit fields; they must lie
+    on the 1/4096 grid."""
+    du_fx = np.round(np.asarray(du, dtype=np.float64) * DECAY_UNITY).astype(np.int64) - 1
+    dv_fx = np.round(np.asarray(dv, dtype=np.float64) * DECAY_UNITY).astype(np.int64)
+    if not (np.all((0 <= du_fx) & (du_fx <= DECAY_UNITY - 1)) and np.all((0 <= dv_fx) & (dv_fx <= DECAY_UNITY - 1))):
         raise GraphError(f"decays du={du}, dv={dv} do not fit Loihi's 12-bit fields (du in (0, 1], dv in [0, 1))")
-    return du_fx, dv_fx
+    return _scalar_or_array(du_fx), _scalar_or_array(dv_fx)
 
 
 def bias_to_mant_exp(bias_int: np.ndarray) -> tuple[np.ndarray, int]:

@@ -14,8 +14,9 @@ IF         1                           0                           g = dt r
 LI         1                           dt / tau                    g = dt r / tau, never spikes
 =========  ==========================  ==========================  ===============================
 
-``bias = dt * v_leak / tau_mem`` (+ ``g * b`` for an Affine bias, which needs du = 1 because
-Loihi's bias acts on v, not on the current). ``v_reset`` must be 0 under the reset to zero
+``bias = dt * v_leak / tau_mem`` (+ ``g * b`` for an Affine bias when du = 1). An Affine bias
+feeding a CubaLIF with du < 1 is a constant input into the current, ``ibias = g * b`` added to u
+every step: exact on the reference and Brian2; Lava refuses it (Loihi's bias acts on v only). ``v_reset`` must be 0 under the reset to zero
 (Loihi resets v to 0); the subtracting resets ignore it, with a warning.
 
 Files are read leniently: ``nir.read``'s type check rejects real exports (norse writes shapes with
@@ -80,11 +81,13 @@ def _check_declared_size(path: Path) -> None:
                          f"{path.stat().st_size / 2**10:.0f} KiB file (limit {MAX_GRAPH_BYTES / 2**30:.0f} GiB); refusing to load it")
 
 
-def _positive(name: str, what: str, x: Any) -> float:
-    v = _scalar(name, what, x)
-    if not (np.isfinite(v) and v > 0):
-        raise GraphError(f"node '{name}': {what} must be a positive finite time constant, got {v}")
-    return v
+def _positive(name: str, what: str, x: Any) -> Any:
+    """A time constant: one number for the population, or one per neuron (reference and Brian2
+    take per-neuron decays; Lava's LIF takes one, and refuses the others)."""
+    a = np.asarray(x, dtype=np.float64).ravel()
+    if a.size == 0 or not np.all(np.isfinite(a) & (a > 0)):
+        raise GraphError(f"node '{name}': {what} must be a positive finite time constant, got {a[:4]}")
+    return float(a[0]) if np.all(a == a[0]) else a
 
 
 def _finite(name: str, what: str, x: Any) -> np.ndarray:
@@ -108,15 +111,6 @@ def _snap_gain(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     grid = np.round(x * DECAY_UNITY) / DECAY_UNITY
     return np.where(np.abs(grid - x) <= _SNAP * np.maximum(1.0, np.abs(x)), grid, x)
-
-
-def _scalar(name: str, what: str, x: Any) -> float:
-    a = np.asarray(x, dtype=np.float64).ravel()
-    if a.size == 0 or not np.allclose(a, a[0], rtol=1e-12, atol=0):
-        raise GraphError(
-            f"node '{name}': per-neuron {what} is not supported (Lava's LIF takes one du/dv per population)"
-        )
-    return float(a[0])
 
 
 def _flatten(graph: Any, prefix: str = "") -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -315,12 +309,17 @@ def _linear(name: str, node: Any, shape: Optional[tuple[int, ...]], nir: Any) ->
     return _Linear(name, matrix, bias, out)
 
 
-def _rate(dt: float, tau: float, dyn: Dynamics) -> float:
+def _fmt(x: Any) -> str:
+    a = np.asarray(x, dtype=np.float64)
+    return f"{float(a):.8g}" if a.ndim == 0 else f"{a.min():.8g}..{a.max():.8g} (per neuron)"
+
+
+def _rate(dt: float, tau: Any, dyn: Dynamics) -> Any:
     """The per-step factor that stands for dt / tau: itself (forward Euler) or 1 - exp(-dt / tau)."""
-    return dt / tau if dyn.decay == "euler" else float(-np.expm1(-dt / tau))
+    return dt / tau if dyn.decay == "euler" else -np.expm1(-dt / tau)
 
 
-def _gain(dt: float, tau: float, x: np.ndarray, dyn: Dynamics) -> np.ndarray:
+def _gain(dt: float, tau: Any, x: np.ndarray, dyn: Dynamics) -> np.ndarray:
     """x * dt / tau, evaluated as (dt * x) / tau under Euler (as it always was), else x * rate."""
     return dt * x / tau if dyn.decay == "euler" else x * _rate(dt, tau, dyn)
 
@@ -352,21 +351,21 @@ def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any, dt_from:
         du, dv = 1.0, 0.0
         gain = dt * _finite(name, "r", node.r)
         bias = np.zeros(n)
-    if not (0.0 < du <= 1.0 + _SNAP and 0.0 <= dv <= 1.0 + _SNAP):
+    if not (np.all((0.0 < du) & (du <= 1.0 + _SNAP)) and np.all((0.0 <= dv) & (dv <= 1.0 + _SNAP))):
         raise GraphError(
-            f"node '{name}': dt / tau gives du = {du:.8g}, dv = {dv:.8g} with dt = {dt:g} from {dt_from}, but decays must "
+            f"node '{name}': dt / tau gives du = {_fmt(du)}, dv = {_fmt(dv)} with dt = {dt:g} from {dt_from}, but decays must "
             f"lie in (0, 1]; NIR files rarely state their time step: pass the one the graph was made for with --dt "
             f"or name the library that wrote it with --preset snntorch|norse|sinabs|spikingjelly")
     if not np.all(np.isfinite(weight)) or not np.all(np.isfinite(aff_bias)):
         raise GraphError(f"node '{wname}': weights or bias hold NaN or inf")
     gain = np.broadcast_to(_snap_gain(gain).ravel(), (n,))
     bias = np.asarray(bias).ravel()
+    ibias = None
     if np.any(aff_bias != 0):
-        if snap_decay(du, _SNAP) != 1.0:
-            raise GraphError(
-                f"node '{wname}': an Affine bias feeding '{name}' with du < 1 cannot be mapped (Loihi's bias acts on v); use v_leak"
-            )
-        bias = bias + gain * aff_bias
+        if np.all(np.asarray(snap_decay(du, _SNAP)) == 1.0):
+            bias = bias + gain * aff_bias  # no synaptic memory: the current is the input, so a bias on v
+        else:  # a constant input into a CubaLIF's current (reference and Brian2; Lava refuses it)
+            ibias = gain * aff_bias
     vth = _finite(name, "v_threshold", node.v_threshold).ravel() if spiking else np.full(n, np.inf)
     du, dv = snap_decay(du, _SNAP), snap_decay(dv, _SNAP)
     weight_eff = weight * gain[:, None]
@@ -388,7 +387,7 @@ def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any, dt_from:
             ),
         )
     try:
-        return make_layer(name, weight_eff, du, dv, vth, bias, spiking=spiking, fixed=fixed)
+        return make_layer(name, weight_eff, du, dv, vth, bias, spiking=spiking, fixed=fixed, ibias=ibias)
     except GraphError as e:
         raise GraphError(f"node '{name}': {e}") from None
 
@@ -418,7 +417,9 @@ def to_nir(network: Network) -> Any:
     edges, prev = [], "input"
     for i, layer in enumerate(network.layers):
         p, n = layer.params, layer.n_out
-        if p.dv <= 0:
+        if p.ibias is not None:
+            raise GraphError(f"layer '{layer.name}': writing a current bias (ibias) is not supported")
+        if np.any(np.asarray(p.dv) <= 0):
             raise GraphError(f"layer '{layer.name}': dv = 0 cannot be written as CubaLIF (tau_mem would be infinite)")
         tau_syn, tau_mem = np.full(n, dt / p.du), np.full(n, dt / p.dv)
         wmeta: dict[str, Any] = {"sne_weight": layer.weight}

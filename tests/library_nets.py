@@ -41,14 +41,17 @@ def inputs(seed: int = 0, shape: tuple = (N_IN,)) -> torch.Tensor:
     return (torch.rand(T, N, *shape, generator=g) < 0.3).float()
 
 
-def linears(integer: bool, seed: int = 0, scale: float = 1.0) -> tuple[torch.nn.Linear, torch.nn.Linear]:
-    """Two bias-free layers; integer weights are the Loihi use case (exact ties at threshold)."""
+def linears(integer: bool, seed: int = 0, scale: float = 1.0, bias: bool = False) -> tuple[torch.nn.Linear, torch.nn.Linear]:
+    """Two layers (bias-free unless ``bias``); integer weights are the Loihi use case (exact ties
+    at threshold)."""
     torch.manual_seed(seed)
-    fc1, fc2 = torch.nn.Linear(N_IN, HIDDEN, bias=False), torch.nn.Linear(HIDDEN, N_OUT, bias=False)
+    fc1, fc2 = torch.nn.Linear(N_IN, HIDDEN, bias=bias), torch.nn.Linear(HIDDEN, N_OUT, bias=bias)
     if integer:
         with torch.no_grad():
             for fc in (fc1, fc2):
                 fc.weight.copy_(torch.randint(-2, 4, fc.weight.shape).float() * scale)
+                if bias:
+                    fc.bias.copy_(torch.randint(-1, 2, fc.bias.shape).float() * scale)
     return fc1, fc2
 
 
@@ -78,30 +81,40 @@ def _snntorch_write(folder: Path, net: torch.nn.Module, x: torch.Tensor) -> Path
     return path
 
 
-def snntorch_leaky(folder: Path, integer: bool, reset: str = "subtract", seed: int = 0) -> Export:
+def snntorch_leaky(folder: Path, integer: bool, reset: str = "subtract", seed: int = 0, per_neuron: bool = False) -> Export:
     """Linear -> Leaky -> Linear -> Leaky. NIR cannot say which reset a Leaky uses: the preset
-    assumes snnTorch's default (subtract); reset_mechanism='zero' needs --reset zero."""
+    assumes snnTorch's default (subtract); reset_mechanism='zero' needs --reset zero. With
+    ``per_neuron`` every neuron has its own beta and threshold."""
     import snntorch as snn
 
     fc1, fc2 = linears(integer, seed)
     thr = 2.0 if integer else 0.4
-    l1 = snn.Leaky(beta=torch.full((HIDDEN,), 0.5), threshold=torch.full((HIDDEN,), thr), init_hidden=True, reset_mechanism=reset)
-    l2 = snn.Leaky(beta=torch.full((N_OUT,), 0.75), threshold=torch.full((N_OUT,), thr), init_hidden=True, reset_mechanism=reset)
+
+    def beta(n: int, b: float) -> torch.Tensor:
+        return torch.tensor([0.5, 0.75, 0.875, 0.25])[torch.arange(n) % 4] if per_neuron else torch.full((n,), b)
+
+    def threshold(n: int) -> torch.Tensor:
+        return thr * (1.0 + (torch.arange(n) % 3) / 2) if per_neuron else torch.full((n,), thr)
+
+    l1 = snn.Leaky(beta=beta(HIDDEN, 0.5), threshold=threshold(HIDDEN), init_hidden=True, reset_mechanism=reset)
+    l2 = snn.Leaky(beta=beta(N_OUT, 0.75), threshold=threshold(N_OUT), init_hidden=True, reset_mechanism=reset)
     x = inputs(seed)
     trains = [t.astype(bool) for t in simulate(x, [fc1, l1, fc2, l2], lambda m, a: m(a))]
     for m in (l1, l2):
         m.reset_hidden()
     path = _snntorch_write(folder, torch.nn.Sequential(fc1, l1, fc2, l2), x)
-    return Export("snntorch", f"Leaky MLP, {'integer' if integer else 'float'} weights, reset {reset}", path,
+    return Export("snntorch", f"Leaky MLP, {'integer' if integer else 'float'} weights, reset {reset}"
+                  + (", per-neuron beta and threshold" if per_neuron else ""), path,
                   _flat_inputs(x), trains, "snntorch", () if reset == "subtract" else ("--reset", "zero"),
-                  loihi=reset == "zero")
+                  loihi=reset == "zero" and not per_neuron)
 
 
-def snntorch_synaptic(folder: Path, seed: int = 3) -> Export:
-    """Linear -> Synaptic -> Linear -> Synaptic (CubaLIF), integer weights, default reset."""
+def snntorch_synaptic(folder: Path, seed: int = 3, bias: bool = False) -> Export:
+    """Linear -> Synaptic -> Linear -> Synaptic (CubaLIF), integer weights, default reset; with
+    ``bias`` the Linear layers keep PyTorch's default bias (integer-valued here)."""
     import snntorch as snn
 
-    fc1, fc2 = linears(True, seed)
+    fc1, fc2 = linears(True, seed, bias=bias)
     l1 = snn.Synaptic(alpha=torch.full((HIDDEN,), 0.5), beta=torch.full((HIDDEN,), 0.75),
                       threshold=torch.full((HIDDEN,), 3.0), init_hidden=True)
     l2 = snn.Synaptic(alpha=torch.full((N_OUT,), 0.5), beta=torch.full((N_OUT,), 0.5),
@@ -109,8 +122,8 @@ def snntorch_synaptic(folder: Path, seed: int = 3) -> Export:
     x = inputs(seed)
     trains = [t.astype(bool) for t in simulate(x, [fc1, l1, fc2, l2], lambda m, a: m(a))]
     path = _snntorch_write(folder, torch.nn.Sequential(fc1, l1, fc2, l2), x)
-    return Export("snntorch", "Synaptic (CubaLIF) MLP, integer weights", path, _flat_inputs(x), trains, "snntorch",
-                  loihi=False)
+    return Export("snntorch", "Synaptic (CubaLIF) MLP, integer weights" + (" and biases" if bias else ""), path,
+                  _flat_inputs(x), trains, "snntorch", loihi=False)
 
 
 def snntorch_recurrent_file(folder: Path) -> Path:

@@ -135,6 +135,8 @@ LIBRARY_CASES = {
     "snntorch-leaky-int-zero": ("snntorch_leaky", True, "zero"),
     "snntorch-leaky-float-zero": ("snntorch_leaky", False, "zero"),
     "snntorch-synaptic": ("snntorch_synaptic",),
+    "snntorch-synaptic-bias": ("snntorch_synaptic", 3, True),
+    "snntorch-leaky-per-neuron": ("snntorch_leaky", True, "subtract", 2, True),
     "spikingjelly-lif-int": ("spikingjelly_mlp", True, "LIF"),
     "spikingjelly-lif-float": ("spikingjelly_mlp", False, "LIF"),
     "spikingjelly-if-int": ("spikingjelly_mlp", True, "IF"),
@@ -196,6 +198,32 @@ def test_spikingjelly_on_brian2_and_refused_by_lava(tmp_path, brian2_ready, caps
                  "--backend", "lava"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fires at v > threshold" in err[0]
+
+
+@pytest.mark.brian2
+def test_current_bias_on_brian2_refused_by_lava(tmp_path, brian2_ready, capsys):
+    ex = _build("snntorch_synaptic", tmp_path, 3, True)
+    _reproduces(tmp_path, ex, "brian2")
+    _reproduces(tmp_path, ex, "brian2", "fixed", ("--quantize",))
+    capsys.readouterr()
+    np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 5, N_IN), np.uint8))
+    assert main(["run-nir", str(ex.path), "--inputs", str(tmp_path / "in.npz"), "--preset", "snntorch", "--reset", "zero",
+                 "--backend", "lava"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "synaptic current" in err[0]
+
+
+@pytest.mark.brian2
+def test_per_neuron_time_constants_on_brian2_refused_by_lava(tmp_path, brian2_ready, capsys):
+    ex = _build("snntorch_leaky", tmp_path, True, "zero", 2, True)
+    _reproduces(tmp_path, ex, "brian2")
+    _reproduces(tmp_path, ex, "brian2", "fixed", ("--quantize",))
+    capsys.readouterr()
+    np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 5, N_IN), np.uint8))
+    assert main(["run-nir", str(ex.path), "--inputs", str(tmp_path / "in.npz"), "--preset", "snntorch", *ex.options,
+                 "--backend", "lava"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "per-neuron time constants" in err[0]
 
 
 @pytest.mark.parametrize("backend", ["brian2", "lava"])
