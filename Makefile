@@ -4,10 +4,13 @@ PY := .venv/bin/python
 SNE := .venv/bin/sne-deploy
 DEMO := runs/demo
 
-.PHONY: setup lava-env data demo test clean
+.PHONY: setup lava-env sinabs-env data demo test clean
 
 setup:
 	scripts/setup-env.sh main lava
+
+sinabs-env:
+	scripts/setup-env.sh sinabs
 
 lava-env:
 	scripts/setup-env.sh lava
@@ -21,7 +24,7 @@ demo: setup
 	$(SNE) export $(DEMO)/model.pt --target lava --force
 	$(SNE) simulate $(DEMO)/model.lava --budget 0.3 --backend lava --mode fixed
 
-test: setup data
+test: setup data sinabs-env
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 clean:

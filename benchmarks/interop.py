@@ -1,11 +1,12 @@
-"""Interop benchmark: graphs exported by snnTorch, norse and SpikingJelly, run through
+"""Interop benchmark: graphs exported by snnTorch, norse, SpikingJelly and sinabs, run through
 ``sne-deploy run-nir --preset LIB`` on every backend that can run them, compared spike train by
 spike train with the library's own simulation.
 
     .venv/bin/python benchmarks/interop.py                      # writes benchmarks/results/interop.json
     .venv/bin/python benchmarks/interop.py --markdown benchmarks/results/interop.json   # the README table
 
-The networks are those of the CI proof (``tests/library_nets.py``: N = 32 samples, T = 50 steps).
+The networks are those of the CI proof (``tests/library_nets.py``, and ``tests/sinabs_nets.py`` run
+in ``.venv-sinabs``: N = 32 samples, T = 50 steps).
 Per library network, backend and mode: the fraction of (sample, neuron) spike trains identical to
 the library's over all spiking layers, and run-nir's wall time (Brian2's and Lava's include
 building the network; Brian2's first run of a new network shape may include Cython compilation).
@@ -19,6 +20,7 @@ import argparse
 import contextlib
 import io
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +67,28 @@ def run_nir(ex, folder: Path, backend: str, mode: str) -> dict:  # type: ignore[
     return row
 
 
+def _folder(tmp: str, name: str) -> Path:
+    (Path(tmp) / name).mkdir()
+    return Path(tmp) / name
+
+
+def sinabs_exports(folder: Path) -> list:
+    """sinabs' networks (tests/sinabs_nets.py), made in the sinabs environment (.venv-sinabs:
+    sinabs pins nir<=1.0.4); none when that environment is missing (make sinabs-env)."""
+    py = ROOT / ".venv-sinabs" / "bin" / "python"
+    if not py.exists():
+        print("no .venv-sinabs: sinabs rows left out (make sinabs-env)", file=sys.stderr)
+        return []
+    subprocess.run([str(py), str(ROOT / "tests" / "sinabs_nets.py"), str(folder)], check=True, capture_output=True)
+    out = []
+    for f in sorted(folder.glob("*.npz")):
+        kind, weights = f.stem.split("_")
+        with np.load(f) as d:
+            out.append(library_nets.Export("sinabs", f"{kind} MLP (SingleSpike), {'integer' if weights == 'int' else 'float'} weights",
+                                           f.with_suffix(".nir"), d["spikes"], [d["layer0"], d["layer1"]], "sinabs", loihi=False))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--markdown", default=None, metavar="JSON", help="print the README table for a results file and exit")
@@ -75,10 +99,9 @@ def main() -> None:
     rows = []
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        for case in CASES:
-            folder = Path(tmp) / "_".join(map(str, case))
-            folder.mkdir()
-            ex = getattr(library_nets, case[0])(folder, *case[1:])
+        exports = [getattr(library_nets, case[0])(_folder(tmp, "_".join(map(str, case))), *case[1:]) for case in CASES]
+        for ex in exports + sinabs_exports(_folder(tmp, "sinabs")):
+            folder = ex.path.parent
             for backend, mode in RUNS:
                 r = {"library": ex.library, "network": ex.network, "preset": ex.preset, "options": " ".join(ex.options),
                      "backend": backend, "mode": mode, **run_nir(ex, folder, backend, mode)}

@@ -7,6 +7,8 @@
 #   scripts/setup-env.sh lava   # .venv-lava : `sne-deploy setup lava` (Python 3.10, lava-nc 0.10.0,
 #                               #              nir, numpy<2; no torch), the command pip users run
 #   scripts/setup-env.sh data   # Debian's dataset-fashion-mnist, when apt-get can install it
+#   scripts/setup-env.sh sinabs # .venv-sinabs: Python 3.11, torch 2.13.0 CPU, sinabs 3.1.3 (pins nir<=1.0.4),
+#                               #                only for the interop tests' sinabs exports
 #
 # Python 3.10 for the Lava environment is found through $SNE_LAVA_PYTHON, then python3.10 on
 # PATH, then pyenv (any 3.10.x pyenv knows).
@@ -68,12 +70,30 @@ setup_data() {
     fi
 }
 
+setup_sinabs() {
+    # sinabs pins nir<=1.0.4, so it cannot share the main environment; the interop tests run its
+    # exporter here (tests/sinabs_nets.py) and read the files in the main environment
+    local venv=$ROOT/.venv-sinabs stamp
+    stamp=$(stamp_of)
+    if [ -f "$venv/.sne-stamp" ] && [ "$(cat "$venv/.sne-stamp")" = "$stamp" ]; then
+        say "sinabs environment up to date ($venv)"; return 0
+    fi
+    local py; py=$(find_python311) || die "Python 3.11 not found (set SNE_PYTHON=/path/to/python3.11)"
+    say "building the sinabs environment with $py (torch==2.13.0 CPU, sinabs 3.1.3, nir<=1.0.4)"
+    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+    "$venv/bin/pip" install -q -c constraints.txt torch==2.13.0 sinabs==3.1.3
+    "$venv/bin/python" -c 'import sinabs, nir' || die "sinabs environment failed its import check"
+    echo "$stamp" > "$venv/.sne-stamp"
+    say "sinabs environment ready"
+}
+
 [ $# -ge 1 ] || set -- main lava
 for what in "$@"; do
     case "$what" in
         main) setup_main ;;
         lava) setup_lava ;;
         data) setup_data ;;
-        *) die "unknown environment '$what' (main, lava, data)" ;;
+        sinabs) setup_sinabs ;;
+        *) die "unknown environment '$what' (main, lava, data, sinabs)" ;;
     esac
 done

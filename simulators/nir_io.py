@@ -284,12 +284,15 @@ def _linear(name: str, node: Any, shape: Optional[tuple[int, ...]], nir: Any) ->
         weight = np.asarray(node.weight, dtype=np.float64)
         if weight.ndim != 2:
             raise GraphError(f"node '{name}': weight must be 2-D, got shape {weight.shape}")
-        if n_in is not None and weight.shape[1] != n_in:
+        if n_in is not None and weight.shape[1] != n_in and not (shape and shape[-1] == weight.shape[1]):
+            # (a shape whose last axis fits has leading batch or time axes: sinabs writes (T, n), norse (1, n))
             raise GraphError(f"node '{name}': weight takes {weight.shape[1]} inputs, gets {n_in} (shape {shape})")
         bias = np.broadcast_to(np.asarray(getattr(node, "bias", 0.0), dtype=np.float64).ravel(), (weight.shape[0],))
         return _Linear(name, weight, bias.copy(), (weight.shape[0],), dict(node.metadata or {}))
     if shape is None:
         raise GraphError(f"node '{name}': the input shape is unknown (give the Input node a shape)")
+    if len(shape) > 3:  # (batch or time, C, H, W) as some exporters write it: the frame is the last three
+        shape = shape[-3:]
     try:
         if isinstance(node, nir.Conv2d):
             c_in = np.asarray(node.weight).shape[1] * int(node.groups)

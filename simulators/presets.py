@@ -36,8 +36,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("sinabs", 1.0, Dynamics("ge", "subtract", "exp"),
            "sinabs works in steps (dt = 1) with the exact decay alpha = exp(-1 / tau_mem) and, as LIF's default "
            "norm_input=True, an input gain of 1 - alpha; SingleSpike fires at v >= threshold and MembraneSubtract "
-           "takes the threshold off right away (layers with MultiSpike emit several spikes in one step, which a "
-           "0/1 spike train cannot carry)"),
+           "takes the threshold off right away; sinabs' to_nir writes the input shape with its time axis, read as "
+           "leading axes (layers with the default MultiSpike emit several spikes in one step, which a 0/1 spike "
+           "train cannot carry: use SingleSpike)"),
     Preset("spikingjelly", 1e-4, Dynamics("ge", "zero", "euler"),
            "export_to_nir writes tau = tau_steps * dt with dt = 1e-4; LIFNode charges by forward Euler, fires at "
            "v >= v_threshold (Heaviside of x >= 0) and hard-resets to v_reset = 0 (the exporter refuses soft reset)"),

@@ -312,3 +312,42 @@ def test_norse_li_readout_returns_its_membrane_trace(tmp_path, request, backend,
                  "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)["readout"]
     assert summary["argmax_of_max_over_time"] == ex.readout.max(axis=1).argmax(axis=1).tolist()
+
+
+# --- sinabs, in its own environment ------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def sinabs_python():  # type: ignore[no-untyped-def]
+    import os
+    from pathlib import Path
+
+    py = Path(os.environ.get("SNE_SINABS_ENV", Path(__file__).resolve().parent.parent / ".venv-sinabs")) / "bin" / "python"
+    need("the sinabs environment", py.exists(), "run 'make sinabs-env' (sinabs pins nir<=1.0.4: its own venv)")
+    return py
+
+
+@pytest.fixture(scope="session")
+def sinabs_exports(sinabs_python, tmp_path_factory):  # type: ignore[no-untyped-def]
+    import subprocess
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("sinabs")
+    script = Path(__file__).resolve().parent / "sinabs_nets.py"
+    done = subprocess.run([str(sinabs_python), str(script), str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out, done.stdout.split()
+
+
+@pytest.mark.parametrize("backend", ["reference", "brian2"])
+def test_sinabs_exports_run_spike_exact_with_its_preset(tmp_path, request, sinabs_exports, backend):
+    """sinabs' own to_nir files (0-d tau, (T, n) input shapes, written by nir 1.0.4), read by our
+    nir; exponential decay, >= firing and subtraction from --preset sinabs."""
+    if backend != "reference":
+        request.getfixturevalue(f"{backend}_ready")
+    folder, names = sinabs_exports
+    assert sorted(names) == ["IAF_float", "IAF_int", "LIF_float", "LIF_int"]
+    for name in names:
+        with np.load(folder / f"{name}.npz") as f:
+            x, lib = f["spikes"], [f["layer0"], f["layer1"]]
+        ours = _run_nir(tmp_path, folder / f"{name}.nir", x, "sinabs", backend)
+        _assert_identical(lib, ours)
