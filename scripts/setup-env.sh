@@ -33,20 +33,25 @@ find_python311() {
     return 1
 }
 
-setup_main() {
-    local venv=$ROOT/.venv stamp
-    stamp=$(stamp_of)
-    if [ -f "$venv/.sne-stamp" ] && [ "$(cat "$venv/.sne-stamp")" = "$stamp" ]; then
-        say "main environment up to date ($venv)"; return 0
-    fi
+fresh() {  # fresh DIR LABEL: true (and says so) when DIR was built from the current inputs
+    [ -f "$1/.sne-stamp" ] && [ "$(cat "$1/.sne-stamp")" = "$(stamp_of)" ] && say "$2 environment up to date ($1)"
+}
+
+new_venv() {  # new_venv DIR WHAT: a Python 3.11 venv at DIR (an existing one is reused)
     local py; py=$(find_python311) || die "Python 3.11 not found (set SNE_PYTHON=/path/to/python3.11)"
-    say "building main environment with $py (torch==2.13.0 CPU, no CUDA packages)"
-    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+    say "building the $2 environment with $py"
+    [ -x "$1/bin/python" ] || "$py" -m venv "$1"
+}
+
+setup_main() {
+    local venv=$ROOT/.venv
+    fresh "$venv" main && return 0
+    new_venv "$venv" "main (torch==2.13.0 CPU, no CUDA packages)"
     "$venv/bin/pip" install -q -c constraints.txt torch==2.13.0
     "$venv/bin/pip" install -q -c constraints.txt -e ".[test,neurobench]"
     "$venv/bin/python" -c 'import torch, norse, nir, brian2, onnx, simulators, exporters, sne_deploy' \
         || die "main environment failed its import check"
-    echo "$stamp" > "$venv/.sne-stamp"
+    stamp_of > "$venv/.sne-stamp"
     say "main environment ready"
 }
 
@@ -73,17 +78,12 @@ setup_data() {
 setup_sinabs() {
     # sinabs pins nir<=1.0.4, so it cannot share the main environment; the interop tests run its
     # exporter here (tests/sinabs_nets.py) and read the files in the main environment
-    local venv=$ROOT/.venv-sinabs stamp
-    stamp=$(stamp_of)
-    if [ -f "$venv/.sne-stamp" ] && [ "$(cat "$venv/.sne-stamp")" = "$stamp" ]; then
-        say "sinabs environment up to date ($venv)"; return 0
-    fi
-    local py; py=$(find_python311) || die "Python 3.11 not found (set SNE_PYTHON=/path/to/python3.11)"
-    say "building the sinabs environment with $py (torch==2.13.0 CPU, sinabs 3.1.3, nir<=1.0.4)"
-    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+    local venv=$ROOT/.venv-sinabs
+    fresh "$venv" sinabs && return 0
+    new_venv "$venv" "sinabs (torch==2.13.0 CPU, sinabs 3.1.3, nir<=1.0.4)"
     "$venv/bin/pip" install -q -c constraints.txt torch==2.13.0 sinabs==3.1.3
     "$venv/bin/python" -c 'import sinabs, nir' || die "sinabs environment failed its import check"
-    echo "$stamp" > "$venv/.sne-stamp"
+    stamp_of > "$venv/.sne-stamp"
     say "sinabs environment ready"
 }
 
