@@ -161,7 +161,13 @@ def markdown(doc: dict) -> str:
                 lines.append(f"| {g} | {name} | {v['fixed_mean']:.4f} ± {v['fixed_spread'] / 2:.4f} | {v['spikes_mean']:.0f} ± {v['spikes_spread'] / 2:.0f} |")
     lines += ["", "Noise robustness (Gaussian σ on pixels, clipped to [0, 1]):", "", "| σ | teacher | SNE fixed |", "|---|---|---|"]
     lines += [f"| {r['sigma']} | {r['teacher']:.4f} | {r['sne_fixed']:.4f} |" for r in doc["noise"]]
-    lines += ["", f"Run time: {doc['timings']['total_s'] / 60:.1f} min in all ({', '.join(f'{k[:-2]} {v / 60:.1f} min' for k, v in doc['timings'].items() if k != 'total_s')})."]
+    tm = {k: v for k, v in doc["timings"].items() if k != "total_s"}
+    if "ablations_command" in doc:  # the ablations ran on their own, after the main run
+        ab_s = tm.pop("ablations_s")
+        lines += ["", f"Run time: main run {sum(tm.values()) / 60:.1f} min ({', '.join(f'{k[:-2]} {v / 60:.1f} min' for k, v in tm.items())}); "
+                  f"ablations {ab_s / 60:.1f} min, run separately (`{doc['ablations_command']}`)."]
+    else:
+        lines += ["", f"Run time: {doc['timings']['total_s'] / 60:.1f} min in all ({', '.join(f'{k[:-2]} {v / 60:.1f} min' for k, v in tm.items())})."]
     return "\n".join(lines)
 
 

@@ -179,19 +179,26 @@ def plot_noise(rows: list[dict], out_png: str, title: str) -> None:
 
 def plot_ablations(groups: dict[str, dict[str, dict]], out_png: str, title: str) -> None:
     """Per ablation group: mean fixed-point accuracy and spikes per sample side by side; error
-    bars span the seeds' min..max (half the spread either side of the mean)."""
-    fig, axes = _pyplot().subplots(2, len(groups), figsize=(11, 5.5), squeeze=False)
+    bars span the seeds' min..max."""
+    fig, axes = _pyplot().subplots(2, len(groups), figsize=(13, 6.5), squeeze=False)
+
+    def span(g: dict, names: list, key: str) -> list:  # (below, above) the mean: to the seeds' min and max
+        runs = [[r[key] for r in g[k]["runs"]] for k in names]
+        return [[g[k][f"{key}_mean"] - min(r) for k, r in zip(names, runs)],
+                [max(r) - g[k][f"{key}_mean"] for k, r in zip(names, runs)]]
+
     for col, (group, g) in enumerate(groups.items()):
         names = list(g)
         ax = axes[0, col]
-        ax.bar(names, [g[k]["fixed_mean"] for k in names], yerr=[g[k]["fixed_spread"] / 2 for k in names], capsize=4)
+        ax.bar(names, [g[k]["fixed_mean"] for k in names], yerr=span(g, names, "fixed"), capsize=4)
         lo = min(g[k]["fixed_mean"] for k in names)
         ax.set_ylim(max(0.0, lo - 0.05), min(1.0, max(g[k]["fixed_mean"] for k in names) + 0.03))
         ax.set_title(group)
         ax.set_ylabel("fixed-point accuracy")
+        ax.tick_params(axis="x", labelrotation=30)
         ax = axes[1, col]
-        ax.bar(names, [g[k]["spikes_mean"] for k in names], yerr=[g[k]["spikes_spread"] / 2 for k in names], capsize=4,
-               color="C1")
+        ax.bar(names, [g[k]["spikes_mean"] for k in names], yerr=span(g, names, "spikes"), capsize=4, color="C1")
         ax.set_ylabel("spikes / sample")
+        ax.tick_params(axis="x", labelrotation=30)
     fig.suptitle(title + "\n(bars: mean over seeds; error bars: min to max over seeds)", fontsize=10)
     _save(fig, out_png)
