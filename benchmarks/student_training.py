@@ -1,6 +1,6 @@
 """Student training speed: the batched MemberStack against the loop over members it replaced.
 
-    .venv/bin/python benchmarks/student_training.py     # ~3 min; writes benchmarks/results/student_training_T8_h128.json
+    .venv/bin/python benchmarks/student_training.py     # ~3 min; writes benchmarks/results/student_training_T8_h128_K8.json
     .venv/bin/python benchmarks/student_training.py --steps 4 --hidden 64 --group 20   # the Fashion-MNIST defaults
 
 Both train the same K members (and TNA twins) on the same Fashion-MNIST-sized batches (784 inputs,
@@ -97,7 +97,7 @@ def main() -> None:
            "config": vars(a), "seconds_per_batch": runs, "median_seconds_per_batch": per_batch,
            "seconds_per_epoch_50k": epoch, "speedup": per_batch["loop"] / per_batch["stack"]}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"student_training_T{a.steps}_h{a.hidden}.json").write_text(json.dumps(doc, indent=2))
+    (RESULTS / f"student_training_T{a.steps}_h{a.hidden}_K{a.members}.json").write_text(json.dumps(doc, indent=2))
     print(json.dumps({"seconds_per_epoch_50k": epoch, "speedup": doc["speedup"]}, indent=2))
 
 
