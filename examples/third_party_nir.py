@@ -4,7 +4,11 @@
     .venv/bin/python examples/third_party_nir.py --lava   # Lava too (needs .venv-lava)
 
 snnTorch exports ``Leaky(beta)`` as ``nir.LIF(tau = dt/(1-beta), r = tau/dt, v_leak = 0)`` with
-dt = 1e-4 and no dt in the graph; pass the same dt to ``from_nir`` (or ``run-nir --dt``).
+dt = 1e-4 and no dt in the graph; pass the same dt to ``from_nir`` (or ``run-nir --dt``). This
+graph is run with Loihi's reset to zero, so Lava can run it too; a real snnTorch export of
+Leaky layers with the default reset by subtraction runs as snnTorch does with
+``run-nir --preset snntorch`` (``tests/library_nets.py`` builds such exports with snnTorch itself).
+``fixed_point.quantize_network`` picks the fixed-point scales (``run-nir --quantize``).
 """
 from __future__ import annotations
 
@@ -18,8 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import simulators  # noqa: E402
-from simulators.fixed_point import quantize_layer  # noqa: E402
-from simulators.network import Network  # noqa: E402
+from simulators.fixed_point import quantize_network  # noqa: E402
 
 DT, BETA = 1e-4, 0.875
 
@@ -45,7 +48,7 @@ def main() -> None:
         net = simulators.from_nir(path, dt=DT)
     spikes = rng.random((100, 25, 20)) < 0.3
     backends = ["reference", "brian2"] + (["lava"] if a.lava else [])
-    fixed_net = Network(tuple(quantize_layer(layer) for layer in net.layers))
+    fixed_net = quantize_network(net)[0]
     for mode, network in (("float", net), ("fixed", fixed_net)):
         ref = simulators.run(network, spikes, "reference", mode, record=True)
         for backend in backends:
