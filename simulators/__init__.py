@@ -14,14 +14,15 @@ import numpy as np
 
 from .encoding import ENCODING_NAME, encode_regular
 from .errors import GraphError, SneError
-from .fixed_point import fold_ternary, quantize_layer
+from .fixed_point import fold_ternary, quantize_layer, quantize_network
 from .network import Layer, Network, make_layer
+from .neuron import Dynamics
 from .nir_io import from_nir, to_nir
 from .result import Result
 
 BACKENDS = ("reference", "brian2", "lava")
 
-__all__ = ["run", "from_nir", "to_nir", "Network", "Layer", "make_layer", "quantize_layer", "fold_ternary", "Result",
+__all__ = ["run", "from_nir", "Dynamics", "to_nir", "Network", "Layer", "make_layer", "quantize_layer", "quantize_network", "fold_ternary", "Result",
            "GraphError", "SneError", "encode_regular", "ENCODING_NAME", "BACKENDS"]
 
 
