@@ -20,6 +20,11 @@ as ``a << 6``; bias is ``bias_mant << bias_exp`` (not shifted by 6); u wraps at 
 ``v > vth << 6``. Integer weights are what Lava's 8-bit Dense keeps: even values in [-256, 254].
 
 Both forms are delay-free: layer l at step t sees layer l-1's spikes of the same step.
+
+Graphs from other libraries may need conventions Loihi does not have; they are options of the same
+step functions, off by default: :class:`Dynamics` (``>=`` firing, subtracting resets), per-neuron
+``du``/``dv``, and a constant current ``ibias`` on u. The reference and Brian2 run them; Lava's LIF
+cannot, and the Lava backend refuses them.
 """
 from __future__ import annotations
 
