@@ -219,52 +219,49 @@ def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
     """The neuron contract as Brian2 statements: one operation per statement (no FMA contraction);
     fixed point follows Lava's bit-accurate model on float64 variables that hold integers.
     ``dyn`` adds the firing comparison and reset of :class:`simulators.neuron.Dynamics`:
-    ``subtract-next`` marks a spike in ``sprev`` and takes vth off after the next decay."""
-    code = _contract_code(layer, mode)
-    ib = layer.params.ibias if mode == "float" else layer.fixed.params.ibias
-    if ib is not None:  # u's constant input comes right after the synaptic input, as in the neuron step
-        code = code._replace(ibias=np.asarray(ib, dtype=np.float64), update_v="u = u + ibias\n" + code.update_v)
-    if not layer.spiking:  # an LI readout never fires (its fixed-point vth field is unused)
-        code = code._replace(vth=np.full(layer.n_out, np.inf))
-    pending = "v = v - sprev * vth\nsprev = 0\n"  # sprev is 0 or 1: the product is exact
-    if dyn.reset == "subtract-next":
-        code = code._replace(update_v=code.update_v.replace("over = over", pending + "over = over") if mode == "fixed"
-                             else code.update_v + "\n" + pending.rstrip("\n"))
-    return code._replace(threshold="v >= vth" if dyn.firing == "ge" else "v > vth",
-                         reset={"zero": "v = 0", "subtract": "v = v - vth", "subtract-next": "sprev = 1"}[dyn.reset])
-
-
-def _contract_code(layer: Layer, mode: str) -> LayerCode:
+    ``subtract-next`` marks a spike in ``sprev`` and takes vth off after the next decay. A current
+    bias (``ibias``) enters u right after the synaptic input, as in the neuron step."""
     size = layer.n_out
+    ib = layer.params.ibias if mode == "float" else layer.fixed.params.ibias
+    add_ibias = "u = u + ibias\n" if ib is not None else ""
+    pending = "v = v - sprev * vth\nsprev = 0\n" if dyn.reset == "subtract-next" else ""  # sprev is 0 or 1: exact
+    common = dict(threshold="v >= vth" if dyn.firing == "ge" else "v > vth",
+                  reset={"zero": "v = 0", "subtract": "v = v - vth", "subtract-next": "sprev = 1"}[dyn.reset],
+                  ibias=None if ib is None else np.asarray(ib, dtype=np.float64))
     if mode == "fixed":
         f = layer.fixed.params
+        vth = np.asarray(f.vth, dtype=np.float64) * (1 << VTH_SHIFT) * np.ones(size)
         return LayerCode(
-            vth=np.asarray(f.vth, dtype=np.float64) * (1 << VTH_SHIFT) * np.ones(size),
+            vth=vth if layer.spiking else np.full(size, np.inf),  # an LI readout never fires
             bias=np.broadcast_to(effective_bias(f), (size,)).astype(np.float64),
             mu=np.broadcast_to(DECAY_UNITY - (np.asarray(f.du_fx) + 1), (size,)).astype(np.float64),
             mv=np.broadcast_to(DECAY_UNITY - np.asarray(f.dv_fx), (size,)).astype(np.float64),
             decay_u=f"u = sign(u) * floor(abs(u) * mu / {DECAY_UNITY})",
             update_v=(
-                f"v = sign(v) * floor(abs(v) * mv / {DECAY_UNITY})\n"
+                add_ibias
+                + f"v = sign(v) * floor(abs(v) * mv / {DECAY_UNITY})\n"
                 f"wrapped = int(u > {MAX_UV}) + int(u <= -{MAX_UV})\n"  # the overflow counter, as the reference's
                 f"u = u - {2 * MAX_UV} * int(u > {MAX_UV})\n"  # 24-bit wrap of u (after its input)
                 f"u = u + {2 * MAX_UV} * int(u <= -{MAX_UV})\n"
                 "v = v + u\n"
                 "v = v + bias\n"
-                f"over = over + int(wrapped + int(abs(v) > {V_LIMIT}) > 0)\n"
+                + pending  # before saturation, as in the neuron step
+                + f"over = over + int(wrapped + int(abs(v) > {V_LIMIT}) > 0)\n"
                 f"v = clip(v, -{V_LIMIT}, {V_LIMIT})"
             ),
             weight=layer.fixed.weight.astype(np.float64) * (1 << ACT_SHIFT),
+            **common,
         )
     p = layer.params
     return LayerCode(
-        vth=np.broadcast_to(np.asarray(p.vth, dtype=np.float64), (size,)),
+        vth=np.broadcast_to(np.asarray(p.vth, dtype=np.float64), (size,)) if layer.spiking else np.full(size, np.inf),
         bias=np.broadcast_to(np.asarray(p.bias, dtype=np.float64), (size,)),
         mu=np.broadcast_to(1.0 - np.asarray(p.du, dtype=np.float64), (size,)).copy(),
         mv=np.broadcast_to(1.0 - np.asarray(p.dv, dtype=np.float64), (size,)).copy(),
         decay_u="u = u * mu",
-        update_v="v = v * mv\nv = v + u\nv = v + bias",
+        update_v=(add_ibias + "v = v * mv\nv = v + u\nv = v + bias\n" + pending).rstrip("\n"),
         weight=layer.weight,
+        **common,
     )
 
 
@@ -284,28 +281,22 @@ def _synapses(b2: Any, prev: Any, g: Any, wmat: np.ndarray, bsz: int, li: int, c
     return syn
 
 
-def _overflow(counters, n: int) -> list[int]:
-    """Fixed-point neuron-steps per layer where u wrapped or v hit a rail (padding copies excluded)."""
-    out = []
-    for counter, size in counters:
-        o = np.asarray(counter.over[:]).T
-        out.append(int(unbatch_counts(np.rint(o[1:]).astype(np.int64), n, size).sum()))
-    return out
-
-
 def _collect(counters, trains, n: int, bsz: int, steps: int, dt: Any):
-    """Per-sample counts (and spike trains, when recorded) from the monitors."""
-    counts, rasters = [], [] if trains else None
+    """Per-sample counts, spike trains (when recorded) and, per layer, the fixed-point neuron-steps
+    where u wrapped or v hit a rail (padding copies excluded), from the monitors."""
+    counts, rasters, overflow = [], [] if trains else None, []
     for li, (counter, size) in enumerate(counters):
         c = np.asarray(counter.count[:]).T  # (n_batches + 1, bsz*size); row b+1 closes batch b
         counts.append(unbatch_counts(np.rint(c[1:]).astype(np.int64), n, size))
+        o = np.asarray(counter.over[:]).T
+        overflow.append(int(unbatch_counts(np.rint(o[1:]).astype(np.int64), n, size).sum()))
         if trains:
             idx = np.asarray(trains[li].i[:], dtype=np.int64)
             step = np.round(np.asarray(trains[li].t[:] / dt)).astype(np.int64)
             raster = np.zeros((n_batches(n, bsz) * steps + 1, bsz * size), bool)
             raster[step, idx] = True
             rasters.append(unbatch_steps(raster[:-1], n, steps, bsz, size))
-    return counts, rasters
+    return counts, rasters, overflow
 
 
 def _run_runtime(network: Network, spikes: np.ndarray, mode: str, record: bool, target: str,
@@ -321,12 +312,12 @@ def _run_runtime(network: Network, spikes: np.ndarray, mode: str, record: bool, 
     net, counters, trains = built.net, built.counters, built.trains
     t_build = time.perf_counter() - t0
     net.run(table.shape[0] * b2.defaultclock.dt, namespace={})  # no implicit look-up of our locals
-    counts, rasters = _collect(counters, trains, n, bsz, steps, b2.defaultclock.dt)
+    counts, rasters, overflow = _collect(counters, trains, n, bsz, steps, b2.defaultclock.dt)
     readout = _readout(built, n, bsz, steps)
     wall = time.perf_counter() - t0
     details = {"target": target, "batch": bsz, "build_s": t_build, "run_s": wall - t_build, "brian2": b2.__version__}
     if mode == "fixed":
-        details["overflow_neuron_steps"] = _overflow(counters, n)
+        details["overflow_neuron_steps"] = overflow
     return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details, readout)
 
 
@@ -365,9 +356,8 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
             t_build = time.perf_counter() - t0
             device.run(run_args={stim: table}, with_output=False)
             t_binary = device.timers.get("run_binary", float("nan"))
-            counts, rasters = _collect(counters, trains, n, bsz, steps, b2.defaultclock.dt)
+            counts, rasters, overflow = _collect(counters, trains, n, bsz, steps, b2.defaultclock.dt)
             readout = _readout(built, n, bsz, steps)
-            overflow = _overflow(counters, n) if mode == "fixed" else None
             device.delete(code=False, data=False, run_args=True, directory=False)
         finally:
             device.reinit()
@@ -375,6 +365,6 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
     wall = time.perf_counter() - t0
     details = {"target": "cpp_standalone", "batch": bsz, "build_s": t_build, "run_s": wall - t_build,
                "binary_s": t_binary, "project": str(project), "brian2": b2.__version__}
-    if overflow is not None:
+    if mode == "fixed":
         details["overflow_neuron_steps"] = overflow
     return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details, readout)

@@ -62,8 +62,12 @@ def require_loihi_dynamics(network: Network) -> None:
                              "backends; Lava's LIF takes one du and dv per population")
 
 
-def _binary(spikes: np.ndarray) -> np.ndarray:
-    """Lava's Dense here takes binary spikes (num_message_bits = 0, as on chip for spike input)."""
+def _lava_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
+    """What a Lava run checks before starting the worker: the network's neurons are Lava's LIF
+    (:func:`require_loihi_dynamics`), the inputs are valid (:func:`check_inputs`) and binary:
+    Lava's Dense here takes 0/1 spikes (num_message_bits = 0, as on chip for spike input)."""
+    require_loihi_dynamics(network)
+    spikes = check_inputs(network, spikes, mode)
     if spikes.dtype != np.bool_:
         raise GraphError(f"the Lava backend takes 0/1 spikes; these inputs hold event counts up to {int(spikes.max())} "
                          "per step: run them on the reference or brian2 backend")
@@ -74,8 +78,7 @@ def run_lava(network: Network, spikes: np.ndarray, mode: str = "fixed", record: 
              timeout: Optional[float] = None, batch: Optional[int] = None) -> Result:
     """Run on Lava's Loihi-2 simulator; ``batch`` copies side by side per time step (default: sized
     by the worker, see ``lava_worker.batch_size``)."""
-    require_loihi_dynamics(network)
-    spikes = _binary(check_inputs(network, spikes, mode))
+    spikes = _lava_inputs(network, spikes, mode)
     info, trains = _work(network, spikes, mode, "recorded", timeout, batch)
     counts = [t.sum(axis=1) for t in trains]
     wall = info.pop("wall_s")
@@ -100,8 +103,7 @@ def time_lava_variant(network: Network, spikes: np.ndarray, mode: str, variant: 
     """Benchmark helpers: ``raw`` (the same batched run with Lava's plain LIFReset, nothing
     recorded: Lava's own step rate) or ``naive`` (rebuild and run the network once per sample).
     Returns timing only."""
-    require_loihi_dynamics(network)
-    spikes = _binary(check_inputs(network, spikes, mode))
+    spikes = _lava_inputs(network, spikes, mode)
     return _work(network, spikes, mode, variant, timeout, batch)[0]
 
 

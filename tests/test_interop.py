@@ -175,55 +175,39 @@ def test_snntorch_on_the_simulators(tmp_path, request, backend):
         _reproduces(tmp_path, _build("snntorch_leaky", tmp_path, True, "subtract", 1), backend)
 
 
+def _refusal(tmp_path, capsys, graph, *options: str) -> str:  # type: ignore[no-untyped-def]
+    """run-nir on the graph (a few silent inputs): it must exit 2 with exactly one line; that line."""
+    np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 5, N_IN), np.uint8))
+    capsys.readouterr()
+    assert main(["run-nir", str(graph), "--inputs", str(tmp_path / "in.npz"), *options]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    return err[0]
+
+
 def test_snntorch_recurrent_is_refused_in_one_line(tmp_path, capsys):
     try:
         path = _build("snntorch_recurrent_file", tmp_path)
     except Exception as e:  # noqa: BLE001 - the library's own exporter failing is its limit, not ours
         pytest.skip(f"snnTorch cannot export RLeaky here: {type(e).__name__}")
-    np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 5, N_IN), np.uint8))
-    capsys.readouterr()
-    assert main(["run-nir", str(path), "--inputs", str(tmp_path / "in.npz"), "--preset", "snntorch"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "recurrent" in err[0]
+    assert "recurrent" in _refusal(tmp_path, capsys, path, "--preset", "snntorch")
 
 
 @pytest.mark.brian2
-def test_spikingjelly_on_brian2_and_refused_by_lava(tmp_path, brian2_ready, capsys):
-    ex = _build("spikingjelly_mlp", tmp_path, True, "LIF", 5)
+@pytest.mark.parametrize("case, refusal", [
+    (("spikingjelly_mlp", True, "LIF", 5), "fires at v > threshold"),
+    (("snntorch_synaptic", 3, True), "synaptic current"),
+    (("snntorch_leaky", True, "zero", 2, True), "per-neuron time constants"),
+], ids=["ge-firing", "current-bias", "per-neuron"])
+def test_runs_on_brian2_and_is_refused_by_lava(tmp_path, brian2_ready, capsys, case, refusal):
+    """What Lava's LIF cannot run (>= firing, a bias on the current, per-neuron time constants)
+    runs exactly on Brian2, float and fixed point, and Lava refuses it in one line."""
+    name, *args = case
+    ex = _build(name, tmp_path, *args)
     _reproduces(tmp_path, ex, "brian2")
     _reproduces(tmp_path, ex, "brian2", "fixed", ("--quantize",))
-    capsys.readouterr()
-    np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 5, N_IN), np.uint8))
-    assert main(["run-nir", str(ex.path), "--inputs", str(tmp_path / "in.npz"), "--preset", "spikingjelly",
-                 "--backend", "lava"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "fires at v > threshold" in err[0]
-
-
-@pytest.mark.brian2
-def test_current_bias_on_brian2_refused_by_lava(tmp_path, brian2_ready, capsys):
-    ex = _build("snntorch_synaptic", tmp_path, 3, True)
-    _reproduces(tmp_path, ex, "brian2")
-    _reproduces(tmp_path, ex, "brian2", "fixed", ("--quantize",))
-    capsys.readouterr()
-    np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 5, N_IN), np.uint8))
-    assert main(["run-nir", str(ex.path), "--inputs", str(tmp_path / "in.npz"), "--preset", "snntorch", "--reset", "zero",
-                 "--backend", "lava"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "synaptic current" in err[0]
-
-
-@pytest.mark.brian2
-def test_per_neuron_time_constants_on_brian2_refused_by_lava(tmp_path, brian2_ready, capsys):
-    ex = _build("snntorch_leaky", tmp_path, True, "zero", 2, True)
-    _reproduces(tmp_path, ex, "brian2")
-    _reproduces(tmp_path, ex, "brian2", "fixed", ("--quantize",))
-    capsys.readouterr()
-    np.savez(tmp_path / "in.npz", spikes=np.zeros((1, 5, N_IN), np.uint8))
-    assert main(["run-nir", str(ex.path), "--inputs", str(tmp_path / "in.npz"), "--preset", "snntorch", *ex.options,
-                 "--backend", "lava"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "per-neuron time constants" in err[0]
+    options = ex.options if ex.options else (("--reset", "zero") if name == "snntorch_synaptic" else ())
+    assert refusal in _refusal(tmp_path, capsys, ex.path, "--preset", ex.preset, *options, "--backend", "lava")
 
 
 @pytest.mark.parametrize("backend", ["brian2", "lava"])
