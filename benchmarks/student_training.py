@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/student_training.py     # ~3 min; writes benchmarks/results/student_training_T8_h128_K8.json
     .venv/bin/python benchmarks/student_training.py --steps 4 --hidden 64 --group 20   # the Fashion-MNIST defaults
+    python benchmarks/student_training.py --steps 4 --hidden 64 --group 20 --device cuda  # on a GPU: ..._cuda.json
 
 Both train the same K members (and TNA twins) on the same Fashion-MNIST-sized batches (784 inputs,
 128 samples) with the same loss terms (feature MSE, TNA, spike and logit penalties); "loop" is the
@@ -33,7 +34,7 @@ EPOCH_SAMPLES = 50_000
 def loop_step(students, twins, opt, s, targets, cfg) -> None:  # type: ignore[no-untyped-def]
     """The replaced algorithm: a Python loop over members, each with its own forward pass."""
     opt.zero_grad()
-    loss = torch.zeros(())
+    loss = s.new_zeros(())
     for st, tw, tg in zip(students, twins, targets):
         parts = []
         for m in (st, tw):
@@ -64,24 +65,29 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where both algorithms train")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
     cfg = TrainConfig(tna=0.5, spike_reg=0.5, logit_reg=0.1)
     rng = np.random.default_rng(0)
-    batches = [encode((rng.random((128, 784)) * rng.random((128, 1))).astype(np.float32), a.steps) for _ in range(a.batches)]
-    target = torch.from_numpy(rng.standard_normal((a.members, 128, a.group)).astype(np.float32))
+    batches = [encode((rng.random((128, 784)) * rng.random((128, 1))).astype(np.float32), a.steps).to(dev)
+               for _ in range(a.batches)]
+    target = torch.from_numpy(rng.standard_normal((a.members, 128, a.group)).astype(np.float32)).to(dev)
     k, g = a.members, a.group
-    students = [StudentSNN([784, a.hidden, g], a.steps, seed=j) for j in range(k)]
-    twins = [StudentSNN([784, a.hidden, g], a.steps, ternary=False, seed=50 + j) for j in range(k)]
+    students = [StudentSNN([784, a.hidden, g], a.steps, seed=j).to(dev) for j in range(k)]
+    twins = [StudentSNN([784, a.hidden, g], a.steps, ternary=False, seed=50 + j).to(dev) for j in range(k)]
     opt_loop = torch.optim.Adam([p for m in students + twins for p in m.parameters()])
-    stack = MemberStack(784, [a.hidden], [g] * k, a.steps, seed=0)
-    twin = MemberStack(784, [a.hidden], [g] * k, a.steps, ternary=False, seed=50)
+    stack = MemberStack(784, [a.hidden], [g] * k, a.steps, seed=0).to(dev)
+    twin = MemberStack(784, [a.hidden], [g] * k, a.steps, ternary=False, seed=50).to(dev)
     opt_stack = torch.optim.Adam(list(stack.parameters()) + list(twin.parameters()))
 
     def timed(step) -> float:  # type: ignore[no-untyped-def]
         t = time.perf_counter()
         for s in batches:
             step(s)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         return (time.perf_counter() - t) / len(batches)
 
     runs = {"loop": [], "stack": []}
@@ -93,11 +99,11 @@ def main() -> None:
         runs["stack"].append(timed(stack_fn))
     per_batch = {m: statistics.median(v) for m, v in runs.items()}
     epoch = {m: v * EPOCH_SAMPLES / 128 for m, v in per_batch.items()}
-    doc = {"command": "benchmarks/student_training.py", "date": time.strftime("%Y-%m-%d"), "machine": "2 cores, no GPU",
+    doc = {"command": "benchmarks/student_training.py", "date": time.strftime("%Y-%m-%d"), "machine": torch.cuda.get_device_name() if dev.type == "cuda" else "2 cores, no GPU",
            "config": vars(a), "seconds_per_batch": runs, "median_seconds_per_batch": per_batch,
            "seconds_per_epoch_50k": epoch, "speedup": per_batch["loop"] / per_batch["stack"]}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"student_training_T{a.steps}_h{a.hidden}_K{a.members}.json").write_text(json.dumps(doc, indent=2))
+    (RESULTS / f"student_training_T{a.steps}_h{a.hidden}_K{a.members}{'_cuda' if dev.type == 'cuda' else ''}.json").write_text(json.dumps(doc, indent=2))
     print(json.dumps({"seconds_per_epoch_50k": epoch, "speedup": doc["speedup"]}, indent=2))
 
 

@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", type=int, default=None, help="hidden neurons per student (default: per dataset)")
     t.add_argument("--limit-train", type=int, default=None, help="use only the first N training samples")
     t.add_argument("--device", default="auto", metavar="{auto,cpu,cuda}",
-                   help="where the students train (auto: CUDA when torch sees a GPU)")
+                   help="where the teacher and the students train (auto: CUDA when torch sees a GPU)")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's own choice)")
     t.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and shuffling")
     t.add_argument("--out", default="model.pt", help="checkpoint file (a summary .json is written beside it)")

@@ -61,7 +61,7 @@ class TrainConfig:
     population: Optional[int] = None  # output neurons per teacher feature (the head averages them)
     ensemble_ce: Optional[float] = None  # weight of the ensemble's classification term during student training
     member_ce: float = 1.0  # weight of each member's own classification term (teacher head, others at their mean)
-    device: str = "auto"  # where students train: "cpu", "cuda", or "auto" (CUDA when present)
+    device: str = "auto"  # where the teacher and students train: "cpu", "cuda", or "auto" (CUDA when present)
 
     def resolved(self) -> "TrainConfig":
         d = DEFAULTS.get(self.data, DEFAULTS["digits"])

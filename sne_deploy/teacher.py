@@ -121,12 +121,16 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
-def train_teacher(teacher: nn.Module, ds: Dataset, epochs: int, batch: int, seed: int, progress: bool) -> None:
-    """Adam with a cosine learning-rate schedule; image teachers see :func:`augment`ed batches."""
+def train_teacher(teacher: nn.Module, ds: Dataset, epochs: int, batch: int, seed: int, progress: bool,
+                  device: torch.device = torch.device("cpu")) -> None:
+    """Adam with a cosine learning-rate schedule; image teachers see :func:`augment`ed batches.
+    Batches are drawn and augmented on the CPU (the same draws on every device) and trained on
+    ``device``; the teacher comes back on the CPU, where features, export and checkpoints want it."""
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     x, y = torch.from_numpy(ds.train.x), torch.from_numpy(ds.train.y)
     images = x.dim() == 4 and x.shape[-1] > 8  # digits' 8x8 images are too small to shift
+    teacher.to(device)
     opt = torch.optim.Adam(teacher.parameters(), lr=2e-3 if images else 1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
     teacher.train()
@@ -134,10 +138,10 @@ def train_teacher(teacher: nn.Module, ds: Dataset, epochs: int, batch: int, seed
         for b in minibatches(len(y), batch, rng):
             xb = augment(x[b], gen) if images else x[b]
             opt.zero_grad()
-            F.cross_entropy(teacher(xb), y[b]).backward()
+            F.cross_entropy(teacher(xb.to(device)), y[b].to(device)).backward()
             opt.step()
         sched.step()
-    teacher.eval()
+    teacher.cpu().eval()
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ from .data import Dataset, Split, load_dataset
 from .ensemble import Gate, HostHead
 from .evaluate import evaluate
 from .head_gate import finetune_head, gate_targets, head_from_plain, train_gate
-from .model import TrainConfig, TrainedModel, member_counts
+from .model import TrainConfig, TrainedModel, member_counts, resolve_device
 from .partition import partition_features
 from .snn import StudentSNN
 from .students import MemberClassifier, train_students
@@ -87,7 +87,7 @@ def get_teacher(cfg: TrainConfig, ds: Dataset, progress: bool) -> tuple[nn.Modul
     """A built-in teacher trained from scratch on ``ds``, or the user's TorchScript teacher."""
     if cfg.teacher in ("mlp", "cnn"):
         teacher = make_teacher(cfg.teacher, ds.input_shape, cfg.feat_dim, ds.n_classes)
-        train_teacher(teacher, ds, cfg.teacher_epochs, cfg.batch_size, cfg.seed, progress)
+        train_teacher(teacher, ds, cfg.teacher_epochs, cfg.batch_size, cfg.seed, progress, resolve_device(cfg.device))
         kind = cfg.teacher
     else:
         teacher = load_torchscript_teacher(cfg.teacher)

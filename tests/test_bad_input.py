@@ -189,10 +189,18 @@ def test_run_nir_checks_standard_fields_against_exact_metadata(tmp_path, value):
     (["train", "--epochs", "-1"], ["--epochs"]),
     (["train", "--members", "40"], ["--members 40", "32 feature dimensions"]),
     (["train", "--spike-reg", "nan"], ["--spike-reg"]),
+    (["train", "--device", "tpu"], ["--device", "cpu, cuda or auto"]),
 ])
 def test_train_arguments_are_checked_before_any_work(capsys, tmp_path, args, words):
     code, err = run_cli(capsys, *args, "--out", str(tmp_path / "m.pt"))
     one_line(code, err, *words)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="asserts what a machine without CUDA says")
+def test_train_device_cuda_without_a_gpu_is_one_line(capsys, tmp_path):
+    code, err = run_cli(capsys, "train", "--device", "cuda", "--out", str(tmp_path / "m.pt"))
+    one_line(code, err, "--device cuda", "no CUDA device", "--device cpu")
     assert list(tmp_path.iterdir()) == []
 
 
