@@ -5,10 +5,15 @@
 JOB.npz holds the network (``Network.to_arrays``), ``spikes`` (N, T, n_in), ``mode`` and
 optionally ``batch``. All N samples run in one long Lava run:
 
-* **Batches of copies.** B copies of the network sit side by side (block-diagonal Dense weights,
-  one LIF population of B*n neurons), so one Lava time step advances B samples; sample
-  s = b*B + c is copy c during batch b. Lava's cost is mostly per step and per process, so this
-  multiplies throughput; the copies never interact, so every copy is still exact.
+* **Batches of copies.** B copies of the network sit side by side (block-diagonal weights, one
+  LIF population of B*n neurons), so one Lava time step advances B samples; sample s = b*B + c is
+  copy c during batch b. Lava's cost is mostly per step and per process, so this multiplies
+  throughput; the copies never interact, so every copy is still exact.
+* **Dense or Sparse.** A layer whose matrix is mostly zeros (a convolution unrolled, say) runs on
+  Lava's ``Sparse`` process (the same bit-accurate arithmetic and one-step delay as ``Dense``), with
+  its models' column look-up done on a column-compressed copy
+  (:mod:`simulators.lava_procs.column_sparse`): a step costs its synaptic events, not the
+  n_out x n_in entries, and B copies cost B times one copy instead of B^2.
 * **One input, one reset schedule.** The input is one RingBuffer of n_batches*T steps; each layer is
   Dense -> LIFReset with ``reset_interval = T``. Dense delays its output by one step, so layer l
   (0-based) sees input step k at Lava time step k + 2 + l; its ``reset_offset`` is (2 + l) mod T,
@@ -31,18 +36,28 @@ import numpy as np
 
 from simulators.batching import batch_inputs, n_batches
 from simulators.errors import GraphError
+from simulators.linear_maps import SPARSE_BELOW
 from simulators.network import Layer, Network
 
 # Dense keeps a full (B*n_out, B*n_in) matrix per layer and does B^2 times the work per step;
-# this bounds B*B*(weights of the largest layer). Measured on 64-128-10: B = 8 runs 5-6x more
-# samples/s than B = 1.
-_DENSE_BUDGET = 1_000_000
+# this bounds B*B*(weights of the largest dense layer). Measured on 64-128-10: B = 8 runs 5-6x more
+# samples/s than B = 1. Sparse layers hold B*(their synapses).
+_DENSE_BUDGET = 4_000_000
+_SPARSE_BUDGET = 16_000_000
 _MAX_BATCH = 16
 
 
+def is_sparse(weight: np.ndarray) -> bool:
+    """Run this layer on Lava's Sparse process (the same rule as the reference's sparse product)."""
+    return bool(weight.size and np.count_nonzero(weight) < SPARSE_BELOW * weight.size)
+
+
 def batch_size(network: Network, n: int) -> int:
-    largest = max(layer.n_in * layer.n_out for layer in network.layers)
-    return int(max(1, min(n, _MAX_BATCH, int(np.sqrt(_DENSE_BUDGET / largest)))))
+    dense = [l.n_in * l.n_out for l in network.layers if not is_sparse(l.weight)]
+    synapses = sum(int(np.count_nonzero(l.weight)) for l in network.layers if is_sparse(l.weight))
+    bound = min(int(np.sqrt(_DENSE_BUDGET / max(dense))) if dense else _MAX_BATCH,
+                _SPARSE_BUDGET // synapses if synapses else _MAX_BATCH)
+    return int(max(1, min(n, _MAX_BATCH, bound)))
 
 
 def lava_lif_params(layer: Layer, mode: str) -> tuple[np.ndarray, dict]:
@@ -70,6 +85,10 @@ def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path
     from lava.proc.dense.process import Dense
     from lava.proc.io.source import RingBuffer
     from lava.proc.lif.process import LIFReset
+    from lava.proc.sparse.process import Sparse
+    from scipy import sparse
+
+    from simulators.lava_procs.column_sparse import ColumnSparseBitAcc, ColumnSparseFloat
 
     from simulators.lava_procs.recording_lif import RecordingLIFReset
 
@@ -80,6 +99,7 @@ def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path
     total = length + len(network.layers) + 1
     source = RingBuffer(data=batch_inputs(spikes, bsz, total).T.astype(np.int32))
     prev_port = source.s_out
+    sparse_layers = []
     for li, layer in enumerate(network.layers):
         if not layer.spiking:
             raise GraphError(f"layer '{layer.name}': non-spiking (LI) layers are not supported on the Lava backend")
@@ -89,20 +109,26 @@ def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path
                           path=str(out_dir / f"layer{li}.npy")) if record else LIFReset)
         weight, kw = lava_lif_params(layer, mode)
         kw["bias_mant"] = np.tile(kw["bias_mant"], bsz)
-        dense = Dense(weights=np.kron(np.eye(bsz, dtype=weight.dtype), weight), num_message_bits=0)
+        sparse_layers.append(is_sparse(weight))
+        if sparse_layers[-1]:
+            conn = Sparse(weights=sparse.block_diag([sparse.csr_matrix(weight)] * bsz, format="csr"), num_message_bits=0)
+        else:
+            conn = Dense(weights=np.kron(np.eye(bsz, dtype=weight.dtype), weight), num_message_bits=0)
         lif = neuron(shape=(bsz * layer.n_out,), reset_interval=steps, reset_offset=offset, **kw)
-        prev_port.connect(dense.s_in)
-        dense.a_out.connect(lif.a_in)
+        prev_port.connect(conn.s_in)
+        conn.a_out.connect(lif.a_in)
         prev_port = lif.s_out
     t_build = time.perf_counter() - t0
-    cfg = Loihi2SimCfg(select_tag="fixed_pt" if mode == "fixed" else "floating_pt")
+    cfg = Loihi2SimCfg(select_tag="fixed_pt" if mode == "fixed" else "floating_pt",
+                       exception_proc_model_map={Sparse: ColumnSparseBitAcc if mode == "fixed" else ColumnSparseFloat})
     t1 = time.perf_counter()
     try:
         source.run(condition=RunSteps(num_steps=total), run_cfg=cfg)
     finally:
         source.stop()
     t_run = time.perf_counter() - t1
-    return {"build_s": t_build, "run_s": t_run, "lava_steps": total, "steps_per_s": total / t_run, "batch": bsz}
+    return {"build_s": t_build, "run_s": t_run, "lava_steps": total, "steps_per_s": total / t_run, "batch": bsz,
+            "sparse_layers": sparse_layers}
 
 
 def main(argv: list[str]) -> int:

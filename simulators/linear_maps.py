@@ -6,12 +6,20 @@ the C-order flattened output: every synapse the convolution implies, no others. 
 nodes (e.g. ``SumPool2d`` then ``Conv2d``) compose into one matrix, since no neuron sits between
 them. Conventions follow PyTorch (and hence nirtorch): weight (C_out, C_in/groups, kH, kW), zero
 padding, ``padding="same"`` only with stride 1.
+
+The matrix is the one description of a layer's synapses (fixed-point mapping, energy counts and
+every backend read it). A layer made from one ``Conv2d`` also keeps its :class:`ConvGeometry`, so
+that a simulator may *compute* the same product as a convolution (:func:`conv_kernel` reads the
+kernel back out of whichever matrix it runs, float or fixed point, and refuses when the matrix is
+not that convolution): a typical conv layer's matrix is 97 % zeros.
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import GraphError
 
@@ -27,19 +35,51 @@ def _pair(x: Pair, what: str) -> tuple[int, int]:
     return int(a[0]), int(a[1])
 
 
-def conv2d_matrix(weight: np.ndarray, in_shape: Sequence[int], stride: Pair = 1, padding: Union[Pair, str] = 0,
-                  dilation: Pair = 1, groups: int = 1) -> tuple[np.ndarray, tuple[int, int, int]]:
-    """(matrix (C_out*OH*OW, C_in*H*W), output shape (C_out, OH, OW)) of a 2-D convolution."""
-    weight = np.asarray(weight, dtype=np.float64)
-    if weight.ndim != 4:
-        raise GraphError(f"Conv2d weight must be (C_out, C_in/groups, kH, kW), got shape {weight.shape}")
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Where a 2-D convolution's kernel sits on its (C, H, W) input; the kernel values live in the
+    layer's matrix."""
+
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: tuple[int, int, int, int]  # (C_out, C_in/groups, kH, kW)
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+    groups: int
+
+    def taps(self):  # type: ignore[no-untyped-def]
+        """Per kernel tap (ky, kx): the output positions it reaches and the input positions it
+        reads there (flat within one channel's map)."""
+        (_, h, w), (_, oh, ow) = self.in_shape, self.out_shape
+        oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
+        for ky in range(self.kernel[2]):
+            for kx in range(self.kernel[3]):
+                iy = oy * self.stride[0] + ky * self.dilation[0] - self.padding[0]
+                ix = ox * self.stride[1] + kx * self.dilation[1] - self.padding[1]
+                ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+                yield ky, kx, (oy * ow + ox)[ok], (iy * w + ix)[ok]
+
+    def channels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(output channel, input channel) of every kernel row (C_out x C_in/groups, C order)."""
+        c_out, c_in_g = self.kernel[:2]
+        co = np.repeat(np.arange(c_out), c_in_g)
+        ci = (co // (c_out // self.groups)) * c_in_g + np.tile(np.arange(c_in_g), c_out)
+        return co, ci
+
+
+def conv2d_geometry(kernel_shape: Sequence[int], in_shape: Sequence[int], stride: Pair = 1,
+                    padding: Union[Pair, str] = 0, dilation: Pair = 1, groups: int = 1) -> ConvGeometry:
+    """Check a convolution's parameters against its input and work out its output shape."""
+    if len(kernel_shape) != 4:
+        raise GraphError(f"Conv2d weight must be (C_out, C_in/groups, kH, kW), got shape {tuple(kernel_shape)}")
     if len(in_shape) != 3:
         raise GraphError(f"Conv2d needs a (C, H, W) input, got shape {tuple(in_shape)}")
-    c_out, c_in_g, kh, kw = weight.shape
+    c_out, c_in_g, kh, kw = (int(k) for k in kernel_shape)
     c_in, h, w = (int(s) for s in in_shape)
     if groups < 1 or c_in % groups or c_out % groups or c_in // groups != c_in_g:
         raise GraphError(f"Conv2d: {c_in} input channels, {c_out} output channels and groups={groups} "
-                         f"do not fit a weight of shape {weight.shape}")
+                         f"do not fit a weight of shape {tuple(kernel_shape)}")
     sh, sw = _pair(stride, "stride")
     dh, dw = _pair(dilation, "dilation")
     if isinstance(padding, str):
@@ -57,19 +97,68 @@ def conv2d_matrix(weight: np.ndarray, in_shape: Sequence[int], stride: Pair = 1,
     ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     if oh < 1 or ow < 1:
         raise GraphError(f"Conv2d: a {kh}x{kw} kernel does not fit a {h}x{w} input")
-    matrix = np.zeros((c_out * oh * ow, c_in * h * w))
-    oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
-    per_group = c_out // groups
-    for ky in range(kh):
-        for kx in range(kw):
-            iy, ix = oy * sh + ky * dh - ph, ox * sw + kx * dw - pw
-            ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-            out_pos, in_pos = (oy * ow + ox)[ok], (iy * w + ix)[ok]
-            for co in range(c_out):
-                for cig in range(c_in_g):
-                    ci = (co // per_group) * c_in_g + cig
-                    matrix[co * oh * ow + out_pos, ci * h * w + in_pos] += weight[co, cig, ky, kx]
-    return matrix, (c_out, oh, ow)
+    return ConvGeometry((c_in, h, w), (c_out, oh, ow), (c_out, c_in_g, kh, kw), (sh, sw), (ph, pw), (dh, dw), groups)
+
+
+def conv2d_matrix(weight: np.ndarray, in_shape: Sequence[int], stride: Pair = 1, padding: Union[Pair, str] = 0,
+                  dilation: Pair = 1, groups: int = 1) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """(matrix (C_out*OH*OW, C_in*H*W), output shape (C_out, OH, OW)) of a 2-D convolution."""
+    weight = np.asarray(weight, dtype=np.float64)
+    geom = conv2d_geometry(weight.shape, in_shape, stride, padding, dilation, groups)
+    return geometry_matrix(weight, geom), geom.out_shape
+
+
+def geometry_matrix(weight: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """The dense matrix of the convolution ``geom`` with kernel ``weight``."""
+    (c_in, h, w), (c_out, oh, ow) = geom.in_shape, geom.out_shape
+    matrix = np.zeros((c_out * oh * ow, c_in * h * w), dtype=np.asarray(weight).dtype)
+    co, ci = geom.channels()
+    for ky, kx, out_pos, in_pos in geom.taps():
+        rows = (co[:, None] * (oh * ow) + out_pos[None, :]).ravel()
+        cols = (ci[:, None] * (h * w) + in_pos[None, :]).ravel()
+        vals = np.repeat(weight[:, :, ky, kx].ravel(), len(out_pos))
+        np.add.at(matrix, (rows, cols), vals)
+    return matrix
+
+
+def conv_kernel(matrix: np.ndarray, geom: ConvGeometry) -> Optional[np.ndarray]:
+    """The kernel (C_out, C_in/groups, kH, kW) whose convolution ``geom`` is exactly ``matrix``,
+    or None when ``matrix`` is no such convolution (a per-neuron gain scaled its rows, say).
+    A tap that reaches no output position touches no synapse: it is 0."""
+    (c_in, h, w), (c_out, oh, ow) = geom.in_shape, geom.out_shape
+    if matrix.shape != (c_out * oh * ow, c_in * h * w):
+        return None
+    kernel = np.zeros(geom.kernel, dtype=matrix.dtype)
+    co, ci = geom.channels()
+    for ky, kx, out_pos, in_pos in geom.taps():
+        if len(out_pos):
+            kernel[:, :, ky, kx] = matrix[co * (oh * ow) + out_pos[0], ci * (h * w) + in_pos[0]].reshape(geom.kernel[:2])
+    return kernel if np.array_equal(geometry_matrix(kernel, geom), matrix) else None
+
+
+def conv_operator(kernel: np.ndarray, geom: ConvGeometry) -> Callable[[np.ndarray], np.ndarray]:
+    """x (N, C*H*W) -> x @ matrix.T (N, C_out*OH*OW), computed as a convolution: the input
+    windows gathered into columns (im2col) and one matrix product per group with the kernel,
+    so the work is the synapses', not the dense matrix's entries."""
+    (c_in, h, w), (c_out, oh, ow) = geom.in_shape, geom.out_shape
+    _, c_in_g, kh, kw = geom.kernel
+    (sh, sw), (ph, pw), (dh, dw), g = geom.stride, geom.padding, geom.dilation, geom.groups
+    per_group = c_out // g
+    # (groups, C_in/groups * kH * kW, C_out/groups): the kernel as the right-hand matrix of each group
+    right = np.ascontiguousarray(kernel.reshape(g, per_group, c_in_g * kh * kw).transpose(0, 2, 1))
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        xp = np.pad(x.reshape(n, c_in, h, w), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        win = sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
+        win = win[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, ::dh, ::dw]  # (N, C, OH, OW, kH, kW)
+        out = np.empty((n, oh, ow, c_out), dtype=np.result_type(x, kernel))
+        for k in range(g):
+            cols = win[:, k * c_in_g : (k + 1) * c_in_g].transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1)
+            out[..., k * per_group : (k + 1) * per_group] = (cols @ right[k]).reshape(n, oh, ow, per_group)
+        return out.transpose(0, 3, 1, 2).reshape(n, -1)
+
+    return apply
 
 
 def sumpool2d_matrix(in_shape: Sequence[int], kernel_size: Pair, stride: Pair, padding: Pair = 0
@@ -80,3 +169,25 @@ def sumpool2d_matrix(in_shape: Sequence[int], kernel_size: Pair, stride: Pair, p
     c = int(in_shape[0])
     kh, kw = _pair(kernel_size, "kernel_size")
     return conv2d_matrix(np.ones((c, 1, kh, kw)), in_shape, stride, padding, 1, groups=c)
+
+
+SPARSE_BELOW = 0.1  # density under which a compressed sparse product beats BLAS on the dense matrix
+
+
+def synapse_operator(weight: np.ndarray, conv: Optional[ConvGeometry] = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The fastest exact way to compute ``x @ weight.T`` for activity x (N, n_in), chosen once per
+    layer: a convolution when the layer is one (and ``weight`` is still exactly that convolution),
+    a scipy sparse product when the matrix is mostly zeros, else BLAS on the dense matrix. All three
+    add the same products (integers stay exact; float sums may differ in their last bit only in
+    the order of addition, as BLAS's own blocking already does)."""
+    if conv is not None:
+        kernel = conv_kernel(weight, conv)
+        if kernel is not None:
+            return conv_operator(kernel.astype(np.float64), conv)
+    if weight.size and np.count_nonzero(weight) < SPARSE_BELOW * weight.size:
+        import scipy.sparse
+
+        csr = scipy.sparse.csr_matrix(weight.astype(np.float64))
+        return lambda x: (csr @ x.T).T
+    dense_t = np.ascontiguousarray(weight.T, dtype=np.float64)
+    return lambda x: x @ dense_t

@@ -5,9 +5,10 @@ contract of :mod:`simulators.neuron` step by step. The array library is a parame
 (:class:`ArrayLib`), so the numpy reference backend (:data:`NUMPY`) and the PyTorch reference in
 ``sne_deploy`` (which passes torch) are the same code; this module imports no torch.
 
-Synaptic input is one float64 matrix product per layer and step: integer weights times 0/1
-spikes stay far below 2^53, so the product is exact, and it uses BLAS where an int64 product
-would not.
+Synaptic input is one float64 product per layer and step: integer weights times 0/1 spikes (or
+event counts) stay far below 2^53, so the product is exact, and it uses BLAS where an int64
+product would not. On numpy the product is computed the fastest exact way for the layer
+(:func:`simulators.linear_maps.synapse_operator`: a convolution, a sparse or a dense product).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
+from .linear_maps import synapse_operator
 from .network import Network
 from .neuron import LIFFixedParams, LIFParams, LIFState, lif_step_fixed_checked, lif_step_float
 
@@ -30,9 +32,12 @@ class ArrayLib(NamedTuple):
     asarray: Callable[[Any, str], Any]  # (array-like, "float64" | "int64" | "bool") -> array of that dtype
     zeros: Callable[[tuple, str], Any]
     to_numpy: Callable[[Any], np.ndarray]
+    # (layer, weight matrix of the mode) -> the function x -> x @ weight.T; None: a dense product
+    synapses: Optional[Callable[[Any, np.ndarray], Callable[[Any], Any]]] = None
 
 
-NUMPY = ArrayLib("numpy", np, lambda a, d: np.asarray(a, dtype=d), lambda shape, d: np.zeros(shape, dtype=d), np.asarray)
+NUMPY = ArrayLib("numpy", np, lambda a, d: np.asarray(a, dtype=d), lambda shape, d: np.zeros(shape, dtype=d), np.asarray,
+                 lambda layer, w: synapse_operator(w, layer.conv))
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib
     x = lib.asarray(spikes, "float64")
     n, steps, _ = x.shape
     layers, dyn = network.layers, network.dynamics
-    weights = [lib.asarray(np.ascontiguousarray((l.fixed.weight if fixed else l.weight).T), "float64") for l in layers]
+    drives = [_drive(l, l.fixed.weight if fixed else l.weight, lib) for l in layers]
     params = [_params(l, fixed, lib) for l in layers]
     states = [LIFState(lib.zeros((n, l.n_out), state_dtype), lib.zeros((n, l.n_out), state_dtype)) for l in layers]
     counts = [lib.zeros((n, l.n_out), "int64") for l in layers]
@@ -60,7 +65,7 @@ def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib
     for t in range(steps):
         s = x[:, t]
         for i in range(len(layers)):
-            a = s @ weights[i]
+            a = drives[i](s)
             if fixed:
                 states[i], spk, over = lif_step_fixed_checked(states[i], lib.asarray(a, "int64"), params[i], lib.xp, dyn)
                 saturated[i] += int(over.sum())
@@ -75,6 +80,13 @@ def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib
     return LoopOutput([lib.to_numpy(c) for c in counts],
                       [lib.to_numpy(tr) for tr in trains] if trains is not None else None, saturated,
                       lib.to_numpy(readout) if readout is not None else None)
+
+
+def _drive(layer: Any, weight: np.ndarray, lib: ArrayLib) -> Callable[[Any], Any]:
+    if lib.synapses is not None:
+        return lib.synapses(layer, weight)
+    w_t = lib.asarray(np.ascontiguousarray(weight.T), "float64")
+    return lambda s: s @ w_t
 
 
 def _params(layer: Any, fixed: bool, lib: ArrayLib) -> Any:

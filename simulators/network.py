@@ -13,6 +13,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .errors import GraphError
+from .linear_maps import ConvGeometry
 from .neuron import (
     BIAS_EXP_MAX,
     BIAS_MANT_MAX,
@@ -45,6 +46,7 @@ class Layer:
     params: LIFParams  # vth and bias as float64 arrays of shape (n_out,)
     spiking: bool = True  # False: LI readout, never spikes
     fixed: Optional[FixedLayer] = None
+    conv: Optional[ConvGeometry] = None  # made from one Conv2d: simulators may compute ``weight`` as a convolution
 
     @property
     def n_in(self) -> int:
@@ -100,6 +102,10 @@ class Network:
             out[f"l{i}_vth"] = np.asarray(p.vth, dtype=np.float64)
             out[f"l{i}_bias"] = np.asarray(p.bias, dtype=np.float64)
             out[f"l{i}_spiking"] = np.array(layer.spiking)
+            if layer.conv is not None:
+                c = layer.conv
+                out[f"l{i}_conv"] = np.array([*c.in_shape, *c.out_shape, *c.kernel, *c.stride, *c.padding, *c.dilation,
+                                              c.groups], dtype=np.int64)
             if layer.fixed is not None:
                 f = layer.fixed.params
                 out[f"l{i}_wint"] = layer.fixed.weight
@@ -120,6 +126,11 @@ class Network:
                     np.asarray(a[f"l{i}_wint"], dtype=np.int64),
                     LIFFixedParams(du_fx, dv_fx, np.asarray(a[f"l{i}_vth_int"]), np.asarray(a[f"l{i}_bias_mant"]), bias_exp),
                 )
+            conv = None
+            if f"l{i}_conv" in a:
+                c = [int(x) for x in a[f"l{i}_conv"]]
+                conv = ConvGeometry(tuple(c[0:3]), tuple(c[3:6]), tuple(c[6:10]), tuple(c[10:12]), tuple(c[12:14]),
+                                    tuple(c[14:16]), c[16])  # type: ignore[arg-type]
             layers.append(
                 Layer(
                     name=str(a[f"l{i}_name"]),
@@ -127,6 +138,7 @@ class Network:
                     params=LIFParams(du, dv, np.asarray(a[f"l{i}_vth"]), np.asarray(a[f"l{i}_bias"])),
                     spiking=bool(a[f"l{i}_spiking"]),
                     fixed=fixed,
+                    conv=conv,
                 )
             )
         dyn = Dynamics(*(str(x) for x in a["dynamics"])) if "dynamics" in a else LOIHI
@@ -143,6 +155,7 @@ def make_layer(
     spiking: bool = True,
     fixed: Optional[FixedLayer] = None,
     ibias: Any = None,
+    conv: Optional[ConvGeometry] = None,
 ) -> Layer:
     """Build a layer, broadcasting scalar vth/bias to one value per neuron."""
     weight = np.asarray(weight, dtype=np.float64)
@@ -157,7 +170,7 @@ def make_layer(
     if not np.all(np.isfinite(weight)):
         raise GraphError(f"layer '{name}': weights contain NaN or inf")
     ibias_a = None if ibias is None else np.broadcast_to(np.asarray(ibias, dtype=np.float64), (n,)).copy()
-    return Layer(name, weight, LIFParams(du, dv, vth_a, bias_a, ibias_a), spiking, fixed)
+    return Layer(name, weight, LIFParams(du, dv, vth_a, bias_a, ibias_a), spiking, fixed, conv)
 
 
 def _per_neuron(x: Any, n: int, name: str, what: str) -> Any:

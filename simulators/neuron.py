@@ -195,15 +195,17 @@ def lif_step_fixed_checked(state: LIFState, a: Any, p: LIFFixedParams, xp: Any =
     ``dyn`` than Loihi's apply the same comparison and reset to the integer v and ``vth << 6``
     (the pending subtraction of ``subtract-next`` comes before the saturation)."""
     vth = p.vth * (1 << VTH_SHIFT)
-    u_raw = decay_fixed(state.u, p.du_fx + 1, xp) + a * (1 << ACT_SHIFT)
+    drive = a * (1 << ACT_SHIFT)
+    # du = 1 (du_fx + 1 = 4096) keeps nothing of u: decay_fixed would return zeros, so skip it
+    u_raw = drive if np.ndim(p.du_fx) == 0 and p.du_fx + 1 == DECAY_UNITY else decay_fixed(state.u, p.du_fx + 1, xp) + drive
     if p.ibias is not None:
         u_raw = u_raw + p.ibias
     u = wrap_u(u_raw, xp)
     v_raw = _subtract_pending(decay_fixed(state.v, p.dv_fx, xp) + u + effective_bias(p), state, vth, dyn, xp)
-    v = xp.clip(v_raw, -V_LIMIT, V_LIMIT)
-    s = _fires(v - vth, dyn)
-    v = _reset(v, s, vth, dyn, xp)
-    return LIFState(u, v, s if dyn.reset == "subtract-next" else None), s, (u != u_raw) | (v_raw != xp.clip(v_raw, -V_LIMIT, V_LIMIT))
+    v_sat = xp.clip(v_raw, -V_LIMIT, V_LIMIT)
+    s = _fires(v_sat - vth, dyn)
+    v = _reset(v_sat, s, vth, dyn, xp)
+    return LIFState(u, v, s if dyn.reset == "subtract-next" else None), s, (u != u_raw) | (v_raw != v_sat)
 
 
 def _scalar_or_array(x: np.ndarray) -> Any:

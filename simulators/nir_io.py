@@ -38,7 +38,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .linear_maps import conv2d_matrix, sumpool2d_matrix
+from .linear_maps import ConvGeometry, conv2d_geometry, geometry_matrix, sumpool2d_matrix
 from .errors import GraphError
 from .network import FixedLayer, Layer, Network, make_layer
 from .neuron import DECAY_UNITY, LOIHI, Dynamics, LIFFixedParams, snap_decay
@@ -269,6 +269,7 @@ class _Linear:
     bias: np.ndarray  # (n_out,)
     out_shape: tuple[int, ...]
     metadata: dict = field(default_factory=dict)
+    conv: Optional[ConvGeometry] = None  # a single Conv2d node's geometry (composed maps have none)
 
     def then(self, nxt: "_Linear") -> "_Linear":
         return _Linear(f"{self.name}+{nxt.name}", nxt.weight @ self.weight, nxt.weight @ self.bias + nxt.bias,
@@ -300,8 +301,11 @@ def _linear(name: str, node: Any, shape: Optional[tuple[int, ...]], nir: Any) ->
                 shape = (c_in, *(int(s) for s in node.input_shape))
                 if int(np.prod(shape)) != n_in:
                     raise GraphError(f"input of {n_in} values does not fit input_shape {shape}")
-            matrix, out = conv2d_matrix(node.weight, shape, node.stride, node.padding, node.dilation, int(node.groups))
+            kernel = np.asarray(node.weight, dtype=np.float64)
+            geom = conv2d_geometry(kernel.shape, shape, node.stride, node.padding, node.dilation, int(node.groups))
+            matrix, out = geometry_matrix(kernel, geom), geom.out_shape
             bias = np.repeat(np.broadcast_to(np.asarray(node.bias, dtype=np.float64).ravel(), (out[0],)), out[1] * out[2])
+            return _Linear(name, matrix, bias, out, conv=geom)
         else:
             matrix, out = sumpool2d_matrix(shape, node.kernel_size, node.stride, node.padding)
             if isinstance(node, nir.AvgPool2d):
@@ -390,7 +394,8 @@ def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any, dt_from:
             ),
         )
     try:
-        return make_layer(name, weight_eff, du, dv, vth, bias, spiking=spiking, fixed=fixed, ibias=ibias)
+        return make_layer(name, weight_eff, du, dv, vth, bias, spiking=spiking, fixed=fixed, ibias=ibias,
+                          conv=pending.conv)
     except GraphError as e:
         raise GraphError(f"node '{name}': {e}") from None
 

@@ -9,10 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from simulators import GraphError, from_nir, run
-from simulators.linear_maps import conv2d_matrix, sumpool2d_matrix
+from simulators.linear_maps import (conv2d_geometry, conv2d_matrix, conv_kernel, conv_operator, geometry_matrix,
+                                    sumpool2d_matrix, synapse_operator)
+from simulators.loop import NUMPY, run_loop
 from simulators.fixed_point import quantize_layer
 from simulators.network import Network
-from simulators.random_nets import random_spikes
+from simulators.random_nets import random_conv_graph, random_spikes
 
 
 @pytest.mark.parametrize("c_in, c_out, k, stride, padding, dilation, groups", [
@@ -31,6 +33,80 @@ def test_conv2d_matrix_is_torch_conv2d(c_in, c_out, k, stride, padding, dilation
                     dilation=dilation, groups=groups)[0].numpy()
     assert out_shape == want.shape
     np.testing.assert_allclose(matrix @ x.ravel(), want.ravel(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("c_in, c_out, k, stride, padding, dilation, groups", [
+    (1, 4, 3, 1, 1, 1, 1),
+    (2, 3, (3, 2), (2, 1), (0, 1), 1, 1),
+    (4, 4, 3, 1, "same", 2, 2),
+    (3, 6, 2, 2, "valid", 1, 3),
+    (2, 8, 5, 2, 2, 1, 1),
+])
+def test_conv_operator_computes_the_unrolled_matrix_exactly(c_in, c_out, k, stride, padding, dilation, groups):
+    """The im2col convolution adds the same integer products as the dense matrix (fixed point:
+    exact), and the kernel read back out of the matrix is the kernel put in."""
+    rng = np.random.default_rng(3)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    kernel = rng.integers(-3, 4, size=(c_out, c_in // groups, kh, kw)).astype(np.float64)
+    geom = conv2d_geometry(kernel.shape, (c_in, 9, 7), stride, padding, dilation, groups)
+    matrix = geometry_matrix(kernel, geom)
+    np.testing.assert_array_equal(matrix, conv2d_matrix(kernel, (c_in, 9, 7), stride, padding, dilation, groups)[0])
+    np.testing.assert_array_equal(conv_kernel(matrix, geom), kernel)
+    x = rng.integers(0, 3, size=(5, matrix.shape[1])).astype(np.float64)  # spikes or event counts
+    np.testing.assert_array_equal(conv_operator(kernel, geom)(x), x @ matrix.T)
+    np.testing.assert_array_equal(synapse_operator(matrix, geom)(x), x @ matrix.T)
+
+
+def test_a_matrix_that_is_no_longer_the_convolution_is_computed_as_a_matrix():
+    kernel = np.random.default_rng(4).normal(size=(4, 2, 3, 3))
+    geom = conv2d_geometry(kernel.shape, (2, 10, 10), 2, 1)
+    matrix = geometry_matrix(kernel, geom)
+    scaled = matrix * np.linspace(0.5, 2.0, matrix.shape[0])[:, None]  # a per-neuron gain on each row
+    assert conv_kernel(scaled, geom) is None
+    assert conv_kernel(matrix[:, :-1], geom) is None
+    x = (np.random.default_rng(5).random((6, matrix.shape[1])) < 0.3).astype(np.float64)
+    np.testing.assert_allclose(synapse_operator(scaled, geom)(x), x @ scaled.T, rtol=1e-12, atol=1e-12)  # sparse product
+
+
+def test_conv_layers_keep_their_geometry_and_run_as_convolutions_spike_exact():
+    """A NIR conv net: each Conv2d layer carries its geometry (through the worker's array form
+    too); the reference computed with convolutions and sparse products gives exactly the spikes
+    of the dense matrix products, float and fixed point."""
+    from simulators.fixed_point import quantize_network
+
+    net = from_nir(random_conv_graph(in_shape=(2, 14, 14), dense=(20, 5), vth=(2, 3, 3, 4, 3)))
+    assert [l.conv is not None for l in net.layers] == [True, True, True, False, False]
+    assert Network.from_arrays(net.to_arrays()).layers[1].conv == net.layers[1].conv
+    qnet, report = quantize_network(net)
+    assert all(q.exact for q in report)
+    x = random_spikes(6, 30, net.n_in, rate=0.15, seed=2)
+    dense = NUMPY._replace(synapses=None)  # every layer as one dense matrix product
+    for network, mode in ((net, "float"), (qnet, "fixed")):
+        fast, slow = run_loop(network, x, mode, True), run_loop(network, x, mode, True, dense)
+        assert all(int(t.sum()) > 0 for t in fast.trains), f"{mode}: a layer never spiked"
+        for a, b in zip(fast.trains, slow.trains):
+            assert np.array_equal(a, b), mode
+        assert fast.saturated.tolist() == slow.saturated.tolist()
+
+
+@pytest.mark.parametrize("backend", ["brian2", "lava"])
+def test_sparse_conv_net_is_spike_exact_on_the_simulators(request, backend):
+    """Layers that are mostly zeros run on Lava's Sparse process (and as non-zero synapses on
+    Brian2, as always): spike for spike the reference's, float and fixed point."""
+    request.getfixturevalue(f"{backend}_ready")
+    from simulators.fixed_point import quantize_network
+
+    net = from_nir(random_conv_graph(in_shape=(2, 14, 14), dense=(20, 5), vth=(2, 3, 3, 4, 3)))
+    qnet = quantize_network(net)[0]
+    x = random_spikes(5, 20, net.n_in, rate=0.15, seed=3)
+    for network, mode in ((net, "float"), (qnet, "fixed")):
+        ref = run(network, x, "reference", mode, record=True)
+        got = run(network, x, backend, mode, record=True)
+        if backend == "lava":
+            kinds = got.details["sparse_layers"]  # the 14x14 input's first conv is sparse, the 5-output layer dense
+            assert kinds[0] and not kinds[-1], kinds
+        for a, b in zip(ref.trains, got.trains):
+            assert int((a != b).sum()) == 0, f"{mode}: {backend} differs from the reference"
 
 
 @pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1), ((2, 3), (1, 2), 0)])

@@ -1,0 +1,133 @@
+"""Conv-net simulator speed, before and after a change: a typical published event-camera SNN
+(:func:`simulators.random_nets.random_conv_graph`: 2x34x34 input, three strided convolutions and two
+dense layers, about 1 M synapses), T = 300, inputs at 5 % event rate, on every backend.
+
+    .venv/bin/python benchmarks/conv_speed.py --before 0094f00    # ~10 min; writes benchmarks/results/conv_speed.json
+
+"before" is the simulators package of that commit (checked out into a temporary git worktree),
+"after" the working tree; both read the same NIR file, and every case runs in its own process.
+Each timing is the wall time of ``simulators.run`` (Lava: the worker's start and the network's
+build included; Brian2: after a warm-up run that compiles or loads the cached code). The machine
+is shared and noisy: compare the ratios of one run. Every run's output spike counts must equal the
+"after" reference's, before and after alike (spike-exact across versions and backends).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+T, RATE = 300, 0.05
+CASES = {  # case -> samples
+    "reference:float": 32, "reference:fixed": 32,
+    "brian2:float": 32, "brian2:fixed": 32,
+    "lava:fixed": 16, "lava:float": 16,
+}
+
+
+def run_case(case: str, graph: str) -> dict:
+    """One case with whichever ``simulators`` package is first on the path."""
+    import numpy as np
+
+    import simulators
+    from simulators import from_nir, run
+    from simulators.fixed_point import quantize_network
+    from simulators.random_nets import random_spikes
+
+    backend, mode = case.split(":")
+    net = from_nir(graph)
+    if mode == "fixed":
+        net = quantize_network(net)[0]
+    x = random_spikes(CASES[case], T, net.n_in, rate=RATE, seed=0)
+    if backend == "brian2":
+        run(net, x[:2], backend, mode, target="cython")  # compiles, or loads the cache
+    t0 = time.perf_counter()
+    res = run(net, x, backend, mode, **({"target": "cython"} if backend == "brian2" else {}))
+    wall = time.perf_counter() - t0
+    counts = np.concatenate([np.asarray(c, dtype=np.int64).ravel() for c in res.layer_counts])  # every layer's
+    return {"case": case, "samples": len(x), "wall_s": wall, "samples_per_s": len(x) / wall,
+            "batch": res.details.get("batch"), "sparse_layers": res.details.get("sparse_layers"),
+            "counts_sha": hashlib.sha256(counts.tobytes()).hexdigest()[:16],
+            "spikes_per_sample": float(counts.sum() / len(x)),
+            "package": str(Path(simulators.__file__).parent)}
+
+
+def _run_in(root: Path, case: str, graph: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(root), "SNE_LAVA_ENV": os.environ.get("SNE_LAVA_ENV", str(ROOT / ".venv-lava"))}
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks/conv_speed.py"), "--case", case, "--graph", graph],
+                       capture_output=True, text=True, cwd=root, env=env)
+    if r.returncode != 0:
+        raise SystemExit(f"case {case} in {root} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--before", default=None, help="commit whose simulators are the baseline")
+    ap.add_argument("--case", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--graph", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--only", default=None, help="comma-separated cases (default: all)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/conv_speed.json"))
+    a = ap.parse_args()
+    if a.case:
+        print(json.dumps(run_case(a.case, a.graph)))
+        return
+    sys.path.insert(0, str(ROOT))
+    import nir
+    from tqdm import tqdm
+
+    from simulators.random_nets import random_conv_graph
+    from simulators import from_nir
+
+    cases = a.only.split(",") if a.only else list(CASES)
+    with tempfile.TemporaryDirectory() as tmp:
+        graph = str(Path(tmp) / "conv.nir")
+        nir.write(graph, random_conv_graph())
+        net = from_nir(graph)
+        shape = {"layers": [[l.n_in, l.n_out] for l in net.layers],
+                 "synapses": int(sum(int((l.weight != 0).sum()) for l in net.layers)),
+                 "dense_entries": int(sum(l.weight.size for l in net.layers))}
+        roots = {"after": ROOT}
+        if a.before:
+            roots["before"] = Path(tmp) / "before"
+            subprocess.run(["git", "worktree", "add", "--detach", "-q", str(roots["before"]), a.before], cwd=ROOT, check=True)
+        try:
+            rows = []
+            for case in tqdm(cases, desc="cases", disable=not sys.stderr.isatty()):
+                for label, root in roots.items():
+                    rows.append({"version": label, **_run_in(root, case, graph)})
+                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        finally:
+            if a.before:
+                subprocess.run(["git", "worktree", "remove", "--force", str(roots["before"])], cwd=ROOT, check=False)
+    ref = {r["case"].split(":")[1]: r["counts_sha"] for r in rows if r["version"] == "after" and r["case"].startswith("reference")}
+    exact = all(r["counts_sha"] == ref[r["case"].split(":")[1]] for r in rows if r["case"].split(":")[1] in ref)
+    by = {(r["version"], r["case"]): r for r in rows}
+    speedups = {c: by[("after", c)]["samples_per_s"] / by[("before", c)]["samples_per_s"]
+                for c in cases if ("before", c) in by}
+    doc = {"command": "benchmarks/conv_speed.py" + (f" --before {a.before}" if a.before else ""),
+           "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+           "network": shape, "T": T, "input_rate": RATE, "rows": rows, "speedup": speedups,
+           "all_counts_identical_to_the_reference": exact}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(doc, indent=2))
+    print("| case | samples | before samples/s | after samples/s | speed-up |\n|---|---|---|---|---|")
+    for c in cases:
+        b, f = by.get(("before", c)), by[("after", c)]
+        print(f"| {c} | {f['samples']} | {b['samples_per_s']:.2f} | {f['samples_per_s']:.2f} | {speedups[c]:.1f}x |"
+              if b else f"| {c} | {f['samples']} | - | {f['samples_per_s']:.2f} | - |")
+    print(f"spike counts identical everywhere: {exact}")
+    if not exact:
+        raise SystemExit("a run's spike counts differ from the reference's")
+
+
+if __name__ == "__main__":
+    main()
