@@ -36,7 +36,9 @@ from tests import library_nets  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CASES = [("snntorch_leaky", True, "subtract"), ("snntorch_leaky", False, "subtract"), ("snntorch_leaky", True, "zero"),
-         ("snntorch_leaky", True, "subtract", 2, True), ("snntorch_synaptic",), ("snntorch_synaptic", 3, True), ("norse_lifbox", True), ("norse_lifbox", False), ("norse_li_readout",),
+         ("snntorch_leaky", True, "subtract", 2, True), ("snntorch_synaptic",), ("snntorch_synaptic", 3, True),
+         ("snntorch_recurrent", True, "RLeaky"), ("snntorch_recurrent", False, "RLeaky"), ("snntorch_recurrent", True, "RSynaptic"),
+         ("norse_lifbox", True), ("norse_lifbox", False), ("norse_li_readout",),
          ("spikingjelly_mlp", True, "LIF"), ("spikingjelly_mlp", False, "LIF"), ("spikingjelly_mlp", True, "IF"),
          ("spikingjelly_conv",)]
 RUNS = [("reference", "float"), ("brian2", "float"), ("brian2", "fixed"), ("lava", "float"), ("lava", "fixed")]

@@ -148,6 +148,7 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
                over : 1
                wrapped : 1
                sprev : 1
+               fresh : 1
                vth : 1 (constant)
                bias : 1 (constant)
                ibias : 1 (constant)
@@ -162,16 +163,19 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
             g.ibias = np.tile(code.ibias, bsz)
         g.mu, g.mv = np.tile(code.mu, bsz), np.tile(code.mv, bsz)
         g.run_regularly(code.decay_u, when="synapses", order=10 * li + 0, name=f"sne_layer{li}_decay")
-        g.run_regularly(code.update_v, when="synapses", order=10 * li + 2, name=f"sne_layer{li}_update")
+        g.run_regularly(code.update_v + ("\nfresh = 0" if code.recurrent is not None else ""), when="synapses",
+                        order=10 * li + 3, name=f"sne_layer{li}_update")
         # counters are read at "start" (order li) before this zeroing (order 100 + li)
-        g.run_regularly("u = 0\nv = 0\nsprev = 0\ncount = 0\nover = 0", dt=steps * dt, when="start", order=100 + li,
-                        name=f"sne_layer{li}_zero")
-        g.thresholder["spike"].when, g.thresholder["spike"].order = "synapses", 10 * li + 3
+        g.run_regularly("u = 0\nv = 0\nsprev = 0\ncount = 0\nover = 0\nfresh = 1", dt=steps * dt, when="start",
+                        order=100 + li, name=f"sne_layer{li}_zero")
+        g.thresholder["spike"].when, g.thresholder["spike"].order = "synapses", 10 * li + 4
         counts = li == 0 and table.dtype != np.bool_
         syn = _synapses(b2, prev, g, code.weight, bsz, li, stim if counts else None)
         counter = b2.StateMonitor(g, ["count", "over"], record=True, dt=steps * dt, when="start", order=li,
                                   name=f"sne_count{li}")
         objects += [g, syn, counter]
+        if code.recurrent is not None:
+            objects.append(_recurrent_synapses(b2, g, code.recurrent, bsz, li))
         counters.append((counter, size))
         if record:
             mon = b2.SpikeMonitor(g, name=f"sne_spikes{li}")
@@ -213,6 +217,7 @@ class LayerCode(NamedTuple):
     threshold: str = "v > vth"  # Brian2's threshold condition
     reset: str = "v = 0"  # Brian2's reset statements
     ibias: Optional[np.ndarray] = None  # (n_out,) constant current into u, after the synaptic input
+    recurrent: Optional[np.ndarray] = None  # (n_out, n_out) added to u per spike of the layer's last step
 
 
 def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
@@ -250,6 +255,7 @@ def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
                 f"v = clip(v, -{V_LIMIT}, {V_LIMIT})"
             ),
             weight=layer.fixed.weight.astype(np.float64) * (1 << ACT_SHIFT),
+            recurrent=None if layer.fixed.recurrent is None else layer.fixed.recurrent.astype(np.float64) * (1 << ACT_SHIFT),
             **common,
         )
     p = layer.params
@@ -261,6 +267,7 @@ def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
         decay_u="u = u * mu",
         update_v=(add_ibias + "v = v * mv\nv = v + u\nv = v + bias\n" + pending).rstrip("\n"),
         weight=layer.weight,
+        recurrent=layer.recurrent,
         **common,
     )
 
@@ -278,6 +285,21 @@ def _synapses(b2: Any, prev: Any, g: Any, wmat: np.ndarray, bsz: int, li: int, c
     syn.connect(i=np.tile(pre, bsz) + copies * n_in, j=np.tile(post, bsz) + copies * size)
     syn.w = np.tile(wmat[post, pre], bsz)
     syn.pre.when, syn.pre.order = "synapses", 10 * li + 1
+    return syn
+
+
+def _recurrent_synapses(b2: Any, g: Any, wmat: np.ndarray, bsz: int, li: int) -> Any:
+    """A layer's synapses onto itself, after its input synapses and before its update (order
+    10*l + 2): they see the spikes of the layer's last threshold, the previous step. At a
+    sample's first step those belong to the previous sample of the copy, so ``fresh`` (1 from the
+    batch's zeroing until the update) holds them back; w * 1 and w * 0 are exact."""
+    size = wmat.shape[0]
+    post, pre = np.nonzero(wmat)
+    syn = b2.Synapses(g, g, "w : 1 (constant)", on_pre="u_post += w * (1 - fresh_post)", name=f"sne_rec{li}")
+    copies = np.repeat(np.arange(bsz), len(pre))
+    syn.connect(i=np.tile(pre, bsz) + copies * size, j=np.tile(post, bsz) + copies * size)
+    syn.w = np.tile(wmat[post, pre], bsz)
+    syn.pre.when, syn.pre.order = "synapses", 10 * li + 2
     return syn
 
 
@@ -324,7 +346,7 @@ def _run_runtime(network: Network, spikes: np.ndarray, mode: str, record: bool, 
 def _project_dir(network: Network, mode: str, bsz: int, steps: int, record: bool) -> Path:
     """One C++ project per network shape. Weights and inputs are data files; a new synapse count
     changes a few generated files, which make recompiles alone."""
-    shape = [(l.n_in, l.n_out) for l in network.layers]
+    shape = [(l.n_in, l.n_out, l.recurrent is not None) for l in network.layers]
     key = hashlib.sha256(repr((shape, mode, bsz, steps, record)).encode()).hexdigest()[:16]
     return cache_dir() / "standalone" / key
 

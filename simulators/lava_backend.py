@@ -79,12 +79,29 @@ def run_lava(network: Network, spikes: np.ndarray, mode: str = "fixed", record: 
     """Run on Lava's Loihi-2 simulator; ``batch`` copies side by side per time step (default: sized
     by the worker, see ``lava_worker.batch_size``)."""
     spikes = _lava_inputs(network, spikes, mode)
-    info, trains = _work(network, spikes, mode, "recorded", timeout, batch)
+    info, trains = _work_in_runs(network, spikes, mode, timeout, batch)
     counts = [t.sum(axis=1) for t in trains]
     wall = info.pop("wall_s")
     if mode == "fixed":
         info.update(_overflow(network, spikes))
     return make_result(network, "lava", mode, spikes, counts, wall, trains if record else None, info)
+
+
+def _work_in_runs(network: Network, spikes: np.ndarray, mode: str, timeout: Optional[float],
+                  batch: Optional[int]) -> tuple[dict, list[np.ndarray]]:
+    """One worker run, or for a recurrent network one run per :func:`lava_worker.recurrent_batch`
+    samples (each runs them side by side in one batch; see there why)."""
+    from .lava_worker import recurrent_batch
+
+    size = recurrent_batch(network, len(spikes)) if network.is_recurrent else len(spikes)
+    if size >= len(spikes):
+        return _work(network, spikes, mode, "recorded", timeout, batch)
+    parts = [_work(network, spikes[i : i + size], mode, "recorded", timeout, None) for i in range(0, len(spikes), size)]
+    info = dict(parts[0][0], runs=len(parts))
+    for key in ("build_s", "run_s", "wall_s", "worker_overhead_s", "lava_steps"):
+        info[key] = sum(p[0][key] for p in parts)
+    info["steps_per_s"] = info["lava_steps"] / info["run_s"]
+    return info, [np.concatenate([p[1][li] for p in parts]) for li in range(len(network.layers))]
 
 
 def _overflow(network: Network, spikes: np.ndarray) -> dict:

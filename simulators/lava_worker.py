@@ -53,11 +53,39 @@ def is_sparse(weight: np.ndarray) -> bool:
 
 
 def batch_size(network: Network, n: int) -> int:
+    if network.is_recurrent:
+        return recurrent_batch(network, n)
     dense = [l.n_in * l.n_out for l in network.layers if not is_sparse(l.weight)]
     synapses = sum(int(np.count_nonzero(l.weight)) for l in network.layers if is_sparse(l.weight))
     bound = min(int(np.sqrt(_DENSE_BUDGET / max(dense))) if dense else _MAX_BATCH,
                 _SPARSE_BUDGET // synapses if synapses else _MAX_BATCH)
     return int(max(1, min(n, _MAX_BATCH, bound)))
+
+
+_RECURRENT_MAX_BATCH = 256
+
+
+def recurrent_batch(network: Network, n: int) -> int:
+    """A recurrent network runs all its samples side by side in one batch (a layer's last spikes of
+    one sample would otherwise reach the next sample of its copy through the one-step-late
+    recurrent synapses); :func:`simulators.lava_backend.run_lava` splits larger N into runs of this size."""
+    synapses = sum(int(np.count_nonzero(l.weight)) + int(np.count_nonzero(l.recurrent if l.recurrent is not None else 0))
+                   for l in network.layers)
+    return int(max(1, min(n, _RECURRENT_MAX_BATCH, _SPARSE_BUDGET // max(synapses, 1))))
+
+
+def check_recurrent_start(network: Network, mode: str) -> None:
+    """Layer l starts its first sample at Lava step 2 + l; before that it runs with no input. A
+    recurrent layer that fires then would feed those spikes into its first real step, so such
+    a network is refused (it needs a bias that reaches threshold without input)."""
+    from simulators.loop import run_loop
+
+    quiet = np.zeros((1, len(network.layers) + 1, network.n_in), dtype=bool)
+    counts = run_loop(network, quiet, mode).counts
+    for layer, c in zip(network.layers, counts):
+        if layer.recurrent is not None and c.any():
+            raise GraphError(f"layer '{layer.name}' is recurrent and fires without input (its bias reaches threshold): "
+                             "on Lava those spikes would reach its first step; run it on the reference or Brian2")
 
 
 def lava_lif_params(layer: Layer, mode: str) -> tuple[np.ndarray, dict]:
@@ -95,6 +123,10 @@ def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path
     t0 = time.perf_counter()
     n, steps, _ = spikes.shape
     bsz = batch or batch_size(network, n)
+    if network.is_recurrent:
+        if bsz < n:
+            raise GraphError(f"a recurrent network runs all {n} samples in one batch here, got batch {bsz}")
+        check_recurrent_start(network, mode)
     length = n_batches(n, bsz) * steps
     total = length + len(network.layers) + 1
     source = RingBuffer(data=batch_inputs(spikes, bsz, total).T.astype(np.int32))
@@ -109,14 +141,17 @@ def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path
                           path=str(out_dir / f"layer{li}.npy")) if record else LIFReset)
         weight, kw = lava_lif_params(layer, mode)
         kw["bias_mant"] = np.tile(kw["bias_mant"], bsz)
-        sparse_layers.append(is_sparse(weight))
-        if sparse_layers[-1]:
-            conn = Sparse(weights=sparse.block_diag([sparse.csr_matrix(weight)] * bsz, format="csr"), num_message_bits=0)
-        else:
-            conn = Dense(weights=np.kron(np.eye(bsz, dtype=weight.dtype), weight), num_message_bits=0)
+        # a recurrent network's many copies: block-diagonal matrices are mostly zeros
+        sparse_layers.append(is_sparse(weight) or (network.is_recurrent and bsz > 1))
+        conn = _connection(weight, bsz, sparse_layers[-1], Dense, Sparse, sparse)
         lif = neuron(shape=(bsz * layer.n_out,), reset_interval=steps, reset_offset=offset, **kw)
         prev_port.connect(conn.s_in)
         conn.a_out.connect(lif.a_in)
+        rec = layer.recurrent_weight(mode)
+        if rec is not None:  # the layer's spikes, one step late (Lava's synapses always are), into itself
+            rec_conn = _connection(rec.astype(weight.dtype), bsz, bsz > 1 or is_sparse(rec), Dense, Sparse, sparse)
+            lif.s_out.connect(rec_conn.s_in)
+            rec_conn.a_out.connect(lif.a_in)
         prev_port = lif.s_out
     t_build = time.perf_counter() - t0
     cfg = Loihi2SimCfg(select_tag="fixed_pt" if mode == "fixed" else "floating_pt",
@@ -129,6 +164,13 @@ def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path
     t_run = time.perf_counter() - t1
     return {"build_s": t_build, "run_s": t_run, "lava_steps": total, "steps_per_s": total / t_run, "batch": bsz,
             "sparse_layers": sparse_layers}
+
+
+def _connection(weight: np.ndarray, bsz: int, use_sparse: bool, Dense, Sparse, sparse):  # type: ignore[no-untyped-def]
+    """Lava's Sparse or Dense process holding ``bsz`` block-diagonal copies of ``weight``."""
+    if use_sparse:
+        return Sparse(weights=sparse.block_diag([sparse.csr_matrix(weight)] * bsz, format="csr"), num_message_bits=0)
+    return Dense(weights=np.kron(np.eye(bsz, dtype=weight.dtype), weight), num_message_bits=0)
 
 
 def main(argv: list[str]) -> int:

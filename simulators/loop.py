@@ -1,7 +1,8 @@
 """The simulation loop, written once: a chain of LIF layers run over N samples at once.
 
 It is delay-free (layer l at step t sees layer l-1's spikes of step t) and runs the neuron
-contract of :mod:`simulators.neuron` step by step. The array library is a parameter
+contract of :mod:`simulators.neuron` step by step. A recurrent layer also sees its own spikes of
+step t-1 through its recurrent synapses (none before the first step of a sample). The array library is a parameter
 (:class:`ArrayLib`), so the numpy reference backend (:data:`NUMPY`) and the PyTorch reference in
 ``sne_deploy`` (which passes torch) are the same code; this module imports no torch.
 
@@ -37,7 +38,7 @@ class ArrayLib(NamedTuple):
 
 
 NUMPY = ArrayLib("numpy", np, lambda a, d: np.asarray(a, dtype=d), lambda shape, d: np.zeros(shape, dtype=d), np.asarray,
-                 lambda layer, w: synapse_operator(w, layer.conv))
+                 lambda layer, w: synapse_operator(w, None if layer is None else layer.conv))
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib
     n, steps, _ = x.shape
     layers, dyn = network.layers, network.dynamics
     drives = [_drive(l, l.fixed.weight if fixed else l.weight, lib) for l in layers]
+    mode_rec = [l.recurrent_weight(mode) for l in layers]
+    rec_drives = [None if w is None else _drive(None, w, lib) for w in mode_rec]
+    last = [None if w is None else lib.zeros((n, l.n_out), "float64") for w, l in zip(mode_rec, layers)]
     params = [_params(l, fixed, lib) for l in layers]
     states = [LIFState(lib.zeros((n, l.n_out), state_dtype), lib.zeros((n, l.n_out), state_dtype)) for l in layers]
     counts = [lib.zeros((n, l.n_out), "int64") for l in layers]
@@ -66,6 +70,8 @@ def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib
         s = x[:, t]
         for i in range(len(layers)):
             a = drives[i](s)
+            if rec_drives[i] is not None:
+                a = a + rec_drives[i](last[i])
             if fixed:
                 states[i], spk, over = lif_step_fixed_checked(states[i], lib.asarray(a, "int64"), params[i], lib.xp, dyn)
                 saturated[i] += int(over.sum())
@@ -75,6 +81,8 @@ def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib
             if trains is not None:
                 trains[i][:, t] = spk
             s = lib.asarray(spk, "float64")
+            if last[i] is not None:
+                last[i] = s
         if readout is not None:
             readout[:, t] = states[-1].v
     return LoopOutput([lib.to_numpy(c) for c in counts],
@@ -83,6 +91,7 @@ def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib
 
 
 def _drive(layer: Any, weight: np.ndarray, lib: ArrayLib) -> Callable[[Any], Any]:
+    """x -> x @ weight.T for one layer's synapses (``layer`` None: its recurrent ones)."""
     if lib.synapses is not None:
         return lib.synapses(layer, weight)
     w_t = lib.asarray(np.ascontiguousarray(weight.T), "float64")

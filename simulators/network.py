@@ -1,4 +1,5 @@
-"""The network the backends run: a feed-forward chain of LIF layers, as plain frozen data.
+"""The network the backends run: a chain of LIF layers, as plain frozen data. A layer may also
+feed its own spikes back to itself (``recurrent``: step t's input includes W_rec @ s[t-1]).
 
 Every backend consumes a :class:`Network`; :func:`simulators.nir_io.from_nir` builds one from a NIR graph.
 A layer always carries its float-form parameters (:class:`simulators.neuron.LIFParams`) and, when
@@ -35,6 +36,7 @@ class FixedLayer:
 
     weight: np.ndarray  # (n_out, n_in) int64
     params: LIFFixedParams
+    recurrent: Optional[np.ndarray] = None  # (n_out, n_out) int64, same scale as ``weight``
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class Layer:
     spiking: bool = True  # False: LI readout, never spikes
     fixed: Optional[FixedLayer] = None
     conv: Optional[ConvGeometry] = None  # made from one Conv2d: simulators may compute ``weight`` as a convolution
+    # (n_out, n_out) float64: the layer's own spikes of the previous step feed back through these synapses
+    recurrent: Optional[np.ndarray] = None
 
     @property
     def n_in(self) -> int:
@@ -60,6 +64,17 @@ class Layer:
         """Non-zero synapses leaving each input neuron: one synaptic event per spike and synapse."""
         w = self.fixed.weight if (mode == "fixed" and self.fixed is not None) else self.weight
         return np.count_nonzero(w, axis=0).astype(np.int64)
+
+    def recurrent_weight(self, mode: str) -> Optional[np.ndarray]:
+        """The recurrent synapses in ``mode``'s form (None for a feed-forward layer)."""
+        if self.recurrent is None:
+            return None
+        return self.fixed.recurrent if (mode == "fixed" and self.fixed is not None) else self.recurrent
+
+    def recurrent_fan_out(self, mode: str) -> Optional[np.ndarray]:
+        """Non-zero recurrent synapses leaving each neuron of this layer (None: feed-forward)."""
+        w = self.recurrent_weight(mode)
+        return None if w is None else np.count_nonzero(w, axis=0).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,10 @@ class Network:
     @property
     def n_out(self) -> int:
         return self.layers[-1].n_out
+
+    @property
+    def is_recurrent(self) -> bool:
+        return any(layer.recurrent is not None for layer in self.layers)
 
     @property
     def sizes(self) -> list[int]:
@@ -102,6 +121,10 @@ class Network:
             out[f"l{i}_vth"] = np.asarray(p.vth, dtype=np.float64)
             out[f"l{i}_bias"] = np.asarray(p.bias, dtype=np.float64)
             out[f"l{i}_spiking"] = np.array(layer.spiking)
+            if layer.recurrent is not None:
+                out[f"l{i}_rec"] = layer.recurrent
+            if layer.fixed is not None and layer.fixed.recurrent is not None:
+                out[f"l{i}_rec_int"] = layer.fixed.recurrent
             if layer.conv is not None:
                 c = layer.conv
                 out[f"l{i}_conv"] = np.array([*c.in_shape, *c.out_shape, *c.kernel, *c.stride, *c.padding, *c.dilation,
@@ -125,6 +148,7 @@ class Network:
                 fixed = FixedLayer(
                     np.asarray(a[f"l{i}_wint"], dtype=np.int64),
                     LIFFixedParams(du_fx, dv_fx, np.asarray(a[f"l{i}_vth_int"]), np.asarray(a[f"l{i}_bias_mant"]), bias_exp),
+                    np.asarray(a[f"l{i}_rec_int"], dtype=np.int64) if f"l{i}_rec_int" in a else None,
                 )
             conv = None
             if f"l{i}_conv" in a:
@@ -139,6 +163,7 @@ class Network:
                     spiking=bool(a[f"l{i}_spiking"]),
                     fixed=fixed,
                     conv=conv,
+                    recurrent=np.asarray(a[f"l{i}_rec"], dtype=np.float64) if f"l{i}_rec" in a else None,
                 )
             )
         dyn = Dynamics(*(str(x) for x in a["dynamics"])) if "dynamics" in a else LOIHI
@@ -156,6 +181,7 @@ def make_layer(
     fixed: Optional[FixedLayer] = None,
     ibias: Any = None,
     conv: Optional[ConvGeometry] = None,
+    recurrent: Any = None,
 ) -> Layer:
     """Build a layer, broadcasting scalar vth/bias to one value per neuron."""
     weight = np.asarray(weight, dtype=np.float64)
@@ -170,7 +196,14 @@ def make_layer(
     if not np.all(np.isfinite(weight)):
         raise GraphError(f"layer '{name}': weights contain NaN or inf")
     ibias_a = None if ibias is None else np.broadcast_to(np.asarray(ibias, dtype=np.float64), (n,)).copy()
-    return Layer(name, weight, LIFParams(du, dv, vth_a, bias_a, ibias_a), spiking, fixed, conv)
+    rec = None
+    if recurrent is not None:
+        rec = np.asarray(recurrent, dtype=np.float64)
+        if rec.shape != (n, n):
+            raise GraphError(f"layer '{name}': recurrent weight must be ({n}, {n}), got shape {rec.shape}")
+        if not np.all(np.isfinite(rec)):
+            raise GraphError(f"layer '{name}': recurrent weights contain NaN or inf")
+    return Layer(name, weight, LIFParams(du, dv, vth_a, bias_a, ibias_a), spiking, fixed, conv, rec)
 
 
 def _per_neuron(x: Any, n: int, name: str, what: str) -> Any:
@@ -189,7 +222,9 @@ def check_fixed_layer(layer: Layer) -> None:
     17-bit threshold, 12-bit decays, 13-bit bias mantissa)."""
     f = layer.fixed
     assert f is not None
-    w = f.weight
+    if (f.recurrent is None) != (layer.recurrent is None):
+        raise GraphError(f"layer '{layer.name}': recurrent synapses in one form only (float or fixed point)")
+    w = f.weight if f.recurrent is None else np.concatenate([f.weight, f.recurrent], axis=1)
     if w.size and (w.min() < WEIGHT_MIN or w.max() > WEIGHT_MAX):
         raise GraphError(
             f"layer '{layer.name}': integer weights span [{w.min()}, {w.max()}], outside Loihi's 8-bit range [{WEIGHT_MIN}, {WEIGHT_MAX}]"

@@ -38,7 +38,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .linear_maps import ConvGeometry, conv2d_geometry, geometry_matrix, sumpool2d_matrix
+from .linear_maps import ConvGeometry, conv2d_geometry, conv_kernel, geometry_matrix, sumpool2d_matrix
 from .errors import GraphError
 from .network import FixedLayer, Layer, Network, make_layer
 from .neuron import DECAY_UNITY, LOIHI, Dynamics, LIFFixedParams, snap_decay
@@ -157,16 +157,42 @@ def _reject_cycles(succ: dict[str, list[str]]) -> None:
             visit(n)
 
 
-def _chain(graph: Any) -> list[tuple[str, Any]]:
-    """The nodes of a feed-forward chain, in order from the top-level Input."""
+def _self_loops(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> dict[str, str]:
+    """{neuron: weight node} for every recurrent loop neuron -> Affine/Linear -> the same neuron
+    whose weight node has no other edge (snnTorch's RLeaky and RSynaptic, NIR's recurrent CubaLIF).
+    Other cycles stay cycles (and are refused)."""
+    nir = _nir()
+    ins: dict[str, list[str]] = {}
+    outs: dict[str, list[str]] = {}
+    for s, d in edges:
+        outs.setdefault(s, []).append(d)
+        ins.setdefault(d, []).append(s)
+    loops: dict[str, str] = {}
+    for w, node in nodes.items():
+        src = ins.get(w, [])
+        if (isinstance(node, (nir.Affine, nir.Linear)) and len(src) == 1 and outs.get(w, []) == src
+                and isinstance(nodes[src[0]], (nir.CubaLIF, nir.LIF, nir.IF, nir.LI))):
+            if src[0] in loops:
+                raise GraphError(f"node '{src[0]}' has two recurrent loops ('{loops[src[0]]}', '{w}'): not supported")
+            loops[src[0]] = w
+    return loops
+
+
+def _chain(graph: Any) -> tuple[list[tuple[str, Any]], dict[str, tuple[str, Any]]]:
+    """The nodes of the chain, in order from the top-level Input, and the recurrent loops
+    ({neuron: (weight node name, weight node)}) taken out of it."""
     nir = _nir()
     nodes, edges = _flatten(graph)
-    succ: dict[str, list[str]] = {}
     for s, d in edges:
         for n in (s, d):
             if n not in nodes:
                 raise GraphError(f"edge ({s} -> {d}) names an unknown node '{n}'")
-        succ.setdefault(s, []).append(d)
+    loops = _self_loops(nodes, edges)
+    loop_nodes = set(loops.values())
+    succ: dict[str, list[str]] = {}
+    for s, d in edges:
+        if s not in loop_nodes and d not in loop_nodes:
+            succ.setdefault(s, []).append(d)
     _reject_cycles(succ)
     inputs = [n for n, v in graph.nodes.items() if isinstance(v, nir.Input)]
     if len(inputs) != 1:
@@ -185,10 +211,10 @@ def _chain(graph: Any) -> list[tuple[str, Any]]:
         cur = nxt[0]
     if not isinstance(order[-1][1], nir.Output) or (len(order) > 1 and order[-1][0].count(".") > 0):
         raise GraphError(f"the chain from '{inputs[0]}' ends at '{order[-1][0]}', not at the graph's Output")
-    unreached = set(n for n in nodes if not isinstance(nodes[n], (nir.Input, nir.Output))) - seen
+    unreached = set(n for n in nodes if not isinstance(nodes[n], (nir.Input, nir.Output))) - seen - loop_nodes
     if unreached:
         raise GraphError(f"nodes {sorted(unreached)} are not on the chain from Input to Output (branches are not supported)")
-    return order
+    return order, {n: (w, nodes[w]) for n, w in loops.items()}
 
 
 def read_graph(path: Path) -> Any:
@@ -227,7 +253,8 @@ def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None, d
     layers: list[Layer] = []
     pending: Optional[_Linear] = None  # the linear map waiting for its neurons
     shape: Optional[tuple[int, ...]] = None  # of the activity flowing along the chain
-    for name, node in _chain(graph):
+    chain, loops = _chain(graph)
+    for name, node in chain:
         if isinstance(node, nir.Input):
             shape = tuple(int(s) for s in np.asarray(node.input_type["input"]).ravel())
             continue
@@ -244,7 +271,13 @@ def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None, d
         if isinstance(node, (nir.CubaLIF, nir.LIF, nir.IF, nir.LI)):
             if pending is None:
                 raise GraphError(f"neuron node '{name}' has no Affine/Linear/Conv2d node before it")
-            layers.append(_layer(name, pending, node, dt, nir, dt_from, dyn))
+            rec = None
+            if name in loops:  # its own spikes of the last step, through this weight node
+                rec = _linear(loops[name][0], loops[name][1], pending.out_shape, nir)
+                if rec.weight.shape != (pending.weight.shape[0],) * 2:
+                    raise GraphError(f"recurrent node '{rec.name}' has weight {rec.weight.shape}, but '{name}' has "
+                                     f"{pending.weight.shape[0]} neurons")
+            layers.append(_layer(name, pending, node, dt, nir, dt_from, dyn, rec))
             pending = None
             continue
         raise GraphError(f"node '{name}' of type {type(node).__name__} is not supported (supported: {SUPPORTED})")
@@ -305,7 +338,10 @@ def _linear(name: str, node: Any, shape: Optional[tuple[int, ...]], nir: Any) ->
             geom = conv2d_geometry(kernel.shape, shape, node.stride, node.padding, node.dilation, int(node.groups))
             matrix, out = geometry_matrix(kernel, geom), geom.out_shape
             bias = np.repeat(np.broadcast_to(np.asarray(node.bias, dtype=np.float64).ravel(), (out[0],)), out[1] * out[2])
-            return _Linear(name, matrix, bias, out, conv=geom)
+            # sne-deploy's exact kernels (float and fixed point) become the exact matrices
+            meta = {f"sne_weight{k[len('sne_kernel'):]}": geometry_matrix(np.asarray(v), geom)
+                    for k, v in dict(node.metadata or {}).items() if k in ("sne_kernel", "sne_kernel_int")}
+            return _Linear(name, matrix, bias, out, meta, conv=geom)
         else:
             matrix, out = sumpool2d_matrix(shape, node.kernel_size, node.stride, node.padding)
             if isinstance(node, nir.AvgPool2d):
@@ -332,8 +368,12 @@ def _gain(dt: float, tau: Any, x: np.ndarray, dyn: Dynamics) -> np.ndarray:
 
 
 def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any, dt_from: str = "--dt",
-           dyn: Dynamics = LOIHI) -> Layer:
+           dyn: Dynamics = LOIHI, rec: Optional[_Linear] = None) -> Layer:
+    """The layer of neuron node ``node`` fed by ``pending`` (and by ``rec``, its recurrent loop:
+    the same gain, and its bias is one more constant input)."""
     wname, weight, aff_bias = pending.name, pending.weight, pending.bias
+    if rec is not None:
+        aff_bias = aff_bias + rec.bias
     n = weight.shape[0]
     spiking = not isinstance(node, nir.LI)
 
@@ -376,6 +416,7 @@ def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any, dt_from:
     vth = _finite(name, "v_threshold", node.v_threshold).ravel() if spiking else np.full(n, np.inf)
     du, dv = snap_decay(du, _SNAP), snap_decay(dv, _SNAP)
     weight_eff = weight * gain[:, None]
+    rec_eff = None if rec is None else rec.weight * gain[:, None]
 
     # exact contract values written by sne-deploy's exporter win over the continuous ones
     m, wm = dict(node.metadata or {}), pending.metadata
@@ -384,18 +425,21 @@ def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any, dt_from:
                  np.asarray(m["sne_bias"], dtype=np.float64), np.asarray(wm.get("sne_weight", weight_eff), dtype=np.float64))
         _check_metadata_agrees(name, (du, dv, vth, bias, weight_eff), exact)
         du, dv, vth, bias, weight_eff = exact
+        if rec is not None and "sne_weight" in rec.metadata:
+            rec_eff = np.asarray(rec.metadata["sne_weight"], dtype=np.float64)
     fixed = None
-    if "sne_du_fx" in m and "sne_weight_int" in wm:
+    if "sne_du_fx" in m and "sne_weight_int" in wm and (rec is None or "sne_weight_int" in rec.metadata):
         fixed = FixedLayer(
             np.asarray(wm["sne_weight_int"], dtype=np.int64),
             LIFFixedParams(
                 int(m["sne_du_fx"]), int(m["sne_dv_fx"]), np.asarray(m["sne_vth_int"], dtype=np.int64),
                 np.asarray(m["sne_bias_mant"], dtype=np.int64), int(m["sne_bias_exp"]),
             ),
+            None if rec is None else np.asarray(rec.metadata["sne_weight_int"], dtype=np.int64),
         )
     try:
         return make_layer(name, weight_eff, du, dv, vth, bias, spiking=spiking, fixed=fixed, ibias=ibias,
-                          conv=pending.conv)
+                          conv=pending.conv, recurrent=rec_eff)
     except GraphError as e:
         raise GraphError(f"node '{name}': {e}") from None
 
@@ -411,6 +455,25 @@ def _check_metadata_agrees(name: str, standard: tuple, exact: tuple) -> None:
         if not np.allclose(a, b, rtol=1e-9, atol=1e-12):
             raise GraphError(f"node '{name}': its exact sne_* metadata disagrees with the graph's standard {what} "
                              "(edited after export?)")
+
+
+def _conv_node(layer: Layer, nir: Any) -> Any:
+    """A layer made from one convolution, written as NIR ``Conv2d`` (its kernel, exact values in
+    ``sne_kernel*`` metadata) instead of the unrolled matrix; None when the layer is no convolution
+    (or its matrices no longer are)."""
+    g = layer.conv
+    if g is None:
+        return None
+    kernel = conv_kernel(layer.weight, g)
+    kernel_int = None if layer.fixed is None else conv_kernel(layer.fixed.weight.astype(np.float64), g)
+    if kernel is None or (layer.fixed is not None and kernel_int is None):
+        return None
+    meta: dict[str, Any] = {"sne_kernel": kernel}
+    if kernel_int is not None:
+        meta["sne_kernel_int"] = kernel_int.astype(np.int64)
+    return nir.Conv2d(input_shape=np.array(g.in_shape[1:]), weight=kernel, stride=np.array(g.stride),
+                      padding=np.array(g.padding), dilation=np.array(g.dilation), groups=g.groups,
+                      bias=np.zeros(g.kernel[0]), metadata=meta)
 
 
 def to_nir(network: Network) -> Any:
@@ -436,7 +499,7 @@ def to_nir(network: Network) -> Any:
             f = layer.fixed.params
             wmeta["sne_weight_int"] = layer.fixed.weight
             nmeta.update(sne_du_fx=f.du_fx, sne_dv_fx=f.dv_fx, sne_vth_int=np.asarray(f.vth), sne_bias_mant=np.asarray(f.bias_mant), sne_bias_exp=f.bias_exp)
-        nodes[f"fc{i}"] = nir.Affine(weight=layer.weight, bias=np.zeros(n), metadata=wmeta)
+        nodes[f"fc{i}"] = _conv_node(layer, nir) or nir.Affine(weight=layer.weight, bias=np.zeros(n), metadata=wmeta)
         if layer.spiking:
             nodes[f"lif{i}"] = nir.CubaLIF(
                 tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=np.asarray(p.bias) * tau_mem / dt,
@@ -445,9 +508,17 @@ def to_nir(network: Network) -> Any:
         else:
             raise GraphError(f"layer '{layer.name}': writing non-spiking layers is not supported")
         edges += [(prev, f"fc{i}"), (f"fc{i}", f"lif{i}")]
+        if layer.recurrent is not None:  # the loop lif -> rec -> lif; exact values in its metadata too
+            rmeta: dict[str, Any] = {"sne_weight": layer.recurrent}
+            if layer.fixed is not None and layer.fixed.recurrent is not None:
+                rmeta["sne_weight_int"] = layer.fixed.recurrent
+            nodes[f"rec{i}"] = nir.Affine(weight=layer.recurrent, bias=np.zeros(n), metadata=rmeta)
+            edges += [(f"lif{i}", f"rec{i}"), (f"rec{i}", f"lif{i}")]
         prev = f"lif{i}"
     nodes["output"] = nir.Output(output_type={"output": np.array([network.n_out])})
     edges.append((prev, "output"))
     meta = {k: v for k, v in network.metadata.items()}
     meta["dt"] = dt
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+    # a Conv2d node reads the flat activity through its input_shape, which NIR's type check rejects
+    convs = any(isinstance(v, nir.Conv2d) for v in nodes.values())
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=not convs)

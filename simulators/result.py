@@ -34,6 +34,8 @@ class Result:
     # (N, T, n_out) membrane v of a non-spiking (LI) last layer after each step: a classifier's
     # readout (float units, or Loihi's integer units in fixed point); None when the last layer spikes
     readout: Optional[np.ndarray] = None
+    # per layer, (n_l,) non-zero recurrent synapses per neuron of the layer itself; None: feed-forward
+    recurrent_fan_out: list = field(default_factory=list)
 
     @property
     def n_samples(self) -> int:
@@ -50,9 +52,14 @@ class Result:
 
     @property
     def synaptic_events(self) -> np.ndarray:
-        """(N, L): presynaptic spikes × their non-zero fan-out, per layer."""
+        """(N, L): presynaptic spikes × their non-zero fan-out, per layer (a recurrent layer's own
+        spikes × its recurrent fan-out included)."""
         pre = [self.input_counts] + self.layer_counts[:-1]
-        return np.stack([p.astype(np.int64) @ f for p, f in zip(pre, self.fan_out)], axis=1)
+        events = np.stack([p.astype(np.int64) @ f for p, f in zip(pre, self.fan_out)], axis=1)
+        for i, f in enumerate(self.recurrent_fan_out):
+            if f is not None:
+                events[:, i] += self.layer_counts[i].astype(np.int64) @ f
+        return events
 
     @property
     def neuron_updates(self) -> np.ndarray:
@@ -131,4 +138,5 @@ def make_result(network: Network, backend: str, mode: str, spikes: np.ndarray, l
         trains=trains,
         details=details or {},
         readout=readout,
+        recurrent_fan_out=[layer.recurrent_fan_out(mode) for layer in network.layers],
     )

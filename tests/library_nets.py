@@ -126,14 +126,32 @@ def snntorch_synaptic(folder: Path, seed: int = 3, bias: bool = False) -> Export
                   _flat_inputs(x), trains, "snntorch", loihi=False)
 
 
-def snntorch_recurrent_file(folder: Path) -> Path:
-    """Linear -> RLeaky (a recurrent layer), exported; run-nir refuses it in one line."""
+def snntorch_recurrent(folder: Path, integer: bool, kind: str = "RLeaky", seed: int = 5) -> Export:
+    """Linear -> RLeaky or RSynaptic (an all-to-all recurrent nn.Linear, with its bias) -> Linear ->
+    Leaky, snnTorch's default reset (subtraction, one step late). The recurrent weights are
+    integers in the integer case; the float case keeps PyTorch's initialisation."""
     import snntorch as snn
 
-    fc1, _ = linears(True)
-    net = torch.nn.Sequential(fc1, snn.RLeaky(beta=torch.full((HIDDEN,), 0.5), threshold=torch.full((HIDDEN,), 2.0),
-                                              linear_features=HIDDEN, init_hidden=True))
-    return _snntorch_write(folder, net, inputs())
+    fc1, fc2 = linears(integer, seed)
+    thr = 2.0 if integer else 0.4
+    common = dict(threshold=torch.full((HIDDEN,), thr), linear_features=HIDDEN, init_hidden=True)
+    if kind == "RLeaky":
+        l1 = snn.RLeaky(beta=torch.full((HIDDEN,), 0.5), **common)
+    else:
+        l1 = snn.RSynaptic(alpha=torch.full((HIDDEN,), 0.5), beta=torch.full((HIDDEN,), 0.75), **common)
+    if integer:
+        with torch.no_grad():
+            g = torch.Generator().manual_seed(seed)
+            l1.recurrent.weight.copy_(torch.randint(-2, 2, l1.recurrent.weight.shape, generator=g).float())
+            l1.recurrent.bias.copy_(torch.randint(-1, 2, l1.recurrent.bias.shape, generator=g).float())
+    l2 = snn.Leaky(beta=torch.full((N_OUT,), 0.75), threshold=torch.full((N_OUT,), thr), init_hidden=True)
+    x = inputs(seed)
+    trains = [t.astype(bool) for t in simulate(x, [fc1, l1, fc2, l2], lambda m, a: m(a))]
+    for m in (l1, l2):
+        m.reset_hidden()
+    path = _snntorch_write(folder, torch.nn.Sequential(fc1, l1, fc2, l2), x)
+    return Export("snntorch", f"{kind} (recurrent) MLP, {'integer' if integer else 'float'} weights", path,
+                  _flat_inputs(x), trains, "snntorch", loihi=False)
 
 
 # --- SpikingJelly ----------------------------------------------------------------------------

@@ -142,6 +142,10 @@ LIBRARY_CASES = {
     "spikingjelly-if-int": ("spikingjelly_mlp", True, "IF"),
     "spikingjelly-if-float": ("spikingjelly_mlp", False, "IF"),
     "spikingjelly-conv": ("spikingjelly_conv",),
+    "snntorch-rleaky-int": ("snntorch_recurrent", True, "RLeaky"),
+    "snntorch-rleaky-float": ("snntorch_recurrent", False, "RLeaky"),
+    "snntorch-rsynaptic-int": ("snntorch_recurrent", True, "RSynaptic"),
+    "snntorch-rsynaptic-float": ("snntorch_recurrent", False, "RSynaptic"),
     "norse-lifbox-int": ("norse_lifbox", True),
     "norse-lifbox-float": ("norse_lifbox", False),
 }
@@ -173,6 +177,9 @@ def test_snntorch_on_the_simulators(tmp_path, request, backend):
     _reproduces(tmp_path, ex, backend, "fixed", ("--quantize",))
     if backend == "brian2":
         _reproduces(tmp_path, _build("snntorch_leaky", tmp_path, True, "subtract", 1), backend)
+        rec = _build("snntorch_recurrent", tmp_path, True, "RLeaky")  # recurrent, subtraction one step late
+        _reproduces(tmp_path, rec, backend)
+        _reproduces(tmp_path, rec, backend, "fixed", ("--quantize",))
 
 
 def _refusal(tmp_path, capsys, graph, *options: str) -> str:  # type: ignore[no-untyped-def]
@@ -185,12 +192,18 @@ def _refusal(tmp_path, capsys, graph, *options: str) -> str:  # type: ignore[no-
     return err[0]
 
 
-def test_snntorch_recurrent_is_refused_in_one_line(tmp_path, capsys):
-    try:
-        path = _build("snntorch_recurrent_file", tmp_path)
-    except Exception as e:  # noqa: BLE001 - the library's own exporter failing is its limit, not ours
-        pytest.skip(f"snnTorch cannot export RLeaky here: {type(e).__name__}")
-    assert "recurrent" in _refusal(tmp_path, capsys, path, "--preset", "snntorch")
+def test_snntorch_recurrent_layer_keeps_its_loop(tmp_path):
+    """RLeaky's export is a subgraph lif -> w_rec -> lif: the loop becomes the layer's recurrent
+    synapses (w_rec's bias a constant input), nothing else of the graph changes."""
+    ex = _build("snntorch_recurrent", tmp_path, True, "RLeaky")
+    net = from_nir(ex.path, default_dt=1e-4, dynamics=Dynamics("gt", "subtract-next"))
+    assert [l.recurrent is not None for l in net.layers] == [True, False]
+    from simulators.nir_io import _flatten, read_graph
+
+    nodes, _ = _flatten(read_graph(ex.path))
+    (w_rec,) = [v for k, v in nodes.items() if k.endswith("w_rec")]
+    np.testing.assert_array_equal(net.layers[0].recurrent, w_rec.weight)
+    np.testing.assert_array_equal(net.layers[0].params.bias, w_rec.bias)
 
 
 @pytest.mark.brian2

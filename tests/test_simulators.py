@@ -316,3 +316,90 @@ def test_a_graph_without_dt_names_the_dt_option():
     with pytest.raises(GraphError, match="from the graph's metadata"):
         from_nir(_lif_graph(tau, tau / 1e-4, np.ones((2, 2), np.float32), dt_meta=1.0))
     assert from_nir(_lif_graph(tau, tau / 1e-4, np.ones((2, 2), np.float32)), dt=1e-4).layers[0].params.dv == 0.5
+
+
+# --- recurrent layers ------------------------------------------------------------------------
+
+def _recurrent_network(bias: float = 0.0) -> Network:
+    """Two layers, each with integer recurrent synapses onto itself (a CubaLIF-like first layer)."""
+    rng = np.random.default_rng(0)
+    l1 = make_layer("l1", rng.integers(-2, 4, (16, 20)).astype(float), 1.0, 0.5, 3.0, bias,
+                    recurrent=rng.integers(-2, 3, (16, 16)).astype(float))
+    l2 = make_layer("l2", rng.integers(-2, 4, (5, 16)).astype(float), 0.5, 0.25, 2.0,
+                    recurrent=rng.integers(-1, 2, (5, 5)).astype(float))
+    return Network((l1, l2))
+
+
+def test_recurrent_layer_sees_its_own_last_spikes_and_nothing_of_other_samples():
+    from simulators.fixed_point import quantize_network
+
+    net = _recurrent_network()
+    x = random_spikes(12, 30, 20, rate=0.3, seed=1)
+    res = run(net, x, "reference", "float", record=True)
+    # by hand, layer 1: u = W x[t] + W_rec s[t-1] (du = 1), v = v/2 + u, fire at v > 3, reset to 0
+    l1 = net.layers[0]
+    s_prev, v = np.zeros((12, 16)), np.zeros((12, 16))
+    for t in range(30):
+        v = 0.5 * v + x[:, t] @ l1.weight.T + s_prev @ l1.recurrent.T
+        s_prev = (v > 3.0).astype(float)
+        v = np.where(s_prev > 0, 0.0, v)
+        assert np.array_equal(res.trains[0][:, t], s_prev > 0), t
+    assert not np.array_equal(res.trains[0], run(Network((make_layer("l1", l1.weight, 1.0, 0.5, 3.0),)), x,
+                                                   "reference", "float", record=True).trains[0]), "the loop changed nothing"
+    solo = run(net, x[7:8], "reference", "float", record=True)  # a sample alone = the same sample in a batch
+    assert all(np.array_equal(a[7:8], b) for a, b in zip(res.trains, solo.trains))
+    # quantised with one scale for both kinds of synapse, and written to NIR and back exactly
+    q, report = quantize_network(net)
+    assert all(r.exact for r in report) and q.layers[0].fixed.recurrent is not None
+    back = from_nir(to_nir(q))
+    assert np.array_equal(back.layers[1].recurrent, net.layers[1].recurrent)
+    assert np.array_equal(back.layers[1].fixed.recurrent, q.layers[1].fixed.recurrent)
+    assert all(np.array_equal(a, b) for a, b in zip(run(q, x, "reference", "fixed", record=True).trains,
+                                                     run(back, x, "reference", "fixed", record=True).trains))
+    # energy: the recurrent synapses count as synaptic events (own spikes x recurrent fan-out)
+    events = res.synaptic_events
+    own = [c @ np.count_nonzero(l.recurrent, axis=0) for c, l in zip(res.layer_counts, net.layers)]
+    pre = [res.input_counts, res.layer_counts[0]]
+    for i, l in enumerate(net.layers):
+        assert np.array_equal(events[:, i], pre[i] @ np.count_nonzero(l.weight, axis=0) + own[i])
+
+
+@pytest.mark.parametrize("backend", ["brian2", "lava"])
+def test_recurrent_network_is_spike_exact_on_the_simulators(request, backend, monkeypatch):
+    """Brian2 with several batches (the first step of a sample must not see the last spikes of
+    the copy's previous sample); Lava in several runs of one batch each."""
+    request.getfixturevalue(f"{backend}_ready")
+    from simulators import lava_worker
+    from simulators.fixed_point import quantize_network
+
+    monkeypatch.setattr(lava_worker, "_RECURRENT_MAX_BATCH", 10)  # 25 samples: 3 Lava runs
+    net = _recurrent_network()
+    x = random_spikes(25, 20, 20, rate=0.3, seed=2)
+    for network, mode in ((net, "float"), (quantize_network(net)[0], "fixed")):
+        ref = run(network, x, "reference", mode, record=True)
+        got = run(network, x, backend, mode, record=True, **({"batch": 4} if backend == "brian2" else {}))
+        if backend == "lava":
+            assert got.details["runs"] == 3
+        for a, b in zip(ref.trains, got.trains):
+            assert a.sum() > 0 and int((a != b).sum()) == 0, f"{backend} {mode}"
+
+
+def test_lava_refuses_a_recurrent_layer_that_fires_without_input(lava_ready):
+    net = _recurrent_network(bias=4.0)  # v reaches the threshold 3 from the bias alone
+    with pytest.raises(GraphError, match="recurrent and fires without input"):
+        run(net, np.zeros((2, 5, 20), bool), "lava", "float")
+
+
+def test_only_a_neurons_own_loop_is_recurrent():
+    """A loop through a weight node that also takes other input is a cycle, refused as before."""
+    inp = nir.Input(input_type={"input": np.array([3])})
+    out = nir.Output(output_type={"output": np.array([2])})
+    lif = nir.LIF(tau=np.ones(2) * 4, r=np.ones(2) * 4, v_leak=np.zeros(2), v_threshold=np.ones(2))
+    g = nir.NIRGraph(nodes={"input": inp, "fc": nir.Linear(weight=np.ones((2, 3))), "lif": lif,
+                            "rec": nir.Linear(weight=np.ones((2, 2))), "output": out},
+                     edges=[("input", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "output")],
+                     type_check=False)
+    assert from_nir(g).layers[0].recurrent is not None
+    g.edges.append(("input", "rec"))
+    with pytest.raises(GraphError, match="recurrent edge"):
+        from_nir(g)
