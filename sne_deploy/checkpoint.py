@@ -16,7 +16,7 @@ from simulators.files import atomic_file, sha256_file
 from .ensemble import Gate, HostHead
 from .snn import StudentSNN
 from .teacher import load_torchscript_teacher, make_teacher
-from .model import TrainConfig, TrainedModel
+from .model import TrainConfig, TrainedModel, student_layout
 from .records import TrainSummary
 
 FORMAT = "sne-deploy-model"
@@ -103,9 +103,11 @@ def _rebuild(p: dict, path: Path) -> TrainedModel:
     teacher.eval()
     groups = [np.asarray(g, dtype=np.int64) for g in p["groups"]]
     n_in = int(np.prod(shape))
+    hidden, convs = student_layout(cfg, shape)
     students = []
     for k, (g, sd) in enumerate(zip(groups, p["students"])):
-        st = StudentSNN([n_in, cfg.hidden, len(g)], cfg.steps, cfg.du, cfg.dv, True, 0)
+        sizes = [n_in, *(int(np.prod(c.out_shape)) for c in convs), *hidden, len(g)]
+        st = StudentSNN(sizes, cfg.steps, cfg.du, cfg.dv, True, 0, convs)
         st.load_state_dict(sd)
         students.append(st)
     head_lin = torch.nn.Linear(cfg.feat_dim, p["n_classes"])

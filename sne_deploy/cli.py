@@ -41,7 +41,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     cfg = TrainConfig(data=a.data, data_dir=a.data_dir, members=a.members, partition=a.partition, tna=a.tna,
                       spike_reg=a.spike_reg, logit_reg=a.logit_reg, epochs=a.epochs, seed=a.seed, teacher=a.teacher,
                       teacher_epochs=a.teacher_epochs, steps=a.steps, hidden=a.hidden, limit_train=a.limit_train,
-                      member_ce=a.member_ce, population=a.population, device=a.device)
+                      member_ce=a.member_ce, population=a.population, device=a.device, student=a.student)
     model = train(cfg, progress=_progress(a))
     checkpoint.save(model, out)
     summary_path = out.with_suffix(".summary.json")
@@ -425,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--teacher", default=None, help="mlp, cnn, or a TorchScript file with features() and head() (default: per dataset)")
     t.add_argument("--steps", type=int, default=None, help="time steps T per sample (default: per dataset)")
     t.add_argument("--hidden", type=int, default=None, help="hidden neurons per student (default: per dataset)")
+    t.add_argument("--student", default="mlp", choices=("mlp", "conv"),
+                   help="student kind: mlp (input -> hidden -> outputs) or conv (two strided Conv2d -> LIF layers -> outputs)")
     t.add_argument("--limit-train", type=int, default=None, help="use only the first N training samples")
     t.add_argument("--device", default="auto", metavar="{auto,cpu,cuda}",
                    help="where the teacher and the students train (auto: CUDA when torch sees a GPU)")

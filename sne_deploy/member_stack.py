@@ -19,27 +19,30 @@ from torch import nn
 
 from simulators.neuron import decays_to_fixed
 
+from simulators.linear_maps import ConvGeometry
+
 from .quantization import ste_ternary
-from .snn import StudentSNN, run_members_float
+from .snn import StudentSNN, run_members_float, weight_shapes
 
 
 class MemberStack(nn.Module):
-    """K spiking MLPs ``n_in -> hidden... -> out_sizes[k]`` trained as one.
+    """K spiking networks ``n_in -> convs... -> hidden... -> out_sizes[k]`` trained as one.
 
     ``ternary=False`` gives the full-precision twins of Twin Network Augmentation."""
 
     def __init__(self, n_in: int, hidden: Sequence[int], out_sizes: Sequence[int], steps: int, du: float = 1.0,
-                 dv: float = 0.25, ternary: bool = True, seed: int = 0) -> None:
+                 dv: float = 0.25, ternary: bool = True, seed: int = 0, convs: Sequence[ConvGeometry] = ()) -> None:
         super().__init__()
         decays_to_fixed(du, dv)  # fail early when the decays cannot go to Loihi
         gen = torch.Generator().manual_seed(seed)
         k, g = len(out_sizes), max(out_sizes)
         self.out_sizes = [int(s) for s in out_sizes]
-        self.sizes = [n_in, *hidden, g]
+        self.convs = list(convs)
+        self.sizes = [n_in, *(int(np.prod(c.out_shape)) for c in self.convs), *hidden, g]
         self.steps, self.du, self.dv, self.ternary = steps, du, dv, ternary
         self.weights = nn.ParameterList([
             nn.Parameter(torch.randn(k, o, i, generator=gen) * (2.0 / np.sqrt(i)))
-            for i, o in zip(self.sizes[:-1], self.sizes[1:])
+            for o, i in weight_shapes(self.sizes, self.convs)
         ])
         self.biases = nn.ParameterList([nn.Parameter(torch.zeros(k, 1, o)) for o in self.sizes[1:]])
         self.gamma = nn.Parameter(torch.full((k, 1, g), 2.0))
@@ -59,7 +62,7 @@ class MemberStack(nn.Module):
         last = len(self.weights) - 1
         row_mask = self.out_mask.transpose(1, 2)  # (K, G, 1): the last layer's real rows
         ws = [(ste_ternary(w, row_mask if i == last else None) if self.ternary else w) for i, w in enumerate(self.weights)]
-        return run_members_float(ws, list(self.biases), spikes, self.du, self.dv, self.out_mask)
+        return run_members_float(ws, list(self.biases), spikes, self.du, self.dv, self.out_mask, self.convs)
 
     def readout(self, counts: torch.Tensor) -> torch.Tensor:
         """Counts (K, N, G) -> predicted standardised features (K, N, G), host side."""
@@ -70,11 +73,11 @@ class MemberStack(nn.Module):
         """The stack as K ordinary students (padding dropped), for export and checkpoints."""
         out = []
         for j, g in enumerate(self.out_sizes):
-            st = StudentSNN(self.sizes[:-1] + [g], self.steps, self.du, self.dv, self.ternary, seed=0)
+            st = StudentSNN(self.sizes[:-1] + [g], self.steps, self.du, self.dv, self.ternary, seed=0, convs=self.convs)
             for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-                rows = g if i == len(self.weights) - 1 else w.shape[1]
-                st.weights[i].copy_(w[j, :rows].cpu())
-                st.biases[i].copy_(b[j, 0, :rows].cpu())
+                last = i == len(self.weights) - 1
+                st.weights[i].copy_(w[j, : g if last else w.shape[1]].cpu())
+                st.biases[i].copy_(b[j, 0, : g if last else b.shape[2]].cpu())  # a conv layer: one bias per neuron
             st.gamma.copy_(self.gamma[j, 0, :g].cpu())
             st.beta.copy_(self.beta[j, 0, :g].cpu())
             out.append(st)

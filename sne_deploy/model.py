@@ -15,16 +15,27 @@ from simulators.encoding import encode_regular
 from simulators.errors import InputError
 from simulators.network import Network
 
+from simulators.linear_maps import ConvGeometry
+
 from .ensemble import Gate, HostHead
 from .records import TrainSummary
-from .snn import StudentSNN, run_network_torch
+from .snn import StudentSNN, conv_layout, run_network_torch
+
+STUDENT_KINDS = ("mlp", "conv")
+# --student conv: (channels out, kernel, stride, padding) per layer, then the dense output layer.
+# Strided and narrow on purpose: every neuron of an awake member is updated at every step (52 pJ
+# on Loihi), so the maps must stay small; 28x28 -> 8x9x9 -> 16x5x5 (1,048 neurons) on Fashion-MNIST.
+CONV_STUDENT = ((8, 5, 3, 1), (16, 3, 2, 1))
+# digits' 8x8 images: 8x8x8 -> 16x4x4 (768 neurons)
+CONV_STUDENT_SMALL = ((8, 3, 1, 1), (16, 3, 2, 1))
+
 
 # Per dataset: teacher kind, feature dim, steps T, hidden width, output neurons per feature, the
 # ensemble classification term's weight, teacher epochs, batch. Fashion-MNIST's T = 4 and 64 hidden units come from the accuracy-energy
 # measurements in the README: the input layer's events (input spikes x fan-out) are the energy.
 DEFAULTS = {
     "digits": dict(teacher="mlp", feat_dim=32, steps=16, hidden=48, population=1, ensemble_ce=0.0, teacher_epochs=60,
-                   batch_size=64),
+                   batch_size=64, conv=CONV_STUDENT_SMALL),
     "fashion-mnist": dict(teacher="cnn", feat_dim=64, steps=4, hidden=64, population=4, ensemble_ce=1.0, teacher_epochs=20,
                           batch_size=128),
     "cifar10": dict(teacher="cnn", feat_dim=64, steps=8, hidden=256, population=1, ensemble_ce=0.0, teacher_epochs=10,
@@ -61,6 +72,8 @@ class TrainConfig:
     population: Optional[int] = None  # output neurons per teacher feature (the head averages them)
     ensemble_ce: Optional[float] = None  # weight of the ensemble's classification term during student training
     member_ce: float = 1.0  # weight of each member's own classification term (teacher head, others at their mean)
+    student: str = "mlp"  # "mlp": n_in -> hidden -> outputs; "conv": the ``conv`` layers -> outputs
+    conv: Optional[tuple] = None  # (channels, kernel, stride, padding) per conv layer (default: per dataset)
     device: str = "auto"  # where the teacher and students train: "cpu", "cuda", or "auto" (CUDA when present)
 
     def resolved(self) -> "TrainConfig":
@@ -85,6 +98,16 @@ class TrainedModel:
     head: HostHead
     gate: Gate
     summary: Optional[TrainSummary] = None  # filled in by training / the checkpoint
+
+
+def student_layout(cfg: TrainConfig, input_shape: tuple) -> tuple[list[int], list[ConvGeometry]]:
+    """(dense hidden widths, convolutions) of every student of ``cfg`` for inputs of ``input_shape``."""
+    if cfg.student == "mlp":
+        return [int(cfg.hidden)], []  # type: ignore[arg-type]
+    if cfg.student == "conv":
+        shape = tuple(input_shape) if len(input_shape) == 3 else (1, *input_shape)
+        return [], conv_layout(shape, cfg.conv or CONV_STUDENT)
+    raise InputError(f"--student must be one of {', '.join(STUDENT_KINDS)}, got '{cfg.student}'")
 
 
 def resolve_device(device: str) -> torch.device:

@@ -8,14 +8,17 @@ into a deployable network.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from dataclasses import replace
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from norse.torch.functional.superspike import super_fn
 from torch import nn
 
 from simulators.fixed_point import fold_ternary
+from simulators.linear_maps import ConvGeometry, conv2d_geometry, geometry_matrix
 from simulators.loop import ArrayLib
 from simulators.network import Network
 from simulators.neuron import LIFParams, LIFState, decays_to_fixed, lif_step_float
@@ -31,26 +34,66 @@ def _surrogate(x: torch.Tensor) -> torch.Tensor:
     return super_fn(x, SURROGATE_ALPHA)
 
 
+def conv_layout(in_shape: Sequence[int], specs: Sequence[Sequence[int]]) -> list[ConvGeometry]:
+    """The geometry of a student's convolutional layers, each (channels out, kernel, stride,
+    padding), applied in turn to an input of ``in_shape`` (C, H, W)."""
+    geoms, shape = [], tuple(int(s) for s in in_shape)
+    for c_out, k, stride, pad in specs:
+        g = conv2d_geometry((c_out, shape[0], k, k), shape, stride, pad)
+        geoms.append(g)
+        shape = g.out_shape
+    return geoms
+
+
+def _conv_op(w: torch.Tensor, g: ConvGeometry) -> Callable[[torch.Tensor], torch.Tensor]:
+    """s (K, N, C_in*H*W) -> the convolution of every member's map with its own kernel, as
+    (K, N, C_out*OH*OW): one grouped conv2d over the K members. ``w``: (K, C_out, C_in*kH*kW)."""
+    k = w.shape[0]
+    kernel = w.reshape(k * g.kernel[0], *g.kernel[1:])
+
+    def op(s: torch.Tensor) -> torch.Tensor:
+        n = s.shape[1]
+        x = s.permute(1, 0, 2).reshape(n, k * g.in_shape[0], *g.in_shape[1:])
+        y = F.conv2d(x, kernel, stride=g.stride, padding=g.padding, dilation=g.dilation, groups=k)
+        return y.reshape(n, k, -1).permute(1, 0, 2)
+    return op
+
+
 def run_members_float(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], spikes: torch.Tensor,
-                      du: float, dv: float, out_mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The differentiable time loop of K spiking MLPs at once (K = 1 for one student).
+                      du: float, dv: float, out_mask: Optional[torch.Tensor] = None,
+                      convs: Sequence[ConvGeometry] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """The differentiable time loop of K spiking networks at once (K = 1 for one student).
 
     ``weights[l]`` (K, out, in), ``biases[l]`` (K, 1, out), ``spikes`` (N, T, n_in), shared by
-    every member. The first layer's currents for all steps and members come from one matrix
-    product; then each step runs :func:`~simulators.neuron.lif_step_float` with the surrogate
+    every member. The first ``len(convs)`` layers are convolutions (``weights[l]`` then holds
+    each output channel's kernel flattened, (K, C_out, C_in*kH*kW), and ``biases[l]`` one value
+    per neuron), the rest dense. The first layer's currents for all steps and members come from
+    one product; then each step runs :func:`~simulators.neuron.lif_step_float` with the surrogate
     gradient. ``out_mask`` (K, 1, out) silences padded outputs. Returns output counts (K, N, out)
     and spikes per member and sample (K, N)."""
     n, t_steps, n_in = spikes.shape
     k = weights[0].shape[0]
-    a0 = (spikes.reshape(n * t_steps, n_in) @ weights[0].reshape(-1, n_in).T).reshape(n, t_steps, k, -1).permute(1, 2, 0, 3)
-    states = [LIFState(spikes.new_zeros(k, n, w.shape[1]), spikes.new_zeros(k, n, w.shape[1])) for w in weights]
-    out = spikes.new_zeros(k, n, weights[-1].shape[1])
+    ops = [(_conv_op(w, convs[i]) if i < len(convs) else (lambda s, w=w: torch.bmm(s, w.transpose(1, 2))))
+           for i, w in enumerate(weights)]
+    # the first layer for all steps and members at once (its input is shared): (N*T, K*n1)
+    x = spikes.reshape(n * t_steps, n_in)
+    if convs:
+        g = convs[0]
+        kernel = weights[0].reshape(k * g.kernel[0], *g.kernel[1:])
+        a0 = F.conv2d(x.reshape(n * t_steps, *g.in_shape), kernel, stride=g.stride, padding=g.padding,
+                      dilation=g.dilation).reshape(n * t_steps, -1)
+    else:
+        a0 = x @ weights[0].reshape(-1, n_in).T
+    a0 = a0.reshape(n, t_steps, k, -1).permute(1, 2, 0, 3)  # (T, K, N, n1)
+    sizes = [b.shape[-1] for b in biases]
+    states = [LIFState(spikes.new_zeros(k, n, m), spikes.new_zeros(k, n, m)) for m in sizes]
+    out = spikes.new_zeros(k, n, sizes[-1])
     total = spikes.new_zeros(k, n)
     last = len(weights) - 1
     for t in range(t_steps):
         s = a0[t]
-        for i, (w, b) in enumerate(zip(weights, biases)):
-            a = s if i == 0 else torch.bmm(s, w.transpose(1, 2))
+        for i, b in enumerate(biases):
+            a = s if i == 0 else ops[i](s)
             states[i], s = lif_step_float(states[i], a, LIFParams(du, dv, 1.0, b), torch, _surrogate)
             if i == last and out_mask is not None:
                 s = s * out_mask
@@ -59,21 +102,32 @@ def run_members_float(weights: Sequence[torch.Tensor], biases: Sequence[torch.Te
     return out, total
 
 
+def weight_shapes(sizes: Sequence[int], convs: Sequence[ConvGeometry] = ()) -> list[tuple[int, int]]:
+    """(rows, columns) of each layer's trainable weights: a convolution's kernel per output
+    channel, flattened (C_out, C_in*kH*kW); a dense layer's matrix (out, in)."""
+    return [(g.kernel[0], int(np.prod(g.kernel[1:]))) for g in convs] + \
+        [(o, i) for i, o in zip(sizes[len(convs):-1], sizes[len(convs) + 1:])]
+
+
 class StudentSNN(nn.Module):
-    """A spiking MLP ``sizes[0] -> ... -> sizes[-1]`` whose output spike counts, through a per-dim
-    affine readout (host side), regress one group of teacher features.
+    """A spiking network ``sizes[0] -> ... -> sizes[-1]`` (neurons per layer) whose output spike
+    counts, through a per-dim affine readout (host side), regress one group of teacher features.
+    With ``convs`` its first layers are those convolutions (Conv2d -> LIF; one bias per neuron),
+    the rest dense: a convolution's fan-out is C_out*k^2/stride^2 per input spike instead of a
+    dense layer's width, and the input layer's events are where the energy goes.
 
     ``ternary=False`` gives the full-precision twin of Twin Network Augmentation.
     """
 
     def __init__(self, sizes: Sequence[int], steps: int, du: float = 1.0, dv: float = 0.25,
-                 ternary: bool = True, seed: int = 0) -> None:
+                 ternary: bool = True, seed: int = 0, convs: Sequence[ConvGeometry] = ()) -> None:
         super().__init__()
         decays_to_fixed(du, dv)  # fail early when the decays cannot go to Loihi
         gen = torch.Generator().manual_seed(seed)
         self.sizes, self.steps, self.du, self.dv, self.ternary = list(sizes), steps, du, dv, ternary
+        self.convs = list(convs)
         self.weights = nn.ParameterList(
-            [nn.Parameter(torch.randn(o, i, generator=gen) * (2.0 / np.sqrt(i))) for i, o in zip(sizes[:-1], sizes[1:])]
+            [nn.Parameter(torch.randn(o, i, generator=gen) * (2.0 / np.sqrt(i))) for o, i in weight_shapes(sizes, convs)]
         )
         self.biases = nn.ParameterList([nn.Parameter(torch.zeros(o)) for o in sizes[1:]])
         self.gamma = nn.Parameter(torch.full((sizes[-1],), 2.0))
@@ -85,7 +139,7 @@ class StudentSNN(nn.Module):
     def forward(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """spikes (N, T, n_in) float -> (output counts (N, n_out), spikes per sample (N,))."""
         out, total = run_members_float([w[None] for w in self.effective_weights()], [b[None, None] for b in self.biases],
-                                       spikes, self.du, self.dv)
+                                       spikes, self.du, self.dv, convs=self.convs)
         return out[0], total[0]
 
     def readout(self, counts: torch.Tensor) -> torch.Tensor:
@@ -103,9 +157,13 @@ class StudentSNN(nn.Module):
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             wt, alpha = ternarize(w)
             a = float(alpha)
+            geom = self.convs[i] if i < len(self.convs) else None
+            # a convolution as the matrix it applies (every synapse it implies), its geometry kept
+            matrix = wt.double().numpy() if geom is None else geometry_matrix(wt.double().numpy().reshape(geom.kernel), geom)
             # threshold and bias in units of one synapse (alpha folded in)
-            layers.append(fold_ternary(f"{name}.layer{i}", wt.double().numpy(), 1.0 / a, b.double().numpy() / a,
-                                       self.du, self.dv, self.steps, None if scales is None else scales[i]))
+            layer = fold_ternary(f"{name}.layer{i}", matrix, 1.0 / a, b.double().numpy() / a,
+                                 self.du, self.dv, self.steps, None if scales is None else scales[i])
+            layers.append(layer if geom is None else replace(layer, conv=geom))
         return Network(tuple(layers), metadata={"steps": self.steps})
 
 

@@ -26,7 +26,7 @@ from .data import Split, minibatches
 from .ensemble import placement
 from .head_gate import dropout_awake
 from .member_stack import MemberStack
-from .model import TrainConfig, encode, resolve_device
+from .model import TrainConfig, encode, resolve_device, student_layout
 from .snn import StudentSNN
 
 
@@ -89,8 +89,9 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
     n_in = int(np.prod(split.x.shape[1:]))
     sizes = [len(g) for g in groups]
     width = max(sizes)
-    stack = MemberStack(n_in, [cfg.hidden], sizes, cfg.steps, cfg.du, cfg.dv, True, cfg.seed * 100).to(device)
-    twin = (MemberStack(n_in, [cfg.hidden], sizes, cfg.steps, cfg.du, cfg.dv, False, cfg.seed * 100 + 50).to(device)
+    hidden, convs = student_layout(cfg, split.x.shape[1:])
+    stack = MemberStack(n_in, hidden, sizes, cfg.steps, cfg.du, cfg.dv, True, cfg.seed * 100, convs).to(device)
+    twin = (MemberStack(n_in, hidden, sizes, cfg.steps, cfg.du, cfg.dv, False, cfg.seed * 100 + 50, convs).to(device)
             if cfg.tna > 0 else None)
     params = list(stack.parameters()) + (list(twin.parameters()) if twin is not None else [])
     plain = nn.Linear(sum(sizes), n_classes).to(device) if cfg.objective == "labels" else None

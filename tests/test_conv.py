@@ -201,3 +201,26 @@ def test_avgpool2d_node_is_pytorchs_average_pooling(kernel, stride, padding):
     want = F.avg_pool2d(torch.from_numpy(x)[None], kernel, stride, padding)[0].numpy()
     assert step.out_shape == want.shape
     np.testing.assert_allclose(step.weight @ x.ravel(), want.ravel(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["brian2", "lava"])
+def test_conv_student_is_spike_exact_on_the_simulators(request, backend):
+    """A trained-shape convolutional student (sne-deploy's own export: ternary kernels, folded
+    thresholds and biases, exact integers) on Brian2 and Lava, float and fixed point."""
+    request.getfixturevalue(f"{backend}_ready")
+    from sne_deploy.model import CONV_STUDENT
+    from sne_deploy.snn import StudentSNN, conv_layout
+
+    convs = conv_layout((1, 28, 28), CONV_STUDENT)
+    st = StudentSNN([784, 8 * 9 * 9, 16 * 5 * 5, 6], 4, seed=3, convs=convs)
+    with torch.no_grad():
+        for b in st.biases:
+            b.uniform_(-0.2, 0.4)
+    net = st.to_network("conv")
+    x = random_spikes(6, 4, 784, rate=0.3, seed=6)
+    for mode in ("float", "fixed"):
+        ref = run(net, x, "reference", mode, record=True)
+        got = run(net, x, backend, mode, record=True)
+        assert int(ref.trains[0].sum()) > 0 and int(ref.trains[1].sum()) > 0
+        for a, b in zip(ref.trains, got.trains):
+            assert int((a != b).sum()) == 0, f"{backend} {mode}"
