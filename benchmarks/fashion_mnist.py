@@ -44,7 +44,8 @@ SWEEP_POLICIES = ("gate", "cascade", "fixed", "random")
 def main_config(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(data="fashion-mnist", members=a.members, partition="informed", tna=a.tna, spike_reg=a.spike_reg,
                        logit_reg=a.logit_reg, member_ce=a.member_ce, epochs=a.epochs, seed=0,
-                       teacher_epochs=a.teacher_epochs, steps=a.steps, hidden=a.hidden, limit_train=a.limit_train)
+                       teacher_epochs=a.teacher_epochs, steps=a.steps, hidden=a.hidden, limit_train=a.limit_train,
+                       student=a.student)
 
 
 def row(r) -> dict:  # type: ignore[no-untyped-def]
@@ -181,6 +182,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--teacher-epochs", type=int, default=None, help="default: the dataset's")
     ap.add_argument("--steps", type=int, default=None, help="default: the dataset's")
     ap.add_argument("--hidden", type=int, default=None, help="default: the dataset's")
+    ap.add_argument("--student", default="mlp", choices=("mlp", "conv"), help="student kind (see benchmarks/fashion_students.py)")
     ap.add_argument("--tna", type=float, default=0.5)
     ap.add_argument("--member-ce", type=float, default=1.0)
     ap.add_argument("--spike-reg", type=float, default=0.0)

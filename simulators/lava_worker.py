@@ -117,7 +117,6 @@ def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path
     from scipy import sparse
 
     from simulators.lava_procs.column_sparse import ColumnSparseBitAcc, ColumnSparseFloat
-
     from simulators.lava_procs.recording_lif import RecordingLIFReset
 
     t0 = time.perf_counter()

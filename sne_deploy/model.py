@@ -25,6 +25,7 @@ STUDENT_KINDS = ("mlp", "conv")
 # --student conv: (channels out, kernel, stride, padding) per layer, then the dense output layer.
 # Strided and narrow on purpose: every neuron of an awake member is updated at every step (52 pJ
 # on Loihi), so the maps must stay small; 28x28 -> 8x9x9 -> 16x5x5 (1,048 neurons) on Fashion-MNIST.
+# Measured (benchmarks/fashion_students.py): fewer input-layer events, but more energy overall.
 CONV_STUDENT = ((8, 5, 3, 1), (16, 3, 2, 1))
 # digits' 8x8 images: 8x8x8 -> 16x4x4 (768 neurons)
 CONV_STUDENT_SMALL = ((8, 3, 1, 1), (16, 3, 2, 1))

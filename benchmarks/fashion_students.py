@@ -1,0 +1,125 @@
+"""Student kinds on Fashion-MNIST: the default MLP students against convolutional ones
+(``--student conv``), with one teacher, at the ablations' reduced scale, 3 seeds each.
+
+    .venv/bin/python benchmarks/fashion_students.py     # ~30 min on 2 cores; writes benchmarks/results/fashion_students.json
+
+The teacher is the Fashion-MNIST default (seed 0, trained once here). Each student run trains K = 8
+members on the first ``--train`` samples for ``--epochs`` epochs (head and gate shortened as in the
+ablations) and is exported to a bundle; the whole 10k test split then runs in fixed point on the
+torch backend with all members awake and with the cascade at budget 0.3, energy on Loihi's
+constants. The reduced scale makes the figures relative: compare the kinds, not these
+accuracies with the main benchmark's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from exporters.bundle import load_bundle, write_bundle  # noqa: E402
+from sne_deploy.data import load_dataset  # noqa: E402
+from sne_deploy.deploy import bundle_parts  # noqa: E402
+from sne_deploy.runtime import simulate  # noqa: E402
+from sne_deploy.train import TrainConfig, get_teacher, train  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+PROGRESS = sys.stderr.isatty()
+
+
+def one_run(cfg: TrainConfig, teacher, ds) -> dict:  # type: ignore[no-untyped-def]
+    t0 = time.perf_counter()
+    model = train(cfg, progress=False, teacher=teacher)
+    train_s = time.perf_counter() - t0
+    x, y = ds.test.flat(), ds.test.y
+    with tempfile.TemporaryDirectory() as tmp:
+        write_bundle(bundle_parts(model, ds), Path(tmp) / "b", "nir", force=True)
+        bundle = load_bundle(Path(tmp) / "b")
+        runs = {name: simulate(bundle, x, y, budget, policy, "torch", "fixed", compare=False).to_dict()
+                for name, budget, policy in (("all", 1.0, "all"), ("cascade_0.3", 0.3, "cascade"))}
+    net = model.networks[0]
+    return {"seed": cfg.seed, "student": cfg.student, "train_s": train_s,
+            "student_epoch_s": statistics.median(model.summary.train_log["epoch_s"]),
+            "neurons_per_member": sum(l.n_out for l in net.layers),
+            "synapses_per_member": int(sum((l.fixed.weight != 0).sum() for l in net.layers)),
+            "full_fixed_accuracy": model.summary.ensemble_accuracy["fixed"],
+            **{f"{n}_accuracy": r["accuracy"] for n, r in runs.items()},
+            **{f"{n}_energy_uj": r["energy_pj"]["loihi"] / 1e6 for n, r in runs.items()},
+            **{f"{n}_breakdown_uj": {k: v / 1e6 for k, v in r["energy_breakdown_pj"]["loihi"].items()} for n, r in runs.items()},
+            "cascade_0.3_rounds": runs["cascade_0.3"]["mean_rounds"],
+            "teacher_energy_uj": runs["all"]["teacher_energy_pj"]["loihi"] / 1e6,
+            "teacher_accuracy": model.summary.teacher_accuracy}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--train", type=int, default=20000, help="training samples per student run")
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--teacher-epochs", type=int, default=None, help="default: the dataset's (smoke tests: 1)")
+    ap.add_argument("--conv", default=None, metavar="C,K,S,P[;C,K,S,P...]",
+                    help="the conv students' layers (default: sne_deploy.model.CONV_STUDENT)")
+    ap.add_argument("--kinds", default="mlp,conv")
+    ap.add_argument("--out", default=str(RESULTS / "fashion_students.json"))
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    t_start = time.perf_counter()
+    ds = load_dataset("fashion-mnist")
+    conv = tuple(tuple(int(v) for v in layer.split(",")) for layer in a.conv.split(";")) if a.conv else None
+    base = TrainConfig(data="fashion-mnist", epochs=a.epochs, limit_train=a.train, gate_epochs=1, head_epochs=5, conv=conv)
+    kinds = a.kinds.split(",")
+    t0 = time.perf_counter()
+    teacher = get_teacher(replace(base, limit_train=None, teacher_epochs=a.teacher_epochs).resolved(), ds, PROGRESS)
+    teacher_s = time.perf_counter() - t0
+    jobs = [(kind, int(s)) for s in a.seeds.split(",") for kind in kinds]
+    rows = []
+    for kind, seed in tqdm(jobs, desc="runs", disable=not PROGRESS):
+        rows.append(one_run(replace(base, student=kind, seed=seed), teacher, ds))
+        print(json.dumps({k: v for k, v in rows[-1].items() if not k.endswith("breakdown_uj")}), file=sys.stderr, flush=True)
+    summary = {}
+    for kind in kinds:
+        rs = [r for r in rows if r["student"] == kind]
+        summary[kind] = {k: {"mean": statistics.fmean(r[k] for r in rs), "min": min(r[k] for r in rs), "max": max(r[k] for r in rs)}
+                         for k in ("full_fixed_accuracy", "all_accuracy", "cascade_0.3_accuracy", "all_energy_uj",
+                                   "cascade_0.3_energy_uj", "cascade_0.3_rounds", "student_epoch_s")}
+        summary[kind]["neurons_per_member"] = rs[0]["neurons_per_member"]
+        summary[kind]["synapses_per_member"] = rs[0]["synapses_per_member"]
+    doc = {"command": "benchmarks/fashion_students.py" + "".join(f" --{k} {v}" for k, v in (("train", a.train), ("epochs", a.epochs), ("seeds", a.seeds), ("kinds", a.kinds))) + (f" --teacher-epochs {a.teacher_epochs}" if a.teacher_epochs else "") + (f" --conv '{a.conv}'" if a.conv else ""),
+           "conv_layers": conv,
+           "date": time.strftime("%Y-%m-%d"), "machine": "2 cores, no GPU (shared; timings indicative)",
+           "scale": {"train_samples": a.train, "epochs": a.epochs, "test_samples": len(ds.test.y)},
+           "teacher_s": teacher_s, "total_s": time.perf_counter() - t_start, "rows": rows, "summary": summary}
+    Path(a.out).write_text(json.dumps(doc, indent=2))
+    print(markdown(doc))
+
+
+def markdown(doc: dict) -> str:
+    s = doc["summary"]
+    out = ["| students | neurons / member | synapses / member | all members (fixed) | cascade 0.3 | cascade rounds | "
+           "µJ all awake | µJ cascade 0.3 | s / epoch |", "|---|---|---|---|---|---|---|---|---|"]
+    for kind in s:
+        k = s[kind]
+
+        def mm(key: str, f: str = ".4f") -> str:
+            return f"{k[key]['mean']:{f}} ({k[key]['min']:{f}}–{k[key]['max']:{f}})"
+        out.append(f"| {kind} | {k['neurons_per_member']:,} | {k['synapses_per_member']:,} | {mm('all_accuracy')} | "
+                   f"{mm('cascade_0.3_accuracy')} | {k['cascade_0.3_rounds']['mean']:.2f} | {mm('all_energy_uj', '.2f')} | "
+                   f"{mm('cascade_0.3_energy_uj', '.3f')} | {k['student_epoch_s']['mean']:.1f} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--markdown":
+        print(markdown(json.loads(Path(sys.argv[2]).read_text())))
+    else:
+        main()
