@@ -31,6 +31,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     from . import checkpoint
     from .report import format_train_summary
+    from .model import parse_conv_layers
     from .train import TrainConfig, train
 
     _check_train_args(a)
@@ -41,7 +42,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     cfg = TrainConfig(data=a.data, data_dir=a.data_dir, members=a.members, partition=a.partition, tna=a.tna,
                       spike_reg=a.spike_reg, logit_reg=a.logit_reg, epochs=a.epochs, seed=a.seed, teacher=a.teacher,
                       teacher_epochs=a.teacher_epochs, steps=a.steps, hidden=a.hidden, limit_train=a.limit_train,
-                      member_ce=a.member_ce, population=a.population, device=a.device, student=a.student)
+                      member_ce=a.member_ce, population=a.population, device=a.device, student=a.student,
+                      conv=parse_conv_layers(a.conv_layers) if a.conv_layers else None)
     model = train(cfg, progress=_progress(a))
     checkpoint.save(model, out)
     summary_path = out.with_suffix(".summary.json")
@@ -83,9 +85,13 @@ def _check_train_args(a: argparse.Namespace) -> None:
     _at_least(a, 1, "--members", "--epochs", "--teacher-epochs", "--steps", "--hidden", "--limit-train", "--threads",
               "--population")
     _at_least(a, 0, "--tna", "--spike-reg", "--logit-reg", "--member-ce")
-    from .model import resolve_device
+    from .model import parse_conv_layers, resolve_device
 
     resolve_device(a.device)
+    if a.conv_layers is not None:
+        parse_conv_layers(a.conv_layers)
+        if a.student != "conv":
+            raise InputError("--conv-layers shapes convolutional students: add --student conv")
     teacher = a.teacher or DEFAULTS[a.data]["teacher"]
     if teacher in ("mlp", "cnn") and a.members > DEFAULTS[a.data]["feat_dim"]:
         raise InputError(f"--members {a.members} exceeds the {DEFAULTS[a.data]['feat_dim']} feature dimensions "
@@ -426,7 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=None, help="time steps T per sample (default: per dataset)")
     t.add_argument("--hidden", type=int, default=None, help="hidden neurons per student (default: per dataset)")
     t.add_argument("--student", default="mlp", choices=("mlp", "conv"),
-                   help="student kind: mlp (input -> hidden -> outputs) or conv (two strided Conv2d -> LIF layers -> outputs)")
+                   help="student kind: mlp (input -> hidden -> outputs) or conv (strided Conv2d -> LIF layers -> outputs)")
+    t.add_argument("--conv-layers", default=None, metavar="C,K,S,P[;C,K,S,P]",
+                   help="conv students' layers: channels, kernel, stride, padding each (default: per dataset; "
+                        "Fashion-MNIST 8,5,3,1;16,3,2,1)")
     t.add_argument("--limit-train", type=int, default=None, help="use only the first N training samples")
     t.add_argument("--device", default="auto", metavar="{auto,cpu,cuda}",
                    help="where the teacher and the students train (auto: CUDA when torch sees a GPU)")

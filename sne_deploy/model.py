@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from simulators.encoding import encode_regular
-from simulators.errors import InputError
+from simulators.errors import GraphError, InputError
 from simulators.network import Network
 
 from simulators.linear_maps import ConvGeometry
@@ -107,8 +107,28 @@ def student_layout(cfg: TrainConfig, input_shape: tuple) -> tuple[list[int], lis
         return [int(cfg.hidden)], []  # type: ignore[arg-type]
     if cfg.student == "conv":
         shape = tuple(input_shape) if len(input_shape) == 3 else (1, *input_shape)
-        return [], conv_layout(shape, cfg.conv or CONV_STUDENT)
+        layers = cfg.conv or CONV_STUDENT
+        try:
+            return [], conv_layout(shape, layers)
+        except GraphError as e:
+            spec = ";".join(",".join(str(v) for v in layer) for layer in layers)
+            raise InputError(f"--conv-layers '{spec}' does not fit the {shape} input: {e}") from None
     raise InputError(f"--student must be one of {', '.join(STUDENT_KINDS)}, got '{cfg.student}'")
+
+
+def parse_conv_layers(text: str) -> tuple[tuple[int, int, int, int], ...]:
+    """``--conv-layers "C,K,S,P;C,K,S,P"``: per layer output channels, kernel, stride and padding."""
+    layers = []
+    for part in text.split(";"):
+        try:
+            values = tuple(int(v) for v in part.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != 4 or min(values[:3]) < 1 or values[3] < 0:
+            raise InputError(f"--conv-layers '{text}': each layer is C,K,S,P (channels, kernel, stride >= 1; "
+                             "padding >= 0), layers separated by ';'")
+        layers.append(values)
+    return tuple(layers)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -190,6 +190,10 @@ def test_run_nir_checks_standard_fields_against_exact_metadata(tmp_path, value):
     (["train", "--members", "40"], ["--members 40", "32 feature dimensions"]),
     (["train", "--spike-reg", "nan"], ["--spike-reg"]),
     (["train", "--device", "tpu"], ["--device", "cpu, cuda or auto"]),
+    (["train", "--student", "conv", "--conv-layers", "8,5"], ["--conv-layers '8,5'", "C,K,S,P"]),
+    (["train", "--student", "conv", "--conv-layers", "8,5,0,1"], ["--conv-layers", "stride >= 1"]),
+    (["train", "--conv-layers", "8,5,3,1"], ["--conv-layers", "--student conv"]),
+    (["train", "--student", "conv", "--conv-layers", "8,40,1,0"], ["--conv-layers '8,40,1,0'", "does not fit"]),
 ])
 def test_train_arguments_are_checked_before_any_work(capsys, tmp_path, args, words):
     code, err = run_cli(capsys, *args, "--out", str(tmp_path / "m.pt"))

@@ -264,3 +264,12 @@ def test_conv_students_train_save_and_load():
         assert all(np.array_equal(x.fixed.weight, y.fixed.weight) and x.conv == y.conv for x, y in zip(a.layers, b.layers))
     with pytest.raises(InputError, match="--student"):
         train(replace(cfg, student="transformer"), progress=False)
+
+
+def test_conv_layers_option_shapes_the_students():
+    from sne_deploy.model import parse_conv_layers, student_layout
+
+    layers = parse_conv_layers("8,5,3,1")
+    hidden, convs = student_layout(TrainConfig(data="fashion-mnist", student="conv", conv=layers), (1, 28, 28))
+    assert hidden == [] and [c.out_shape for c in convs] == [(8, 9, 9)]
+    assert [c.out_shape for c in student_layout(TrainConfig(student="conv").resolved(), (1, 8, 8))[1]] == [(8, 8, 8), (16, 4, 4)]
