@@ -122,7 +122,7 @@ def _denominator(values: np.ndarray) -> Optional[int]:
 def exact_scale(layer: Layer, weight_max: int = WEIGHT_MAX) -> Optional[int]:
     """The largest integer scale q with ``q * w`` even integers, ``q * vth`` and ``64 * q * bias``
     integers and ``q * max|w| <= weight_max``, or None when there is none."""
-    w = _all_weights(layer)
+    w = layer.incoming("float")
     wmax = float(np.abs(w).max(initial=0.0))
     vth = np.asarray(layer.params.vth, dtype=np.float64)
     # w / 2: Lava's weights must be even, so q * w must be too
@@ -167,7 +167,7 @@ def quantize_layer_report(layer: Layer, weight_max: int = WEIGHT_MAX) -> tuple[L
         def to_int(w: np.ndarray) -> np.ndarray:
             return np.round(w * q).astype(np.int64)
     else:
-        wmax = float(np.abs(_all_weights(layer)).max(initial=0.0))
+        wmax = float(np.abs(layer.incoming("float")).max(initial=0.0))
         q = (weight_max / wmax) if wmax > 0 else 1.0
 
         def to_int(w: np.ndarray) -> np.ndarray:
@@ -177,11 +177,6 @@ def quantize_layer_report(layer: Layer, weight_max: int = WEIGHT_MAX) -> tuple[L
     if layer.recurrent is not None:  # the same scale: both kinds of synapse add into the same u
         fixed = replace(fixed, recurrent=to_int(layer.recurrent))
     return replace(layer, fixed=fixed), Quantization(layer.name, q, q_exact is not None)
-
-
-def _all_weights(layer: Layer) -> np.ndarray:
-    """Every synapse into the layer: its input weights and, for a recurrent layer, its own."""
-    return layer.weight if layer.recurrent is None else np.concatenate([layer.weight, layer.recurrent], axis=1)
 
 
 def quantize_network(network: Network) -> tuple[Network, list[Quantization]]:

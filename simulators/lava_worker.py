@@ -36,7 +36,7 @@ import numpy as np
 
 from simulators.batching import batch_inputs, n_batches
 from simulators.errors import GraphError
-from simulators.linear_maps import SPARSE_BELOW
+from simulators.linear_maps import is_sparse
 from simulators.network import Layer, Network
 
 # Dense keeps a full (B*n_out, B*n_in) matrix per layer and does B^2 times the work per step;
@@ -45,11 +45,6 @@ from simulators.network import Layer, Network
 _DENSE_BUDGET = 4_000_000
 _SPARSE_BUDGET = 16_000_000
 _MAX_BATCH = 16
-
-
-def is_sparse(weight: np.ndarray) -> bool:
-    """Run this layer on Lava's Sparse process (the same rule as the reference's sparse product)."""
-    return bool(weight.size and np.count_nonzero(weight) < SPARSE_BELOW * weight.size)
 
 
 def batch_size(network: Network, n: int) -> int:
@@ -69,8 +64,7 @@ def recurrent_batch(network: Network, n: int) -> int:
     """A recurrent network runs all its samples side by side in one batch (a layer's last spikes of
     one sample would otherwise reach the next sample of its copy through the one-step-late
     recurrent synapses); :func:`simulators.lava_backend.run_lava` splits larger N into runs of this size."""
-    synapses = sum(int(np.count_nonzero(l.weight)) + int(np.count_nonzero(l.recurrent if l.recurrent is not None else 0))
-                   for l in network.layers)
+    synapses = sum(int(np.count_nonzero(l.incoming("float"))) for l in network.layers)
     return int(max(1, min(n, _RECURRENT_MAX_BATCH, _SPARSE_BUDGET // max(synapses, 1))))
 
 

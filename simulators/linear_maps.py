@@ -174,6 +174,11 @@ def sumpool2d_matrix(in_shape: Sequence[int], kernel_size: Pair, stride: Pair, p
 SPARSE_BELOW = 0.1  # density under which a compressed sparse product beats BLAS on the dense matrix
 
 
+def is_sparse(weight: np.ndarray) -> bool:
+    """Mostly zeros: the reference computes it as a sparse product, Lava runs it on ``Sparse``."""
+    return bool(weight.size and np.count_nonzero(weight) < SPARSE_BELOW * weight.size)
+
+
 def synapse_operator(weight: np.ndarray, conv: Optional[ConvGeometry] = None) -> Callable[[np.ndarray], np.ndarray]:
     """The fastest exact way to compute ``x @ weight.T`` for activity x (N, n_in), chosen once per
     layer: a convolution when the layer is one (and ``weight`` is still exactly that convolution),
@@ -184,7 +189,7 @@ def synapse_operator(weight: np.ndarray, conv: Optional[ConvGeometry] = None) ->
         kernel = conv_kernel(weight, conv)
         if kernel is not None:
             return conv_operator(kernel.astype(np.float64), conv)
-    if weight.size and np.count_nonzero(weight) < SPARSE_BELOW * weight.size:
+    if is_sparse(weight):
         import scipy.sparse
 
         csr = scipy.sparse.csr_matrix(weight.astype(np.float64))

@@ -71,6 +71,13 @@ class Layer:
             return None
         return self.fixed.recurrent if (mode == "fixed" and self.fixed is not None) else self.recurrent
 
+    def incoming(self, mode: str) -> np.ndarray:
+        """Every synapse into the layer in ``mode``'s form, (n_out, n_in [+ n_out]): its input
+        weights and, for a recurrent layer, its own (both share one fixed-point scale)."""
+        w = self.fixed.weight if (mode == "fixed" and self.fixed is not None) else self.weight
+        rec = self.recurrent_weight(mode)
+        return w if rec is None else np.concatenate([w, rec], axis=1)
+
     def recurrent_fan_out(self, mode: str) -> Optional[np.ndarray]:
         """Non-zero recurrent synapses leaving each neuron of this layer (None: feed-forward)."""
         w = self.recurrent_weight(mode)
@@ -224,7 +231,7 @@ def check_fixed_layer(layer: Layer) -> None:
     assert f is not None
     if (f.recurrent is None) != (layer.recurrent is None):
         raise GraphError(f"layer '{layer.name}': recurrent synapses in one form only (float or fixed point)")
-    w = f.weight if f.recurrent is None else np.concatenate([f.weight, f.recurrent], axis=1)
+    w = layer.incoming("fixed")
     if w.size and (w.min() < WEIGHT_MIN or w.max() > WEIGHT_MAX):
         raise GraphError(
             f"layer '{layer.name}': integer weights span [{w.min()}, {w.max()}], outside Loihi's 8-bit range [{WEIGHT_MIN}, {WEIGHT_MAX}]"

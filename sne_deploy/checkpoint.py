@@ -14,7 +14,7 @@ from simulators.errors import SneError
 from simulators.files import atomic_file, sha256_file
 
 from .ensemble import Gate, HostHead
-from .snn import StudentSNN
+from .snn import StudentSNN, layer_sizes
 from .teacher import load_torchscript_teacher, make_teacher
 from .model import TrainConfig, TrainedModel, student_layout
 from .records import TrainSummary
@@ -106,8 +106,7 @@ def _rebuild(p: dict, path: Path) -> TrainedModel:
     hidden, convs = student_layout(cfg, shape)
     students = []
     for k, (g, sd) in enumerate(zip(groups, p["students"])):
-        sizes = [n_in, *(int(np.prod(c.out_shape)) for c in convs), *hidden, len(g)]
-        st = StudentSNN(sizes, cfg.steps, cfg.du, cfg.dv, True, 0, convs)
+        st = StudentSNN(layer_sizes(n_in, convs, hidden, len(g)), cfg.steps, cfg.du, cfg.dv, True, 0, convs)
         st.load_state_dict(sd)
         students.append(st)
     head_lin = torch.nn.Linear(cfg.feat_dim, p["n_classes"])

@@ -22,7 +22,7 @@ from simulators.neuron import decays_to_fixed
 from simulators.linear_maps import ConvGeometry
 
 from .quantization import ste_ternary
-from .snn import StudentSNN, run_members_float, weight_shapes
+from .snn import StudentSNN, layer_sizes, run_members_float, weight_shapes
 
 
 class MemberStack(nn.Module):
@@ -38,7 +38,7 @@ class MemberStack(nn.Module):
         k, g = len(out_sizes), max(out_sizes)
         self.out_sizes = [int(s) for s in out_sizes]
         self.convs = list(convs)
-        self.sizes = [n_in, *(int(np.prod(c.out_shape)) for c in self.convs), *hidden, g]
+        self.sizes = layer_sizes(n_in, self.convs, hidden, g)
         self.steps, self.du, self.dv, self.ternary = steps, du, dv, ternary
         self.weights = nn.ParameterList([
             nn.Parameter(torch.randn(k, o, i, generator=gen) * (2.0 / np.sqrt(i)))

@@ -73,8 +73,9 @@ def run_members_float(weights: Sequence[torch.Tensor], biases: Sequence[torch.Te
     and spikes per member and sample (K, N)."""
     n, t_steps, n_in = spikes.shape
     k = weights[0].shape[0]
-    ops = [(_conv_op(w, convs[i]) if i < len(convs) else (lambda s, w=w: torch.bmm(s, w.transpose(1, 2))))
-           for i, w in enumerate(weights)]
+    # layers after the first: their input is each member's own activity
+    ops = [None] + [(_conv_op(w, convs[i]) if i < len(convs) else (lambda s, w=w: torch.bmm(s, w.transpose(1, 2))))
+                    for i, w in enumerate(weights) if i > 0]
     # the first layer for all steps and members at once (its input is shared): (N*T, K*n1)
     x = spikes.reshape(n * t_steps, n_in)
     if convs:
@@ -100,6 +101,12 @@ def run_members_float(weights: Sequence[torch.Tensor], biases: Sequence[torch.Te
             total = total + s.sum(dim=2)
         out = out + s
     return out, total
+
+
+def layer_sizes(n_in: int, convs: Sequence[ConvGeometry], hidden: Sequence[int], n_out: int) -> list[int]:
+    """Neurons per layer of a student, input first: each convolution's map, the dense hidden
+    layers, the outputs."""
+    return [n_in, *(int(np.prod(c.out_shape)) for c in convs), *hidden, n_out]
 
 
 def weight_shapes(sizes: Sequence[int], convs: Sequence[ConvGeometry] = ()) -> list[tuple[int, int]]:

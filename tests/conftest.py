@@ -8,6 +8,20 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def float64_stack(n_in: int, hidden: list, out_sizes: list, steps: int, **kw):  # type: ignore[no-untyped-def]
+    """A float64 MemberStack with random biases in [-0.3, 0.3] (a different summation order
+    cannot flip a threshold tie in float64), for tests that compare it with other forms."""
+    import torch
+
+    from sne_deploy.member_stack import MemberStack
+
+    stack = MemberStack(n_in, hidden, out_sizes, steps, **kw).double()
+    with torch.no_grad():
+        for b in stack.biases:
+            b.uniform_(-0.3, 0.3)
+    return stack
+
+
 def need(what: str, available: bool, how: str) -> None:
     if available:
         return

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from sne_deploy import checkpoint, cli
-from sne_deploy.member_stack import MemberStack
 from sne_deploy.model import TrainConfig, encode
 from sne_deploy.snn import run_network_torch
 from sne_deploy.train import train
 from simulators import run
+
+from .conftest import float64_stack
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (CUDA is not a CI backend)")
 
@@ -23,10 +24,7 @@ TINY = TrainConfig(data="digits", epochs=4, teacher_epochs=8, limit_train=600, h
 
 def test_member_stack_forward_on_cuda_equals_cpu():
     """float64 on both devices: the same spike counts and totals, member by member."""
-    stack = MemberStack(20, [16], [4, 3, 4], 8, dv=0.125, seed=2).double()
-    with torch.no_grad():
-        for b in stack.biases:
-            b.uniform_(-0.3, 0.3)
+    stack = float64_stack(20, [16], [4, 3, 4], 8, dv=0.125, seed=2)
     x = encode(np.random.default_rng(1).random((64, 20)), 8).double()
     with torch.no_grad():
         out_cpu, tot_cpu = stack(x)

@@ -23,6 +23,8 @@ from sne_deploy.train import train
 from simulators import run
 from simulators.random_nets import random_spikes
 
+from .conftest import float64_stack
+
 
 def test_digits_accuracy_floors(digits_model):
     s = digits_model.summary
@@ -79,10 +81,7 @@ def test_member_stack_equals_its_members_run_one_by_one():
     """The batched module computes, member by member, what each exported StudentSNN computes
     (padding of the smaller groups included), forward counts and spike totals alike (float64, so
     a different summation order cannot flip a threshold tie)."""
-    stack = MemberStack(20, [16], [4, 3, 4], 8, dv=0.125, seed=2).double()
-    with torch.no_grad():
-        for b in stack.biases:
-            b.uniform_(-0.3, 0.3)
+    stack = float64_stack(20, [16], [4, 3, 4], 8, dv=0.125, seed=2)
     x = encode(np.random.default_rng(1).random((12, 20)), 8).double()
     with torch.no_grad():
         out, total = stack(x)
@@ -208,10 +207,7 @@ def _conv_stack(ternary=True):
     from sne_deploy.snn import conv_layout
 
     convs = conv_layout((1, 8, 8), CONV_STUDENT)
-    stack = MemberStack(64, [], [4, 3, 4], 6, dv=0.125, ternary=ternary, seed=2, convs=convs).double()
-    with torch.no_grad():
-        for b in stack.biases:
-            b.uniform_(-0.3, 0.3)
+    stack = float64_stack(64, [], [4, 3, 4], 6, dv=0.125, ternary=ternary, seed=2, convs=convs)
     return stack, convs
 
 
