@@ -5,7 +5,8 @@ every backend, the budget sweep of every policy, the ablations and noise robustn
     .venv/bin/python benchmarks/fashion_mnist.py --quick    # smoke test (minutes), writes *_quick.json
 
 Main model: CNN teacher (batch norm, augmentation), K informed members over the teacher's live
-features (ternary, KD + per-member classification term + TNA), exported for Lava and run on the
+features (ternary, the input layer sparse; feature KD + member and ensemble classification terms
+with the teacher's classifier trained end to end and KD on its logits; TNA), exported for Lava and run on the
 whole 10k test split: torch float/fixed and Brian2 fixed with all members, every policy at budget
 0.3 on torch, and the cascade at 0.3 plus all members on Lava, each compared spike for spike with
 torch. The ablations share the main model's teacher and run at a reduced scale
@@ -68,12 +69,14 @@ def noise_curve(model, ds, sigmas, limit, seed=0) -> list[dict]:
     return out
 
 
-ABLATIONS = {  # group -> variant -> changes to the ablation base (the defaults: informed, KD + member CE, no TNA, no penalties)
+ABLATIONS = {  # group -> variant -> changes to the ablation base (the defaults: informed, end to end with KD, no TNA, no penalties)
     "partition": {"informed": {}, "contiguous": {"partition": "contiguous"}, "random": {"partition": "random"}},
-    "students": {"plain": {"objective": "labels", "member_ce": 0.0}, "kd_only": {"member_ce": 0.0}, "kd+ce": {},
-                 "kd+ce+tna": {"tna": 0.5}},
+    "students": {"plain": {"objective": "labels", "member_ce": 0.0},
+                 "kd_only": {"member_ce": 0.0, "ensemble_ce": 0.0, "train_head": False, "logit_kd": 0.0},
+                 "kd+ce": {"train_head": False, "logit_kd": 0.0}, "e2e+logit_kd": {}, "e2e+logit_kd+tna": {"tna": 0.5}},
     "regularization": {"none": {}, "spike+logit": {"spike_reg": 0.5, "logit_reg": 0.1}},
-    "size": {"T4_h64": {}, "T8_h128": {"steps": 8, "hidden": 128}},
+    "input_layer": {"delta_1.5": {}, "twn_0.7": {"input_delta": 0.7}},
+    "size": {"T4_h128": {}, "T4_h64": {"hidden": 64}, "T8_h128": {"steps": 8}},
 }
 
 
@@ -190,8 +193,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--limit-train", type=int, default=None)
     ap.add_argument("--test-limit", type=int, default=None)
     ap.add_argument("--lava-limit", type=int, default=None, help="default: the whole test split")
-    ap.add_argument("--ablation-train", type=int, default=10000)
-    ap.add_argument("--ablation-epochs", type=int, default=3)
+    ap.add_argument("--ablation-train", type=int, default=20000)
+    ap.add_argument("--ablation-epochs", type=int, default=4)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--skip-ablations", action="store_true")
     ap.add_argument("--ablations-only", default=None, metavar="CHECKPOINT",

@@ -1,7 +1,10 @@
-"""Student kinds on Fashion-MNIST: the default MLP students against convolutional ones
-(``--student conv``), with one teacher, at the ablations' reduced scale, 3 seeds each.
+"""Student variants on Fashion-MNIST, with one teacher, at the ablations' reduced scale, 3 seeds
+each: the student kind (MLP or convolutional, ``--student conv``) and the training objective
+(feature KD with the teacher's frozen classifier, end to end with the classifier trained too, KD on
+the teacher's logits, plain labels).
 
     .venv/bin/python benchmarks/fashion_students.py     # ~30 min on 2 cores; writes benchmarks/results/fashion_students.json
+    .venv/bin/python benchmarks/fashion_students.py --kinds mlp,e2e_kd --out benchmarks/results/fashion_objectives.json
 
 The teacher is the Fashion-MNIST default (seed 0, trained once here). Each student run trains K = 8
 members on the first ``--train`` samples for ``--epochs`` epochs (head and gate shortened as in the
@@ -35,9 +38,23 @@ from sne_deploy.train import TrainConfig, get_teacher, train  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 PROGRESS = sys.stderr.isatty()
+# variant -> changes to the reduced-scale base (the Fashion-MNIST defaults without TNA: 128 hidden
+# units, a sparse input layer, the teacher's classifier trained end to end with KD on its logits)
+PREVIOUS = {"hidden": 64, "input_delta": 0.7, "train_head": False, "logit_kd": 0.0}  # the defaults until 2026-11-26
+VARIANTS = {
+    "mlp": {},
+    "conv": {"student": "conv"},
+    "previous": PREVIOUS,
+    "previous_conv": {**PREVIOUS, "student": "conv"},
+    "frozen_head": {"train_head": False, "logit_kd": 0.0},
+    "no_logit_kd": {"logit_kd": 0.0},
+    "dense_input": {"input_delta": 0.7},
+    "h64": {"hidden": 64},
+    "labels": {"objective": "labels", "member_ce": 0.0},
+}
 
 
-def one_run(cfg: TrainConfig, teacher, ds) -> dict:  # type: ignore[no-untyped-def]
+def one_run(cfg: TrainConfig, variant: str, teacher, ds) -> dict:  # type: ignore[no-untyped-def]
     t0 = time.perf_counter()
     model = train(cfg, progress=False, teacher=teacher)
     train_s = time.perf_counter() - t0
@@ -48,7 +65,7 @@ def one_run(cfg: TrainConfig, teacher, ds) -> dict:  # type: ignore[no-untyped-d
         runs = {name: simulate(bundle, x, y, budget, policy, "torch", "fixed", compare=False).to_dict()
                 for name, budget, policy in (("all", 1.0, "all"), ("cascade_0.3", 0.3, "cascade"))}
     net = model.networks[0]
-    return {"seed": cfg.seed, "student": cfg.student, "train_s": train_s,
+    return {"seed": cfg.seed, "variant": variant, "student": cfg.student, "train_s": train_s,
             "student_epoch_s": statistics.median(model.summary.train_log["epoch_s"]),
             "neurons_per_member": sum(l.n_out for l in net.layers),
             "synapses_per_member": int(sum((l.fixed.weight != 0).sum() for l in net.layers)),
@@ -69,7 +86,7 @@ def main() -> None:
     ap.add_argument("--teacher-epochs", type=int, default=None, help="default: the dataset's (smoke tests: 1)")
     ap.add_argument("--conv", default=None, metavar="C,K,S,P[;C,K,S,P...]",
                     help="the conv students' layers (default: sne_deploy.model.CONV_STUDENT)")
-    ap.add_argument("--kinds", default="mlp,conv")
+    ap.add_argument("--kinds", default="mlp,conv", help=f"variants, from: {', '.join(VARIANTS)}")
     ap.add_argument("--out", default=str(RESULTS / "fashion_students.json"))
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -78,24 +95,27 @@ def main() -> None:
     conv = tuple(tuple(int(v) for v in layer.split(",")) for layer in a.conv.split(";")) if a.conv else None
     base = TrainConfig(data="fashion-mnist", epochs=a.epochs, limit_train=a.train, gate_epochs=1, head_epochs=5, conv=conv)
     kinds = a.kinds.split(",")
+    unknown = [k for k in kinds if k not in VARIANTS]
+    if unknown:
+        ap.error(f"--kinds: unknown variant(s) {', '.join(unknown)} (choose from {', '.join(VARIANTS)})")
     t0 = time.perf_counter()
     teacher = get_teacher(replace(base, limit_train=None, teacher_epochs=a.teacher_epochs).resolved(), ds, PROGRESS)
     teacher_s = time.perf_counter() - t0
     jobs = [(kind, int(s)) for s in a.seeds.split(",") for kind in kinds]
     rows = []
     for kind, seed in tqdm(jobs, desc="runs", disable=not PROGRESS):
-        rows.append(one_run(replace(base, student=kind, seed=seed), teacher, ds))
+        rows.append(one_run(replace(base, seed=seed, **VARIANTS[kind]), kind, teacher, ds))
         print(json.dumps({k: v for k, v in rows[-1].items() if not k.endswith("breakdown_uj")}), file=sys.stderr, flush=True)
     summary = {}
     for kind in kinds:
-        rs = [r for r in rows if r["student"] == kind]
+        rs = [r for r in rows if r.get("variant", r["student"]) == kind]
         summary[kind] = {k: {"mean": statistics.fmean(r[k] for r in rs), "min": min(r[k] for r in rs), "max": max(r[k] for r in rs)}
                          for k in ("full_fixed_accuracy", "all_accuracy", "cascade_0.3_accuracy", "all_energy_uj",
                                    "cascade_0.3_energy_uj", "cascade_0.3_rounds", "student_epoch_s")}
         summary[kind]["neurons_per_member"] = rs[0]["neurons_per_member"]
         summary[kind]["synapses_per_member"] = rs[0]["synapses_per_member"]
     doc = {"command": "benchmarks/fashion_students.py" + "".join(f" --{k} {v}" for k, v in (("train", a.train), ("epochs", a.epochs), ("seeds", a.seeds), ("kinds", a.kinds))) + (f" --teacher-epochs {a.teacher_epochs}" if a.teacher_epochs else "") + (f" --conv '{a.conv}'" if a.conv else ""),
-           "conv_layers": conv,
+           "conv_layers": conv, "variants": {k: VARIANTS[k] for k in kinds},
            "date": time.strftime("%Y-%m-%d"), "machine": "2 cores, no GPU (shared; timings indicative)",
            "scale": {"train_samples": a.train, "epochs": a.epochs, "test_samples": len(ds.test.y)},
            "teacher_s": teacher_s, "total_s": time.perf_counter() - t_start, "rows": rows, "summary": summary}

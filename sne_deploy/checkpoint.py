@@ -17,6 +17,7 @@ from .ensemble import Gate, HostHead
 from .snn import StudentSNN, layer_sizes
 from .teacher import load_torchscript_teacher, make_teacher
 from .model import TrainConfig, TrainedModel, student_layout
+from .quantization import TWN_DELTA
 from .records import TrainSummary
 
 FORMAT = "sne-deploy-model"
@@ -86,12 +87,17 @@ def _check_tensors(path: Path, p: dict) -> None:
                               f"and {len(p['groups'])} groups")
 
 
+# Settings that checkpoints written before they existed were trained with (their per-dataset
+# defaults have changed since, so resolving them now would rebuild a different student).
+LEGACY_SETTINGS = {"input_delta": TWN_DELTA, "train_head": False, "logit_kd": 0.0}
+
+
 def _rebuild(p: dict, path: Path) -> TrainedModel:
     if not isinstance(p["config"], dict):
         raise CheckpointError(f"{path}: its config is not a table of settings")
     _check_tensors(path, p)
     known = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in p["config"].items() if k in known})
+    cfg = TrainConfig(**{**LEGACY_SETTINGS, **{k: v for k, v in p["config"].items() if k in known}})
     shape = tuple(p["input_shape"])
     if p["teacher_kind"] == "torchscript":
         if _sha256(Path(cfg.teacher)) != p["teacher_sha256"]:
@@ -106,7 +112,8 @@ def _rebuild(p: dict, path: Path) -> TrainedModel:
     hidden, convs = student_layout(cfg, shape)
     students = []
     for k, (g, sd) in enumerate(zip(groups, p["students"])):
-        st = StudentSNN(layer_sizes(n_in, convs, hidden, len(g)), cfg.steps, cfg.du, cfg.dv, True, 0, convs)
+        st = StudentSNN(layer_sizes(n_in, convs, hidden, len(g)), cfg.steps, cfg.du, cfg.dv, True, 0, convs,
+                        cfg.input_delta)
         st.load_state_dict(sd)
         students.append(st)
     head_lin = torch.nn.Linear(cfg.feat_dim, p["n_classes"])

@@ -43,7 +43,8 @@ def cmd_train(a: argparse.Namespace) -> int:
                       spike_reg=a.spike_reg, logit_reg=a.logit_reg, epochs=a.epochs, seed=a.seed, teacher=a.teacher,
                       teacher_epochs=a.teacher_epochs, steps=a.steps, hidden=a.hidden, limit_train=a.limit_train,
                       member_ce=a.member_ce, population=a.population, device=a.device, student=a.student,
-                      conv=parse_conv_layers(a.conv_layers) if a.conv_layers else None)
+                      conv=parse_conv_layers(a.conv_layers) if a.conv_layers else None, input_delta=a.input_delta,
+                      train_head=a.train_head, logit_kd=a.logit_kd, feature_weight=a.feature_weight)
     model = train(cfg, progress=_progress(a))
     checkpoint.save(model, out)
     summary_path = out.with_suffix(".summary.json")
@@ -80,18 +81,19 @@ def _at_least(a: argparse.Namespace, minimum: float, *options: str) -> None:
 
 def _check_train_args(a: argparse.Namespace) -> None:
     """Refuse impossible settings before minutes of teacher training are spent."""
-    from .model import DEFAULTS
+    from .model import DEFAULTS, TrainConfig, parse_conv_layers, resolve_device
+    from .students import check_objective
 
     _at_least(a, 1, "--members", "--epochs", "--teacher-epochs", "--steps", "--hidden", "--limit-train", "--threads",
               "--population")
-    _at_least(a, 0, "--tna", "--spike-reg", "--logit-reg", "--member-ce")
-    from .model import parse_conv_layers, resolve_device
-
+    _at_least(a, 0, "--tna", "--spike-reg", "--logit-reg", "--member-ce", "--input-delta", "--logit-kd", "--feature-weight")
     resolve_device(a.device)
     if a.conv_layers is not None:
         parse_conv_layers(a.conv_layers)
         if a.student != "conv":
             raise InputError("--conv-layers shapes convolutional students: add --student conv")
+    check_objective(TrainConfig(data=a.data, member_ce=a.member_ce, train_head=a.train_head,
+                                logit_kd=a.logit_kd).resolved())
     teacher = a.teacher or DEFAULTS[a.data]["teacher"]
     if teacher in ("mlp", "cnn") and a.members > DEFAULTS[a.data]["feat_dim"]:
         raise InputError(f"--members {a.members} exceeds the {DEFAULTS[a.data]['feat_dim']} feature dimensions "
@@ -424,6 +426,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the penalty on the mean squared output rate (spikes per step)")
     t.add_argument("--member-ce", type=float, default=1.0, metavar="WEIGHT",
                    help="each member's own classification term (teacher head, other features at their mean); 0 = off")
+    t.add_argument("--train-head", default=None, action=argparse.BooleanOptionalAction,
+                   help="train the teacher's classifier with the students, end to end (default: per dataset; Fashion-MNIST on)")
+    t.add_argument("--logit-kd", type=float, default=None, metavar="WEIGHT",
+                   help="KD on the teacher's logits (temperature 4) in the ensemble's classification term "
+                        "(default: per dataset; Fashion-MNIST 1)")
+    t.add_argument("--feature-weight", type=float, default=1.0, metavar="WEIGHT",
+                   help="weight of the feature-regression term (each member's part of the teacher's features)")
+    t.add_argument("--input-delta", type=float, default=None, metavar="DELTA",
+                   help="the input layer's ternary threshold in mean |w| (TWN: 0.7; larger = sparser input layer, "
+                        "fewer synaptic events; default: per dataset, Fashion-MNIST 1.5)")
     t.add_argument("--population", type=int, default=None,
                    help="output neurons per teacher feature, averaged by the head (default: per dataset)")
     t.add_argument("--epochs", type=int, default=30, help="student epochs")

@@ -21,7 +21,7 @@ from simulators.neuron import decays_to_fixed
 
 from simulators.linear_maps import ConvGeometry
 
-from .quantization import ste_ternary
+from .quantization import TWN_DELTA, ste_ternary
 from .snn import StudentSNN, layer_sizes, run_members_float, weight_shapes
 
 
@@ -31,7 +31,8 @@ class MemberStack(nn.Module):
     ``ternary=False`` gives the full-precision twins of Twin Network Augmentation."""
 
     def __init__(self, n_in: int, hidden: Sequence[int], out_sizes: Sequence[int], steps: int, du: float = 1.0,
-                 dv: float = 0.25, ternary: bool = True, seed: int = 0, convs: Sequence[ConvGeometry] = ()) -> None:
+                 dv: float = 0.25, ternary: bool = True, seed: int = 0, convs: Sequence[ConvGeometry] = (),
+                 input_delta: float = TWN_DELTA) -> None:
         super().__init__()
         decays_to_fixed(du, dv)  # fail early when the decays cannot go to Loihi
         gen = torch.Generator().manual_seed(seed)
@@ -40,6 +41,7 @@ class MemberStack(nn.Module):
         self.convs = list(convs)
         self.sizes = layer_sizes(n_in, self.convs, hidden, g)
         self.steps, self.du, self.dv, self.ternary = steps, du, dv, ternary
+        self.input_delta = input_delta  # the input layer's ternary threshold (the others: TWN's)
         self.weights = nn.ParameterList([
             nn.Parameter(torch.randn(k, o, i, generator=gen) * (2.0 / np.sqrt(i)))
             for o, i in weight_shapes(self.sizes, self.convs)
@@ -61,7 +63,8 @@ class MemberStack(nn.Module):
         padded outputs count 0."""
         last = len(self.weights) - 1
         row_mask = self.out_mask.transpose(1, 2)  # (K, G, 1): the last layer's real rows
-        ws = [(ste_ternary(w, row_mask if i == last else None) if self.ternary else w) for i, w in enumerate(self.weights)]
+        ws = [(ste_ternary(w, row_mask if i == last else None, self.input_delta if i == 0 else TWN_DELTA)
+               if self.ternary else w) for i, w in enumerate(self.weights)]
         return run_members_float(ws, list(self.biases), spikes, self.du, self.dv, self.out_mask, self.convs)
 
     def readout(self, counts: torch.Tensor) -> torch.Tensor:
@@ -73,7 +76,8 @@ class MemberStack(nn.Module):
         """The stack as K ordinary students (padding dropped), for export and checkpoints."""
         out = []
         for j, g in enumerate(self.out_sizes):
-            st = StudentSNN(self.sizes[:-1] + [g], self.steps, self.du, self.dv, self.ternary, seed=0, convs=self.convs)
+            st = StudentSNN(self.sizes[:-1] + [g], self.steps, self.du, self.dv, self.ternary, seed=0, convs=self.convs,
+                            input_delta=self.input_delta)
             for i, (w, b) in enumerate(zip(self.weights, self.biases)):
                 last = i == len(self.weights) - 1
                 st.weights[i].copy_(w[j, : g if last else w.shape[1]].cpu())

@@ -1,8 +1,11 @@
 """Ternary weights for training, and the integer scale that maps them onto Loihi's fixed point.
 
-Training (Ternary Weight Networks): ``w_t = sign(w) * [|w| > 0.7 mean|w|]`` with one scale
+Training (Ternary Weight Networks): ``w_t = sign(w) * [|w| > delta mean|w|]`` with one scale
 ``alpha`` per layer (the mean |w| of the kept weights); the straight-through estimator passes the
-gradient to the latent float weights unchanged.
+gradient to the latent float weights unchanged. TWN's delta is 0.7 (about half the weights kept);
+a larger delta keeps fewer. On Loihi's constants a member's energy is almost all its input
+layer's synaptic events (input spikes x non-zero fan-out), so the students may give their input
+layer a larger delta of its own (``TrainConfig.input_delta``).
 
 Deployment folds alpha into the threshold and bias (``vth / alpha``, ``bias / alpha``) and maps
 the result onto Loihi's integers with :func:`simulators.fixed_point.fold_ternary`.
@@ -16,7 +19,8 @@ import torch
 TWN_DELTA = 0.7
 
 
-def ternarize(w: torch.Tensor, valid: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def ternarize(w: torch.Tensor, valid: Optional[torch.Tensor] = None,
+              delta: float = TWN_DELTA) -> tuple[torch.Tensor, torch.Tensor]:
     """(w_t in {-1, 0, 1}, alpha > 0) for a weight matrix, without gradient.
 
     The threshold and alpha are taken over the last two dimensions, so a stack of matrices
@@ -26,14 +30,14 @@ def ternarize(w: torch.Tensor, valid: Optional[torch.Tensor] = None) -> tuple[to
     w = w.detach()
     a = w.abs() if valid is None else w.abs() * valid
     n = a.new_tensor(a.shape[-2] * a.shape[-1]) if valid is None else torch.broadcast_to(valid, a.shape).sum(dim=(-2, -1), keepdim=True)
-    mask = a > TWN_DELTA * a.sum(dim=(-2, -1), keepdim=True) / n
+    mask = a > delta * a.sum(dim=(-2, -1), keepdim=True) / n
     alpha = (a * mask).sum(dim=(-2, -1), keepdim=True) / mask.sum(dim=(-2, -1), keepdim=True).clamp(min=1)
     if w.dim() == 2:
         alpha = alpha.reshape(())
     return torch.sign(w) * mask, alpha.clamp(min=1e-8)
 
 
-def ste_ternary(w: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+def ste_ternary(w: torch.Tensor, valid: Optional[torch.Tensor] = None, delta: float = TWN_DELTA) -> torch.Tensor:
     """alpha * w_t in the forward pass, identity in the backward pass."""
-    wt, alpha = ternarize(w, valid)
+    wt, alpha = ternarize(w, valid, delta)
     return w + (alpha * wt - w).detach()

@@ -25,7 +25,7 @@ from simulators.neuron import LIFParams, LIFState, decays_to_fixed, lif_step_flo
 from simulators.reference import run_reference
 from simulators.result import Result
 
-from .quantization import ste_ternary, ternarize
+from .quantization import TWN_DELTA, ste_ternary, ternarize
 
 SURROGATE_ALPHA = 100.0
 
@@ -127,11 +127,13 @@ class StudentSNN(nn.Module):
     """
 
     def __init__(self, sizes: Sequence[int], steps: int, du: float = 1.0, dv: float = 0.25,
-                 ternary: bool = True, seed: int = 0, convs: Sequence[ConvGeometry] = ()) -> None:
+                 ternary: bool = True, seed: int = 0, convs: Sequence[ConvGeometry] = (),
+                 input_delta: float = TWN_DELTA) -> None:
         super().__init__()
         decays_to_fixed(du, dv)  # fail early when the decays cannot go to Loihi
         gen = torch.Generator().manual_seed(seed)
         self.sizes, self.steps, self.du, self.dv, self.ternary = list(sizes), steps, du, dv, ternary
+        self.input_delta = input_delta
         self.convs = list(convs)
         self.weights = nn.ParameterList(
             [nn.Parameter(torch.randn(o, i, generator=gen) * (2.0 / np.sqrt(i))) for o, i in weight_shapes(sizes, convs)]
@@ -140,8 +142,12 @@ class StudentSNN(nn.Module):
         self.gamma = nn.Parameter(torch.full((sizes[-1],), 2.0))
         self.beta = nn.Parameter(torch.full((sizes[-1],), -1.0))
 
+    def delta(self, layer: int) -> float:
+        """The ternary threshold (in mean |w|) of ``layer``: the input layer's may be its own."""
+        return self.input_delta if layer == 0 else TWN_DELTA
+
     def effective_weights(self) -> list[torch.Tensor]:
-        return [ste_ternary(w) if self.ternary else w for w in self.weights]
+        return [ste_ternary(w, delta=self.delta(i)) if self.ternary else w for i, w in enumerate(self.weights)]
 
     def forward(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """spikes (N, T, n_in) float -> (output counts (N, n_out), spikes per sample (N,))."""
@@ -162,7 +168,7 @@ class StudentSNN(nn.Module):
             raise ValueError("only ternary students are deployed")
         layers = []
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            wt, alpha = ternarize(w)
+            wt, alpha = ternarize(w, delta=self.delta(i))
             a = float(alpha)
             geom = self.convs[i] if i < len(self.convs) else None
             # a convolution as the matrix it applies (every synapse it implies), its geometry kept

@@ -32,13 +32,26 @@ from .snn import StudentSNN
 
 @dataclass(frozen=True)
 class MemberClassifier:
-    """What the per-member classification term needs: the teacher's frozen classifier and the
-    standardisation of its features (a member's prediction, with every other feature at its
-    mean, is classified by the teacher's own head)."""
+    """What the classification terms need: the teacher's classifier, the standardisation of its
+    features (a member's prediction, with every other feature at its mean, is classified by the
+    teacher's own head) and the teacher's logits on the training split (for KD on logits)."""
 
     classifier: nn.Linear
     mean: np.ndarray
     std: np.ndarray
+    teacher_logits: np.ndarray  # (N, classes)
+
+
+@dataclass(frozen=True)
+class TrainedStudents:
+    """What student training hands on: the students, the loss log, and the classifier trained
+    with them, if any: ``plain`` on member readouts (``objective="labels"``) or ``classifier`` on
+    teacher features (``train_head``: the teacher's classifier, fine-tuned end to end)."""
+
+    students: list[StudentSNN]
+    log: dict
+    plain: Optional[nn.Linear] = None
+    classifier: Optional[nn.Linear] = None
 
 
 def _placement(groups: list[np.ndarray], width: int, dims: int) -> torch.Tensor:
@@ -57,8 +70,8 @@ def _per_member_mean(x: torch.Tensor, mask: torch.Tensor, sizes: torch.Tensor) -
 
 def stack_loss(stack: MemberStack, spikes: torch.Tensor, target: Optional[torch.Tensor],
                cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per member: task loss (MSE on its feature group; none when ``target`` is None) + spike-count
-    penalty + output-magnitude penalty, summed over members. Returns (loss, readout (K, N, G),
+    """Per member: task loss (``cfg.feature_weight`` x MSE on its feature group; none when
+    ``target`` is None) + spike-count penalty + output-magnitude penalty, summed over members. Returns (loss, readout (K, N, G),
     spikes per member and sample (K, N)).
 
     The spike penalty is the mean firing probability per neuron and step; the logit penalty the
@@ -68,7 +81,7 @@ def stack_loss(stack: MemberStack, spikes: torch.Tensor, target: Optional[torch.
     mask, sizes = stack.out_mask, torch.as_tensor(stack.out_sizes, dtype=z.dtype, device=z.device)
     loss = z.new_zeros(())
     if target is not None:
-        loss = loss + _per_member_mean((z - target) ** 2, mask, sizes).sum()
+        loss = loss + cfg.feature_weight * _per_member_mean((z - target) ** 2, mask, sizes).sum()
     if cfg.spike_reg:
         neurons = sum(stack.sizes[1:-1]) + sizes
         loss = loss + cfg.spike_reg * (total.mean(dim=1) / (neurons * stack.steps)).sum()
@@ -77,20 +90,37 @@ def stack_loss(stack: MemberStack, spikes: torch.Tensor, target: Optional[torch.
     return loss, z, total
 
 
-def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[np.ndarray], progress: bool,
-                   n_classes: int = 10, member_classifier: Optional[MemberClassifier] = None
-                   ) -> tuple[list[StudentSNN], dict, Optional[nn.Linear]]:
-    """Train all students (and their twins) together; returns them as separate students, the
-    loss log (loss, spikes per sample, seconds per epoch) and, for ``objective="labels"``, the
-    linear classifier trained with them on the labels (the ensemble's head starts from it)."""
+def check_objective(cfg: TrainConfig) -> None:
+    """Refuse loss settings that cannot work together (a resolved config), before any training."""
     if cfg.objective not in ("kd", "labels"):
         raise InputError(f"unknown objective '{cfg.objective}' (kd, labels)")
+    if (cfg.train_head or cfg.logit_kd) and not (cfg.objective == "kd" and (cfg.member_ce > 0 or cfg.ensemble_ce > 0)):
+        raise InputError("--train-head and --logit-kd need the KD objective with a classification term "
+                         "(--member-ce or the ensemble term > 0)")
+    if cfg.logit_kd and not cfg.ensemble_ce:
+        raise InputError(f"--logit-kd applies to the ensemble's classification term, which the {cfg.data} "
+                         "defaults leave off")
+
+
+def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[np.ndarray], progress: bool,
+                   n_classes: int = 10, member_classifier: Optional[MemberClassifier] = None
+                   ) -> TrainedStudents:
+    """Train all students (and their twins) together; returns them as separate students, the
+    loss log (loss, spikes per sample, seconds per epoch) and the classifier trained with them,
+    if any (the ensemble's head starts from it).
+
+    With ``cfg.train_head`` the teacher's classifier is trained with the students (end to end:
+    the students' features need only be good for *classifying*, not equal to the teacher's),
+    and ``cfg.logit_kd`` adds KD on the teacher's logits (Hinton's soft targets at temperature
+    ``cfg.kd_temperature``) to the ensemble's classification term."""
+    check_objective(cfg)
     device = resolve_device(cfg.device)
     n_in = int(np.prod(split.x.shape[1:]))
     sizes = [len(g) for g in groups]
     width = max(sizes)
     hidden, convs = student_layout(cfg, split.x.shape[1:])
-    stack = MemberStack(n_in, hidden, sizes, cfg.steps, cfg.du, cfg.dv, True, cfg.seed * 100, convs).to(device)
+    stack = MemberStack(n_in, hidden, sizes, cfg.steps, cfg.du, cfg.dv, True, cfg.seed * 100, convs,
+                        cfg.input_delta).to(device)
     twin = (MemberStack(n_in, hidden, sizes, cfg.steps, cfg.du, cfg.dv, False, cfg.seed * 100 + 50, convs).to(device)
             if cfg.tna > 0 else None)
     params = list(stack.parameters()) + (list(twin.parameters()) if twin is not None else [])
@@ -102,7 +132,10 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
         place = _placement(groups, width, len(member_classifier.mean)).to(device)
         f_mean = torch.as_tensor(member_classifier.mean, dtype=torch.float32, device=device)
         f_std = torch.as_tensor(member_classifier.std, dtype=torch.float32, device=device)
-        classifier = copy.deepcopy(member_classifier.classifier).to(device).requires_grad_(False)
+        classifier = copy.deepcopy(member_classifier.classifier).to(device).requires_grad_(cfg.train_head)
+        if cfg.train_head:
+            params += list(classifier.parameters())
+        t_logits = torch.as_tensor(member_classifier.teacher_logits, dtype=torch.float32, device=device)
     valid = stack.out_mask.reshape(-1).bool()  # (K*G,) the real outputs, in member order
     # targets padded to (N, K, G) once, on the device
     zt = torch.zeros(len(split.y), len(groups), width)
@@ -140,7 +173,13 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
                     awake = dropout_awake(len(b), len(groups), cfg.member_dropout, gen).to(device)
                     awake[: len(b) // 4] = 1.0
                     ens = (z_feat * awake.T[:, :, None]).sum(0) * f_std + f_mean
-                    loss = loss + cfg.ensemble_ce * F.cross_entropy(classifier(ens), yt[b])
+                    logits = classifier(ens)
+                    loss = loss + cfg.ensemble_ce * F.cross_entropy(logits, yt[b])
+                    if cfg.logit_kd > 0:
+                        tau = cfg.kd_temperature
+                        kl = F.kl_div(F.log_softmax(logits / tau, dim=1), F.log_softmax(t_logits[b] / tau, dim=1),
+                                      reduction="batchmean", log_target=True)
+                        loss = loss + cfg.logit_kd * tau * tau * kl
             if plain is not None:
                 readouts = zs.permute(1, 0, 2).reshape(len(b), -1)[:, valid]
                 loss = loss + F.cross_entropy(plain(readouts), yt[b])
@@ -153,6 +192,5 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
         log["spikes_per_sample"].append(spk / nb)
         log["epoch_s"].append(time.perf_counter() - t0)
         bar.set_postfix(loss=f"{tot / nb:.3f}", spikes=f"{spk / nb:.0f}")
-    if plain is not None:
-        plain = plain.cpu()
-    return stack.cpu().members(), log, plain
+    return TrainedStudents(stack.cpu().members(), log, plain.cpu() if plain is not None else None,
+                           classifier.cpu().requires_grad_(False) if use_ce and cfg.train_head else None)

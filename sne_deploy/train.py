@@ -25,7 +25,7 @@ from .head_gate import finetune_head, gate_targets, head_from_plain, train_gate
 from .model import TrainConfig, TrainedModel, member_counts, resolve_device, student_layout
 from .partition import partition_features
 from .snn import StudentSNN
-from .students import MemberClassifier, train_students
+from .students import MemberClassifier, TrainedStudents, check_objective, train_students
 from .teacher import load_torchscript_teacher, make_teacher, teacher_features, train_teacher
 
 __all__ = ["TrainConfig", "TrainedModel", "train"]
@@ -45,6 +45,7 @@ def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Mo
     """The whole pipeline. ``teacher`` = (module, kind) reuses a trained teacher instead of
     training one (the benchmark's ablations share the main model's teacher)."""
     cfg = cfg.resolved()
+    check_objective(cfg)  # before the teacher trains
     torch.manual_seed(cfg.seed)
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -58,14 +59,15 @@ def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Mo
 
     t = time.perf_counter()
     targets = feature_targets(teacher, train_split, cfg)
-    students, log, plain = train_students(cfg, train_split, targets.z, targets.groups, progress, ds.n_classes,
-                                          member_classifier(teacher, targets) if cfg.member_ce > 0 or cfg.ensemble_ce > 0 else None)
+    trained = train_students(cfg, train_split, targets.z, targets.groups, progress, ds.n_classes,
+                             member_classifier(teacher, targets) if cfg.member_ce > 0 or cfg.ensemble_ce > 0 else None)
+    students, log = trained.students, trained.log
     timings["students_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     networks = [s.to_network(f"member{k}") for k, s in enumerate(students)]
     counts_train, _ = member_counts(networks, train_split.flat(), cfg.steps, "float")
-    head = build_head(cfg, teacher, students, targets, plain, counts_train)
+    head = build_head(cfg, teacher, students, targets, trained, counts_train)
     finetune_head(head, counts_train, train_split.y, cfg, progress)
     head.eval()
     timings["head_s"] = time.perf_counter() - t
@@ -111,20 +113,25 @@ def feature_targets(teacher: nn.Module, split: Split, cfg: TrainConfig) -> Featu
     return FeatureTargets(mean, std, (f - mean) / std, [np.repeat(g, pop) for g in groups])
 
 
+@torch.no_grad()
 def member_classifier(teacher: nn.Module, targets: FeatureTargets) -> MemberClassifier:
-    """The teacher's classifier and feature standardisation, for the per-member classification term."""
+    """The teacher's classifier, feature standardisation and training logits, for the
+    classification terms."""
     if not isinstance(getattr(teacher, "classifier", None), nn.Linear):
         raise InputError("--member-ce needs the teacher's head as an nn.Linear exposed as 'classifier'")
-    return MemberClassifier(teacher.classifier, targets.mean, targets.std)
+    features = torch.from_numpy((targets.z * targets.std + targets.mean).astype(np.float32))
+    return MemberClassifier(teacher.classifier, targets.mean, targets.std, teacher.classifier(features).numpy())
 
 
 def build_head(cfg: TrainConfig, teacher: nn.Module, students: list[StudentSNN], targets: FeatureTargets,
-               plain: Optional[nn.Linear], counts_train: np.ndarray) -> HostHead:
+               trained: TrainedStudents, counts_train: np.ndarray) -> HostHead:
     """The host head before fine-tuning: the students' readouts, imputation by training-set mean
-    counts, and the teacher's classifier (or, for the labels objective, the classifier trained
-    with the students)."""
-    if plain is not None:
-        head_lin = head_from_plain(plain, targets.groups, targets.mean, targets.std)
+    counts, and the teacher's classifier (or the classifier trained with the students: end to
+    end, or for the labels objective on their readouts)."""
+    if trained.plain is not None:
+        head_lin = head_from_plain(trained.plain, targets.groups, targets.mean, targets.std)
+    elif trained.classifier is not None:
+        head_lin = copy.deepcopy(trained.classifier)
     else:
         if not isinstance(getattr(teacher, "classifier", None), nn.Linear):
             raise InputError("the teacher's head must be an nn.Linear exposed as 'classifier' to be fine-tuned")

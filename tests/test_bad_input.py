@@ -189,6 +189,8 @@ def test_run_nir_checks_standard_fields_against_exact_metadata(tmp_path, value):
     (["train", "--epochs", "-1"], ["--epochs"]),
     (["train", "--members", "40"], ["--members 40", "32 feature dimensions"]),
     (["train", "--spike-reg", "nan"], ["--spike-reg"]),
+    (["train", "--input-delta", "-1"], ["--input-delta", ">= 0"]),
+    (["train", "--logit-kd", "1"], ["--logit-kd", "digits defaults leave off"]),
     (["train", "--device", "tpu"], ["--device", "cpu, cuda or auto"]),
     (["train", "--student", "conv", "--conv-layers", "8,5"], ["--conv-layers '8,5'", "C,K,S,P"]),
     (["train", "--student", "conv", "--conv-layers", "8,5,0,1"], ["--conv-layers", "stride >= 1"]),

@@ -92,6 +92,55 @@ def test_member_stack_equals_its_members_run_one_by_one():
             assert torch.allclose(total[k], t)
 
 
+def test_input_delta_makes_the_input_layer_sparser_in_training_and_export(tmp_path):
+    """A larger ternary threshold on the input layer keeps fewer of its synapses and no other
+    layer's; the stack's members carry it, compute what the stack computes, and export exactly
+    the ternary weights they trained with."""
+    from sne_deploy.quantization import TWN_DELTA, ternarize
+
+    twn = float64_stack(30, [16], [4, 3], 6, seed=3)
+    sparse = float64_stack(30, [16], [4, 3], 6, seed=3, input_delta=2.0)
+    x = encode(np.random.default_rng(4).random((10, 30)), 6).double()
+    with torch.no_grad():
+        out, _ = sparse(x)
+        members = sparse.members()
+        for k, st in enumerate(members):
+            assert st.input_delta == 2.0 and st.delta(1) == TWN_DELTA
+            o, _ = st.double()(x)
+            assert torch.equal(out[k, :, : o.shape[1]], o)
+            net, net_twn = st.to_network(), twn.members()[k].to_network()
+            w0 = ternarize(st.weights[0], delta=2.0)[0].numpy()
+            assert np.array_equal(net.layers[0].weight != 0, w0 != 0)  # the exported synapses are the trained ones
+            assert (net.layers[0].weight != 0).sum() < 0.6 * (net_twn.layers[0].weight != 0).sum()
+            assert np.array_equal(net.layers[1].weight != 0, net_twn.layers[1].weight != 0)  # other layers: TWN's rule
+
+
+def test_end_to_end_head_and_logit_kd(tmp_path):
+    """train_head trains the teacher's classifier with the students (the head starts from it, so
+    it differs from the teacher's); logit_kd changes the loss; the labels objective refuses
+    both; a checkpoint keeps input_delta and one written before it existed loads with TWN's."""
+    from sne_deploy.quantization import TWN_DELTA
+
+    cfg = TrainConfig(epochs=2, teacher_epochs=5, limit_train=400, head_epochs=0, gate_epochs=1, ensemble_ce=1.0,
+                      member_ce=1.0, input_delta=1.5)
+    frozen = train(replace(cfg, train_head=False, logit_kd=0.0), progress=False)
+    assert torch.equal(frozen.head.head.weight, frozen.teacher.classifier.weight)  # no head epochs: the teacher's
+    e2e = train(replace(cfg, train_head=True, logit_kd=1.0), progress=False)
+    assert not torch.equal(e2e.head.head.weight, e2e.teacher.classifier.weight)
+    assert e2e.summary.train_log["loss"] != frozen.summary.train_log["loss"]
+    with pytest.raises(InputError, match="--train-head and --logit-kd need"):
+        train(replace(cfg, objective="labels", train_head=True), progress=False)
+    path = tmp_path / "m.pt"
+    checkpoint.save(e2e, path)
+    back = checkpoint.load(path)
+    assert back.config.input_delta == 1.5 and back.students[0].input_delta == 1.5
+    assert all(np.array_equal(a.layers[0].weight, b.layers[0].weight) for a, b in zip(back.networks, e2e.networks))
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["input_delta"]
+    torch.save(payload, path)
+    assert checkpoint.load(path).config.input_delta == TWN_DELTA
+
+
 def test_dead_teacher_features_join_no_group_and_k_above_live_is_refused():
     rng = np.random.default_rng(0)
     f = np.maximum(rng.standard_normal((400, 12)) @ rng.standard_normal((12, 12)), 0)
