@@ -78,6 +78,20 @@ def one_run(cfg: TrainConfig, variant: str, teacher, ds) -> dict:  # type: ignor
             "teacher_accuracy": model.summary.teacher_accuracy}
 
 
+def command_line(a: argparse.Namespace) -> str:
+    """The command that wrote the results file, for its ``command`` field."""
+    cmd = "benchmarks/fashion_students.py" + "".join(
+        f" --{k} {v}" for k, v in (("train", a.train), ("epochs", a.epochs), ("seeds", a.seeds), ("kinds", a.kinds)))
+    if a.teacher_epochs:
+        cmd += f" --teacher-epochs {a.teacher_epochs}"
+    if a.conv:
+        cmd += f" --conv '{a.conv}'"
+    out = Path(a.out).resolve()
+    if out != (RESULTS / "fashion_students.json").resolve():
+        cmd += f" --out {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}"
+    return cmd
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", type=int, default=20000, help="training samples per student run")
@@ -114,7 +128,7 @@ def main() -> None:
                                    "cascade_0.3_energy_uj", "cascade_0.3_rounds", "student_epoch_s")}
         summary[kind]["neurons_per_member"] = rs[0]["neurons_per_member"]
         summary[kind]["synapses_per_member"] = rs[0]["synapses_per_member"]
-    doc = {"command": "benchmarks/fashion_students.py" + "".join(f" --{k} {v}" for k, v in (("train", a.train), ("epochs", a.epochs), ("seeds", a.seeds), ("kinds", a.kinds))) + (f" --teacher-epochs {a.teacher_epochs}" if a.teacher_epochs else "") + (f" --conv '{a.conv}'" if a.conv else ""),
+    doc = {"command": command_line(a),
            "conv_layers": conv, "variants": {k: VARIANTS[k] for k in kinds},
            "date": time.strftime("%Y-%m-%d"), "machine": "2 cores, no GPU (shared; timings indicative)",
            "scale": {"train_samples": a.train, "epochs": a.epochs, "test_samples": len(ds.test.y)},
@@ -125,7 +139,7 @@ def main() -> None:
 
 def markdown(doc: dict) -> str:
     s = doc["summary"]
-    out = ["| students | neurons / member | synapses / member | all members (fixed) | cascade 0.3 | cascade rounds | "
+    out = ["| variant | neurons / member | synapses / member | all members (fixed) | cascade 0.3 | cascade rounds | "
            "µJ all awake | µJ cascade 0.3 | s / epoch |", "|---|---|---|---|---|---|---|---|---|"]
     for kind in s:
         k = s[kind]
