@@ -21,7 +21,7 @@ from simulators.neuron import decays_to_fixed
 
 from simulators.linear_maps import ConvGeometry
 
-from .quantization import TWN_DELTA, ste_ternary
+from .quantization import TWN_DELTA, layer_delta, ste_ternary
 from .snn import StudentSNN, layer_sizes, run_members_float, weight_shapes
 
 
@@ -63,7 +63,7 @@ class MemberStack(nn.Module):
         padded outputs count 0."""
         last = len(self.weights) - 1
         row_mask = self.out_mask.transpose(1, 2)  # (K, G, 1): the last layer's real rows
-        ws = [(ste_ternary(w, row_mask if i == last else None, self.input_delta if i == 0 else TWN_DELTA)
+        ws = [(ste_ternary(w, row_mask if i == last else None, layer_delta(i, self.input_delta))
                if self.ternary else w) for i, w in enumerate(self.weights)]
         return run_members_float(ws, list(self.biases), spikes, self.du, self.dv, self.out_mask, self.convs)
 

@@ -19,6 +19,11 @@ import torch
 TWN_DELTA = 0.7
 
 
+def layer_delta(layer: int, input_delta: float) -> float:
+    """The ternary threshold of weight layer ``layer`` (0 = the input layer): the students' one rule."""
+    return input_delta if layer == 0 else TWN_DELTA
+
+
 def ternarize(w: torch.Tensor, valid: Optional[torch.Tensor] = None,
               delta: float = TWN_DELTA) -> tuple[torch.Tensor, torch.Tensor]:
     """(w_t in {-1, 0, 1}, alpha > 0) for a weight matrix, without gradient.

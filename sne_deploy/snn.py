@@ -25,7 +25,7 @@ from simulators.neuron import LIFParams, LIFState, decays_to_fixed, lif_step_flo
 from simulators.reference import run_reference
 from simulators.result import Result
 
-from .quantization import TWN_DELTA, ste_ternary, ternarize
+from .quantization import TWN_DELTA, layer_delta, ste_ternary, ternarize
 
 SURROGATE_ALPHA = 100.0
 
@@ -144,7 +144,7 @@ class StudentSNN(nn.Module):
 
     def delta(self, layer: int) -> float:
         """The ternary threshold (in mean |w|) of ``layer``: the input layer's may be its own."""
-        return self.input_delta if layer == 0 else TWN_DELTA
+        return layer_delta(layer, self.input_delta)
 
     def effective_weights(self) -> list[torch.Tensor]:
         return [ste_ternary(w, delta=self.delta(i)) if self.ternary else w for i, w in enumerate(self.weights)]
