@@ -131,7 +131,7 @@ def build_head(cfg: TrainConfig, teacher: nn.Module, students: list[StudentSNN],
     if trained.plain is not None:
         head_lin = head_from_plain(trained.plain, targets.groups, targets.mean, targets.std)
     elif trained.classifier is not None:
-        head_lin = copy.deepcopy(trained.classifier)
+        head_lin = trained.classifier  # already the students' own copy
     else:
         if not isinstance(getattr(teacher, "classifier", None), nn.Linear):
             raise InputError("the teacher's head must be an nn.Linear exposed as 'classifier' to be fine-tuned")
