@@ -210,3 +210,30 @@ def plot_ablations(groups: dict[str, dict[str, dict]], out_png: str, title: str)
         _slanted(ax)
     fig.suptitle(title + "\n(bars: mean over seeds; error bars: min to max over seeds)", fontsize=10)
     _save(fig, out_png)
+
+
+def plot_ceiling(bars: dict[str, tuple[float, float, float]], lines: dict[str, float], out_png: str, title: str,
+                 other: tuple[str, ...] = (), other_label: str = "") -> None:
+    """Bars of accuracy (mean, min, max over seeds) per network shape, each labelled with its
+    mean, against horizontal reference ``lines`` (label -> accuracy), e.g. the target and the
+    measured spiking ensemble; the bars named in ``other`` are drawn in a second colour."""
+    fig, ax = _pyplot().subplots(figsize=(11, 4.6))
+    names = list(bars)
+    mean = [bars[n][0] for n in names]
+    err = [[bars[n][0] - bars[n][1] for n in names], [bars[n][2] - bars[n][0] for n in names]]
+    for group, color, label in ((False, "#8fb3d9", "float members (mean; min–max over seeds)"), (True, "#c9a3d9", other_label)):
+        idx = [i for i, n in enumerate(names) if (n in other) == group]
+        if idx:
+            bc = ax.bar(idx, [mean[i] for i in idx], yerr=[[err[0][i] for i in idx], [err[1][i] for i in idx]], capsize=3,
+                        color=color, label=label)
+            ax.bar_label(bc, fmt="%.4f", fontsize=7, padding=2)
+    for (label, value), (color, style) in zip(lines.items(), (("C3", "--"), ("C2", ":"), ("C0", "-."))):
+        ax.axhline(value, color=color, ls=style, label=f"{label} ({value:.4f})")
+    ax.set_xticks(range(len(names)), names)
+    _slanted(ax)
+    values = mean + list(lines.values())
+    ax.set_ylim(min(values) - 0.02, max(values) + 0.015)
+    ax.set_ylabel("test accuracy (10k samples)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    _save(fig, out_png)
