@@ -1,8 +1,9 @@
 """Student training speed: the batched MemberStack against the loop over members it replaced.
 
     .venv/bin/python benchmarks/student_training.py     # ~3 min; writes benchmarks/results/student_training_T8_h128_K8.json
-    .venv/bin/python benchmarks/student_training.py --steps 4 --hidden 64 --group 20   # the Fashion-MNIST defaults
-    python benchmarks/student_training.py --steps 4 --hidden 64 --group 20 --device cuda  # on a GPU: ..._cuda.json
+    .venv/bin/python benchmarks/student_training.py --steps 4 --hidden 128 --group 20  # the Fashion-MNIST defaults
+    .venv/bin/python benchmarks/student_training.py --steps 4 --hidden 64 --group 20   # the defaults until 2026-11-26
+    python benchmarks/student_training.py --steps 4 --hidden 128 --group 20 --device cuda  # on a GPU: ..._cuda.json
 
 Both train the same K members (and TNA twins) on the same Fashion-MNIST-sized batches (784 inputs,
 128 samples) with the same loss terms (feature MSE, TNA, spike and logit penalties); "loop" is the
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -99,7 +101,7 @@ def main() -> None:
         runs["stack"].append(timed(stack_fn))
     per_batch = {m: statistics.median(v) for m, v in runs.items()}
     epoch = {m: v * EPOCH_SAMPLES / 128 for m, v in per_batch.items()}
-    doc = {"command": "benchmarks/student_training.py", "date": time.strftime("%Y-%m-%d"), "machine": torch.cuda.get_device_name() if dev.type == "cuda" else "2 cores, no GPU",
+    doc = {"command": " ".join(["benchmarks/student_training.py", *sys.argv[1:]]), "date": time.strftime("%Y-%m-%d"), "machine": torch.cuda.get_device_name() if dev.type == "cuda" else "2 cores, no GPU",
            "config": vars(a), "seconds_per_batch": runs, "median_seconds_per_batch": per_batch,
            "seconds_per_epoch_50k": epoch, "speedup": per_batch["loop"] / per_batch["stack"]}
     RESULTS.mkdir(exist_ok=True)
