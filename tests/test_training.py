@@ -67,6 +67,17 @@ def _loss(cfg, student, twin=None):
     return float(loss)
 
 
+def test_surrogate_gradient_is_the_slope_one_fast_sigmoid():
+    """Training's spike function: the strict Heaviside forward and 1 / (1 + |x|)^2 backward. A
+    norse release that changed SuperSpike's gradient would change every trained student."""
+    from sne_deploy.snn import _surrogate
+    x = torch.tensor([-2.0, -0.5, 0.0, 1e-3, 0.5, 3.0], requires_grad=True)
+    s = _surrogate(x)
+    assert s.tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    s.sum().backward()
+    assert torch.allclose(x.grad, 1.0 / (1.0 + x.detach().abs()) ** 2)
+
+
 def test_regularisers_and_tna_change_the_loss():
     st = MemberStack(20, [16], [3, 2], 8, seed=0)
     twin = MemberStack(20, [16], [3, 2], 8, ternary=False, seed=1)
