@@ -5,7 +5,7 @@ every backend, the budget sweep of every policy, the ablations and noise robustn
     .venv/bin/python benchmarks/fashion_mnist.py --quick    # smoke test (minutes), writes *_quick.json
 
 Main model: CNN teacher (batch norm, augmentation), K informed members over the teacher's live
-features (ternary, the input layer sparse; feature KD + member and ensemble classification terms
+features (ternary, the input layer sparse, the centred input code; feature KD + member and ensemble classification terms
 with the teacher's classifier trained end to end and KD on its logits; TNA), exported for Lava and run on the
 whole 10k test split: torch float/fixed and Brian2 fixed with all members, every policy at budget
 0.3 on torch, and the cascade at 0.3 plus all members on Lava, each compared spike for spike with
@@ -76,6 +76,7 @@ ABLATIONS = {  # group -> variant -> changes to the ablation base (the defaults:
                  "kd+ce": {"train_head": False, "logit_kd": 0.0}, "e2e+logit_kd": {}, "e2e+logit_kd+tna": {"tna": 0.5}},
     "regularization": {"none": {}, "spike+logit": {"spike_reg": 0.5, "logit_reg": 0.1}},
     "input_layer": {"delta_1.5": {}, "twn_0.7": {"input_delta": 0.7}},
+    "input_code": {"centred": {}, "floor": {"encoding": "regular-if"}},
     "size": {"T4_h128": {}, "T4_h64": {"hidden": 64}, "T8_h128": {"steps": 8}},
 }
 

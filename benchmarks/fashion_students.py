@@ -39,8 +39,10 @@ from sne_deploy.train import TrainConfig, get_teacher, train  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 PROGRESS = sys.stderr.isatty()
 # variant -> changes to the reduced-scale base (the Fashion-MNIST defaults without TNA: 128 hidden
-# units, a sparse input layer, the teacher's classifier trained end to end with KD on its logits)
-PREVIOUS = {"hidden": 64, "input_delta": 0.7, "train_head": False, "logit_kd": 0.0}  # the defaults until 2026-11-26
+# units, a sparse input layer, the teacher's classifier trained end to end with KD on its logits,
+# the centred input code)
+PREVIOUS = {"hidden": 64, "input_delta": 0.7, "train_head": False, "logit_kd": 0.0,  # the defaults until 2026-11-26
+            "encoding": "regular-if"}
 VARIANTS = {
     "mlp": {},
     "conv": {"student": "conv"},
@@ -49,6 +51,7 @@ VARIANTS = {
     "frozen_head": {"train_head": False, "logit_kd": 0.0},
     "no_logit_kd": {"logit_kd": 0.0},
     "dense_input": {"input_delta": 0.7},
+    "floor_code": {"encoding": "regular-if"},
     "h64": {"hidden": 64},
     "labels": {"objective": "labels", "member_ce": 0.0},
 }

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from simulators.encoding import encode_spikes
 from simulators.errors import GraphError
 from simulators.files import atomic_dir, exclusive, sha256_file
 from simulators.network import Network
@@ -143,6 +144,10 @@ class Bundle:
     @property
     def n_members(self) -> int:
         return len(self.networks)
+
+    def spikes(self, x_flat: np.ndarray) -> np.ndarray:
+        """Intensities (N, n_in) as the input spikes (N, T, n_in) of the code the students were trained on."""
+        return encode_spikes(x_flat, self.steps, self.manifest.encoding)
 
     def gate_scores(self, x_flat: np.ndarray) -> np.ndarray:
         from .onnx_export import run_onnx

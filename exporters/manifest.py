@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Optional
 
+from simulators.encoding import ENCODINGS
 from simulators.errors import SneError
 
 BUNDLE_FORMAT = "sne-deploy-bundle"
@@ -127,6 +128,8 @@ class Manifest(ModelInfo):
             problems.append("imputation.count_mean does not have one value per member output")
         elif any(s[0] != self.n_inputs for s in self.member_sizes):
             problems.append(f"a member's input size differs from input_shape {self.input_shape}")
+        if self.encoding not in ENCODINGS:
+            problems.append(f"encoding '{self.encoding}' is none of {', '.join(ENCODINGS)}")
         if sorted(self.fixed_subsets) != list(range(1, k + 1)) or any(
                 len(s) != m or any(not 0 <= j < k for j in s) for m, s in self.fixed_subsets.items()):
             problems.append(f"fixed_subsets must give a subset of each size 1..{k} of members 0..{k - 1}")

@@ -12,7 +12,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from .encoding import ENCODING_NAME, encode_regular
+from .encoding import ENCODING_NAME, ENCODINGS, encode_regular, encode_spikes
 from .errors import GraphError, SneError
 from .fixed_point import fold_ternary, quantize_layer, quantize_network
 from .network import Layer, Network, make_layer
@@ -23,7 +23,7 @@ from .result import Result
 BACKENDS = ("reference", "brian2", "lava")
 
 __all__ = ["run", "from_nir", "Dynamics", "to_nir", "Network", "Layer", "make_layer", "quantize_layer", "quantize_network", "fold_ternary", "Result",
-           "GraphError", "SneError", "encode_regular", "ENCODING_NAME", "BACKENDS"]
+           "GraphError", "SneError", "encode_regular", "encode_spikes", "ENCODING_NAME", "ENCODINGS", "BACKENDS"]
 
 
 def run(graph: Union[Network, Any, str, Path], spikes: np.ndarray, backend: str = "reference",

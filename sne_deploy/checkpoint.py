@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from simulators.encoding import ENCODING_NAME
 from simulators.errors import SneError
 from simulators.files import atomic_file, sha256_file
 
@@ -89,7 +90,7 @@ def _check_tensors(path: Path, p: dict) -> None:
 
 # Settings that checkpoints written before they existed were trained with (their per-dataset
 # defaults have changed since, so resolving them now would rebuild a different student).
-LEGACY_SETTINGS = {"input_delta": TWN_DELTA, "train_head": False, "logit_kd": 0.0}
+LEGACY_SETTINGS = {"input_delta": TWN_DELTA, "train_head": False, "logit_kd": 0.0, "encoding": ENCODING_NAME}
 
 
 def _rebuild(p: dict, path: Path) -> TrainedModel:

@@ -9,6 +9,7 @@ from typing import Optional
 
 from exporters.checks import EXPORT_TARGETS
 from simulators import BACKENDS as SIM_BACKENDS
+from simulators.encoding import ENCODINGS
 from simulators.errors import InputError, SneError
 from simulators.files import atomic_file
 from simulators.neuron import DECAYS, FIRINGS, RESETS
@@ -44,7 +45,8 @@ def cmd_train(a: argparse.Namespace) -> int:
                       teacher_epochs=a.teacher_epochs, steps=a.steps, hidden=a.hidden, limit_train=a.limit_train,
                       member_ce=a.member_ce, population=a.population, device=a.device, student=a.student,
                       conv=parse_conv_layers(a.conv_layers) if a.conv_layers else None, input_delta=a.input_delta,
-                      train_head=a.train_head, logit_kd=a.logit_kd, feature_weight=a.feature_weight)
+                      train_head=a.train_head, logit_kd=a.logit_kd, feature_weight=a.feature_weight,
+                      encoding=a.encoding)
     model = train(cfg, progress=_progress(a))
     checkpoint.save(model, out)
     summary_path = out.with_suffix(".summary.json")
@@ -365,10 +367,8 @@ def _write_report(out: Path, rows: list, bundle, x, y) -> None:  # type: ignore[
         plot_awake(main.awake.mean(0).tolist(), str(tmp / "awake_fraction.png"),
                    f"Members awake: {main.policy} policy, {where}", main.budget)
         if main.raster:
-            from simulators.encoding import encode_regular
-
             truth = "" if y is None else f"true class {int(y[0])}, "
-            plot_raster(main.raster, encode_regular(x[:1], bundle.steps)[0], str(tmp / "raster_sample0.png"),
+            plot_raster(main.raster, bundle.spikes(x[:1])[0], str(tmp / "raster_sample0.png"),
                         f"Sample 0 ({truth}predicted {int(main.predictions[0])}): spikes of the awake members\n"
                         f"{main.policy} policy, budget {main.budget:g}, {where}")
 
@@ -436,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--input-delta", type=float, default=None, metavar="DELTA",
                    help="the input layer's ternary threshold in mean |w| (TWN: 0.7; larger = sparser input layer, "
                         "fewer synaptic events; default: per dataset, Fashion-MNIST 1.5)")
+    t.add_argument("--encoding", default=None, choices=tuple(ENCODINGS),
+                   help="input spike code: regular-if, floor(T x) spikes per pixel, or regular-if-centred, round(T x) "
+                        "(default: per dataset, Fashion-MNIST regular-if-centred)")
     t.add_argument("--population", type=int, default=None,
                    help="output neurons per teacher feature, averaged by the head (default: per dataset)")
     t.add_argument("--epochs", type=int, default=30, help="student epochs")

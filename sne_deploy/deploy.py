@@ -7,7 +7,6 @@ import torch
 
 from exporters.bundle import BundleParts
 from exporters.manifest import ModelInfo
-from simulators.encoding import ENCODING_NAME
 from simulators.result import MODES
 
 from .data import Dataset
@@ -21,7 +20,7 @@ def bundle_parts(model: TrainedModel, ds: Dataset) -> BundleParts:
     k = cfg.members
     val_x = ds.val.flat()
     scores_val = model.gate(torch.from_numpy(val_x)).numpy()
-    counts_val, _ = member_counts(model.networks, val_x, cfg.steps, "fixed")
+    counts_val, _ = member_counts(model.networks, val_x, cfg.steps, "fixed", cfg.encoding)
     cv = torch.from_numpy(counts_val)
 
     def val_acc(mask: np.ndarray) -> float:
@@ -36,7 +35,7 @@ def bundle_parts(model: TrainedModel, ds: Dataset) -> BundleParts:
         conf_by_round[:, r] = confidence(model.head(cv, torch.from_numpy(awake)).numpy())
 
     test_x = ds.test.flat()[:256]
-    counts_test, _ = member_counts(model.networks, test_x, cfg.steps, "fixed")
+    counts_test, _ = member_counts(model.networks, test_x, cfg.steps, "fixed", cfg.encoding)
     awake_ex = (np.random.default_rng(0).random((len(test_x), k)) < 0.5).astype(np.float32)
     s = model.summary
     info = ModelInfo(
@@ -44,7 +43,7 @@ def bundle_parts(model: TrainedModel, ds: Dataset) -> BundleParts:
         data_seed=cfg.seed,
         input_shape=[int(d) for d in model.input_shape],
         n_classes=model.n_classes,
-        encoding=ENCODING_NAME,
+        encoding=cfg.encoding,
         steps=cfg.steps,
         dt=1.0,
         partition=cfg.partition,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from simulators.encoding import ENCODING_NAME
 from simulators.result import MODES
 
 from .data import Dataset
@@ -27,7 +26,7 @@ def all_awake_accuracy(model: TrainedModel, counts: np.ndarray, y: np.ndarray) -
 
 def ensemble_accuracy(model: TrainedModel, x_flat: np.ndarray, y: np.ndarray, mode: str = "fixed") -> float:
     """The full ensemble's accuracy on intensities ``x_flat`` (N, n_in), PyTorch reference in ``mode``."""
-    counts, _ = member_counts(model.networks, x_flat, model.config.steps, mode)
+    counts, _ = member_counts(model.networks, x_flat, model.config.steps, mode, model.config.encoding)
     return all_awake_accuracy(model, counts, y)
 
 
@@ -38,9 +37,9 @@ def evaluate(model: TrainedModel, ds: Dataset) -> TrainSummary:
     f_test = teacher_features(model.teacher, test.x)  # one pass of the teacher serves both
     counts, spikes = {}, {}
     for mode in MODES:
-        counts[mode], spikes[mode] = member_counts(model.networks, test.flat(), cfg.steps, mode)
+        counts[mode], spikes[mode] = member_counts(model.networks, test.flat(), cfg.steps, mode, cfg.encoding)
     return TrainSummary(
-        dataset=ds.name, test_samples=len(test), encoding=ENCODING_NAME, steps=cfg.steps,
+        dataset=ds.name, test_samples=len(test), encoding=cfg.encoding, steps=cfg.steps,
         teacher_accuracy=accuracy(model.teacher.head(torch.from_numpy(f_test)), test.y),
         teacher_macs=teacher_macs(model.teacher, model.input_shape), gate_macs=model.gate.macs(),
         ensemble_accuracy={m: all_awake_accuracy(model, counts[m], test.y) for m in MODES},

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from simulators.encoding import encode_regular
+from simulators.encoding import ENCODING_NAME, encode_spikes
 from simulators.errors import GraphError, InputError
 from simulators.network import Network
 
@@ -34,18 +34,22 @@ CONV_STUDENT_SMALL = ((8, 3, 1, 1), (16, 3, 2, 1))
 
 # Per dataset: teacher kind, feature dim, steps T, hidden width, output neurons per feature, the
 # ensemble classification term's weight, teacher epochs, batch, the input layer's ternary
-# threshold, whether the teacher's classifier trains with the students, and KD on its logits.
+# threshold, whether the teacher's classifier trains with the students, KD on its logits, and the
+# input code (simulators.encoding).
 # Fashion-MNIST's choices come from benchmarks/fashion_students.py (results/fashion_objectives.json):
 # on Loihi's constants the input layer's events (input spikes x non-zero fan-out) are the energy,
 # so a sparse input layer (input_delta 1.5) pays for twice the hidden width, and end-to-end
-# training with KD on the teacher's logits lifts the full ensemble and the cascade alike.
+# training with KD on the teacher's logits lifts the full ensemble and the cascade alike; the
+# centred code lets the pixels below 1/T spike (benchmarks/fashion_mnist.py, input_code ablation).
 DEFAULTS = {
     "digits": dict(teacher="mlp", feat_dim=32, steps=16, hidden=48, population=1, ensemble_ce=0.0, teacher_epochs=60,
-                   batch_size=64, conv=CONV_STUDENT_SMALL, input_delta=TWN_DELTA, train_head=False, logit_kd=0.0),
+                   batch_size=64, conv=CONV_STUDENT_SMALL, input_delta=TWN_DELTA, train_head=False, logit_kd=0.0,
+                   encoding=ENCODING_NAME),
     "fashion-mnist": dict(teacher="cnn", feat_dim=64, steps=4, hidden=128, population=4, ensemble_ce=1.0, teacher_epochs=20,
-                          batch_size=128, input_delta=1.5, train_head=True, logit_kd=1.0),
+                          batch_size=128, input_delta=1.5, train_head=True, logit_kd=1.0,
+                          encoding="regular-if-centred"),
     "cifar10": dict(teacher="cnn", feat_dim=64, steps=8, hidden=256, population=1, ensemble_ce=0.0, teacher_epochs=10,
-                    batch_size=128, input_delta=TWN_DELTA, train_head=False, logit_kd=0.0),
+                    batch_size=128, input_delta=TWN_DELTA, train_head=False, logit_kd=0.0, encoding=ENCODING_NAME),
 }
 
 
@@ -85,6 +89,7 @@ class TrainConfig:
     student: str = "mlp"  # "mlp": n_in -> hidden -> outputs; "conv": the ``conv`` layers -> outputs
     conv: Optional[tuple] = None  # (channels, kernel, stride, padding) per conv layer (default: per dataset)
     input_delta: Optional[float] = None  # the input layer's ternary threshold in mean |w| (larger: sparser, less energy)
+    encoding: Optional[str] = None  # the input spike code, a name in simulators.encoding.ENCODINGS
     device: str = "auto"  # where the teacher and students train: "cpu", "cuda", or "auto" (CUDA when present)
 
     def resolved(self) -> "TrainConfig":
@@ -154,18 +159,19 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def encode(x_flat: np.ndarray, steps: int) -> torch.Tensor:
+def encode(x_flat: np.ndarray, steps: int, encoding: str = ENCODING_NAME) -> torch.Tensor:
     """The shared deterministic encoder, as float32 tensor (N, T, n_in)."""
-    return torch.from_numpy(encode_regular(x_flat, steps).astype(np.float32))
+    return torch.from_numpy(encode_spikes(x_flat, steps, encoding).astype(np.float32))
 
 
 @torch.no_grad()
-def member_counts(networks: list[Network], x_flat: np.ndarray, steps: int, mode: str, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+def member_counts(networks: list[Network], x_flat: np.ndarray, steps: int, mode: str, encoding: str,
+                  batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """PyTorch-reference output counts, concatenated over members (N, sum g), and spikes per
     sample and member (N, K), with every member awake."""
     outs, spikes = [], []
     for i in range(0, len(x_flat), batch):
-        s = encode_regular(x_flat[i : i + batch], steps)
+        s = encode_spikes(x_flat[i : i + batch], steps, encoding)
         o, sp = [], []
         for net in networks:
             res = run_network_torch(net, s, mode)

@@ -21,7 +21,6 @@ import numpy as np
 
 import simulators
 from exporters.bundle import Bundle
-from simulators.encoding import encode_regular
 from simulators.errors import GraphError, InputError
 from simulators.network import Network
 from simulators.result import Result
@@ -175,7 +174,7 @@ def simulate(bundle: Bundle, x_flat: np.ndarray, y: Optional[np.ndarray], budget
     x = check_intensities(bundle, x_flat)
     budget = check_budget(budget)
     m = bundle.manifest
-    spikes = encode_regular(x, bundle.steps)
+    spikes = bundle.spikes(x)
     t0 = time.perf_counter()
     do_compare = compare and backend != YARDSTICK
     uses_gate = policy in ("gate", "cascade")

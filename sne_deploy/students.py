@@ -154,7 +154,7 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
         t0 = time.perf_counter()
         tot, spk, nb = 0.0, 0.0, 0
         for b in minibatches(len(xf), cfg.batch_size, rng):
-            s = encode(xf[b], cfg.steps).to(device)
+            s = encode(xf[b], cfg.steps, cfg.encoding).to(device)
             target = None if plain is not None else zt[b].permute(1, 0, 2)  # labels: the task loss comes below
             opt.zero_grad()
             loss, zs, total = stack_loss(stack, s, target, cfg)

@@ -66,7 +66,7 @@ def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Mo
 
     t = time.perf_counter()
     networks = [s.to_network(f"member{k}") for k, s in enumerate(students)]
-    counts_train, _ = member_counts(networks, train_split.flat(), cfg.steps, "float")
+    counts_train, _ = member_counts(networks, train_split.flat(), cfg.steps, "float", cfg.encoding)
     head = build_head(cfg, teacher, students, targets, trained, counts_train)
     finetune_head(head, counts_train, train_split.y, cfg, progress)
     head.eval()

@@ -111,6 +111,26 @@ def test_encoder_spikes_are_evenly_spaced():
     assert np.flatnonzero(s[:, 0]).tolist() == [3, 7] and np.flatnonzero(s[:, 1]).tolist() == [1, 3, 5, 7]
 
 
+def test_centred_code_rounds_and_lets_faint_pixels_spike():
+    """regular-if-centred: round(T x) spikes (halves up), evenly spaced, the first step carrying
+    every pixel of 0.5 or more; regular-if is the phase-0 code; unknown names are refused."""
+    from simulators.encoding import ENCODINGS, encode_spikes
+
+    x = np.linspace(0, 1, 41)[None, :]
+    for steps in (1, 4, 8):
+        s = encode_spikes(x, steps, "regular-if-centred")
+        assert np.array_equal(s.sum(axis=1)[0], np.floor(steps * x[0] + 0.5).astype(int))
+        assert np.array_equal(encode_spikes(x, steps, "regular-if"), encode_regular(x, steps))
+    s = encode_spikes(np.array([[0.1, 0.125, 0.5, 0.75]]), 4, "regular-if-centred")[0]
+    assert s.sum(0).tolist() == [0, 1, 2, 3] and s[0].tolist() == [False, False, True, True]
+    assert np.flatnonzero(encode_spikes(np.array([[0.25]]), 8, "regular-if-centred")[0, :, 0]).tolist() == [1, 5]
+    assert set(ENCODINGS) == {"regular-if", "regular-if-centred"}
+    with pytest.raises(ValueError, match="unknown input encoding 'poisson'"):
+        encode_spikes(x, 4, "poisson")
+    with pytest.raises(ValueError, match="phase"):
+        encode_regular(x, 4, phase=1.0)
+
+
 @pytest.mark.parametrize("bad", [np.array([[1.5]]), np.array([[-0.1]]), np.array([[np.nan]]), np.zeros(3)])
 def test_encoder_rejects_bad_input(bad):
     with pytest.raises(ValueError):

@@ -21,6 +21,7 @@ from sne_deploy.model import TrainConfig, encode
 from sne_deploy.students import stack_loss
 from sne_deploy.train import train
 from simulators import run
+from simulators.encoding import encode_spikes
 from simulators.random_nets import random_spikes
 
 from .conftest import float64_stack
@@ -150,6 +151,42 @@ def test_end_to_end_head_and_logit_kd(tmp_path):
     del payload["config"]["input_delta"]
     torch.save(payload, path)
     assert checkpoint.load(path).config.input_delta == TWN_DELTA
+
+
+def test_centred_encoding_trains_exports_and_runs_spike_exact(tmp_path):
+    """A model trained on the centred code records it in its checkpoint and bundle, every backend
+    input comes from the bundle's code (the reference simulator reproduces the torch members spike
+    for spike), it differs from the phase-0 code's model, and a checkpoint from before the option
+    loads with the phase-0 code it was trained on."""
+    from exporters.bundle import load_bundle, write_bundle
+    from exporters.manifest import BundleError, Manifest
+    from sne_deploy.data import load_dataset
+    from sne_deploy.deploy import bundle_parts
+    from sne_deploy.runtime import simulate
+
+    cfg = TrainConfig(epochs=1, teacher_epochs=3, limit_train=300, head_epochs=0, gate_epochs=1, encoding="regular-if-centred")
+    model = train(cfg, progress=False)
+    assert model.summary.encoding == "regular-if-centred"
+    floor = train(replace(cfg, encoding="regular-if"), progress=False)
+    assert model.summary.train_log["loss"] != floor.summary.train_log["loss"]
+    ds = load_dataset("digits")
+    write_bundle(bundle_parts(model, ds), tmp_path / "b", "nir")
+    bundle = load_bundle(tmp_path / "b")
+    assert bundle.manifest.encoding == "regular-if-centred"
+    x = ds.test.flat()[:40]
+    assert np.array_equal(bundle.spikes(x), encode_spikes(x, bundle.steps, "regular-if-centred"))
+    rep = simulate(bundle, x, ds.test.y[:40], 1.0, "all", "reference", "fixed")
+    assert rep.agreement.spike_mismatches == 0 and rep.agreement.prediction_agreement == 1.0
+    d = bundle.manifest.to_dict()
+    with pytest.raises(BundleError, match="encoding 'poisson' is none of"):
+        Manifest.from_dict({**d, "encoding": "poisson"}, "b")
+    path = tmp_path / "m.pt"
+    checkpoint.save(model, path)
+    assert checkpoint.load(path).config.encoding == "regular-if-centred"
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["encoding"]
+    torch.save(payload, path)
+    assert checkpoint.load(path).config.encoding == "regular-if"
 
 
 def test_dead_teacher_features_join_no_group_and_k_above_live_is_refused():
