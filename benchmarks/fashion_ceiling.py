@@ -17,9 +17,11 @@ averaged per feature (the students' readout), and a linear head on the 64 featur
 readout`` drops the feature layer (hidden units straight to the classes). Training: cross-entropy
 plus KD on the default teacher's logits (temperature 4, weight 1, as the students' ensemble term),
 Adam, cosine schedule, batch 128, no augmentation (as the students), seeds 0 and 1; ``labels``
-rows drop the KD term. Inputs are the shared encoder's spike counts over T steps divided by T
-(``encode_regular``: floor(T x) / T, so T = 4 keeps 5 grey levels and drops every pixel below
-0.25) or the raw image. The teacher's own architecture and recipe on the T = 4 input (one seed)
+rows drop the KD term. Inputs are the phase-0 code's (``regular-if``) spike counts over T steps
+divided by T (floor(T x) / T, so T = 4 keeps 5 grey levels and drops every pixel below 0.25) or
+the raw image. (The centred code, ``regular-if-centred``, now Fashion-MNIST's default, came out
+of this comparison; it is measured on the spiking students in fashion_mnist.py's input_code
+ablation.) The teacher's own architecture and recipe on the T = 4 input (one seed)
 says how much the code itself costs a large network.
 """
 from __future__ import annotations
@@ -125,7 +127,7 @@ class Members(nn.Module):
 
 
 def code(x: torch.Tensor, steps: Optional[int]) -> torch.Tensor:
-    """What a student sees of images ``x``: the encoder's counts / T (float64 floor, as the encoder)."""
+    """What a student on the ``regular-if`` code sees of images ``x``: its counts / T (float64 floor, as the encoder)."""
     if steps is None:
         return x
     return torch.floor(steps * x.double()).float() / steps
