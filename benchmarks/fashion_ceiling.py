@@ -19,9 +19,8 @@ plus KD on the default teacher's logits (temperature 4, weight 1, as the student
 Adam, cosine schedule, batch 128, no augmentation (as the students), seeds 0 and 1; ``labels``
 rows drop the KD term. Inputs are the phase-0 code's (``regular-if``) spike counts over T steps
 divided by T (floor(T x) / T, so T = 4 keeps 5 grey levels and drops every pixel below 0.25) or
-the raw image. (The centred code, ``regular-if-centred``, now Fashion-MNIST's default, came out
-of this comparison; it is measured on the spiking students in fashion_mnist.py's input_code
-ablation.) The teacher's own architecture and recipe on the T = 4 input (one seed)
+the raw image; one row sees the centred code (``regular-if-centred``, round(T x) / T), now
+Fashion-MNIST's default, which came out of this comparison. The teacher's own architecture and recipe on the T = 4 input (one seed)
 says how much the code itself costs a large network.
 """
 from __future__ import annotations
@@ -44,7 +43,7 @@ from tqdm.auto import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from simulators.encoding import encode_regular  # noqa: E402
+from simulators.encoding import ENCODING_NAME, ENCODINGS, encode_spikes  # noqa: E402
 from sne_deploy.data import Dataset, Split, load_dataset, minibatches  # noqa: E402
 from sne_deploy.model import CONV_STUDENT, DEFAULTS  # noqa: E402
 from sne_deploy.report import plot_ceiling  # noqa: E402
@@ -66,6 +65,7 @@ class Shape:
     steps: Optional[int]  # None: the raw image
     hidden: tuple[int, ...] = ()
     conv: tuple[tuple[int, int, int, int], ...] = ()
+    encoding: str = ENCODING_NAME  # the spike code whose counts / T the members see (when steps is set)
     free_readout: bool = False  # hidden units straight to the classes, no per-member feature layer
     kd: bool = True  # KD on the teacher's logits besides the labels
     teacher: bool = False  # the teacher's own architecture and recipe (labels, augmentation), not members
@@ -74,6 +74,7 @@ class Shape:
 SHAPES = (
     Shape("mlp_T4", 4, hidden=(128,)),  # the Fashion-MNIST default students
     Shape("mlp_T4_labels", 4, hidden=(128,), kd=False),
+    Shape("mlp_T4_centred", 4, hidden=(128,), encoding="regular-if-centred"),
     Shape("mlp_T8", 8, hidden=(128,)),
     Shape("mlp_raw", None, hidden=(128,)),
     Shape("mlp_h256_T4", 4, hidden=(256,)),
@@ -126,11 +127,11 @@ class Members(nn.Module):
         return hidden + (0 if shape.free_readout else FEATURES * POPULATION)
 
 
-def code(x: torch.Tensor, steps: Optional[int]) -> torch.Tensor:
-    """What a student on the ``regular-if`` code sees of images ``x``: its counts / T (float64 floor, as the encoder)."""
+def code(x: torch.Tensor, steps: Optional[int], encoding: str = ENCODING_NAME) -> torch.Tensor:
+    """What a student on ``encoding`` sees of images ``x``: its spike counts / T (float64, as the encoder)."""
     if steps is None:
         return x
-    return torch.floor(steps * x.double()).float() / steps
+    return torch.floor(steps * x.double() + ENCODINGS[encoding]).float() / steps
 
 
 def run(shape: Shape, ds, teacher_logits: torch.Tensor, epochs: int, seed: int) -> dict:  # type: ignore[no-untyped-def]
@@ -140,8 +141,8 @@ def run(shape: Shape, ds, teacher_logits: torch.Tensor, epochs: int, seed: int) 
     if shape.teacher:  # the teacher's recipe, on the code instead of the image
         model = make_teacher("cnn", in_shape, DEFAULTS["fashion-mnist"]["feat_dim"], ds.n_classes)
         torch.manual_seed(seed)
-        coded = Dataset(ds.name, Split(code(torch.from_numpy(ds.train.x), shape.steps).numpy(), ds.train.y), ds.val, ds.test,
-                        ds.n_classes)
+        coded = Dataset(ds.name, Split(code(torch.from_numpy(ds.train.x), shape.steps, shape.encoding).numpy(), ds.train.y),
+                        ds.val, ds.test, ds.n_classes)
         train_teacher(model, coded, DEFAULTS["fashion-mnist"]["teacher_epochs"], 128, seed, PROGRESS)
         neurons = None
     else:
@@ -152,7 +153,7 @@ def run(shape: Shape, ds, teacher_logits: torch.Tensor, epochs: int, seed: int) 
     model.eval()
     xt = torch.from_numpy(ds.test.x)
     with torch.no_grad():
-        pred = torch.cat([model(code(xt[i : i + 1000], shape.steps)).argmax(1) for i in range(0, len(xt), 1000)])
+        pred = torch.cat([model(code(xt[i : i + 1000], shape.steps, shape.encoding)).argmax(1) for i in range(0, len(xt), 1000)])
     return {"shape": shape.name, "seed": seed, "accuracy": float((pred.numpy() == ds.test.y).mean()),
             "neurons_per_member": neurons, "train_s": time.perf_counter() - t0}
 
@@ -162,7 +163,7 @@ def train_members(model: Members, shape: Shape, ds, teacher_logits: torch.Tensor
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    x, y = code(torch.from_numpy(ds.train.x), shape.steps), torch.from_numpy(ds.train.y)
+    x, y = code(torch.from_numpy(ds.train.x), shape.steps, shape.encoding), torch.from_numpy(ds.train.y)
     for _ in tqdm(range(epochs), desc=shape.name, disable=not PROGRESS, leave=False):
         model.train()
         for b in minibatches(len(y), 128, rng):
@@ -197,11 +198,12 @@ def default_teacher(ds, cache: Optional[Path]) -> tuple[nn.Module, float, bool]:
 
 
 def check_code(ds) -> None:  # type: ignore[no-untyped-def]
-    """The float code is the encoder's: counts over T steps / T, on real images."""
+    """The float code is the encoder's: counts over T steps / T, on real images, for every code."""
     x = ds.test.x[:200]
     for steps in (4, 8):
-        counts = encode_regular(x.reshape(len(x), -1), steps).sum(1) / steps
-        assert np.array_equal(counts, code(torch.from_numpy(x), steps).numpy().reshape(len(x), -1)), steps
+        for encoding in ENCODINGS:
+            counts = encode_spikes(x.reshape(len(x), -1), steps, encoding).sum(1) / steps
+            assert np.array_equal(counts, code(torch.from_numpy(x), steps, encoding).numpy().reshape(len(x), -1)), (steps, encoding)
 
 
 @torch.no_grad()
@@ -290,9 +292,9 @@ def plot(doc: dict, out_png: str) -> None:
                         f"spiking ensemble, all members, fixed point, {ref.get('snn_encoding', 'regular-if')} code":
                             ref["snn_all_members_fixed"],
                         "teacher (raw images)": ref["teacher_accuracy"]}, out_png,
-                 f"Fashion-MNIST: float twins of the students (K = {doc['scale']['members']} members, ReLU, no spikes, "
-                 f"{doc['scale']['epochs']} epochs, {len({r['seed'] for r in doc['rows']})} seeds)\n"
-                 "input T4 / T8: the floor code's (regular-if) spike counts over 4 / 8 steps, divided by T; raw: the image",
+                 f"Fashion-MNIST: float twins of the students\n(K = {doc['scale']['members']} members, ReLU, no spikes, "
+                 f"{doc['scale']['epochs']} epochs, {len({r['seed'] for r in doc['rows']})} seeds; input: spike counts / T,\n"
+                 "floor code (regular-if) unless 'centred'; raw: the image)",
                  other=teachers, other_label="the teacher's CNN and recipe on the T = 4 code (one seed)")
 
 
@@ -304,7 +306,7 @@ def markdown(doc: dict) -> str:
         body = ("teacher's CNN (not members)" if sh["teacher"] else
                 "conv " + " → ".join(f"{c}c k{kk} s{st}" for c, kk, st, _ in sh["conv"]) if sh["conv"] else
                 "dense " + " → ".join(str(h) for h in sh["hidden"]))
-        code_ = "raw" if sh["steps"] is None else f"T = {sh['steps']} code"
+        code_ = "raw" if sh["steps"] is None else f"T = {sh['steps']} {sh.get('encoding', ENCODING_NAME)}"
         readout = "—" if sh["teacher"] else "hidden → classes" if sh["free_readout"] else "features (as the students)"
         signal = ("labels, augmented (teacher recipe)" if sh["teacher"] else
                   "labels + KD on teacher logits" if sh["kd"] else "labels")
