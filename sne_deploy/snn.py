@@ -27,6 +27,7 @@ from simulators.result import Result
 
 from .quantization import TWN_DELTA, layer_delta, ste_ternary, ternarize
 
+
 def _surrogate(x: torch.Tensor) -> torch.Tensor:
     """norse's SuperSpike: the strict Heaviside forward, 1 / (1 + |x|)^2 backward. norse 1.x
     ignores its ``alpha`` argument, so this is the slope-1 fast sigmoid whatever alpha says
