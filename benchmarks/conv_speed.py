@@ -1,12 +1,12 @@
 """Conv-net simulator speed, before and after a change: a typical published event-camera SNN
-(:func:`simulators.random_nets.random_conv_graph`: 2x34x34 input, three strided convolutions and two
+(:func:`sne_deploy.simulators.random_nets.random_conv_graph`: 2x34x34 input, three strided convolutions and two
 dense layers, about 1 M synapses), T = 300, inputs at 5 % event rate, on every backend.
 
     .venv/bin/python benchmarks/conv_speed.py --before 0094f00    # ~10 min; writes benchmarks/results/conv_speed.json
 
 "before" is the simulators package of that commit (checked out into a temporary git worktree),
 "after" the working tree; both read the same NIR file, and every case runs in its own process.
-Each timing is the wall time of ``simulators.run`` (Lava: the worker's start and the network's
+Each timing is the wall time of ``sne_deploy.simulators.run`` (Lava: the worker's start and the network's
 build included; Brian2: after a warm-up run that compiles or loads the cached code), the median
 of ``--repeats`` runs with before and after alternating (Lava: one run each, its "before" takes
 minutes). The machine is shared and noisy: compare the ratios of one run. Every run's spike
@@ -39,10 +39,10 @@ def run_case(case: str, graph: str) -> dict:
     """One case with whichever ``simulators`` package is first on the path."""
     import numpy as np
 
-    import simulators
-    from simulators import from_nir, run
-    from simulators.fixed_point import quantize_network
-    from simulators.random_nets import random_spikes
+    from sne_deploy import simulators
+    from sne_deploy.simulators import from_nir, run
+    from sne_deploy.simulators.fixed_point import quantize_network
+    from sne_deploy.simulators.random_nets import random_spikes
 
     backend, mode = case.split(":")
     net = from_nir(graph)
@@ -62,8 +62,20 @@ def run_case(case: str, graph: str) -> dict:
             "package": str(Path(simulators.__file__).parent)}
 
 
+def _shim(root: Path, where: Path) -> Path:
+    """A folder whose ``sne_deploy.simulators`` is ``root``'s simulators folder (and, for commits
+    from before the one namespace, whose top-level ``simulators`` is too), for PYTHONPATH."""
+    pkg = where / "sne_deploy"
+    pkg.mkdir(parents=True, exist_ok=True)
+    (pkg / "__init__.py").write_text("")
+    for link in (pkg / "simulators", where / "simulators"):
+        if not link.exists():
+            link.symlink_to(root / "simulators", target_is_directory=True)
+    return where
+
+
 def _run_in(root: Path, case: str, graph: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(root), "SNE_LAVA_ENV": os.environ.get("SNE_LAVA_ENV", str(ROOT / ".venv-lava"))}
+    env = {**os.environ, "PYTHONPATH": str(_shim(root, Path(graph).parent / f"py-{abs(hash(str(root)))}")), "SNE_LAVA_ENV": os.environ.get("SNE_LAVA_ENV", str(ROOT / ".venv-lava"))}
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks/conv_speed.py"), "--case", case, "--graph", graph],
                        capture_output=True, text=True, cwd=root, env=env)
     if r.returncode != 0:
@@ -83,12 +95,11 @@ def main() -> None:
     if a.case:
         print(json.dumps(run_case(a.case, a.graph)))
         return
-    sys.path.insert(0, str(ROOT))
     import nir
     from tqdm import tqdm
 
-    from simulators.random_nets import random_conv_graph
-    from simulators import from_nir
+    from sne_deploy.simulators.random_nets import random_conv_graph
+    from sne_deploy.simulators import from_nir
 
     cases = a.only.split(",") if a.only else list(CASES)
     with tempfile.TemporaryDirectory() as tmp:

@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from simulators.encoding import ENCODING_NAME, encode_spikes  # noqa: E402
+from sne_deploy.simulators.encoding import ENCODING_NAME, encode_spikes  # noqa: E402
 from sne_deploy.data import Dataset, Split, load_dataset, minibatches  # noqa: E402
 from sne_deploy.model import CONV_STUDENT, DEFAULTS  # noqa: E402
 from sne_deploy.report import plot_ceiling  # noqa: E402

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from exporters.bundle import load_bundle, write_bundle
+from sne_deploy.exporters.bundle import load_bundle, write_bundle
 from sne_deploy import checkpoint
 from sne_deploy.data import load_dataset
 from sne_deploy.deploy import bundle_parts

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from exporters.bundle import load_bundle, write_bundle  # noqa: E402
+from sne_deploy.exporters.bundle import load_bundle, write_bundle  # noqa: E402
 from sne_deploy.data import load_dataset  # noqa: E402
 from sne_deploy.deploy import bundle_parts  # noqa: E402
 from sne_deploy.runtime import simulate  # noqa: E402

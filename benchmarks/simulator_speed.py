@@ -37,8 +37,8 @@ def _peak_mb() -> float:
 
 
 def run_case(case: str) -> list[dict]:
-    from simulators import run
-    from simulators.random_nets import random_spikes, random_ternary_network
+    from sne_deploy.simulators import run
+    from sne_deploy.simulators.random_nets import random_spikes, random_ternary_network
 
     backend, mode = case.split(":")
     net = random_ternary_network(SIZES, seed=0, du=1.0, dv=0.25, with_bias=True)
@@ -64,7 +64,7 @@ def run_case(case: str) -> list[dict]:
         out.update(build_s=first.details["build_s"], setup_s=res.details["build_s"], run_s=res.details["run_s"],
                    binary_s=res.details["binary_s"], target="cpp_standalone", batch=res.details["batch"])
     elif backend == "lava":
-        from simulators.lava_backend import time_lava_variant
+        from sne_deploy.simulators.lava_backend import time_lava_variant
 
         runs, raws = [], []
         for _ in range(REPEATS):
@@ -76,7 +76,7 @@ def run_case(case: str) -> list[dict]:
             rows.append(_lava_row({**out, "case": "lava-raw:fixed", "backend": "lava-raw"}, raws))
         return rows
     elif backend == "lava-naive":
-        from simulators.lava_backend import time_lava_variant
+        from sne_deploy.simulators.lava_backend import time_lava_variant
 
         out["samples"] = N_NAIVE
         info = time_lava_variant(net, x[:N_NAIVE], mode, "naive")

@@ -20,9 +20,8 @@ from pathlib import Path
 import nir
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import simulators  # noqa: E402
-from simulators.fixed_point import quantize_network  # noqa: E402
+from sne_deploy import simulators
+from sne_deploy.simulators.fixed_point import quantize_network
 
 DT, BETA = 1e-4, 0.875
 

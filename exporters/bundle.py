@@ -9,7 +9,7 @@
 
 A bundle is written into a temporary folder beside its destination and renamed into place, so a
 failure never leaves half a bundle; an existing bundle is replaced only when asked (``force``).
-Loading reads the manifest into a checked :class:`~exporters.manifest.Manifest` and verifies every
+Loading reads the manifest into a checked :class:`~sne_deploy.exporters.manifest.Manifest` and verifies every
 file's sha256 against it.
 """
 from __future__ import annotations
@@ -21,11 +21,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from simulators.encoding import encode_spikes
-from simulators.errors import GraphError
-from simulators.files import atomic_dir, exclusive, sha256_file
-from simulators.network import Network
-from simulators.nir_io import from_nir, to_nir
+from sne_deploy import __version__
+from sne_deploy.simulators.encoding import encode_spikes
+from sne_deploy.simulators.errors import GraphError
+from sne_deploy.simulators.files import atomic_dir, exclusive, sha256_file
+from sne_deploy.simulators.network import Network
+from sne_deploy.simulators.nir_io import from_nir, to_nir
 
 from .checks import ExportError, check_finite_module, check_network
 from .manifest import BUNDLE_FORMAT, BundleError, Manifest, ModelInfo
@@ -43,15 +44,6 @@ class BundleParts:
     gate_example: np.ndarray  # inputs to prove ONNX == torch on
     head_example: tuple[np.ndarray, np.ndarray]
     info: ModelInfo
-
-
-def _toolkit_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("sne-deploy")
-    except Exception:  # running from a source tree that was never installed
-        return "unknown"
 
 
 def write_bundle(parts: BundleParts, out: Path, target: str, force: bool = False, strict: bool = False) -> tuple[Path, list[str]]:
@@ -113,7 +105,7 @@ def _write_contents(parts: BundleParts, tmp: Path, target: str, warnings: list[s
         target=target, members=len(parts.networks), member_files=member_files,
         member_sizes=[net.sizes for net in parts.networks],
         onnx_max_abs_diff={"gate": gate_diff, "head": head_diff}, check_warnings=warnings,
-        files={f: sha256_file(tmp / f) for f in files}, toolkit_version=_toolkit_version(),
+        files={f: sha256_file(tmp / f) for f in files}, toolkit_version=__version__,
     )
     (tmp / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=2))
     (tmp / MANIFEST_SUM).write_text(sha256_file(tmp / "manifest.json") + "\n")

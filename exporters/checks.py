@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from simulators.errors import GraphError, SneError
-from simulators.fixed_point import worst_case_uv
-from simulators.network import Network, check_fixed_layer
-from simulators.neuron import MAX_UV
+from sne_deploy.simulators.errors import GraphError, SneError
+from sne_deploy.simulators.fixed_point import worst_case_uv
+from sne_deploy.simulators.network import Network, check_fixed_layer
+from sne_deploy.simulators.neuron import MAX_UV
 
 EXPORT_TARGETS = ("lava", "brian2", "nir")
 

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Optional
 
-from simulators.encoding import ENCODINGS
-from simulators.errors import SneError
+from sne_deploy.simulators.encoding import ENCODINGS
+from sne_deploy.simulators.errors import SneError
 
 BUNDLE_FORMAT = "sne-deploy-bundle"
 BUNDLE_VERSION = 2  # 2: cascade_calibration and head_macs

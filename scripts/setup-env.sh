@@ -46,12 +46,13 @@ new_venv() {  # new_venv DIR WHAT: a Python 3.11 venv at DIR (an existing one is
 setup_main() {
     local venv=$ROOT/.venv
     fresh "$venv" main && return 0
+    local stamp; stamp=$(stamp_of)  # of the inputs this build reads, not of later edits
     new_venv "$venv" "main (torch==2.13.0 CPU, no CUDA packages)"
     "$venv/bin/pip" install -q -c constraints.txt torch==2.13.0
     "$venv/bin/pip" install -q -c constraints.txt -e ".[test,neurobench]"
-    "$venv/bin/python" -c 'import torch, norse, nir, brian2, onnx, simulators, exporters, sne_deploy' \
+    "$venv/bin/python" -c 'import torch, norse, nir, brian2, onnx, sne_deploy.simulators, sne_deploy.exporters' \
         || die "main environment failed its import check"
-    stamp_of > "$venv/.sne-stamp"
+    echo "$stamp" > "$venv/.sne-stamp"
     say "main environment ready"
 }
 
@@ -80,10 +81,11 @@ setup_sinabs() {
     # exporter here (tests/sinabs_nets.py) and read the files in the main environment
     local venv=$ROOT/.venv-sinabs
     fresh "$venv" sinabs && return 0
+    local stamp; stamp=$(stamp_of)
     new_venv "$venv" "sinabs (torch==2.13.0 CPU, sinabs 3.1.3, nir<=1.0.4)"
     "$venv/bin/pip" install -q -c constraints.txt torch==2.13.0 sinabs==3.1.3
     "$venv/bin/python" -c 'import sinabs, nir' || die "sinabs environment failed its import check"
-    stamp_of > "$venv/.sne-stamp"
+    echo "$stamp" > "$venv/.sne-stamp"
     say "sinabs environment ready"
 }
 

@@ -2,7 +2,7 @@
 that agree spike for spike. Imports numpy only (nir lazily, brian2 and lava only when their
 backend runs), so it also works inside the Lava environment, which has no torch.
 
-    from simulators import run, from_nir
+    from sne_deploy.simulators import run, from_nir
     result = run(from_nir("net.nir"), spikes, backend="lava", mode="fixed")
 """
 from __future__ import annotations

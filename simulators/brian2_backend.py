@@ -223,7 +223,7 @@ class LayerCode(NamedTuple):
 def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
     """The neuron contract as Brian2 statements: one operation per statement (no FMA contraction);
     fixed point follows Lava's bit-accurate model on float64 variables that hold integers.
-    ``dyn`` adds the firing comparison and reset of :class:`simulators.neuron.Dynamics`:
+    ``dyn`` adds the firing comparison and reset of :class:`sne_deploy.simulators.neuron.Dynamics`:
     ``subtract-next`` marks a spike in ``sprev`` and takes vth off after the next decay. A current
     bias (``ibias``) enters u right after the synaptic input, as in the neuron step."""
     size = layer.n_out

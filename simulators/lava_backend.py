@@ -7,7 +7,7 @@ its output to files in the job folder; the host watches the worker and every pro
 and on any death, timeout, error or signal kills the whole group (Lava's own child processes
 included) and removes the job folder, so nothing hangs and nothing is orphaned.
 
-The worker's interpreter is that of the Lava environment (:func:`simulators.paths.lava_env_dir`;
+The worker's interpreter is that of the Lava environment (:func:`sne_deploy.simulators.paths.lava_env_dir`;
 made by ``sne-deploy setup lava``). It starts with a clean environment: no inherited PYTHONPATH,
 only this ``simulators`` package on its path, and the job folder as its working directory.
 """
@@ -188,7 +188,7 @@ def _run_worker(py: Path, job_dir: Path, timeout: float) -> int:
     (job_dir / "t").mkdir()
     env["TMPDIR"] = str(job_dir / "t")
     with open(job_dir / "stdout.txt", "wb") as out, open(job_dir / "stderr.txt", "wb") as err:
-        proc = subprocess.Popen([str(py), "-m", "simulators.lava_worker", str(job_dir / "job.npz"), str(job_dir)],
+        proc = subprocess.Popen([str(py), "-m", "sne_deploy.simulators.lava_worker", str(job_dir / "job.npz"), str(job_dir)],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
                                 start_new_session=True, cwd=str(job_dir))
     try:

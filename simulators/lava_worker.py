@@ -1,6 +1,6 @@
 """The Lava worker: runs inside the Lava environment (Python 3.10, lava-nc 0.10.0, no torch).
 
-    python -m simulators.lava_worker JOB.npz OUT_DIR
+    python -m sne_deploy.simulators.lava_worker JOB.npz OUT_DIR
 
 JOB.npz holds the network (``Network.to_arrays``), ``spikes`` (N, T, n_in), ``mode`` and
 optionally ``batch``. All N samples run in one long Lava run:
@@ -12,7 +12,7 @@ optionally ``batch``. All N samples run in one long Lava run:
 * **Dense or Sparse.** A layer whose matrix is mostly zeros (a convolution unrolled, say) runs on
   Lava's ``Sparse`` process (the same bit-accurate arithmetic and one-step delay as ``Dense``), with
   its models' column look-up done on a column-compressed copy
-  (:mod:`simulators.lava_procs.column_sparse`): a step costs its synaptic events, not the
+  (:mod:`sne_deploy.simulators.lava_procs.column_sparse`): a step costs its synaptic events, not the
   n_out x n_in entries, and B copies cost B times one copy instead of B^2.
 * **One input, one reset schedule.** The input is one RingBuffer of n_batches*T steps; each layer is
   Dense -> LIFReset with ``reset_interval = T``. Dense delays its output by one step, so layer l
@@ -34,10 +34,10 @@ from typing import Optional
 
 import numpy as np
 
-from simulators.batching import batch_inputs, n_batches
-from simulators.errors import GraphError
-from simulators.linear_maps import is_sparse
-from simulators.network import Layer, Network
+from sne_deploy.simulators.batching import batch_inputs, n_batches
+from sne_deploy.simulators.errors import GraphError
+from sne_deploy.simulators.linear_maps import is_sparse
+from sne_deploy.simulators.network import Layer, Network
 
 # Dense keeps a full (B*n_out, B*n_in) matrix per layer and does B^2 times the work per step;
 # this bounds B*B*(weights of the largest dense layer). Measured on 64-128-10: B = 8 runs 5-6x more
@@ -63,7 +63,7 @@ _RECURRENT_MAX_BATCH = 256
 def recurrent_batch(network: Network, n: int) -> int:
     """A recurrent network runs all its samples side by side in one batch (a layer's last spikes of
     one sample would otherwise reach the next sample of its copy through the one-step-late
-    recurrent synapses); :func:`simulators.lava_backend.run_lava` splits larger N into runs of this size."""
+    recurrent synapses); :func:`sne_deploy.simulators.lava_backend.run_lava` splits larger N into runs of this size."""
     synapses = sum(int(np.count_nonzero(l.incoming("float"))) for l in network.layers)
     return int(max(1, min(n, _RECURRENT_MAX_BATCH, _SPARSE_BUDGET // max(synapses, 1))))
 
@@ -72,7 +72,7 @@ def check_recurrent_start(network: Network, mode: str) -> None:
     """Layer l starts its first sample at Lava step 2 + l; before that it runs with no input. A
     recurrent layer that fires then would feed those spikes into its first real step, so such
     a network is refused (it needs a bias that reaches threshold without input)."""
-    from simulators.loop import run_loop
+    from sne_deploy.simulators.loop import run_loop
 
     quiet = np.zeros((1, len(network.layers) + 1, network.n_in), dtype=bool)
     counts = run_loop(network, quiet, mode).counts
@@ -110,8 +110,8 @@ def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path
     from lava.proc.sparse.process import Sparse
     from scipy import sparse
 
-    from simulators.lava_procs.column_sparse import ColumnSparseBitAcc, ColumnSparseFloat
-    from simulators.lava_procs.recording_lif import RecordingLIFReset
+    from sne_deploy.simulators.lava_procs.column_sparse import ColumnSparseBitAcc, ColumnSparseFloat
+    from sne_deploy.simulators.lava_procs.recording_lif import RecordingLIFReset
 
     t0 = time.perf_counter()
     n, steps, _ = spikes.shape
@@ -168,7 +168,7 @@ def _connection(weight: np.ndarray, bsz: int, use_sparse: bool, Dense, Sparse, s
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m simulators.lava_worker JOB.npz OUT_DIR", file=sys.stderr)
+        print("usage: python -m sne_deploy.simulators.lava_worker JOB.npz OUT_DIR", file=sys.stderr)
         return 2
     job, out_dir = Path(argv[0]), Path(argv[1])
     try:

@@ -1,7 +1,7 @@
 """The simulation loop, written once: a chain of LIF layers run over N samples at once.
 
 It is delay-free (layer l at step t sees layer l-1's spikes of step t) and runs the neuron
-contract of :mod:`simulators.neuron` step by step. A recurrent layer also sees its own spikes of
+contract of :mod:`sne_deploy.simulators.neuron` step by step. A recurrent layer also sees its own spikes of
 step t-1 through its recurrent synapses (none before the first step of a sample). The array library is a parameter
 (:class:`ArrayLib`), so the numpy reference backend (:data:`NUMPY`) and the PyTorch reference in
 ``sne_deploy`` (which passes torch) are the same code; this module imports no torch.
@@ -9,7 +9,7 @@ step t-1 through its recurrent synapses (none before the first step of a sample)
 Synaptic input is one float64 product per layer and step: integer weights times 0/1 spikes (or
 event counts) stay far below 2^53, so the product is exact, and it uses BLAS where an int64
 product would not. On numpy the product is computed the fastest exact way for the layer
-(:func:`simulators.linear_maps.synapse_operator`: a convolution, a sparse or a dense product).
+(:func:`sne_deploy.simulators.linear_maps.synapse_operator`: a convolution, a sparse or a dense product).
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """The network the backends run: a chain of LIF layers, as plain frozen data. A layer may also
 feed its own spikes back to itself (``recurrent``: step t's input includes W_rec @ s[t-1]).
 
-Every backend consumes a :class:`Network`; :func:`simulators.nir_io.from_nir` builds one from a NIR graph.
-A layer always carries its float-form parameters (:class:`simulators.neuron.LIFParams`) and, when
-the graph carries them (our exporter does) or when :mod:`simulators.fixed_point` derives them, its
+Every backend consumes a :class:`Network`; :func:`sne_deploy.simulators.nir_io.from_nir` builds one from a NIR graph.
+A layer always carries its float-form parameters (:class:`sne_deploy.simulators.neuron.LIFParams`) and, when
+the graph carries them (our exporter does) or when :mod:`sne_deploy.simulators.fixed_point` derives them, its
 exact fixed-point form (:class:`FixedLayer`).
 """
 from __future__ import annotations
@@ -112,7 +112,7 @@ class Network:
         for layer in self.layers:
             if layer.fixed is None:
                 raise GraphError(f"layer '{layer.name}' has no fixed-point parameters: pass --quantize to choose them "
-                                 "(simulators.fixed_point.quantize_network in Python)")
+                                 "(sne_deploy.simulators.fixed_point.quantize_network in Python)")
             check_fixed_layer(layer)
 
     # --- plain-array form, used to hand a network to the Lava worker (no pickle) ---

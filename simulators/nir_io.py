@@ -1,4 +1,4 @@
-"""NIR graphs <-> :class:`simulators.network.Network`.
+"""NIR graphs <-> :class:`sne_deploy.simulators.network.Network`.
 
 Time-step convention: NIR's parameters are continuous-time; a graph is discretised with forward
 Euler at step ``dt``, taken from (in order) the ``dt`` argument, ``graph.metadata["dt"]``, or 1.

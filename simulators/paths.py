@@ -52,12 +52,16 @@ def brian2_cache_dir() -> Path:
 
 
 def worker_path(job_dir: Path) -> Path:
-    """A folder holding only this ``simulators`` package (a symlink), for a worker's PYTHONPATH:
-    the worker then imports our code and nothing else of the host's environment (whose numpy or
-    other packages would shadow the Lava environment's own)."""
+    """A folder holding only this ``simulators`` package, for a worker's PYTHONPATH: the worker then
+    imports our code and nothing else of the host's environment (whose numpy or other packages would
+    shadow the Lava environment's own). The package is ``sne_deploy.simulators``; its parent here is
+    an empty ``sne_deploy`` package (never the real one, whose training side needs torch), with the
+    simulators folder linked into it."""
     shim = job_dir / "py"
-    shim.mkdir(exist_ok=True)
-    link = shim / "simulators"
+    parent = shim / "sne_deploy"
+    parent.mkdir(parents=True, exist_ok=True)
+    (parent / "__init__.py").write_text('"""The simulators of sne-deploy alone, for the Lava worker."""\n')
+    link = parent / "simulators"
     if not link.exists():
         link.symlink_to(PACKAGE_DIR, target_is_directory=True)
     return shim

@@ -1,7 +1,7 @@
 """How each library's NIR export is meant to be run: its time step and neuron conventions.
 
 None of snnTorch, norse, sinabs and SpikingJelly writes ``dt`` into the graph, and NIR has no field
-for the firing comparison or the reset (see :class:`simulators.neuron.Dynamics`). A preset supplies
+for the firing comparison or the reset (see :class:`sne_deploy.simulators.neuron.Dynamics`). A preset supplies
 what the file leaves out, as that library simulates it (read from each library's source:
 snnTorch 1.0.0, norse 1.1.0, sinabs 3.1.3, SpikingJelly 2.0.0). ``--dt`` and a ``dt`` in the
 graph's metadata win over a preset's; ``--firing``, ``--reset`` and ``--decay`` win over its

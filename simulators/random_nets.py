@@ -1,7 +1,7 @@
 """Random ternary networks for tests and benchmarks, with consistent float and fixed-point forms.
 
 Weights are ternary {-1, 0, +1}; thresholds and biases are drawn as integers on the fixed-point
-grid and mapped by the deployment rule (:func:`simulators.fixed_point.fold_ternary`) with one even
+grid and mapped by the deployment rule (:func:`sne_deploy.simulators.fixed_point.fold_ternary`) with one even
 scale ``s``, so the float and fixed-point forms compute the same spikes.
 """
 from __future__ import annotations

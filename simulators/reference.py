@@ -1,4 +1,4 @@
-"""The reference backend: :func:`simulators.loop.run_loop` on numpy, as a :class:`Result`.
+"""The reference backend: :func:`sne_deploy.simulators.loop.run_loop` on numpy, as a :class:`Result`.
 
 The same function with torch arrays (``sne_deploy.snn.run_network_torch``) is the PyTorch
 reference. Both are delay-free and are the yardstick the Brian2 and Lava backends are tested

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from simulators.encoding import ENCODING_NAME
-from simulators.errors import SneError
-from simulators.files import atomic_file, sha256_file
+from sne_deploy.simulators.encoding import ENCODING_NAME
+from sne_deploy.simulators.errors import SneError
+from sne_deploy.simulators.files import atomic_file, sha256_file
 
 from .ensemble import Gate, HostHead
 from .snn import StudentSNN, layer_sizes

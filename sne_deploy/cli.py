@@ -7,14 +7,14 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from exporters.checks import EXPORT_TARGETS
-from simulators import BACKENDS as SIM_BACKENDS
-from simulators.encoding import ENCODINGS
-from simulators.errors import InputError, SneError
-from simulators.files import atomic_file
-from simulators.neuron import DECAYS, FIRINGS, RESETS
-from simulators.presets import PRESETS
-from simulators.result import MODES
+from sne_deploy.exporters.checks import EXPORT_TARGETS
+from sne_deploy.simulators import BACKENDS as SIM_BACKENDS
+from sne_deploy.simulators.encoding import ENCODINGS
+from sne_deploy.simulators.errors import InputError, SneError
+from sne_deploy.simulators.files import atomic_file
+from sne_deploy.simulators.neuron import DECAYS, FIRINGS, RESETS
+from sne_deploy.simulators.presets import PRESETS
+from sne_deploy.simulators.result import MODES
 
 from .data import DATASETS
 from .partition import MODES as PARTITION_MODES
@@ -103,7 +103,7 @@ def _check_train_args(a: argparse.Namespace) -> None:
 
 
 def _add_brian2_target(p: argparse.ArgumentParser) -> None:
-    from simulators.brian2_backend import BRIAN2_TARGETS  # numpy-only module: no brian2 import here
+    from sne_deploy.simulators.brian2_backend import BRIAN2_TARGETS  # numpy-only module: no brian2 import here
 
     p.add_argument("--brian2-target", default=None, choices=BRIAN2_TARGETS,
                    help="Brian2 code target: cython (default), cpp_standalone (fast for large N; builds a C++ program) or numpy")
@@ -119,9 +119,9 @@ def _read_nir(a: argparse.Namespace):  # type: ignore[no-untyped-def]
     its own option; the reader's warnings become ``warning:`` lines."""
     import warnings
 
-    from simulators.neuron import LOIHI, Dynamics
-    from simulators.nir_io import GraphWarning, from_nir
-    from simulators.presets import get_preset
+    from sne_deploy.simulators.neuron import LOIHI, Dynamics
+    from sne_deploy.simulators.nir_io import GraphWarning, from_nir
+    from sne_deploy.simulators.presets import get_preset
 
     preset = get_preset(a.preset) if a.preset else None
     base = preset.dynamics if preset else LOIHI
@@ -142,8 +142,7 @@ def _quantization_report(net, spikes, report) -> dict:  # type: ignore[no-untype
     spike trains identical between the float and the fixed-point reference run."""
     import numpy as np
 
-    import simulators
-
+    from sne_deploy import simulators
     f = simulators.run(net, spikes, backend="reference", mode="float", record=True)
     q = simulators.run(net, spikes, backend="reference", mode="fixed", record=True)
     return {"layers": [{"layer": r.layer, "scale": r.scale, "exact": r.exact} for r in report],
@@ -152,8 +151,8 @@ def _quantization_report(net, spikes, report) -> dict:  # type: ignore[no-untype
 
 def cmd_run_nir(a: argparse.Namespace) -> int:
 
-    import simulators
-    from simulators.fixed_point import quantize_network
+    from sne_deploy import simulators
+    from sne_deploy.simulators.fixed_point import quantize_network
 
     if a.quantize and a.mode != "fixed":
         raise InputError("--quantize chooses fixed-point parameters: use it with --mode fixed")
@@ -194,14 +193,14 @@ def _last_bundle_file() -> Path:
     user's cache), so runs in other projects or venvs never pick up each other's bundle."""
     import hashlib
 
-    from simulators.paths import user_cache
+    from sne_deploy.simulators.paths import user_cache
 
     key = hashlib.sha256(str(Path.cwd().resolve()).encode()).hexdigest()[:16]
     return user_cache() / "last-bundles" / key
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from exporters.bundle import check_destination, write_bundle
+    from sne_deploy.exporters.bundle import check_destination, write_bundle
 
     from . import checkpoint
     from .data import load_dataset
@@ -239,7 +238,7 @@ def _resolve_bundle(arg: Optional[str]) -> Path:
 
 def cmd_simulate(a: argparse.Namespace) -> int:
 
-    from exporters.bundle import load_bundle
+    from sne_deploy.exporters.bundle import load_bundle
 
     from .data import load_dataset
     from .report import format_simulation
@@ -349,7 +348,7 @@ def _check_report_dir(out: Path) -> None:
 def _write_report(out: Path, rows: list, bundle, x, y) -> None:  # type: ignore[no-untyped-def]
     """The whole folder is written as a temporary sibling and swapped in: an earlier report's files
     never mix with this one's, and a second concurrent writer is refused."""
-    from simulators.files import atomic_dir, exclusive
+    from sne_deploy.simulators.files import atomic_dir, exclusive
 
     from .energy import CONSTANTS
     from .report import plot_awake, plot_raster, plot_sweep
@@ -397,12 +396,8 @@ def _choices(values: tuple[str, ...]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from importlib.metadata import PackageNotFoundError, version
+    from sne_deploy import __version__ as ver
 
-    try:
-        ver = version("sne-deploy")
-    except PackageNotFoundError:
-        ver = "unknown (not installed)"
     fmt = _HelpFormatter
     p = argparse.ArgumentParser(prog="sne-deploy", description="Train, export and run Spiking Neural Ensembles on Lava and Brian2.",
                                 epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)

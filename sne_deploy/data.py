@@ -15,7 +15,7 @@ from typing import Iterator, Optional, Union
 
 import numpy as np
 
-from simulators.errors import SneError
+from sne_deploy.simulators.errors import SneError
 
 DATASETS = ("digits", "fashion-mnist", "cifar10")
 FASHION_DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")

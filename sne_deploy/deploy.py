@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from exporters.bundle import BundleParts
-from exporters.manifest import ModelInfo
-from simulators.result import MODES
+from sne_deploy.exporters.bundle import BundleParts
+from sne_deploy.exporters.manifest import ModelInfo
+from sne_deploy.simulators.result import MODES
 
 from .data import Dataset
 from .scheduler import best_subsets, calibration_table, cascade_order, cascade_table, confidence

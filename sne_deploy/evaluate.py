@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from simulators.result import MODES
+from sne_deploy.simulators.result import MODES
 
 from .data import Dataset
 from .model import TrainedModel, member_counts

@@ -5,7 +5,7 @@ Every weight has a leading member dimension: layer l holds ``(K, out_l, in_l)``.
 one architecture; groups of different sizes are padded to the largest one and the padded output
 neurons are masked out of every loss and count (they are dropped on export). The time loop is
 :func:`~sne_deploy.snn.run_members_float`, the one a single :class:`~sne_deploy.snn.StudentSNN`
-runs too (K = 1), over ``simulators.neuron.lif_step_float``. :meth:`MemberStack.members`
+runs too (K = 1), over ``sne_deploy.simulators.neuron.lif_step_float``. :meth:`MemberStack.members`
 slices the stack into ordinary ``StudentSNN`` objects for export and checkpoints, so nothing
 downstream knows the students were trained together.
 """
@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from simulators.neuron import decays_to_fixed
+from sne_deploy.simulators.neuron import decays_to_fixed
 
-from simulators.linear_maps import ConvGeometry
+from sne_deploy.simulators.linear_maps import ConvGeometry
 
 from .quantization import TWN_DELTA, layer_delta, ste_ternary
 from .snn import StudentSNN, layer_sizes, run_members_float, weight_shapes

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from simulators.encoding import ENCODING_NAME, encode_spikes
-from simulators.errors import GraphError, InputError
-from simulators.network import Network
+from sne_deploy.simulators.encoding import ENCODING_NAME, encode_spikes
+from sne_deploy.simulators.errors import GraphError, InputError
+from sne_deploy.simulators.network import Network
 
-from simulators.linear_maps import ConvGeometry
+from sne_deploy.simulators.linear_maps import ConvGeometry
 
 from .ensemble import Gate, HostHead
 from .quantization import TWN_DELTA
@@ -35,7 +35,7 @@ CONV_STUDENT_SMALL = ((8, 3, 1, 1), (16, 3, 2, 1))
 # Per dataset: teacher kind, feature dim, steps T, hidden width, output neurons per feature, the
 # ensemble classification term's weight, teacher epochs, batch, the input layer's ternary
 # threshold, whether the teacher's classifier trains with the students, KD on its logits, and the
-# input code (simulators.encoding).
+# input code (sne_deploy.simulators.encoding).
 # Fashion-MNIST's choices come from benchmarks/fashion_students.py (results/fashion_objectives.json):
 # on Loihi's constants the input layer's events (input spikes x non-zero fan-out) are the energy,
 # so a sparse input layer (input_delta 1.5) pays for twice the hidden width, and end-to-end
@@ -89,7 +89,7 @@ class TrainConfig:
     student: str = "mlp"  # "mlp": n_in -> hidden -> outputs; "conv": the ``conv`` layers -> outputs
     conv: Optional[tuple] = None  # (channels, kernel, stride, padding) per conv layer (default: per dataset)
     input_delta: Optional[float] = None  # the input layer's ternary threshold in mean |w| (larger: sparser, less energy)
-    encoding: Optional[str] = None  # the input spike code, a name in simulators.encoding.ENCODINGS
+    encoding: Optional[str] = None  # the input spike code, a name in sne_deploy.simulators.encoding.ENCODINGS
     device: str = "auto"  # where the teacher and students train: "cpu", "cuda", or "auto" (CUDA when present)
 
     def resolved(self) -> "TrainConfig":

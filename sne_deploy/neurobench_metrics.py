@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from simulators.network import Network
-from simulators.neuron import LIFFixedParams, LIFParams, LIFState, lif_step_fixed, lif_step_float
+from sne_deploy.simulators.network import Network
+from sne_deploy.simulators.neuron import LIFFixedParams, LIFParams, LIFState, lif_step_fixed, lif_step_float
 
 
 class Spikes(nn.Module):

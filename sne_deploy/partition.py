@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulators.errors import InputError
+from sne_deploy.simulators.errors import InputError
 
 MODES = ("informed", "contiguous", "random")
 

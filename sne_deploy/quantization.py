@@ -8,7 +8,7 @@ layer's synaptic events (input spikes x non-zero fan-out), so the students may g
 layer a larger delta of its own (``TrainConfig.input_delta``).
 
 Deployment folds alpha into the threshold and bias (``vth / alpha``, ``bias / alpha``) and maps
-the result onto Loihi's integers with :func:`simulators.fixed_point.fold_ternary`.
+the result onto Loihi's integers with :func:`sne_deploy.simulators.fixed_point.fold_ternary`.
 """
 from __future__ import annotations
 

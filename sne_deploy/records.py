@@ -13,8 +13,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from simulators.files import to_plain as plain
-from simulators.result import MODES
+from sne_deploy.simulators.files import to_plain as plain
+from sne_deploy.simulators.result import MODES
 
 from .energy import CONSTANT_SETS, Counts, ann_energy_pj, energy_breakdown_pj, snn_energy_pj
 

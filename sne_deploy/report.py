@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulators.result import MODES
+from sne_deploy.simulators.result import MODES
 
 from .records import SimulationReport, TrainSummary
 

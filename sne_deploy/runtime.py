@@ -7,7 +7,7 @@ round (:func:`run_cascade`), each round on the backend, because who wakes next d
 the members awake so far produced.
 
 The yardstick is :data:`YARDSTICK`, the PyTorch reference (``sne_deploy.snn.run_network_torch``,
-the shared simulation loop of ``simulators.loop`` on torch arrays): every run on another backend
+the shared simulation loop of ``sne_deploy.simulators.loop`` on torch arrays): every run on another backend
 can be checked against it in the same mode on the same choices, prediction by prediction and
 spike by spike.
 """
@@ -19,11 +19,11 @@ from typing import Optional
 
 import numpy as np
 
-import simulators
-from exporters.bundle import Bundle
-from simulators.errors import GraphError, InputError
-from simulators.network import Network
-from simulators.result import Result
+from sne_deploy import simulators
+from sne_deploy.exporters.bundle import Bundle
+from sne_deploy.simulators.errors import GraphError, InputError
+from sne_deploy.simulators.network import Network
+from sne_deploy.simulators.result import Result
 
 from .energy import Counts
 from .records import Agreement, SimulationReport

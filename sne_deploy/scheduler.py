@@ -22,8 +22,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from exporters.manifest import CalibrationRow
-from simulators.errors import InputError
+from sne_deploy.exporters.manifest import CalibrationRow
+from sne_deploy.simulators.errors import InputError
 
 POLICIES = ("gate", "cascade", "random", "fixed", "all")
 CALIBRATION_BUDGETS = [round(0.01 * i, 2) for i in range(1, 101)]

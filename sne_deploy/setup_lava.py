@@ -3,7 +3,7 @@
 lava-nc 0.10.0 installs only on Python 3.10 and needs numpy < 2, and Lava must never share a
 process with torch, so the Lava backend runs a worker in its own virtual environment. This
 command builds that environment (by default in the user's data folder, see
-:mod:`simulators.paths`) with ``pip``: lava-nc, nir and numpy < 2 — no torch and no copy of this
+:mod:`sne_deploy.simulators.paths`) with ``pip``: lava-nc, nir and numpy < 2 — no torch and no copy of this
 package; the worker imports the installed ``simulators`` package through a path of its own. It
 is idempotent: an environment whose requirements and interpreter are unchanged is reused.
 """
@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from simulators.errors import SneError
-from simulators.paths import lava_env_dir, worker_path
+from sne_deploy.simulators.errors import SneError
+from sne_deploy.simulators.paths import lava_env_dir, worker_path
 
 REQUIREMENTS = ("lava-nc==0.10.0", "numpy<2", "nir>=1.0.8")
 STAMP = ".sne-stamp"
@@ -70,7 +70,7 @@ def _check(venv: Path) -> Optional[str]:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
         env.update(PYTHONNOUSERSITE="1", PYTHONPATH=str(worker_path(Path(tmp))))
         r = subprocess.run([str(venv / "bin" / "python"), "-c",
-                            "import sys, lava.magma.core, nir, simulators.lava_worker; assert 'torch' not in sys.modules"],
+                            "import sys, lava.magma.core, nir, sne_deploy.simulators.lava_worker; assert 'torch' not in sys.modules"],
                            capture_output=True, text=True, env=env, cwd=tmp)
     if r.returncode == 0:
         return None

@@ -1,7 +1,7 @@
-"""Student SNNs in torch, on the neuron contract of ``simulators.neuron`` (the same step functions,
+"""Student SNNs in torch, on the neuron contract of ``sne_deploy.simulators.neuron`` (the same step functions,
 run with ``xp=torch``), and the PyTorch reference for exported networks in float or fixed point.
 
-:func:`run_network_torch` is the shared simulation loop of ``simulators.loop`` on torch arrays;
+:func:`run_network_torch` is the shared simulation loop of ``sne_deploy.simulators.loop`` on torch arrays;
 :class:`StudentSNN` is the trainable form (float32, surrogate gradient, ternary weights through
 the STE; its loop keeps gradients, so it is its own) that :meth:`StudentSNN.to_network` turns
 into a deployable network.
@@ -17,13 +17,13 @@ import torch.nn.functional as F
 from norse.torch.functional.superspike import super_fn
 from torch import nn
 
-from simulators.fixed_point import fold_ternary
-from simulators.linear_maps import ConvGeometry, conv2d_geometry, geometry_matrix
-from simulators.loop import ArrayLib
-from simulators.network import Network
-from simulators.neuron import LIFParams, LIFState, decays_to_fixed, lif_step_float
-from simulators.reference import run_reference
-from simulators.result import Result
+from sne_deploy.simulators.fixed_point import fold_ternary
+from sne_deploy.simulators.linear_maps import ConvGeometry, conv2d_geometry, geometry_matrix
+from sne_deploy.simulators.loop import ArrayLib
+from sne_deploy.simulators.network import Network
+from sne_deploy.simulators.neuron import LIFParams, LIFState, decays_to_fixed, lif_step_float
+from sne_deploy.simulators.reference import run_reference
+from sne_deploy.simulators.result import Result
 
 from .quantization import TWN_DELTA, layer_delta, ste_ternary, ternarize
 
@@ -70,7 +70,7 @@ def run_members_float(weights: Sequence[torch.Tensor], biases: Sequence[torch.Te
     every member. The first ``len(convs)`` layers are convolutions (``weights[l]`` then holds
     each output channel's kernel flattened, (K, C_out, C_in*kH*kW), and ``biases[l]`` one value
     per neuron), the rest dense. The first layer's currents for all steps and members come from
-    one product; then each step runs :func:`~simulators.neuron.lif_step_float` with the surrogate
+    one product; then each step runs :func:`~sne_deploy.simulators.neuron.lif_step_float` with the surrogate
     gradient. ``out_mask`` (K, 1, out) silences padded outputs. Returns output counts (K, N, out)
     and spikes per member and sample (K, N)."""
     n, t_steps, n_in = spikes.shape
@@ -163,7 +163,7 @@ class StudentSNN(nn.Module):
 
     @torch.no_grad()
     def to_network(self, name: str = "student", scales: Optional[Sequence[int]] = None) -> Network:
-        """The deployable form (:func:`simulators.fixed_point.fold_ternary`): ternary float weights
+        """The deployable form (:func:`sne_deploy.simulators.fixed_point.fold_ternary`): ternary float weights
         with alpha folded into vth and bias, plus the exact fixed-point integers with one even scale
         per layer (chosen there unless ``scales`` gives them)."""
         if not self.ternary:
@@ -194,6 +194,6 @@ TORCH = ArrayLib("torch", torch, _torch_asarray, lambda shape, d: torch.zeros(sh
 @torch.no_grad()
 def run_network_torch(network: Network, spikes: torch.Tensor | np.ndarray, mode: str = "float",
                       record: bool = False) -> Result:
-    """The PyTorch reference: the shared simulation loop (:func:`simulators.loop.run_loop`) on torch
+    """The PyTorch reference: the shared simulation loop (:func:`sne_deploy.simulators.loop.run_loop`) on torch
     arrays (float64 or int64), as the numpy reference runs it on numpy arrays."""
     return run_reference(network, spikes, mode, record, lib=TORCH, backend="torch")

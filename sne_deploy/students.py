@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from simulators.errors import InputError
+from sne_deploy.simulators.errors import InputError
 
 from .data import Split, minibatches
 from .ensemble import placement

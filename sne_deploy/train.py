@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from simulators.errors import InputError
+from sne_deploy.simulators.errors import InputError
 
 from .data import Dataset, Split, load_dataset
 from .ensemble import Gate, HostHead

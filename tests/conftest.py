@@ -32,7 +32,7 @@ def need(what: str, available: bool, how: str) -> None:
 
 @pytest.fixture(scope="session")
 def lava_ready() -> None:
-    from simulators.lava_backend import BackendUnavailable, lava_python
+    from sne_deploy.simulators.lava_backend import BackendUnavailable, lava_python
 
     try:
         lava_python()
@@ -73,7 +73,7 @@ def digits_data():
 
 @pytest.fixture(scope="session")
 def digits_bundle(digits_model, digits_data, tmp_path_factory):
-    from exporters.bundle import load_bundle, write_bundle
+    from sne_deploy.exporters.bundle import load_bundle, write_bundle
     from sne_deploy.deploy import bundle_parts
 
     out = tmp_path_factory.mktemp("bundle") / "model.lava"

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporters.bundle import BundleError, load_bundle, write_bundle
-from exporters.checks import ExportError
+from sne_deploy.exporters.bundle import BundleError, load_bundle, write_bundle
+from sne_deploy.exporters.checks import ExportError
 from sne_deploy import checkpoint, cli
 from sne_deploy.deploy import bundle_parts
-from simulators import to_nir
-from simulators.errors import GraphError
-from simulators.random_nets import random_spikes, random_ternary_network
+from sne_deploy.simulators import to_nir
+from sne_deploy.simulators.errors import GraphError
+from sne_deploy.simulators.random_nets import random_spikes, random_ternary_network
 
 
 def run_cli(capsys, *args: str, env: dict | None = None) -> tuple[int, list[str]]:
@@ -54,8 +54,8 @@ def bundle_copy(digits_bundle, tmp_path):
 
 
 def _edit_manifest(bundle: Path, fn, keep_sum: bool = True) -> None:
-    from exporters.bundle import MANIFEST_SUM
-    from simulators.files import sha256_file
+    from sne_deploy.exporters.bundle import MANIFEST_SUM
+    from sne_deploy.simulators.files import sha256_file
 
     m = json.loads((bundle / "manifest.json").read_text())
     fn(m)
@@ -100,7 +100,7 @@ def test_manifest_edits_are_detected(bundle_copy):
 def test_swapped_member_graph_is_refused(bundle_copy):
     import nir
 
-    from simulators.files import sha256_file
+    from sne_deploy.simulators.files import sha256_file
 
     other = to_nir(random_ternary_network((64, 20, 8), seed=1))
     nir.write(str(bundle_copy / "members/member_1.nir"), other)
@@ -144,7 +144,7 @@ def test_report_folder_is_swapped_whole_and_bad_paths_refused_first(capsys, digi
 
 
 def test_a_second_concurrent_report_writer_is_refused(tmp_path):
-    from simulators.files import WriteError, exclusive
+    from sne_deploy.simulators.files import WriteError, exclusive
 
     with exclusive(tmp_path / "rep"):
         with pytest.raises(WriteError, match="being written by another"):
@@ -174,7 +174,7 @@ def test_export_refuses_nan_in_gate_or_head(digits_model, digits_data, tmp_path)
 def test_run_nir_checks_standard_fields_against_exact_metadata(tmp_path, value):
     import nir
 
-    from simulators import from_nir
+    from sne_deploy.simulators import from_nir
 
     g = to_nir(random_ternary_network((6, 5, 3), seed=0))
     g.nodes["fc0"].weight = np.full_like(g.nodes["fc0"].weight, value)  # the metadata keeps the old values
@@ -224,7 +224,7 @@ def test_simulate_limits_and_tiny_budgets(capsys, digits_bundle):
 def test_declared_sizes_are_checked_before_allocation(tmp_path):
     import h5py
 
-    from simulators import from_nir
+    from sne_deploy.simulators import from_nir
     from sne_deploy.data import DataError, _read_cifar_batch
 
     with h5py.File(tmp_path / "huge.nir", "w") as f:  # 8 GiB declared, nothing written
@@ -272,7 +272,7 @@ def test_damaged_files_give_one_line(capsys, tmp_path, digits_bundle, digits_mod
 
 
 def test_zero_time_constant_names_the_node(tmp_path):
-    from simulators import from_nir
+    from sne_deploy.simulators import from_nir
 
     g = to_nir(random_ternary_network((6, 5, 3), seed=0))
     g.nodes["lif1"].tau_mem = np.zeros_like(g.nodes["lif1"].tau_mem)
@@ -283,7 +283,7 @@ def test_zero_time_constant_names_the_node(tmp_path):
 def test_disk_full_names_the_users_path(tmp_path, digits_model, monkeypatch):
     import torch
 
-    from simulators.files import WriteError
+    from sne_deploy.simulators.files import WriteError
 
     def full(*_a, **_k):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -303,7 +303,7 @@ def test_bad_environment_variable_is_named(capsys, digits_bundle):
 
 # 14 ----------------------------------------------------------------------------------------------
 def test_empty_and_complex_inputs_are_refused(capsys, tmp_path, digits_bundle):
-    from simulators import run
+    from sne_deploy.simulators import run
 
     b = str(digits_bundle.path)
     np.savez(tmp_path / "empty.npz", x=np.zeros((0, 64)))

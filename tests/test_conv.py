@@ -8,13 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from simulators import GraphError, from_nir, run
-from simulators.linear_maps import (conv2d_geometry, conv2d_matrix, conv_kernel, conv_operator, geometry_matrix,
+from sne_deploy.simulators import GraphError, from_nir, run
+from sne_deploy.simulators.linear_maps import (conv2d_geometry, conv2d_matrix, conv_kernel, conv_operator, geometry_matrix,
                                     sumpool2d_matrix, synapse_operator)
-from simulators.loop import NUMPY, run_loop
-from simulators.fixed_point import quantize_layer
-from simulators.network import Network
-from simulators.random_nets import random_conv_graph, random_spikes
+from sne_deploy.simulators.loop import NUMPY, run_loop
+from sne_deploy.simulators.fixed_point import quantize_layer
+from sne_deploy.simulators.network import Network
+from sne_deploy.simulators.random_nets import random_conv_graph, random_spikes
 
 
 @pytest.mark.parametrize("c_in, c_out, k, stride, padding, dilation, groups", [
@@ -72,7 +72,7 @@ def test_conv_layers_keep_their_geometry_and_run_as_convolutions_spike_exact():
     """A NIR conv net: each Conv2d layer carries its geometry (through the worker's array form
     too); the reference computed with convolutions and sparse products gives exactly the spikes
     of the dense matrix products, float and fixed point."""
-    from simulators.fixed_point import quantize_network
+    from sne_deploy.simulators.fixed_point import quantize_network
 
     net = from_nir(random_conv_graph(in_shape=(2, 14, 14), dense=(20, 5), vth=(2, 3, 3, 4, 3)))
     assert [l.conv is not None for l in net.layers] == [True, True, True, False, False]
@@ -94,7 +94,7 @@ def test_sparse_conv_net_is_spike_exact_on_the_simulators(request, backend):
     """Layers that are mostly zeros run on Lava's Sparse process (and as non-zero synapses on
     Brian2, as always): spike for spike the reference's, float and fixed point."""
     request.getfixturevalue(f"{backend}_ready")
-    from simulators.fixed_point import quantize_network
+    from sne_deploy.simulators.fixed_point import quantize_network
 
     net = from_nir(random_conv_graph(in_shape=(2, 14, 14), dense=(20, 5), vth=(2, 3, 3, 4, 3)))
     qnet = quantize_network(net)[0]
@@ -192,7 +192,7 @@ def test_conv_shape_errors_name_the_node():
 @pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1)])
 def test_avgpool2d_node_is_pytorchs_average_pooling(kernel, stride, padding):
     """snnTorch and SpikingJelly export nn.AvgPool2d as NIR AvgPool2d: SumPool2d / k², padded zeros counted."""
-    from simulators.nir_io import _linear
+    from sne_deploy.simulators.nir_io import _linear
 
     x = np.random.default_rng(2).normal(size=(2, 6, 6))
     node = nir.AvgPool2d(kernel_size=np.array([kernel, kernel]), stride=np.array([stride, stride]),

@@ -13,7 +13,7 @@ from sne_deploy import checkpoint, cli
 from sne_deploy.model import TrainConfig, encode
 from sne_deploy.snn import run_network_torch
 from sne_deploy.train import train
-from simulators import run
+from sne_deploy.simulators import run
 
 from .conftest import float64_stack
 

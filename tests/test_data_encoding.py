@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sne_deploy.data import FASHION_DEFAULT_DIR, DataError, load_cifar10, load_dataset, load_digits, load_fashion_mnist
-from simulators.encoding import encode_regular
+from sne_deploy.simulators.encoding import encode_regular
 from tests.conftest import need
 
 
@@ -114,7 +114,7 @@ def test_encoder_spikes_are_evenly_spaced():
 def test_centred_code_rounds_and_lets_faint_pixels_spike():
     """regular-if-centred: round(T x) spikes (halves up), evenly spaced, the first step carrying
     every pixel of 0.5 or more; regular-if is the phase-0 code; unknown names are refused."""
-    from simulators.encoding import ENCODINGS, encode_spikes
+    from sne_deploy.simulators.encoding import ENCODINGS, encode_spikes
 
     x = np.linspace(0, 1, 41)[None, :]
     for steps in (1, 4, 8):

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from exporters.bundle import BundleError, load_bundle, write_bundle
-from exporters.checks import ExportError, check_network
-from exporters.onnx_export import run_onnx
+from sne_deploy.exporters.bundle import BundleError, load_bundle, write_bundle
+from sne_deploy.exporters.checks import ExportError, check_network
+from sne_deploy.exporters.onnx_export import run_onnx
 from sne_deploy import checkpoint
 from sne_deploy.deploy import bundle_parts
 from sne_deploy.snn import run_network_torch
-from simulators import run
-from simulators.encoding import encode_regular
-from simulators.network import FixedLayer, Network
-from simulators.neuron import LIFFixedParams
+from sne_deploy.simulators import run
+from sne_deploy.simulators.encoding import encode_regular
+from sne_deploy.simulators.network import FixedLayer, Network
+from sne_deploy.simulators.neuron import LIFFixedParams
 
 
 def test_bundle_layout_and_manifest(digits_bundle):
@@ -94,7 +94,7 @@ def test_existing_bundle_needs_force_and_failures_leave_nothing(digits_model, di
 
 
 def test_lava_check_warns_on_24_bit_range_and_strict_refuses():
-    from simulators.network import make_layer
+    from sne_deploy.simulators.network import make_layer
 
     w = np.full((2, 600), 254, np.int64)
     layer = make_layer("wide", w / 2, 1.0, 0.0, 10.0, fixed=FixedLayer(w, LIFFixedParams(4095, 0, np.array([500, 500]), np.zeros(2, np.int64), 0)))

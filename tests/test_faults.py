@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulators import to_nir
-from simulators.random_nets import random_spikes, random_ternary_network
+from sne_deploy.simulators import to_nir
+from sne_deploy.simulators.random_nets import random_spikes, random_ternary_network
 
 pytestmark = pytest.mark.lava
 
@@ -51,7 +51,7 @@ def _find_worker(proc: subprocess.Popen, tmpdir: Path, timeout: float = 60.0) ->
                 cmd = (d / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"simulators.lava_worker" in cmd and any(str(tmpdir).encode() in c for c in cmd):
+            if b"sne_deploy.simulators.lava_worker" in cmd and any(str(tmpdir).encode() in c for c in cmd):
                 pid = int(d.name)
                 if len(_group(pid)) > 1:  # Lava's runtime processes are up: the run is under way
                     return pid

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulators import run
-from simulators.encoding import encode_regular
+from sne_deploy.simulators import run
+from sne_deploy.simulators.encoding import encode_regular
 
 
 def test_neurobench_counts_what_we_count(digits_bundle, digits_data):

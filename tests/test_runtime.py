@@ -86,7 +86,7 @@ def test_cascade_runs_round_by_round_and_reference_matches_torch(digits_bundle, 
 
 def test_sleeping_members_cost_nothing(digits_bundle, digits_data):
     from sne_deploy.runtime import run_member
-    from simulators.encoding import encode_regular
+    from sne_deploy.simulators.encoding import encode_regular
 
     x, y = digits_data.test.flat()[:60], digits_data.test.y[:60]
     r = simulate(digits_bundle, x, y, 1 / digits_bundle.n_members, "fixed", "reference", "fixed", compare=False)

@@ -8,10 +8,10 @@ import nir
 import numpy as np
 import pytest
 
-from simulators import GraphError, from_nir, run, to_nir
-from simulators.network import FixedLayer, Network, make_layer
-from simulators.neuron import LIFFixedParams, LIFState, lif_step_fixed
-from simulators.random_nets import random_spikes, random_ternary_network
+from sne_deploy.simulators import GraphError, from_nir, run, to_nir
+from sne_deploy.simulators.network import FixedLayer, Network, make_layer
+from sne_deploy.simulators.neuron import LIFFixedParams, LIFState, lif_step_fixed
+from sne_deploy.simulators.random_nets import random_spikes, random_ternary_network
 
 CASES = [  # (sizes, seed, du, dv, bias)
     ((12, 7), 0, 1.0, 0.25, False),
@@ -135,7 +135,7 @@ def test_brian2_standalone_reuses_its_program_for_new_weights_and_inputs(brian2_
 
 
 def test_unknown_brian2_target_is_a_clear_error():
-    from simulators.brian2_backend import Brian2Error
+    from sne_deploy.simulators.brian2_backend import Brian2Error
 
     with pytest.raises(Brian2Error, match="unknown Brian2 target"):
         run(random_ternary_network((5, 3)), np.zeros((2, 4, 5), bool), "brian2", target="gpu")
@@ -183,7 +183,7 @@ def test_third_party_graph_maps_as_documented(tmp_path):
 def test_third_party_graph_runs_on_every_backend(request, backend):
     if backend != "reference":
         request.getfixturevalue(f"{backend}_ready")
-    from simulators.fixed_point import quantize_layer
+    from sne_deploy.simulators.fixed_point import quantize_layer
 
     net = from_nir(_snntorch_style_graph(1e-4), dt=1e-4)
     x = random_spikes(6, 10, 10, rate=0.5, seed=3)
@@ -248,7 +248,7 @@ def test_energy_counters_by_construction():
 
 
 def test_simulators_import_without_torch():
-    code = ("import sys, simulators, simulators.reference, simulators.nir_io, simulators.lava_backend;"
+    code = ("import sys, sne_deploy.simulators, sne_deploy.simulators.reference, sne_deploy.simulators.nir_io, sne_deploy.simulators.lava_backend;"
             "assert 'torch' not in sys.modules and 'brian2' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -296,7 +296,7 @@ def _lif_graph(tau, r, weight, dt_meta=None):
 def test_float32_noise_in_tau_and_gain_is_snapped():
     """snnTorch writes tau = dt / (1 - beta) and r = tau / dt in float32 (dt = 1e-4, beta = 0.5):
     read back, dv and the gain must be exactly 0.5 and 1, or every tie at threshold flips."""
-    from simulators.nir_io import from_nir
+    from sne_deploy.simulators.nir_io import from_nir
 
     dt = 1e-4
     tau = np.full(3, dt / (1 - 0.5), np.float32)
@@ -308,7 +308,7 @@ def test_float32_noise_in_tau_and_gain_is_snapped():
 
 
 def test_a_graph_without_dt_names_the_dt_option():
-    from simulators.nir_io import from_nir
+    from sne_deploy.simulators.nir_io import from_nir
 
     tau = np.full(2, 2e-4, np.float32)
     with pytest.raises(GraphError, match=r"dt = 1 from the default \(the graph states no dt\).*pass the one .* with --dt"):
@@ -331,7 +331,7 @@ def _recurrent_network(bias: float = 0.0) -> Network:
 
 
 def test_recurrent_layer_sees_its_own_last_spikes_and_nothing_of_other_samples():
-    from simulators.fixed_point import quantize_network
+    from sne_deploy.simulators.fixed_point import quantize_network
 
     net = _recurrent_network()
     x = random_spikes(12, 30, 20, rate=0.3, seed=1)
@@ -369,8 +369,8 @@ def test_recurrent_network_is_spike_exact_on_the_simulators(request, backend, mo
     """Brian2 with several batches (the first step of a sample must not see the last spikes of
     the copy's previous sample); Lava in several runs of one batch each."""
     request.getfixturevalue(f"{backend}_ready")
-    from simulators import lava_worker
-    from simulators.fixed_point import quantize_network
+    from sne_deploy.simulators import lava_worker
+    from sne_deploy.simulators.fixed_point import quantize_network
 
     monkeypatch.setattr(lava_worker, "_RECURRENT_MAX_BATCH", 10)  # 25 samples: 3 Lava runs
     net = _recurrent_network()

@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from exporters.manifest import BundleError, Manifest
+from sne_deploy.exporters.manifest import BundleError, Manifest
 from sne_deploy import cli
-from simulators.errors import GraphError, SneError
+from sne_deploy.simulators.errors import GraphError, SneError
 
 
 def _fails_with(exc: BaseException):
@@ -35,10 +35,10 @@ def test_cli_prints_one_line_for_user_errors_and_keeps_tracebacks_for_bugs(monke
 
 
 def test_every_project_error_is_an_sne_error():
-    from exporters.checks import ExportError
+    from sne_deploy.exporters.checks import ExportError
     from sne_deploy.checkpoint import CheckpointError
     from sne_deploy.data import DataError
-    from simulators.errors import BackendUnavailable, Brian2Error, InputError, WorkerError
+    from sne_deploy.simulators.errors import BackendUnavailable, Brian2Error, InputError, WorkerError
 
     for e in (GraphError, InputError, BackendUnavailable, WorkerError, Brian2Error, ExportError, BundleError,
               CheckpointError, DataError):
@@ -73,6 +73,6 @@ def test_loading_or_exporting_a_model_does_not_load_training():
 
 
 def test_simulation_loop_and_fixed_point_rule_import_no_torch():
-    code = ("import sys; import simulators.loop, simulators.fixed_point, simulators.reference, simulators.files; "
+    code = ("import sys; import sne_deploy.simulators.loop, sne_deploy.simulators.fixed_point, sne_deploy.simulators.reference, sne_deploy.simulators.files; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

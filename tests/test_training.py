@@ -13,16 +13,16 @@ import torch
 
 from sne_deploy import checkpoint
 from sne_deploy.checkpoint import CheckpointError
-from simulators.errors import InputError
+from sne_deploy.simulators.errors import InputError
 from sne_deploy.member_stack import MemberStack
 from sne_deploy.partition import MODES, live_dimensions, partition_features
 from sne_deploy.snn import StudentSNN, run_network_torch
 from sne_deploy.model import TrainConfig, encode
 from sne_deploy.students import stack_loss
 from sne_deploy.train import train
-from simulators import run
-from simulators.encoding import encode_spikes
-from simulators.random_nets import random_spikes
+from sne_deploy.simulators import run
+from sne_deploy.simulators.encoding import encode_spikes
+from sne_deploy.simulators.random_nets import random_spikes
 
 from .conftest import float64_stack
 
@@ -158,8 +158,8 @@ def test_centred_encoding_trains_exports_and_runs_spike_exact(tmp_path):
     input comes from the bundle's code (the reference simulator reproduces the torch members spike
     for spike), it differs from the phase-0 code's model, and a checkpoint from before the option
     loads with the phase-0 code it was trained on."""
-    from exporters.bundle import load_bundle, write_bundle
-    from exporters.manifest import BundleError, Manifest
+    from sne_deploy.exporters.bundle import load_bundle, write_bundle
+    from sne_deploy.exporters.manifest import BundleError, Manifest
     from sne_deploy.data import load_dataset
     from sne_deploy.deploy import bundle_parts
     from sne_deploy.runtime import simulate
@@ -314,7 +314,7 @@ def test_conv_member_stack_equals_its_members_and_exports_spike_exact(tmp_path):
     through NIR as Conv2d nodes and back bit for bit."""
     import nir
 
-    from simulators import from_nir, to_nir
+    from sne_deploy.simulators import from_nir, to_nir
 
     stack, convs = _conv_stack()
     assert stack.sizes == [64, 8 * 2 * 2, 16 * 1 * 1, 4]

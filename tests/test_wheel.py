@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,11 @@ def test_wheel_in_a_fresh_venv_trains_exports_and_simulates_on_lava_and_brian2(t
     dist = tmp_path / "dist"
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist), str(ROOT))
     (wheel,) = dist.glob("sne_deploy-*.whl")
+    with zipfile.ZipFile(wheel) as zf:  # one installed name: sne_deploy and its dist-info, nothing else
+        tops = {name.split("/")[0] for name in zf.namelist()}
+    assert tops == {"sne_deploy", "sne_deploy-0.1.0.dist-info"}, tops
+    assert {"sne_deploy/simulators/lava_worker.py", "sne_deploy/exporters/bundle.py",
+            "sne_deploy/simulators/lava_procs/column_sparse.py"} <= set(zipfile.ZipFile(wheel).namelist())
     venv = tmp_path / "venv"
     run(sys._base_executable, "-m", "venv", str(venv))  # type: ignore[attr-defined]
     pip_cache = run(sys.executable, "-m", "pip", "cache", "dir").strip().splitlines()[-1]
