@@ -337,10 +337,15 @@ def _run_runtime(network: Network, spikes: np.ndarray, mode: str, record: bool, 
     counts, rasters, overflow = _collect(counters, trains, n, bsz, steps, b2.defaultclock.dt)
     readout = _readout(built, n, bsz, steps)
     wall = time.perf_counter() - t0
-    details = {"target": target, "batch": bsz, "build_s": t_build, "run_s": wall - t_build, "brian2": b2.__version__}
-    if mode == "fixed":
-        details["overflow_neuron_steps"] = overflow
-    return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details, readout)
+    details = {"target": target, "batch": bsz, "brian2": b2.__version__}
+    return _result(network, mode, spikes, counts, wall, rasters, details, readout, overflow, t_build)
+
+
+def _result(network: Network, mode: str, spikes: np.ndarray, counts: list, wall: float, rasters: Optional[list],
+            details: dict, readout: Optional[np.ndarray], overflow: list[int], t_build: float) -> Result:
+    """The one tail of both targets' runs."""
+    return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details, readout,
+                       overflow=overflow if mode == "fixed" else None, build_time=t_build)
 
 
 def _project_dir(network: Network, mode: str, bsz: int, steps: int, record: bool) -> Path:
@@ -385,8 +390,6 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
             device.reinit()
             b2.set_device("runtime")
     wall = time.perf_counter() - t0
-    details = {"target": "cpp_standalone", "batch": bsz, "build_s": t_build, "run_s": wall - t_build,
-               "binary_s": t_binary, "project": str(project), "brian2": b2.__version__}
-    if mode == "fixed":
-        details["overflow_neuron_steps"] = overflow
-    return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details, readout)
+    details = {"target": "cpp_standalone", "batch": bsz, "binary_s": t_binary, "project": str(project),
+               "brian2": b2.__version__}
+    return _result(network, mode, spikes, counts, wall, rasters, details, readout, overflow, t_build)

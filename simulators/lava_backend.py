@@ -19,6 +19,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -62,7 +63,7 @@ def require_loihi_dynamics(network: Network) -> None:
                              "backends; Lava's LIF takes one du and dv per population")
 
 
-def _lava_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
+def lava_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
     """What a Lava run checks before starting the worker: the network's neurons are Lava's LIF
     (:func:`require_loihi_dynamics`), the inputs are valid (:func:`check_inputs`) and binary:
     Lava's Dense here takes 0/1 spikes (num_message_bits = 0, as on chip for spike input)."""
@@ -74,54 +75,87 @@ def _lava_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
     return spikes
 
 
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What one or more worker runs report (the worker's ``info.json``, plus the host's wall time).
+    Seconds, and Lava time steps; ``runs`` > 1 when a recurrent network ran in several parts."""
+
+    build_s: float  # the worker's network build
+    run_s: float  # Lava's run itself
+    wall_s: float  # the host's whole wait: worker start, build, run, read-back
+    lava_steps: int
+    batch: int
+    sparse_layers: tuple[bool, ...] = ()
+    runs: int = 1
+
+    @classmethod
+    def from_worker(cls, d: dict, wall_s: float) -> "WorkerInfo":
+        return cls(build_s=float(d["build_s"]), run_s=float(d["run_s"]), wall_s=wall_s, lava_steps=int(d.get("lava_steps", 0)),
+                   batch=int(d["batch"]), sparse_layers=tuple(bool(b) for b in d.get("sparse_layers", ())))
+
+    def __add__(self, other: "WorkerInfo") -> "WorkerInfo":
+        return replace(self, build_s=self.build_s + other.build_s, run_s=self.run_s + other.run_s,
+                       wall_s=self.wall_s + other.wall_s, lava_steps=self.lava_steps + other.lava_steps,
+                       runs=self.runs + other.runs)
+
+    @property
+    def worker_overhead_s(self) -> float:
+        return self.wall_s - self.build_s - self.run_s
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.lava_steps / self.run_s if self.run_s > 0 else float("nan")
+
+    def details(self) -> dict:
+        """The informational part of a :class:`Result` (JSON-able)."""
+        return {"batch": self.batch, "sparse_layers": list(self.sparse_layers), "runs": self.runs,
+                "worker_build_s": self.build_s, "lava_run_s": self.run_s, "lava_steps": self.lava_steps,
+                "steps_per_s": self.steps_per_s, "worker_overhead_s": self.worker_overhead_s}
+
+
 def run_lava(network: Network, spikes: np.ndarray, mode: str = "fixed", record: bool = False,
              timeout: Optional[float] = None, batch: Optional[int] = None) -> Result:
     """Run on Lava's Loihi-2 simulator; ``batch`` copies side by side per time step (default: sized
     by the worker, see ``lava_worker.batch_size``)."""
-    spikes = _lava_inputs(network, spikes, mode)
+    spikes = lava_inputs(network, spikes, mode)
     info, trains = _work_in_runs(network, spikes, mode, timeout, batch)
     counts = [t.sum(axis=1) for t in trains]
-    wall = info.pop("wall_s")
+    details = info.details()
+    overflow = None
     if mode == "fixed":
-        info.update(_overflow(network, spikes))
-    return make_result(network, "lava", mode, spikes, counts, wall, trains if record else None, info)
+        overflow = _overflow(network, spikes)
+        details["overflow_source"] = "reference (Lava's LIF has no overflow flag; same arithmetic bit for bit)"
+    return make_result(network, "lava", mode, spikes, counts, info.wall_s, trains if record else None, details,
+                       overflow=overflow, build_time=info.wall_s - info.run_s)
 
 
 def _work_in_runs(network: Network, spikes: np.ndarray, mode: str, timeout: Optional[float],
-                  batch: Optional[int]) -> tuple[dict, list[np.ndarray]]:
+                  batch: Optional[int]) -> tuple[WorkerInfo, list[np.ndarray]]:
     """One worker run, or for a recurrent network one run per :func:`lava_worker.recurrent_batch`
     samples (each runs them side by side in one batch; see there why)."""
     from .lava_worker import recurrent_batch
 
     size = recurrent_batch(network, len(spikes)) if network.is_recurrent else len(spikes)
     if size >= len(spikes):
-        return _work(network, spikes, mode, "recorded", timeout, batch)
-    parts = [_work(network, spikes[i : i + size], mode, "recorded", timeout, None) for i in range(0, len(spikes), size)]
-    info = dict(parts[0][0], runs=len(parts))
-    for key in ("build_s", "run_s", "wall_s", "worker_overhead_s", "lava_steps"):
-        info[key] = sum(p[0][key] for p in parts)
-    info["steps_per_s"] = info["lava_steps"] / info["run_s"]
-    return info, [np.concatenate([p[1][li] for p in parts]) for li in range(len(network.layers))]
+        info, trains = run_job(network, spikes, mode, "recorded", timeout, batch)
+        return WorkerInfo.from_worker(info, info["wall_s"]), trains
+    parts = [run_job(network, spikes[i : i + size], mode, "recorded", timeout, None) for i in range(0, len(spikes), size)]
+    infos = [WorkerInfo.from_worker(p[0], p[0]["wall_s"]) for p in parts]
+    total = infos[0]
+    for more in infos[1:]:
+        total = total + more
+    return total, [np.concatenate([p[1][li] for p in parts]) for li in range(len(network.layers))]
 
 
-def _overflow(network: Network, spikes: np.ndarray) -> dict:
+def _overflow(network: Network, spikes: np.ndarray) -> tuple[int, ...]:
     """The overflow counter every fixed-point run reports. Lava's LIF models expose no flag for a
     wrapped u or a saturated v, so it comes from the reference, which computes Lava's bit-accurate
     arithmetic step for step (CI proves the two spike for spike); a few % of Lava's run time."""
     from .reference import run_reference
 
-    ref = run_reference(network, spikes, "fixed")
-    return {"overflow_neuron_steps": ref.details["overflow_neuron_steps"],
-            "overflow_source": "reference (Lava's LIF has no overflow flag; same arithmetic bit for bit)"}
-
-
-def time_lava_variant(network: Network, spikes: np.ndarray, mode: str, variant: str, timeout: Optional[float] = None,
-                      batch: Optional[int] = None) -> dict:
-    """Benchmark helpers: ``raw`` (the same batched run with Lava's plain LIFReset, nothing
-    recorded: Lava's own step rate) or ``naive`` (rebuild and run the network once per sample).
-    Returns timing only."""
-    spikes = _lava_inputs(network, spikes, mode)
-    return _work(network, spikes, mode, variant, timeout, batch)[0]
+    overflow = run_reference(network, spikes, "fixed").overflow
+    assert overflow is not None
+    return overflow
 
 
 def lava_timeout() -> float:
@@ -138,8 +172,12 @@ def lava_timeout() -> float:
     return value
 
 
-def _work(network: Network, spikes: np.ndarray, mode: str, variant: str, timeout: Optional[float],
-          batch: Optional[int] = None) -> tuple[dict, list[np.ndarray]]:
+def run_job(network: Network, spikes: np.ndarray, mode: str, variant: str, timeout: Optional[float],
+            batch: Optional[int] = None) -> tuple[dict, list[np.ndarray]]:
+    """One worker run of checked inputs (:func:`lava_inputs`): the worker's ``info.json`` (plus
+    the host's ``wall_s``) and, for the ``recorded`` variant, every layer's (N, T, n) trains.
+    ``variant`` ``raw`` and ``naive`` are for benchmarks (Lava's plain LIFReset with nothing
+    recorded; one build and run per sample)."""
     py = lava_python()
     timeout = timeout or lava_timeout()
     t0 = time.perf_counter()
@@ -164,7 +202,6 @@ def _work(network: Network, spikes: np.ndarray, mode: str, variant: str, timeout
                 flat = np.unpackbits(packed, axis=1, count=bsz * layer.n_out).astype(bool)
                 trains.append(unbatch_steps(flat, n, steps, bsz, layer.n_out))
     info["wall_s"] = time.perf_counter() - t0
-    info["worker_overhead_s"] = info["wall_s"] - info["build_s"] - info["run_s"]
     return info, trains
 
 

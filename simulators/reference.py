@@ -3,7 +3,7 @@
 The same function with torch arrays (``sne_deploy.snn.run_network_torch``) is the PyTorch
 reference. Both are delay-free and are the yardstick the Brian2 and Lava backends are tested
 against; in fixed point they also count the neuron-steps where the chip would wrap u or saturate
-v (``details["overflow_neuron_steps"]``, per layer, every fixed-point run, as on Brian2 and Lava),
+v (``Result.overflow``, per layer, every fixed-point run, as on Brian2 and Lava),
 since there the chip computes something other than the float model.
 """
 from __future__ import annotations
@@ -22,8 +22,5 @@ def run_reference(network: Network, spikes: np.ndarray, mode: str = "float", rec
     spikes = check_inputs(network, spikes, mode)
     t0 = time.perf_counter()
     out = run_loop(network, spikes, mode, record, lib)
-    details = {}
-    if mode == "fixed":
-        details["overflow_neuron_steps"] = out.saturated.tolist()
-    return make_result(network, backend, mode, spikes, out.counts, time.perf_counter() - t0, out.trains, details,
-                       out.readout)
+    return make_result(network, backend, mode, spikes, out.counts, time.perf_counter() - t0, out.trains,
+                       readout=out.readout, overflow=out.saturated.tolist() if mode == "fixed" else None)

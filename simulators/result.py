@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -30,12 +30,28 @@ class Result:
     layer_sizes: list[int]
     wall_time: float
     trains: Optional[list[np.ndarray]] = None  # per layer (N, T, n_l) bool, when recorded
+    # Per layer, the fixed-point neuron-steps (summed over samples) where u wrapped or v hit a rail:
+    # there the chip computes something other than the float model. Every backend reports it in
+    # fixed point (Lava through the reference, bit for bit the same arithmetic); None in float mode.
+    overflow: Optional[tuple[int, ...]] = None
+    build_time: float = 0.0  # seconds of wall_time spent before the simulation ran (build, compile, worker start)
+    # backend-specific and informational only (a Brian2 target and version, a Lava step rate, the
+    # batch size): nothing in the toolkit adds these up or decides on them
     details: dict = field(default_factory=dict)
     # (N, T, n_out) membrane v of a non-spiking (LI) last layer after each step: a classifier's
     # readout (float units, or Loihi's integer units in fixed point); None when the last layer spikes
     readout: Optional[np.ndarray] = None
     # per layer, (n_l,) non-zero recurrent synapses per neuron of the layer itself; None: feed-forward
     recurrent_fan_out: list = field(default_factory=list)
+
+    @property
+    def run_time(self) -> float:
+        """Seconds of wall_time spent after the build."""
+        return self.wall_time - self.build_time
+
+    @property
+    def overflow_total(self) -> int:
+        return int(sum(self.overflow)) if self.overflow is not None else 0
 
     @property
     def n_samples(self) -> int:
@@ -79,6 +95,8 @@ class Result:
             "synaptic_events_per_sample": float(self.synaptic_events.sum() / n),
             "neuron_updates_per_sample": float(self.neuron_updates.sum() / n),
             "wall_time_s": self.wall_time,
+            "build_time_s": self.build_time,
+            "overflow_neuron_steps": list(self.overflow) if self.overflow is not None else None,
             "samples_per_s": self.n_samples / self.wall_time if self.wall_time > 0 else None,
             "details": self.details,
             **({"readout": self.readout_summary()} if self.readout is not None else {}),
@@ -125,7 +143,12 @@ def check_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
 
 def make_result(network: Network, backend: str, mode: str, spikes: np.ndarray, layer_counts: list[np.ndarray],
                 wall_time: float, trains: Optional[list[np.ndarray]] = None, details: Optional[dict] = None,
-                readout: Optional[np.ndarray] = None) -> Result:
+                readout: Optional[np.ndarray] = None, overflow: Optional[Sequence[int]] = None,
+                build_time: float = 0.0) -> Result:
+    """The one constructor: counts, fan-outs and sizes from the network, ``overflow`` required in
+    fixed point (so no backend can forget it) and refused in float."""
+    if (mode == "fixed") != (overflow is not None):
+        raise ValueError(f"{backend}: a {mode} run must {'' if mode == 'fixed' else 'not '}report overflow")
     return Result(
         backend=backend,
         mode=mode,
@@ -136,6 +159,8 @@ def make_result(network: Network, backend: str, mode: str, spikes: np.ndarray, l
         layer_sizes=[layer.n_out for layer in network.layers],
         wall_time=wall_time,
         trains=trains,
+        overflow=tuple(int(o) for o in overflow) if overflow is not None else None,
+        build_time=float(build_time),
         details=details or {},
         readout=readout,
         recurrent_fan_out=[layer.recurrent_fan_out(mode) for layer in network.layers],

@@ -80,6 +80,36 @@ class Agreement:
 
 
 @dataclass(frozen=True)
+class BackendCall:
+    """One backend run of one member over the samples that woke it (a cascade makes one per round
+    and member). ``overflow`` is per layer, summed over those samples; None in float mode."""
+
+    member: int
+    samples: int
+    wall_time_s: float
+    build_time_s: float
+    overflow: Optional[tuple[int, ...]]
+    details: dict = field(default_factory=dict)  # the backend's informational extras, JSON-able scalars
+
+    def to_dict(self) -> dict:
+        return plain({"member": self.member, "samples": self.samples, "wall_time_s": self.wall_time_s,
+                      "build_time_s": self.build_time_s,
+                      "overflow_neuron_steps": list(self.overflow) if self.overflow is not None else None,
+                      **self.details})
+
+
+def overflow_by_member(calls: tuple[BackendCall, ...]) -> dict[int, tuple[int, ...]]:
+    """member -> per layer fixed-point overflow (neuron-steps) over all its calls; members that
+    never woke are absent, and so is every member of a float run."""
+    out: dict[int, tuple[int, ...]] = {}
+    for c in calls:
+        if c.overflow is not None:
+            prev = out.get(c.member, (0,) * len(c.overflow))
+            out[c.member] = tuple(a + b for a, b in zip(prev, c.overflow))
+    return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True)
 class SimulationReport:
     """One ensemble run: policy, budget, accuracy, the awake members and the energy proxies.
 
@@ -97,7 +127,7 @@ class SimulationReport:
     teacher_macs: float
     wall_time_s: float
     backend_time_s: float
-    backend_details: list[dict]
+    backend_details: tuple[BackendCall, ...]
     connection_sparsity: float  # zero weights / all weights of the members (static)
     footprint_bytes: int  # the members' weights as NeuroBench's adapter holds them (float32)
     awake: np.ndarray = field(repr=False)
@@ -110,6 +140,15 @@ class SimulationReport:
     def energy_breakdown_pj(self) -> dict[str, dict[str, float]]:
         """constants set -> where the energy goes (input layer, other layers, updates, gate, head)."""
         return {s: energy_breakdown_pj(self.counts, s) for s in CONSTANT_SETS}
+
+    @property
+    def overflow(self) -> dict[int, tuple[int, ...]]:
+        """member -> per-layer fixed-point overflow neuron-steps (see :func:`overflow_by_member`)."""
+        return overflow_by_member(self.backend_details)
+
+    @property
+    def overflow_total(self) -> int:
+        return sum(sum(v) for v in self.overflow.values())
 
     @property
     def awake_fraction(self) -> float:
@@ -154,7 +193,10 @@ class SimulationReport:
             "teacher_macs": self.teacher_macs, "energy_pj": self.energy_pj, "teacher_energy_pj": self.teacher_energy_pj,
             "energy_breakdown_pj": self.energy_breakdown_pj,
             "wall_time_s": self.wall_time_s, "backend_time_s": self.backend_time_s,
-            "backend_details": self.backend_details, "teacher_to_sne_energy_ratio": self.teacher_to_sne_energy_ratio,
+            "backend_details": [c.to_dict() for c in self.backend_details],
+            "overflow_neuron_steps": ({str(k): list(v) for k, v in self.overflow.items()} if self.mode == "fixed" else None),
+            "overflow_neuron_steps_total": self.overflow_total if self.mode == "fixed" else None,
+            "teacher_to_sne_energy_ratio": self.teacher_to_sne_energy_ratio,
             "neurobench": self.neurobench,
         }
         if self.agreement is not None:

@@ -57,6 +57,15 @@ def format_simulation(r: SimulationReport) -> str:
         "  Loihi energy by part        " + ", ".join(f"{k.replace('_', ' ')} {_uj(v)}" for k, v in r.energy_breakdown_pj["loihi"].items()),
         f"  wall time                   {r.wall_time_s:.2f} s (backend {r.backend_time_s:.2f} s)",
     ]
+    over = r.overflow
+    if r.mode == "fixed":
+        hit = {j: v for j, v in over.items() if sum(v) > 0}
+        lines.append(f"  fixed-point overflow        {r.overflow_total} neuron-steps"
+                     + ("" if hit else " (none: the chip computes what the model does)"))
+        for j, v in hit.items():
+            layers = ", ".join(f"layer {i} {n}" for i, n in enumerate(v) if n)
+            lines.append(f"  warning: member {j} overflows in fixed point ({layers} neuron-steps where u wrapped or "
+                         "v saturated): on the chip it computes something other than the trained model")
     a = r.agreement
     if a:
         ta = "-" if a.torch_accuracy is None else f"{a.torch_accuracy:.4f}"

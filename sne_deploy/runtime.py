@@ -26,7 +26,7 @@ from sne_deploy.simulators.network import Network
 from sne_deploy.simulators.result import Result
 
 from .energy import Counts
-from .records import Agreement, SimulationReport
+from .records import Agreement, BackendCall, SimulationReport
 from .scheduler import cascade_order, cascade_stops, check_budget, choose, confidence, threshold_for
 
 BACKENDS = ("torch", "reference", "brian2", "lava")
@@ -189,15 +189,15 @@ def simulate(bundle: Bundle, x_flat: np.ndarray, y: Optional[np.ndarray], budget
     pred = bundle.head_logits(runs.counts, awake).argmax(1)
     wall = time.perf_counter() - t0
     mean_rounds = float(rounds.mean()) if rounds is not None else None
-    details = [{"member": j, "samples": int(idx.size),
-                **{k: v for k, v in res.details.items() if isinstance(v, (int, float, str))}}
-               for j, idx, res in runs.results]
+    calls = tuple(BackendCall(j, int(idx.size), res.wall_time, res.build_time, res.overflow,
+                              {k: v for k, v in res.details.items() if isinstance(v, (int, float, str))})
+                  for j, idx, res in runs.results)
     return SimulationReport(
         bundle=str(bundle.path.resolve()), backend=backend, mode=mode, policy=policy, budget=budget, samples=len(x),
         accuracy=float((pred == y).mean()) if y is not None else None,
         counts=runs.mean_counts(float(m.gate_macs) if uses_gate else 0.0, (mean_rounds or 1.0) * m.head_macs),
         teacher_macs=float(m.teacher_macs or 0), mean_rounds=mean_rounds,
-        wall_time_s=wall, backend_time_s=runs.backend_time, backend_details=details,
+        wall_time_s=wall, backend_time_s=runs.backend_time, backend_details=calls,
         connection_sparsity=connection_sparsity(bundle.networks, mode), footprint_bytes=4 * n_weights(bundle.networks),
         awake=awake, predictions=pred,
         agreement=compare_with_yardstick(bundle, spikes, awake, runs, mode, pred, y) if do_compare else None,

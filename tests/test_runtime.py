@@ -96,7 +96,7 @@ def test_sleeping_members_cost_nothing(digits_bundle, digits_data):
     alone = run_member(digits_bundle.networks[only], encode_regular(x, digits_bundle.steps), "reference", "fixed", False)
     assert r.counts.synaptic_events == pytest.approx(alone.synaptic_events.sum(1).mean())
     assert r.counts.neuron_updates == pytest.approx(alone.neuron_updates.sum(1).mean())
-    assert [d["member"] for d in r.backend_details] == [only]  # the others never ran
+    assert [d.member for d in r.backend_details] == [only]  # the others never ran
 
 
 @pytest.mark.lava
@@ -171,3 +171,50 @@ def test_simulate_cli_prints_table_and_writes_report(digits_bundle, tmp_path):
     assert len(doc["runs"]) == 8 and {x["policy"] for x in doc["runs"]} == {"gate", "cascade", "random", "fixed"}
     for png in ("accuracy_vs_energy.png", "awake_fraction.png", "raster_sample0.png"):
         assert (rep / png).stat().st_size > 1000
+
+
+def _overflowing_copy(digits_bundle, out):  # type: ignore[no-untyped-def]
+    """A copy of the digits bundle whose member 0's first layer overflows in fixed point: 8-bit
+    weights, no decay and the largest threshold, so v runs into its rail within a few steps
+    (the member graph's checksum updated, as a user who re-exported would have it)."""
+    import shutil
+    from dataclasses import replace
+
+    import nir
+
+    from sne_deploy.simulators import from_nir, to_nir
+    from sne_deploy.simulators.files import sha256_file
+
+    shutil.copytree(digits_bundle.path, out)
+    path = out / "members" / "member_0.nir"
+    net = from_nir(path)
+    first = net.layers[0]
+    fixed = replace(first.fixed, weight=254 * np.sign(first.fixed.weight),
+                    params=first.fixed.params._replace(du_fx=0, dv_fx=0, vth=np.full(first.n_out, 131071)))
+    nir.write(str(path), to_nir(replace(net, layers=(replace(first, fixed=fixed),) + net.layers[1:])))
+    m = json.loads((out / "manifest.json").read_text())
+    m["files"]["members/member_0.nir"] = sha256_file(path)
+    (out / "manifest.json").write_text(json.dumps(m))
+    (out / "manifest.sha256").write_text(sha256_file(out / "manifest.json"))
+    return out
+
+
+def test_simulate_reports_fixed_point_overflow_per_member_in_text_and_json(digits_bundle, tmp_path):
+    bundle = _overflowing_copy(digits_bundle, tmp_path / "over.lava")
+    def sne(path, mode="fixed", *more):  # type: ignore[no-untyped-def]
+        return subprocess.run([sys.executable, "-m", "sne_deploy", "simulate", str(path), "--backend", "reference",
+                               "--mode", mode, "--limit", "20", "--budget", "1.0", "--policy", "fixed", *more],
+                              capture_output=True, text=True)
+
+    r = sne(bundle)
+    assert r.returncode == 0, r.stderr
+    warnings = [ln for ln in r.stdout.splitlines() if "warning: member" in ln]
+    assert len(warnings) == 1 and "member 0 overflows" in warnings[0] and "layer 0" in warnings[0], r.stdout
+    d = json.loads(sne(bundle, "fixed", "--json").stdout)
+    over = d["overflow_neuron_steps"]
+    assert over["0"][0] > 0 and d["overflow_neuron_steps_total"] == sum(map(sum, over.values()))
+    assert all(sum(v) == 0 for k, v in over.items() if k != "0") and set(over) == {str(j) for j in range(8)}
+    # the same run in float mode, and the pristine bundle in fixed point, report none
+    assert json.loads(sne(digits_bundle.path, "fixed", "--json").stdout)["overflow_neuron_steps_total"] == 0
+    assert "overflow        0 neuron-steps (none" in sne(digits_bundle.path).stdout
+    assert json.loads(sne(bundle, "float", "--json").stdout)["overflow_neuron_steps"] is None

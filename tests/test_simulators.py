@@ -54,9 +54,9 @@ def test_fixed_overflow_is_reported(sign, du_fx):
     layer = make_layer("big", w / 2.0, 1.0, 0.0, 1e9,
                        fixed=FixedLayer(w, LIFFixedParams(du_fx, 0, np.array([131071]), np.array([0]), 0)))
     res = run(Network((layer,)), np.ones((1, 400, 4), bool), mode="fixed")
-    assert res.details["overflow_neuron_steps"][0] > 0
+    assert res.overflow[0] > 0
     quiet = run(Network((layer,)), np.ones((1, 3, 4), bool), mode="fixed")
-    assert quiet.details["overflow_neuron_steps"] == [0]
+    assert quiet.overflow == (0,)
 
 
 @pytest.mark.parametrize("backend", ["brian2", "lava"])
@@ -70,8 +70,8 @@ def test_every_backend_reports_the_same_overflow_counter(request, backend, sign,
     x[1, 100:] = False
     ref = run(Network((layer,)), x, mode="fixed")
     other = run(Network((layer,)), x, backend, mode="fixed")
-    assert ref.details["overflow_neuron_steps"][0] > 0
-    assert other.details["overflow_neuron_steps"] == ref.details["overflow_neuron_steps"]
+    assert ref.overflow[0] > 0
+    assert other.overflow == ref.overflow
 
 
 @pytest.mark.parametrize("bad, msg", [(255, "8-bit"), (3, "odd"), (-300, "8-bit")])
