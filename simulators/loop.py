@@ -50,7 +50,8 @@ class LoopOutput:
 
 
 def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib: ArrayLib = NUMPY) -> LoopOutput:
-    """Run checked inputs ``spikes`` (N, T, n_in) of 0/1 values through ``network`` in ``mode``."""
+    """Run checked inputs ``spikes`` (N, T, n_in) through ``network`` in ``mode``: 0/1 spikes, or
+    event counts per bin (see :func:`~sne_deploy.simulators.result.check_inputs`)."""
     fixed = mode == "fixed"
     state_dtype = "int64" if fixed else "float64"
     x = lib.asarray(spikes, "float64")

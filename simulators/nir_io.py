@@ -140,14 +140,16 @@ def _flatten(graph: Any, prefix: str = "") -> tuple[dict[str, Any], list[tuple[s
 
 
 def _reject_cycles(succ: dict[str, list[str]]) -> None:
-    """Name the first back edge found: recurrent connections have no place on this runtime."""
+    """Name the first back edge found. A neuron's own loop through one weight node (lif -> w -> lif)
+    was already folded into its layer's recurrent synapses; any other cycle cannot run here."""
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
 
     def visit(n: str) -> None:
         state[n] = 1
         for m in succ.get(n, []):
             if state.get(m) == 1:
-                raise GraphError(f"recurrent edge ({n} -> {m}): only feed-forward graphs are supported")
+                raise GraphError(f"recurrent edge ({n} -> {m}): a neuron's own loop through one weight node "
+                                 "(lif -> weight -> the same lif) is supported; other cycles are not")
             if m not in state:
                 visit(m)
         state[n] = 2

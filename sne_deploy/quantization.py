@@ -1,4 +1,4 @@
-"""Ternary weights for training, and the integer scale that maps them onto Loihi's fixed point.
+"""Ternary weights for training (the deployment scale lives in ``sne_deploy.simulators.fixed_point``).
 
 Training (Ternary Weight Networks): ``w_t = sign(w) * [|w| > delta mean|w|]`` with one scale
 ``alpha`` per layer (the mean |w| of the kept weights); the straight-through estimator passes the
