@@ -74,20 +74,20 @@ def format_simulation(r: SimulationReport) -> str:
     return "\n".join(lines)
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
-    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
-    import matplotlib
+def _subplots(*args: Any, **kw: Any) -> Any:
+    """(figure, axes) of a stand-alone matplotlib Figure: it renders to files on its own Agg canvas,
+    so plotting needs no display and never switches the caller's pyplot backend or touches its
+    figures (a notebook's inline plots stay as they were)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    figsize = kw.pop("figsize", None)
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kw)
 
 
 def _save(fig, out_png: str) -> None:  # type: ignore[no-untyped-def]
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
-    _pyplot().close(fig)
 
 
 POLICY_STYLE = {"gate": ("o", "C0"), "random": ("s", "C1"), "fixed": ("^", "C2"), "all": ("D", "C3"),
@@ -100,7 +100,7 @@ def plot_sweep(rows: list[dict], teacher: dict, out_png: str, title: str, consta
     points visible."""
     from .energy import CONSTANTS
 
-    fig, ax = _pyplot().subplots(figsize=(7, 4.5))
+    fig, ax = _subplots(figsize=(7, 4.5))
     policies = [p for p in POLICY_STYLE if any(r["policy"] == p for r in rows)]
     for n, policy in enumerate(policies):
         marker, color = POLICY_STYLE[policy]
@@ -117,10 +117,15 @@ def plot_sweep(rows: list[dict], teacher: dict, out_png: str, title: str, consta
     ax.scatter([teacher["energy_pj"][constants] / 1e6], [teacher["accuracy"]], marker="*", s=150, c="k",
                label=f"teacher (ANN), MACs at {mac:g} pJ")
     ax.set_xscale("log")
-    from matplotlib.ticker import FormatStrFormatter
+    import math
+
+    from matplotlib.ticker import FormatStrFormatter, FuncFormatter
+
+    def two_and_five(v: float, _pos: Any) -> str:  # minor labels at 2x and 5x a decade only: legible
+        return f"{v:g}" if v > 0 and round(v / 10 ** math.floor(math.log10(v)), 6) in (2.0, 5.0) else ""
 
     ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-    ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(two_and_five))
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel(f"estimated energy per sample [µJ] ({'Loihi' if constants == 'loihi' else constants} constants, incl. gate and head)")
     ax.set_ylabel("test accuracy")
@@ -134,7 +139,7 @@ def plot_awake(awake_fraction: list[float], out_png: str, title: str, budget: fl
     """How often each member was awake, with the requested budget and the achieved mean."""
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = _pyplot().subplots(figsize=(5.5, 3.2))
+    fig, ax = _subplots(figsize=(5.5, 3.2))
     ax.bar(range(len(awake_fraction)), awake_fraction, color="C0")
     ax.axhline(budget, color="C3", ls="--", label=f"requested budget {budget:g}")
     ax.axhline(sum(awake_fraction) / max(len(awake_fraction), 1), color="k", lw=1,
@@ -151,8 +156,9 @@ def plot_awake(awake_fraction: list[float], out_png: str, title: str, budget: fl
 def plot_raster(raster: dict, inputs: Any, out_png: str, title: str) -> None:
     """One sample: its input spikes (T, n_in) on top, then every awake member's layers."""
     members = sorted(raster)
-    plt = _pyplot()
-    fig, axes = plt.subplots(len(members) + 1, 1, figsize=(6.5, 1.6 * (len(members) + 1)), squeeze=False, sharex=True)
+    from matplotlib.lines import Line2D
+
+    fig, axes = _subplots(len(members) + 1, 1, figsize=(6.5, 1.6 * (len(members) + 1)), squeeze=False, sharex=True)
     t, i = inputs.nonzero()
     axes[0, 0].scatter(t, i, s=3, marker="|", color="grey")
     axes[0, 0].set_ylabel("input\nchannel")
@@ -165,7 +171,7 @@ def plot_raster(raster: dict, inputs: Any, out_png: str, title: str) -> None:
             base += train.shape[1]
             ax.axhline(base - 0.5, color="grey", lw=0.5)
         ax.set_ylabel(f"member {j}\nneuron")
-    handles = [plt.Line2D([], [], color=f"C{li}", marker="|", ls="", label=("output layer" if li == n_layers - 1 else f"hidden layer {li}"))
+    handles = [Line2D([], [], color=f"C{li}", marker="|", ls="", label=("output layer" if li == n_layers - 1 else f"hidden layer {li}"))
                for li in range(n_layers)]
     axes[-1, 0].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axes[-1, 0].set_xlabel("time step")
@@ -175,7 +181,7 @@ def plot_raster(raster: dict, inputs: Any, out_png: str, title: str) -> None:
 
 def plot_noise(rows: list[dict], out_png: str, title: str) -> None:
     """Accuracy of teacher and SNE against input noise; rows hold sigma, teacher and sne_fixed."""
-    fig, ax = _pyplot().subplots(figsize=(5.5, 3.8))
+    fig, ax = _subplots(figsize=(5.5, 3.8))
     ax.plot([r["sigma"] for r in rows], [r["teacher"] for r in rows], "o-", label="teacher (ANN)")
     ax.plot([r["sigma"] for r in rows], [r["sne_fixed"] for r in rows], "s-", label="SNE (fixed point, all awake)")
     ax.set_xlabel("Gaussian noise σ on pixel intensities (intensity range [0, 1]; clipped)")
@@ -197,7 +203,7 @@ def _slanted(ax) -> None:  # type: ignore[no-untyped-def]
 def plot_ablations(groups: dict[str, dict[str, dict]], out_png: str, title: str) -> None:
     """Per ablation group: mean fixed-point accuracy and spikes per sample side by side; error
     bars span the seeds' min..max."""
-    fig, axes = _pyplot().subplots(2, len(groups), figsize=(2.8 * len(groups) + 1, 7), squeeze=False)
+    fig, axes = _subplots(2, len(groups), figsize=(2.8 * len(groups) + 1, 7), squeeze=False)
 
     def span(g: dict, names: list, key: str) -> list:  # (below, above) the mean: to the seeds' min and max
         runs = [[r[key] for r in g[k]["runs"]] for k in names]
@@ -226,7 +232,7 @@ def plot_ceiling(bars: dict[str, tuple[float, float, float]], lines: dict[str, f
     """Bars of accuracy (mean, min, max over seeds) per network shape, each labelled with its
     mean, against horizontal reference ``lines`` (label -> accuracy), e.g. the target and the
     measured spiking ensemble; the bars named in ``other`` are drawn in a second colour."""
-    fig, ax = _pyplot().subplots(figsize=(11, 4.6))
+    fig, ax = _subplots(figsize=(11, 4.6))
     names = list(bars)
     mean = [bars[n][0] for n in names]
     err = [[bars[n][0] - bars[n][1] for n in names], [bars[n][2] - bars[n][0] for n in names]]
