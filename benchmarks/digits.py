@@ -16,7 +16,8 @@ from sne_deploy.data import load_digits
 from sne_deploy.deploy import bundle_parts
 from sne_deploy.train import TrainConfig, train
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from _common import RESULTS
+
 SWEEP_POLICIES = ("gate", "cascade", "fixed", "random")
 
 

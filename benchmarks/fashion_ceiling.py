@@ -40,19 +40,15 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import PROGRESS, RESULTS, ROOT
 
-from sne_deploy.simulators.encoding import ENCODING_NAME, encode_spikes  # noqa: E402
-from sne_deploy.data import Dataset, Split, load_dataset, minibatches  # noqa: E402
-from sne_deploy.model import CONV_STUDENT, DEFAULTS  # noqa: E402
-from sne_deploy.report import plot_ceiling  # noqa: E402
-from sne_deploy.snn import conv_layout  # noqa: E402
-from sne_deploy.teacher import make_teacher, train_teacher  # noqa: E402
-from sne_deploy.train import TrainConfig, get_teacher  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
-PROGRESS = sys.stderr.isatty()
+from sne_deploy.simulators.encoding import ENCODING_NAME, encode_spikes
+from sne_deploy.data import Dataset, Split, load_dataset, minibatches
+from sne_deploy.model import CONV_STUDENT, DEFAULTS
+from sne_deploy.report import plot_ceiling
+from sne_deploy.snn import conv_layout
+from sne_deploy.teacher import make_teacher, train_teacher
+from sne_deploy.train import TrainConfig, get_teacher
 K, FEATURES, POPULATION = 8, DEFAULTS["fashion-mnist"]["feat_dim"] // 8, DEFAULTS["fashion-mnist"]["population"]
 TAU = TrainConfig().kd_temperature  # the students' KD temperature
 

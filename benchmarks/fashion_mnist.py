@@ -36,9 +36,8 @@ from sne_deploy.report import plot_ablations, plot_noise, plot_sweep
 from sne_deploy.runtime import simulate
 from sne_deploy.train import TrainConfig, train
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
-PROGRESS = sys.stderr.isatty()  # progress bars on a terminal only, never in a log
+from _common import PROGRESS, RESULTS, ROOT
+
 SWEEP_POLICIES = ("gate", "cascade", "fixed", "random")
 
 

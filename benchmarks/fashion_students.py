@@ -27,17 +27,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import PROGRESS, RESULTS, ROOT
 
-from sne_deploy.exporters.bundle import load_bundle, write_bundle  # noqa: E402
-from sne_deploy.data import load_dataset  # noqa: E402
-from sne_deploy.deploy import bundle_parts  # noqa: E402
-from sne_deploy.runtime import simulate  # noqa: E402
-from sne_deploy.train import TrainConfig, get_teacher, train  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
-PROGRESS = sys.stderr.isatty()
+from sne_deploy.exporters.bundle import load_bundle, write_bundle
+from sne_deploy.data import load_dataset
+from sne_deploy.deploy import bundle_parts
+from sne_deploy.runtime import simulate
+from sne_deploy.train import TrainConfig, get_teacher, train
 # variant -> changes to the reduced-scale base (the Fashion-MNIST defaults without TNA: 128 hidden
 # units, a sparse input layer, the teacher's classifier trained end to end with KD on its logits,
 # the centred input code)

@@ -28,13 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import RESULTS, ROOT, with_test_nets
 
-from sne_deploy.cli import main as cli  # noqa: E402
+from sne_deploy.cli import main as cli
+
+with_test_nets()
 from tests import library_nets  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
 CASES = [("snntorch_leaky", True, "subtract"), ("snntorch_leaky", False, "subtract"), ("snntorch_leaky", True, "zero"),
          ("snntorch_leaky", True, "subtract", 2, True), ("snntorch_synaptic",), ("snntorch_synaptic", 3, True),
          ("snntorch_recurrent", True, "RLeaky"), ("snntorch_recurrent", False, "RLeaky"), ("snntorch_recurrent", True, "RSynaptic"),
