@@ -338,14 +338,7 @@ def _run_runtime(network: Network, spikes: np.ndarray, mode: str, record: bool, 
     readout = _readout(built, n, bsz, steps)
     wall = time.perf_counter() - t0
     details = {"target": target, "batch": bsz, "brian2": b2.__version__}
-    return _result(network, mode, spikes, counts, wall, rasters, details, readout, overflow, t_build)
-
-
-def _result(network: Network, mode: str, spikes: np.ndarray, counts: list, wall: float, rasters: Optional[list],
-            details: dict, readout: Optional[np.ndarray], overflow: list[int], t_build: float) -> Result:
-    """The one tail of both targets' runs."""
-    return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details, readout,
-                       overflow=overflow if mode == "fixed" else None, build_time=t_build)
+    return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details, readout, overflow, t_build)
 
 
 def _project_dir(network: Network, mode: str, bsz: int, steps: int, record: bool) -> Path:
@@ -392,4 +385,4 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
     wall = time.perf_counter() - t0
     details = {"target": "cpp_standalone", "batch": bsz, "binary_s": t_binary, "project": str(project),
                "brian2": b2.__version__}
-    return _result(network, mode, spikes, counts, wall, rasters, details, readout, overflow, t_build)
+    return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details, readout, overflow, t_build)

@@ -89,8 +89,9 @@ class WorkerInfo:
     runs: int = 1
 
     @classmethod
-    def from_worker(cls, d: dict, wall_s: float) -> "WorkerInfo":
-        return cls(build_s=float(d["build_s"]), run_s=float(d["run_s"]), wall_s=wall_s, lava_steps=int(d.get("lava_steps", 0)),
+    def from_worker(cls, d: dict) -> "WorkerInfo":
+        """From :func:`run_job`'s dict (the worker's ``info.json`` plus the host's ``wall_s``)."""
+        return cls(build_s=float(d["build_s"]), run_s=float(d["run_s"]), wall_s=float(d["wall_s"]), lava_steps=int(d.get("lava_steps", 0)),
                    batch=int(d["batch"]), sparse_layers=tuple(bool(b) for b in d.get("sparse_layers", ())))
 
     def __add__(self, other: "WorkerInfo") -> "WorkerInfo":
@@ -138,13 +139,10 @@ def _work_in_runs(network: Network, spikes: np.ndarray, mode: str, timeout: Opti
     size = recurrent_batch(network, len(spikes)) if network.is_recurrent else len(spikes)
     if size >= len(spikes):
         info, trains = run_job(network, spikes, mode, "recorded", timeout, batch)
-        return WorkerInfo.from_worker(info, info["wall_s"]), trains
+        return WorkerInfo.from_worker(info), trains
     parts = [run_job(network, spikes[i : i + size], mode, "recorded", timeout, None) for i in range(0, len(spikes), size)]
-    infos = [WorkerInfo.from_worker(p[0], p[0]["wall_s"]) for p in parts]
-    total = infos[0]
-    for more in infos[1:]:
-        total = total + more
-    return total, [np.concatenate([p[1][li] for p in parts]) for li in range(len(network.layers))]
+    infos = [WorkerInfo.from_worker(p[0]) for p in parts]
+    return sum(infos[1:], start=infos[0]), [np.concatenate([p[1][li] for p in parts]) for li in range(len(network.layers))]
 
 
 def _overflow(network: Network, spikes: np.ndarray) -> tuple[int, ...]:

@@ -23,4 +23,4 @@ def run_reference(network: Network, spikes: np.ndarray, mode: str = "float", rec
     t0 = time.perf_counter()
     out = run_loop(network, spikes, mode, record, lib)
     return make_result(network, backend, mode, spikes, out.counts, time.perf_counter() - t0, out.trains,
-                       readout=out.readout, overflow=out.saturated.tolist() if mode == "fixed" else None)
+                       readout=out.readout, overflow=out.saturated.tolist())

@@ -50,10 +50,6 @@ class Result:
         return self.wall_time - self.build_time
 
     @property
-    def overflow_total(self) -> int:
-        return int(sum(self.overflow)) if self.overflow is not None else 0
-
-    @property
     def n_samples(self) -> int:
         return int(self.input_counts.shape[0])
 
@@ -145,10 +141,10 @@ def make_result(network: Network, backend: str, mode: str, spikes: np.ndarray, l
                 wall_time: float, trains: Optional[list[np.ndarray]] = None, details: Optional[dict] = None,
                 readout: Optional[np.ndarray] = None, overflow: Optional[Sequence[int]] = None,
                 build_time: float = 0.0) -> Result:
-    """The one constructor: counts, fan-outs and sizes from the network, ``overflow`` required in
-    fixed point (so no backend can forget it) and refused in float."""
-    if (mode == "fixed") != (overflow is not None):
-        raise ValueError(f"{backend}: a {mode} run must {'' if mode == 'fixed' else 'not '}report overflow")
+    """The one constructor: counts, fan-outs and sizes from the network; ``overflow`` required in
+    fixed point (so no backend can forget it) and dropped in float (the float model has none)."""
+    if mode == "fixed" and overflow is None:
+        raise ValueError(f"{backend}: a fixed-point run must report its overflow counter")
     return Result(
         backend=backend,
         mode=mode,
@@ -159,7 +155,7 @@ def make_result(network: Network, backend: str, mode: str, spikes: np.ndarray, l
         layer_sizes=[layer.n_out for layer in network.layers],
         wall_time=wall_time,
         trains=trains,
-        overflow=tuple(int(o) for o in overflow) if overflow is not None else None,
+        overflow=tuple(int(o) for o in overflow) if mode == "fixed" and overflow is not None else None,
         build_time=float(build_time),
         details=details or {},
         readout=readout,

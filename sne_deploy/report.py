@@ -57,9 +57,8 @@ def format_simulation(r: SimulationReport) -> str:
         "  Loihi energy by part        " + ", ".join(f"{k.replace('_', ' ')} {_uj(v)}" for k, v in r.energy_breakdown_pj["loihi"].items()),
         f"  wall time                   {r.wall_time_s:.2f} s (backend {r.backend_time_s:.2f} s)",
     ]
-    over = r.overflow
     if r.mode == "fixed":
-        hit = {j: v for j, v in over.items() if sum(v) > 0}
+        hit = {j: v for j, v in r.overflow.items() if sum(v) > 0}
         lines.append(f"  fixed-point overflow        {r.overflow_total} neuron-steps"
                      + ("" if hit else " (none: the chip computes what the model does)"))
         for j, v in hit.items():

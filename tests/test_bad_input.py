@@ -3,7 +3,6 @@ exit 2, nothing half-written, nothing of the user's touched (see the README's re
 from __future__ import annotations
 
 import errno
-import json
 import os
 import pickle
 import shutil
@@ -21,6 +20,7 @@ from sne_deploy.deploy import bundle_parts
 from sne_deploy.simulators import to_nir
 from sne_deploy.simulators.errors import GraphError
 from sne_deploy.simulators.random_nets import random_spikes, random_ternary_network
+from tests.helpers import edit_manifest
 
 
 def run_cli(capsys, *args: str, env: dict | None = None) -> tuple[int, list[str]]:
@@ -53,17 +53,6 @@ def bundle_copy(digits_bundle, tmp_path):
     return out
 
 
-def _edit_manifest(bundle: Path, fn, keep_sum: bool = True) -> None:
-    from sne_deploy.exporters.bundle import MANIFEST_SUM
-    from sne_deploy.simulators.files import sha256_file
-
-    m = json.loads((bundle / "manifest.json").read_text())
-    fn(m)
-    (bundle / "manifest.json").write_text(json.dumps(m))
-    if keep_sum:  # a careful attacker updates the checksum too: the schema must still catch it
-        (bundle / MANIFEST_SUM).write_text(sha256_file(bundle / "manifest.json"))
-
-
 # 3 -----------------------------------------------------------------------------------------------
 def test_export_force_replaces_only_a_bundle(capsys, tmp_path, digits_model):
     ckpt = tmp_path / "m.pt"
@@ -83,7 +72,7 @@ def test_export_force_replaces_only_a_bundle(capsys, tmp_path, digits_model):
 
 # 4 -----------------------------------------------------------------------------------------------
 def test_manifest_edits_are_detected(bundle_copy):
-    _edit_manifest(bundle_copy, lambda m: m.update(steps=1000), keep_sum=False)
+    edit_manifest(bundle_copy, lambda m: m.update(steps=1000), keep_sum=False)
     with pytest.raises(BundleError, match="manifest.json does not match manifest.sha256"):
         load_bundle(bundle_copy)
     pristine = (bundle_copy.parent / "pristine.json")
@@ -91,7 +80,7 @@ def test_manifest_edits_are_detected(bundle_copy):
     for bad, msg in (({"gate_macs": "NaN"}, "'gate_macs'"), ({"files": ["x"]}, "'files'"),
                      ({"member_files": 3}, "'member_files'"), ({"steps": -1}, "'steps'")):
         shutil.copy(pristine, bundle_copy / "manifest.json")
-        _edit_manifest(bundle_copy, lambda m: m.update(bad))
+        edit_manifest(bundle_copy, lambda m: m.update(bad))
         with pytest.raises(BundleError, match=msg):
             load_bundle(bundle_copy)
 
@@ -104,7 +93,7 @@ def test_swapped_member_graph_is_refused(bundle_copy):
 
     other = to_nir(random_ternary_network((64, 20, 8), seed=1))
     nir.write(str(bundle_copy / "members/member_1.nir"), other)
-    _edit_manifest(bundle_copy, lambda m: m["files"].update({"members/member_1.nir": sha256_file(bundle_copy / "members/member_1.nir")}))
+    edit_manifest(bundle_copy, lambda m: m["files"].update({"members/member_1.nir": sha256_file(bundle_copy / "members/member_1.nir")}))
     with pytest.raises(BundleError, match=r"member 1 .* layer sizes \[64, 20, 8\]"):
         load_bundle(bundle_copy)
 
@@ -116,7 +105,7 @@ def test_bundle_paths_must_stay_inside(bundle_copy, rel):
 
     def point(m):
         m["files"][rel] = "0" * 64
-    _edit_manifest(bundle_copy, point)
+    edit_manifest(bundle_copy, point)
     with pytest.raises(BundleError, match="outside the bundle"):
         load_bundle(bundle_copy)
 

@@ -184,6 +184,7 @@ def _overflowing_copy(digits_bundle, out):  # type: ignore[no-untyped-def]
 
     from sne_deploy.simulators import from_nir, to_nir
     from sne_deploy.simulators.files import sha256_file
+    from tests.helpers import edit_manifest
 
     shutil.copytree(digits_bundle.path, out)
     path = out / "members" / "member_0.nir"
@@ -192,10 +193,7 @@ def _overflowing_copy(digits_bundle, out):  # type: ignore[no-untyped-def]
     fixed = replace(first.fixed, weight=254 * np.sign(first.fixed.weight),
                     params=first.fixed.params._replace(du_fx=0, dv_fx=0, vth=np.full(first.n_out, 131071)))
     nir.write(str(path), to_nir(replace(net, layers=(replace(first, fixed=fixed),) + net.layers[1:])))
-    m = json.loads((out / "manifest.json").read_text())
-    m["files"]["members/member_0.nir"] = sha256_file(path)
-    (out / "manifest.json").write_text(json.dumps(m))
-    (out / "manifest.sha256").write_text(sha256_file(out / "manifest.json"))
+    edit_manifest(out, lambda m: m["files"].update({"members/member_0.nir": sha256_file(path)}))
     return out
 
 
