@@ -15,7 +15,7 @@ file's sha256 against it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,11 +27,99 @@ from sne_deploy.simulators.errors import GraphError
 from sne_deploy.simulators.files import atomic_dir, exclusive, sha256_file
 from sne_deploy.simulators.network import Network
 from sne_deploy.simulators.nir_io import from_nir, to_nir
+from sne_deploy.simulators.plain import same
 
 from .checks import ExportError, check_finite_module, check_network
 from .manifest import BUNDLE_FORMAT, BundleError, Manifest, ModelInfo
 
 __all__ = ["BundleParts", "Bundle", "BundleError", "write_bundle", "load_bundle"]
+
+
+@dataclass
+class BundleParts:
+    """Everything the exporter needs, as plain data and host-side torch modules."""
+
+    networks: Sequence[Network]
+    gate: Any  # torch.nn.Module: x (N, n_in) -> scores (N, K)
+    head: Any  # torch.nn.Module: counts (N, sum g), awake (N, K) -> logits
+    gate_example: np.ndarray  # inputs to prove ONNX == torch on
+    head_example: tuple[np.ndarray, np.ndarray]
+    info: ModelInfo
+
+
+def write_bundle(parts: BundleParts, out: Path, target: str, force: bool = False, strict: bool = False) -> tuple[Path, list[str]]:
+    """Check, write and verify a bundle; return its path and the checks' warnings."""
+    out = Path(out)
+    steps = parts.info.steps
+    warnings: list[str] = []
+    for net in parts.networks:
+        warnings += check_network(net, target, steps, strict)
+    check_finite_module(parts.gate, "gate")
+    check_finite_module(parts.head, "head")
+    check_destination(out, force)
+    try:
+        with exclusive(out), atomic_dir(out) as tmp:
+            _write_contents(parts, tmp, target, warnings)
+    except OSError as e:
+        raise ExportError(f"cannot write to {out.parent}: {e.strerror or e}") from None
+    return out, warnings
+
+
+def check_destination(out: Path, force: bool) -> None:
+    """A bundle may be written where nothing is, or, with ``force``, over an earlier bundle only."""
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise ExportError(f"{out} already exists; pass --force to replace it")
+        if out.is_symlink() or not is_bundle(out):
+            raise ExportError(f"{out} is not an sne-deploy bundle; --force replaces only an earlier bundle, "
+                              "never other files or folders")
+
+
+def is_bundle(path: Path) -> bool:
+    """A folder whose manifest.json says it is an sne-deploy bundle (the only thing --force replaces)."""
+    try:
+        return json.loads((Path(path) / "manifest.json").read_text()).get("format") == BUNDLE_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _write_contents(parts: BundleParts, tmp: Path, target: str, warnings: list[str]) -> None:
+    import nir
+
+    from .onnx_export import export_onnx
+
+    (tmp / "members").mkdir()
+    member_files = []
+    for k, net in enumerate(parts.networks):
+        rel = f"members/member_{k}.nir"
+        graph = to_nir(net)
+        graph.metadata.update({"encoding": parts.info.encoding, "steps": parts.info.steps, "member": k})
+        nir.write(str(tmp / rel), graph)
+        _verify_round_trip(net, tmp / rel)
+        member_files.append(rel)
+    gate_diff = export_onnx(parts.gate, [parts.gate_example], ["x"], tmp / "gate.onnx")
+    head_diff = export_onnx(parts.head, list(parts.head_example), ["counts", "awake"], tmp / "head.onnx")
+    files = member_files + ["gate.onnx", "head.onnx"]
+    manifest = Manifest(
+        **{k: v for k, v in vars(parts.info).items()},
+        target=target, members=len(parts.networks), member_files=member_files,
+        member_sizes=[net.sizes for net in parts.networks],
+        onnx_max_abs_diff={"gate": gate_diff, "head": head_diff}, check_warnings=warnings,
+        files={f: sha256_file(tmp / f) for f in files}, toolkit_version=__version__,
+    )
+    (tmp / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=2))
+    (tmp / MANIFEST_SUM).write_text(sha256_file(tmp / "manifest.json") + "\n")
+
+
+def _verify_round_trip(net: Network, path: Path) -> None:
+    """The member as written must read back as the very same record (every field, every dtype)."""
+    back = from_nir(path)
+    for a, b in zip(net.layers, back.layers):
+        if not same(replace(a, name=b.name), b):  # NIR names the nodes lif0, lif1, ... itself
+            raise ExportError(f"{path.name}: layer '{a.name}' does not survive nir.write/nir.read exactly")
+    if len(back.layers) != len(net.layers) or not same(net.dynamics, back.dynamics) or back.dt != net.dt:
+        raise ExportError(f"{path.name}: the network does not survive nir.write/nir.read exactly")
 
 
 @dataclass

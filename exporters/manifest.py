@@ -16,7 +16,7 @@ from sne_deploy.simulators.encoding import ENCODINGS
 from sne_deploy.simulators.errors import SneError
 
 BUNDLE_FORMAT = "sne-deploy-bundle"
-BUNDLE_VERSION = 2  # 2: cascade_calibration and head_macs
+BUNDLE_VERSION = 3  # 2: cascade_calibration and head_macs; 3: members' exact values under generic sne_ keys
 IMPUTATION_RULE = "a sleeping member's output spike counts are its training-set mean counts"
 
 

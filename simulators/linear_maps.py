@@ -16,11 +16,12 @@ not that convolution): a typical conv layer's matrix is 97 % zeros.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import plain
 from .errors import GraphError
 
 Pair = Union[int, Sequence[int], np.ndarray]
@@ -48,7 +49,16 @@ class ConvGeometry:
     dilation: tuple[int, int]
     groups: int
 
-    def taps(self):  # type: ignore[no-untyped-def]
+    def to_dict(self) -> dict[str, Any]:
+        return plain.to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "ConvGeometry":
+        i = {k: plain.ints(d[k]) for k in ("in_shape", "out_shape", "kernel", "stride", "padding", "dilation")}
+        return cls(i["in_shape"], i["out_shape"], i["kernel"], i["stride"], i["padding"], i["dilation"],  # type: ignore[arg-type]
+                   int(d["groups"]))
+
+    def taps(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
         """Per kernel tap (ky, kx): the output positions it reaches and the input positions it
         reads there (flat within one channel's map)."""
         (_, h, w), (_, oh, ow) = self.in_shape, self.out_shape

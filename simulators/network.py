@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import plain
 from .errors import GraphError
 from .linear_maps import ConvGeometry
 from .neuron import (
@@ -38,6 +39,14 @@ class FixedLayer:
     params: LIFFixedParams
     recurrent: Optional[np.ndarray] = None  # (n_out, n_out) int64, same scale as ``weight``
 
+    def to_dict(self) -> dict[str, Any]:
+        return plain.to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "FixedLayer":
+        return cls(plain.array(d["weight"], np.int64), LIFFixedParams.from_dict(d["params"]),
+                   plain.optional_array(d, "recurrent", np.int64))
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -51,6 +60,16 @@ class Layer:
     conv: Optional[ConvGeometry] = None  # made from one Conv2d: simulators may compute ``weight`` as a convolution
     # (n_out, n_out) float64: the layer's own spikes of the previous step feed back through these synapses
     recurrent: Optional[np.ndarray] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain.to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Layer":
+        return cls(plain.text(d["name"]), plain.array(d["weight"], np.float64), LIFParams.from_dict(d["params"]),
+                   bool(d.get("spiking", True)), FixedLayer.from_dict(d["fixed"]) if "fixed" in d else None,
+                   ConvGeometry.from_dict(d["conv"]) if "conv" in d else None,
+                   plain.optional_array(d, "recurrent", np.float64))
 
     @property
     def n_in(self) -> int:
@@ -115,66 +134,23 @@ class Network:
                                  "(sne_deploy.simulators.fixed_point.quantize_network in Python)")
             check_fixed_layer(layer)
 
-    # --- plain-array form, used to hand a network to the Lava worker (no pickle) ---
+    def to_dict(self) -> dict[str, Any]:
+        """Layers, dt and dynamics as plain data (``metadata`` is the graph's free-form dict; it
+        travels in the NIR graph, not here)."""
+        return {"layers": [layer.to_dict() for layer in self.layers], "dt": self.dt, "dynamics": self.dynamics.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Network":
+        return cls(tuple(Layer.from_dict(x) for x in d["layers"]), dt=float(d["dt"]),
+                   dynamics=Dynamics.from_dict(d["dynamics"]))
+
     def to_arrays(self) -> dict[str, np.ndarray]:
-        d = self.dynamics
-        out: dict[str, np.ndarray] = {"n_layers": np.array(len(self.layers)), "dt": np.array(self.dt),
-                                      "dynamics": np.array([d.firing, d.reset, d.decay])}
-        for i, layer in enumerate(self.layers):
-            p = layer.params
-            out[f"l{i}_name"] = np.array(layer.name)
-            out[f"l{i}_weight"] = layer.weight
-            out[f"l{i}_float"] = np.array([p.du, p.dv])
-            out[f"l{i}_vth"] = np.asarray(p.vth, dtype=np.float64)
-            out[f"l{i}_bias"] = np.asarray(p.bias, dtype=np.float64)
-            out[f"l{i}_spiking"] = np.array(layer.spiking)
-            if layer.recurrent is not None:
-                out[f"l{i}_rec"] = layer.recurrent
-            if layer.fixed is not None and layer.fixed.recurrent is not None:
-                out[f"l{i}_rec_int"] = layer.fixed.recurrent
-            if layer.conv is not None:
-                c = layer.conv
-                out[f"l{i}_conv"] = np.array([*c.in_shape, *c.out_shape, *c.kernel, *c.stride, *c.padding, *c.dilation,
-                                              c.groups], dtype=np.int64)
-            if layer.fixed is not None:
-                f = layer.fixed.params
-                out[f"l{i}_wint"] = layer.fixed.weight
-                out[f"l{i}_fx"] = np.array([f.du_fx, f.dv_fx, f.bias_exp], dtype=np.int64)
-                out[f"l{i}_vth_int"] = np.asarray(f.vth, dtype=np.int64)
-                out[f"l{i}_bias_mant"] = np.asarray(f.bias_mant, dtype=np.int64)
-        return out
+        """The flat name -> array form handed to the Lava worker (``np.savez``, no pickle)."""
+        return {k: np.asarray(v) for k, v in plain.flatten(self.to_dict()).items()}
 
     @classmethod
     def from_arrays(cls, a: Any) -> "Network":
-        layers = []
-        for i in range(int(a["n_layers"])):
-            du, dv = (float(x) for x in a[f"l{i}_float"])
-            fixed = None
-            if f"l{i}_wint" in a:
-                du_fx, dv_fx, bias_exp = (int(x) for x in a[f"l{i}_fx"])
-                fixed = FixedLayer(
-                    np.asarray(a[f"l{i}_wint"], dtype=np.int64),
-                    LIFFixedParams(du_fx, dv_fx, np.asarray(a[f"l{i}_vth_int"]), np.asarray(a[f"l{i}_bias_mant"]), bias_exp),
-                    np.asarray(a[f"l{i}_rec_int"], dtype=np.int64) if f"l{i}_rec_int" in a else None,
-                )
-            conv = None
-            if f"l{i}_conv" in a:
-                c = [int(x) for x in a[f"l{i}_conv"]]
-                conv = ConvGeometry(tuple(c[0:3]), tuple(c[3:6]), tuple(c[6:10]), tuple(c[10:12]), tuple(c[12:14]),
-                                    tuple(c[14:16]), c[16])  # type: ignore[arg-type]
-            layers.append(
-                Layer(
-                    name=str(a[f"l{i}_name"]),
-                    weight=np.asarray(a[f"l{i}_weight"], dtype=np.float64),
-                    params=LIFParams(du, dv, np.asarray(a[f"l{i}_vth"]), np.asarray(a[f"l{i}_bias"])),
-                    spiking=bool(a[f"l{i}_spiking"]),
-                    fixed=fixed,
-                    conv=conv,
-                    recurrent=np.asarray(a[f"l{i}_rec"], dtype=np.float64) if f"l{i}_rec" in a else None,
-                )
-            )
-        dyn = Dynamics(*(str(x) for x in a["dynamics"])) if "dynamics" in a else LOIHI
-        return cls(tuple(layers), dt=float(a["dt"]), dynamics=dyn)
+        return cls.from_dict(plain.unflatten({k: a[k] for k in a.keys()}))
 
 
 def make_layer(

@@ -33,6 +33,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from . import plain
 from .errors import GraphError
 
 # --- Loihi's fixed-point constants (lava.proc.lif.models.AbstractPyLifModelFixed) ---
@@ -60,6 +61,15 @@ class LIFParams(NamedTuple):
     # current, e.g. snnTorch's Linear before Synaptic); Loihi has no such field, Lava refuses it
     ibias: Any = None
 
+    def to_dict(self) -> dict[str, Any]:
+        return plain.to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "LIFParams":
+        return cls(plain.number_or_array(d["du"], np.float64), plain.number_or_array(d["dv"], np.float64),
+                   plain.array(d["vth"], np.float64), plain.array(d["bias"], np.float64),
+                   plain.optional_array(d, "ibias", np.float64))
+
 
 class LIFFixedParams(NamedTuple):
     """Fixed-point parameters of one layer, in Lava's own fields."""
@@ -70,6 +80,15 @@ class LIFFixedParams(NamedTuple):
     bias_mant: Any  # signed 13-bit
     bias_exp: int  # 0..7
     ibias: Any = None  # integer current bias in the units of a << 6 (reference and Brian2 only)
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain.to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "LIFFixedParams":
+        return cls(plain.number_or_array(d["du_fx"], np.int64), plain.number_or_array(d["dv_fx"], np.int64),
+                   plain.array(d["vth"], np.int64), plain.array(d["bias_mant"], np.int64), int(d["bias_exp"]),
+                   plain.optional_array(d, "ibias", np.int64))
 
 
 FIRINGS = ("gt", "ge")
@@ -104,6 +123,13 @@ class Dynamics:
                                      ("decay", self.decay, DECAYS)):
             if value not in allowed:
                 raise GraphError(f"unknown {what} '{value}' (choose from {', '.join(allowed)})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain.to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Dynamics":
+        return cls(*(plain.text(d[k]) for k in ("firing", "reset", "decay")))
 
     @property
     def is_loihi(self) -> bool:

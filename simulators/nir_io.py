@@ -25,9 +25,12 @@ without it, and the shapes are inferred along the chain here and checked against
 This is the mapping snnTorch and norse use when they export (e.g. snnTorch's ``tau = dt/(1-beta)``,
 ``r = tau/dt``, so W_eff = W and dv = 1 - beta).
 
-Graphs written by sne-deploy also carry the exact contract values in node metadata (keys starting
-with ``sne_``); when present they win over the continuous parameters, so float and fixed-point
-values survive the round trip bit for bit.
+Graphs written by sne-deploy also carry the exact contract values in node metadata: the layer's
+:meth:`~sne_deploy.simulators.network.Layer.to_dict`, flattened (:mod:`~sne_deploy.simulators.plain`)
+under keys starting with ``sne_`` (``sne_params.du``, ``sne_fixed.weight``, ...), split over the
+weight, loop and neuron nodes that carry them; when present they win over the continuous
+parameters (which they may refine, never contradict), so float and fixed-point values survive
+the round trip bit for bit.
 """
 from __future__ import annotations
 
@@ -39,9 +42,10 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .linear_maps import ConvGeometry, conv2d_geometry, conv_kernel, geometry_matrix, sumpool2d_matrix
+from . import plain
 from .errors import GraphError
 from .network import FixedLayer, Layer, Network, make_layer
-from .neuron import DECAY_UNITY, LOIHI, Dynamics, LIFFixedParams, snap_decay
+from .neuron import DECAY_UNITY, LOIHI, Dynamics, LIFParams, snap_decay
 
 
 class GraphWarning(UserWarning):
@@ -341,8 +345,8 @@ def _linear(name: str, node: Any, shape: Optional[tuple[int, ...]], nir: Any) ->
             matrix, out = geometry_matrix(kernel, geom), geom.out_shape
             bias = np.repeat(np.broadcast_to(np.asarray(node.bias, dtype=np.float64).ravel(), (out[0],)), out[1] * out[2])
             # sne-deploy's exact kernels (float and fixed point) become the exact matrices
-            meta = {f"sne_weight{k[len('sne_kernel'):]}": geometry_matrix(np.asarray(v), geom)
-                    for k, v in dict(node.metadata or {}).items() if k in ("sne_kernel", "sne_kernel_int")}
+            meta = {k.replace("kernel", "weight"): geometry_matrix(np.asarray(v), geom)
+                    for k, v in dict(node.metadata or {}).items() if k in (EXACT + "kernel", EXACT + "fixed.kernel")}
             return _Linear(name, matrix, bias, out, meta, conv=geom)
         else:
             matrix, out = sumpool2d_matrix(shape, node.kernel_size, node.stride, node.padding)
@@ -421,29 +425,44 @@ def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any, dt_from:
     rec_eff = None if rec is None else rec.weight * gain[:, None]
 
     # exact contract values written by sne-deploy's exporter win over the continuous ones
-    m, wm = dict(node.metadata or {}), pending.metadata
-    if "sne_du" in m:
-        exact = (float(m["sne_du"]), float(m["sne_dv"]), np.asarray(m["sne_vth"], dtype=np.float64),
-                 np.asarray(m["sne_bias"], dtype=np.float64), np.asarray(wm.get("sne_weight", weight_eff), dtype=np.float64))
-        _check_metadata_agrees(name, (du, dv, vth, bias, weight_eff), exact)
-        du, dv, vth, bias, weight_eff = exact
-        if rec is not None and "sne_weight" in rec.metadata:
-            rec_eff = np.asarray(rec.metadata["sne_weight"], dtype=np.float64)
-    fixed = None
-    if "sne_du_fx" in m and "sne_weight_int" in wm and (rec is None or "sne_weight_int" in rec.metadata):
-        fixed = FixedLayer(
-            np.asarray(wm["sne_weight_int"], dtype=np.int64),
-            LIFFixedParams(
-                int(m["sne_du_fx"]), int(m["sne_dv_fx"]), np.asarray(m["sne_vth_int"], dtype=np.int64),
-                np.asarray(m["sne_bias_mant"], dtype=np.int64), int(m["sne_bias_exp"]),
-            ),
-            None if rec is None else np.asarray(rec.metadata["sne_weight_int"], dtype=np.int64),
-        )
+    exact = _read_exact(node.metadata, pending.metadata, {} if rec is None else rec.metadata)
+    if "params" in exact:
+        p = LIFParams.from_dict(exact["params"])
+        w = np.asarray(exact.get("weight", weight_eff), dtype=np.float64)
+        _check_metadata_agrees(name, (du, dv, vth, bias, weight_eff), (p.du, p.dv, p.vth, p.bias, w))
+        du, dv, vth, bias, weight_eff = p.du, p.dv, p.vth, p.bias, w
+        if rec is not None and "recurrent" in exact:
+            rec_eff = np.asarray(exact["recurrent"], dtype=np.float64)
+    f = exact.get("fixed", {})
+    fixed = FixedLayer.from_dict(f) if {"params", "weight"} <= f.keys() and (rec is None or "recurrent" in f) else None
     try:
         return make_layer(name, weight_eff, du, dv, vth, bias, spiking=spiking, fixed=fixed, ibias=ibias,
                           conv=pending.conv, recurrent=rec_eff)
     except GraphError as e:
         raise GraphError(f"node '{name}': {e}") from None
+
+
+EXACT = "sne_"  # the prefix of the exact values' metadata keys
+_SYNAPSE_KEYS = {"weight": "weight", "fixed.weight": "weight", "recurrent": "recurrent", "fixed.recurrent": "recurrent"}
+
+
+def _exact_metadata(layer: Layer) -> dict[str, dict[str, Any]]:
+    """A layer's exact values (:meth:`Layer.to_dict`, flattened, keys prefixed ``sne_``) split by
+    the node that carries them: ``weight`` (its input synapses, float and fixed point),
+    ``recurrent`` (the loop's weight node) and ``neuron`` (the parameters). Name, spiking and
+    convolution geometry are the graph's own structure, not metadata."""
+    out: dict[str, dict[str, Any]] = {"weight": {}, "recurrent": {}, "neuron": {}}
+    for key, value in plain.flatten(layer.to_dict()).items():
+        if key.startswith(("params.", "fixed.params.")):
+            out["neuron"][EXACT + key] = value
+        elif key in _SYNAPSE_KEYS:
+            out[_SYNAPSE_KEYS[key]][EXACT + key] = value
+    return out
+
+
+def _read_exact(*metadata: Optional[dict]) -> dict[str, Any]:
+    """The nodes' ``sne_`` keys merged back into the (partial) plain form of one layer."""
+    return plain.unflatten({k[len(EXACT):]: v for m in metadata for k, v in (m or {}).items() if k.startswith(EXACT)})
 
 
 def _check_metadata_agrees(name: str, standard: tuple, exact: tuple) -> None:
@@ -461,7 +480,7 @@ def _check_metadata_agrees(name: str, standard: tuple, exact: tuple) -> None:
 
 def _conv_node(layer: Layer, nir: Any) -> Any:
     """A layer made from one convolution, written as NIR ``Conv2d`` (its kernel, exact values in
-    ``sne_kernel*`` metadata) instead of the unrolled matrix; None when the layer is no convolution
+    ``sne_kernel`` / ``sne_fixed.kernel`` metadata) instead of the unrolled matrix; None when the layer is no convolution
     (or its matrices no longer are)."""
     g = layer.conv
     if g is None:
@@ -470,9 +489,9 @@ def _conv_node(layer: Layer, nir: Any) -> Any:
     kernel_int = None if layer.fixed is None else conv_kernel(layer.fixed.weight.astype(np.float64), g)
     if kernel is None or (layer.fixed is not None and kernel_int is None):
         return None
-    meta: dict[str, Any] = {"sne_kernel": kernel}
+    meta: dict[str, Any] = {EXACT + "kernel": kernel}
     if kernel_int is not None:
-        meta["sne_kernel_int"] = kernel_int.astype(np.int64)
+        meta[EXACT + "fixed.kernel"] = kernel_int.astype(np.int64)
     return nir.Conv2d(input_shape=np.array(g.in_shape[1:]), weight=kernel, stride=np.array(g.stride),
                       padding=np.array(g.padding), dilation=np.array(g.dilation), groups=g.groups,
                       bias=np.zeros(g.kernel[0]), metadata=meta)
@@ -495,26 +514,18 @@ def to_nir(network: Network) -> Any:
         if np.any(np.asarray(p.dv) <= 0):
             raise GraphError(f"layer '{layer.name}': dv = 0 cannot be written as CubaLIF (tau_mem would be infinite)")
         tau_syn, tau_mem = np.full(n, dt / p.du), np.full(n, dt / p.dv)
-        wmeta: dict[str, Any] = {"sne_weight": layer.weight}
-        nmeta: dict[str, Any] = {"sne_du": p.du, "sne_dv": p.dv, "sne_vth": np.asarray(p.vth), "sne_bias": np.asarray(p.bias)}
-        if layer.fixed is not None:
-            f = layer.fixed.params
-            wmeta["sne_weight_int"] = layer.fixed.weight
-            nmeta.update(sne_du_fx=f.du_fx, sne_dv_fx=f.dv_fx, sne_vth_int=np.asarray(f.vth), sne_bias_mant=np.asarray(f.bias_mant), sne_bias_exp=f.bias_exp)
-        nodes[f"fc{i}"] = _conv_node(layer, nir) or nir.Affine(weight=layer.weight, bias=np.zeros(n), metadata=wmeta)
+        exact = _exact_metadata(layer)
+        nodes[f"fc{i}"] = _conv_node(layer, nir) or nir.Affine(weight=layer.weight, bias=np.zeros(n), metadata=exact["weight"])
         if layer.spiking:
             nodes[f"lif{i}"] = nir.CubaLIF(
                 tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=np.asarray(p.bias) * tau_mem / dt,
-                v_threshold=np.asarray(p.vth, dtype=np.float64), v_reset=np.zeros(n), w_in=tau_syn / dt, metadata=nmeta,
+                v_threshold=np.asarray(p.vth, dtype=np.float64), v_reset=np.zeros(n), w_in=tau_syn / dt, metadata=exact["neuron"],
             )
         else:
             raise GraphError(f"layer '{layer.name}': writing non-spiking layers is not supported")
         edges += [(prev, f"fc{i}"), (f"fc{i}", f"lif{i}")]
         if layer.recurrent is not None:  # the loop lif -> rec -> lif; exact values in its metadata too
-            rmeta: dict[str, Any] = {"sne_weight": layer.recurrent}
-            if layer.fixed is not None and layer.fixed.recurrent is not None:
-                rmeta["sne_weight_int"] = layer.fixed.recurrent
-            nodes[f"rec{i}"] = nir.Affine(weight=layer.recurrent, bias=np.zeros(n), metadata=rmeta)
+            nodes[f"rec{i}"] = nir.Affine(weight=layer.recurrent, bias=np.zeros(n), metadata=exact["recurrent"])
             edges += [(f"lif{i}", f"rec{i}"), (f"rec{i}", f"lif{i}")]
         prev = f"lif{i}"
     nodes["output"] = nir.Output(output_type={"output": np.array([network.n_out])})
