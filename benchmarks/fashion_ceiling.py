@@ -40,16 +40,16 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from _common import PROGRESS, RESULTS, ROOT
+from _common import PROGRESS, RESULTS
 
 from sne_deploy.simulators.encoding import ENCODING_NAME, encode_spikes
 from sne_deploy.data import Dataset, Split, load_dataset, minibatches
-from sne_deploy.model import CONV_STUDENT, DEFAULTS
+from sne_deploy.config import CONV_STUDENT, DATASET_DEFAULTS
 from sne_deploy.report import plot_ceiling
 from sne_deploy.snn import conv_layout
 from sne_deploy.teacher import make_teacher, train_teacher
 from sne_deploy.train import TrainConfig, get_teacher
-K, FEATURES, POPULATION = 8, DEFAULTS["fashion-mnist"]["feat_dim"] // 8, DEFAULTS["fashion-mnist"]["population"]
+K, FEATURES, POPULATION = 8, DATASET_DEFAULTS["fashion-mnist"].feat_dim // 8, DATASET_DEFAULTS["fashion-mnist"].population
 TAU = TrainConfig().kd_temperature  # the students' KD temperature
 
 
@@ -136,11 +136,11 @@ def run(shape: Shape, ds, teacher_logits: torch.Tensor, epochs: int, seed: int) 
     in_shape = tuple(ds.train.x.shape[1:])
     t0 = time.perf_counter()
     if shape.teacher:  # the teacher's recipe, on the code instead of the image
-        model = make_teacher("cnn", in_shape, DEFAULTS["fashion-mnist"]["feat_dim"], ds.n_classes)
+        model = make_teacher("cnn", in_shape, DATASET_DEFAULTS["fashion-mnist"].feat_dim, ds.n_classes)
         torch.manual_seed(seed)
         coded = Dataset(ds.name, Split(code(torch.from_numpy(ds.train.x), shape.steps, shape.encoding).numpy(), ds.train.y),
                         ds.val, ds.test, ds.n_classes)
-        train_teacher(model, coded, DEFAULTS["fashion-mnist"]["teacher_epochs"], 128, seed, PROGRESS)
+        train_teacher(model, coded, DATASET_DEFAULTS["fashion-mnist"].teacher_epochs, 128, seed, PROGRESS)
         neurons = None
     else:
         torch.manual_seed(seed)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, replace

@@ -13,7 +13,6 @@ Leaky layers with the default reset by subtraction runs as snnTorch does with
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from sne_deploy.simulators.errors import GraphError, SneError
+from sne_deploy.simulators.errors import GraphError, SneError, check_choice
 from sne_deploy.simulators.fixed_point import worst_case_uv
 from sne_deploy.simulators.network import Network, check_fixed_layer
 from sne_deploy.simulators.neuron import MAX_UV
@@ -30,10 +30,13 @@ def check_finite_module(module: Any, what: str) -> None:
             raise ExportError(f"the {what}'s tensor '{name}' holds NaN or inf; retrain the model")
 
 
+def check_target(target: str) -> None:
+    check_choice("target", target, EXPORT_TARGETS, ExportError)
+
+
 def check_network(network: Network, target: str, steps: int, strict: bool = False) -> list[str]:
     """Validate one member for ``target``; return warnings (raise :class:`ExportError` on errors)."""
-    if target not in EXPORT_TARGETS:
-        raise ExportError(f"unknown target '{target}' (choose from {', '.join(EXPORT_TARGETS)})")
+    check_target(target)
     warnings: list[str] = []
     for layer in network.layers:
         p = layer.params

@@ -13,7 +13,7 @@ from typing import Any, Union
 import numpy as np
 
 from .encoding import ENCODING_NAME, ENCODINGS, encode_regular, encode_spikes
-from .errors import GraphError, SneError
+from .errors import GraphError, SneError, check_choice
 from .fixed_point import fold_ternary, quantize_layer, quantize_network
 from .network import Layer, Network, make_layer
 from .neuron import Dynamics
@@ -42,4 +42,5 @@ def run(graph: Union[Network, Any, str, Path], spikes: np.ndarray, backend: str 
         from .lava_backend import run_lava
 
         return run_lava(network, spikes, mode, record, **options)
-    raise GraphError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
+    check_choice("backend", backend, BACKENDS, GraphError)
+    raise AssertionError(backend)  # every backend is handled above

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from .batching import batch_inputs, n_batches, unbatch_counts, unbatch_steps
-from .errors import Brian2Error
+from .errors import Brian2Error, check_choice
 from .network import Layer, Network
 from .paths import brian2_cache_dir
 from .neuron import ACT_SHIFT, DECAY_UNITY, LOIHI, MAX_UV, V_LIMIT, VTH_SHIFT, Dynamics, effective_bias
@@ -100,8 +100,7 @@ def run_brian2(network: Network, spikes: np.ndarray, mode: str = "float", record
     """Run ``spikes`` (N, T, n_in) through ``network`` on Brian2 (target: see the module docstring)."""
     spikes = check_inputs(network, spikes, mode)
     target = target or os.environ.get("SNE_BRIAN2_TARGET", "cython")
-    if target not in BRIAN2_TARGETS:
-        raise Brian2Error(f"unknown Brian2 target '{target}' (choose from {', '.join(BRIAN2_TARGETS)})")
+    check_choice("Brian2 target", target, BRIAN2_TARGETS, Brian2Error)
     if target == "cpp_standalone":
         return _run_standalone(network, spikes, mode, record, batch)
     try:

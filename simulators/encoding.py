@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, check_choice
 
 __all__ = ["encode_regular", "encode_spikes", "ENCODING_NAME", "ENCODINGS"]
 
@@ -32,8 +32,7 @@ ENCODINGS = {"regular-if": 0.0, "regular-if-centred": 0.5}  # name -> the integr
 
 def encode_spikes(x: np.ndarray, steps: int, encoding: str = ENCODING_NAME) -> np.ndarray:
     """Encode intensities ``x`` (N, n_in) in [0, 1] with the named code as spikes (N, steps, n_in)."""
-    if encoding not in ENCODINGS:
-        raise InputError(f"unknown input encoding '{encoding}' (known: {', '.join(ENCODINGS)})")
+    check_choice("input encoding", encoding, tuple(ENCODINGS))
     return encode_regular(x, steps, ENCODINGS[encoding])
 
 

@@ -12,6 +12,8 @@ that is the package every other package depends on; ``exporters`` and ``sne_depl
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 
 class SneError(Exception):
     """Base of every user-facing error: the message is one line a user can act on."""
@@ -35,3 +37,9 @@ class WorkerError(SneError, RuntimeError):
 
 class Brian2Error(SneError, RuntimeError):
     """The Brian2 backend could not build or run the network (message is one line)."""
+
+
+def check_choice(what: str, value: object, choices: Sequence[str], error: type[SneError] = InputError) -> None:
+    """The one "unknown X 'v' (choose from a, b, c)" refusal; ``what`` names the option or field."""
+    if value not in choices:
+        raise error(f"unknown {what} '{value}' (choose from {', '.join(choices)})")

@@ -34,7 +34,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from . import plain
-from .errors import GraphError
+from .errors import GraphError, check_choice
 
 # --- Loihi's fixed-point constants (lava.proc.lif.models.AbstractPyLifModelFixed) ---
 DECAY_SHIFT = 12
@@ -121,8 +121,7 @@ class Dynamics:
     def __post_init__(self) -> None:
         for what, value, allowed in (("firing", self.firing, FIRINGS), ("reset", self.reset, RESETS),
                                      ("decay", self.decay, DECAYS)):
-            if value not in allowed:
-                raise GraphError(f"unknown {what} '{value}' (choose from {', '.join(allowed)})")
+            check_choice(what, value, allowed, GraphError)
 
     def to_dict(self) -> dict[str, Any]:
         return plain.to_dict(self)

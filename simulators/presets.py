@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import InputError
+from .errors import check_choice
 from .neuron import Dynamics
 
 
@@ -46,6 +46,5 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 
 
 def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise InputError(f"unknown --preset '{name}' (choose from {', '.join(PRESETS)})")
+    check_choice("--preset", name, tuple(PRESETS))
     return PRESETS[name]

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import GraphError
+from .errors import GraphError, check_choice
 from .network import Network
 
 MODES = ("float", "fixed")
@@ -114,8 +114,7 @@ def check_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
     Event-camera frames (N-MNIST style) hold counts per bin: a count c is c coincident input
     events (c x weight into the current, c synaptic events per synapse). They come back as int64;
     0/1 inputs as bool."""
-    if mode not in MODES:
-        raise GraphError(f"mode must be one of {MODES}, got '{mode}'")
+    check_choice("mode", mode, MODES, GraphError)
     a = np.asarray(spikes)
     if a.ndim != 3:
         raise GraphError(f"spikes must have shape (N, T, n_in), got {a.shape}")

@@ -9,15 +9,12 @@ from typing import Optional
 
 from sne_deploy.exporters.checks import EXPORT_TARGETS
 from sne_deploy.simulators import BACKENDS as SIM_BACKENDS
-from sne_deploy.simulators.encoding import ENCODINGS
 from sne_deploy.simulators.errors import InputError, SneError
 from sne_deploy.simulators.files import atomic_file
 from sne_deploy.simulators.neuron import DECAYS, FIRINGS, RESETS
 from sne_deploy.simulators.presets import PRESETS
 from sne_deploy.simulators.result import MODES
 
-from .data import DATASETS
-from .partition import MODES as PARTITION_MODES
 from .runtime import BACKENDS as RUNTIME_BACKENDS
 from .scheduler import POLICIES
 
@@ -32,21 +29,14 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     from . import checkpoint
     from .report import format_train_summary
-    from .model import parse_conv_layers
-    from .train import TrainConfig, train
+    from .train import train
 
-    _check_train_args(a)
-    torch.set_num_threads(a.threads or max(1, torch.get_num_threads()))
+    _at_least(a, 1, "--threads")
+    cfg = _config_from_args(a).checked()  # every rule, before minutes of teacher training
     out = Path(a.out)
     if out.exists() and out.is_dir():
         raise InputError(f"--out {out} is a directory; give a file name such as model.pt")
-    cfg = TrainConfig(data=a.data, data_dir=a.data_dir, members=a.members, partition=a.partition, tna=a.tna,
-                      spike_reg=a.spike_reg, logit_reg=a.logit_reg, epochs=a.epochs, seed=a.seed, teacher=a.teacher,
-                      teacher_epochs=a.teacher_epochs, steps=a.steps, hidden=a.hidden, limit_train=a.limit_train,
-                      member_ce=a.member_ce, population=a.population, device=a.device, student=a.student,
-                      conv=parse_conv_layers(a.conv_layers) if a.conv_layers else None, input_delta=a.input_delta,
-                      train_head=a.train_head, logit_kd=a.logit_kd, feature_weight=a.feature_weight,
-                      encoding=a.encoding)
+    torch.set_num_threads(a.threads or max(1, torch.get_num_threads()))
     model = train(cfg, progress=_progress(a))
     checkpoint.save(model, out)
     summary_path = out.with_suffix(".summary.json")
@@ -56,6 +46,45 @@ def cmd_train(a: argparse.Namespace) -> int:
     print(f"saved {out} and {summary_path}")
     print(f"next: sne-deploy export {out} --target lava")
     return 0
+
+
+def _config_options() -> list:  # type: ignore[type-arg]
+    """The :class:`~sne_deploy.config.TrainConfig` fields ``train`` offers on the command line."""
+    from dataclasses import fields
+
+    from .config import TrainConfig
+
+    return [f for f in fields(TrainConfig) if f.metadata["cli"]]
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    """One option per :class:`~sne_deploy.config.TrainConfig` field, from the field's metadata."""
+    import typing
+    from dataclasses import fields
+
+    from .config import DatasetDefaults, TrainConfig, flag, per_dataset_help
+
+    hints = typing.get_type_hints(TrainConfig)
+    per_dataset = {f.name for f in fields(DatasetDefaults)}
+    for f in _config_options():
+        m = f.metadata
+        kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), hints[f.name])
+        text = m["help"] + (f" (default per dataset: {per_dataset_help(f.name)})" if f.name in per_dataset else "")
+        kw: dict = {"dest": f.name, "default": f.default, "help": text, "metavar": m["metavar"], "choices": m["choices"]}
+        if kind is bool:
+            kw.update(action=argparse.BooleanOptionalAction, metavar=None, choices=None)
+        elif kind in (int, float):
+            kw["type"] = kind
+        p.add_argument(flag(f.name), **kw)
+
+
+def _config_from_args(a: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .config import TrainConfig, parse_conv_layers
+
+    values = {f.name: getattr(a, f.name) for f in _config_options()}
+    if values["conv"] is not None:
+        values["conv"] = parse_conv_layers(values["conv"])
+    return TrainConfig(**values)
 
 
 def _progress(a: argparse.Namespace) -> bool:
@@ -79,27 +108,6 @@ def _at_least(a: argparse.Namespace, minimum: float, *options: str) -> None:
         v = getattr(a, opt.lstrip("-").replace("-", "_"))
         if v is not None and not (math.isfinite(v) and v >= minimum):
             raise InputError(f"{opt} must be a number >= {minimum:g}, got {v}")
-
-
-def _check_train_args(a: argparse.Namespace) -> None:
-    """Refuse impossible settings before minutes of teacher training are spent."""
-    from .model import DEFAULTS, TrainConfig, parse_conv_layers, resolve_device
-    from .students import check_objective
-
-    _at_least(a, 1, "--members", "--epochs", "--teacher-epochs", "--steps", "--hidden", "--limit-train", "--threads",
-              "--population")
-    _at_least(a, 0, "--tna", "--spike-reg", "--logit-reg", "--member-ce", "--input-delta", "--logit-kd", "--feature-weight")
-    resolve_device(a.device)
-    if a.conv_layers is not None:
-        parse_conv_layers(a.conv_layers)
-        if a.student != "conv":
-            raise InputError("--conv-layers shapes convolutional students: add --student conv")
-    check_objective(TrainConfig(data=a.data, member_ce=a.member_ce, train_head=a.train_head,
-                                logit_kd=a.logit_kd).resolved())
-    teacher = a.teacher or DEFAULTS[a.data]["teacher"]
-    if teacher in ("mlp", "cnn") and a.members > DEFAULTS[a.data]["feat_dim"]:
-        raise InputError(f"--members {a.members} exceeds the {DEFAULTS[a.data]['feat_dim']} feature dimensions "
-                         f"of the {a.data} teacher; each member needs at least one")
 
 
 def _add_brian2_target(p: argparse.ArgumentParser) -> None:
@@ -201,13 +209,13 @@ def _last_bundle_file() -> Path:
 
 def cmd_export(a: argparse.Namespace) -> int:
     from sne_deploy.exporters.bundle import check_destination, write_bundle
+    from sne_deploy.exporters.checks import check_target
 
     from . import checkpoint
     from .data import load_dataset
     from .deploy import bundle_parts
 
-    if a.target not in EXPORT_TARGETS:
-        raise InputError(f"unknown target '{a.target}' (choose from {', '.join(EXPORT_TARGETS)})")
+    check_target(a.target)
     model_path = Path(a.model)
     out = Path(a.out) if a.out else model_path.with_suffix(f".{a.target}")
     check_destination(out, a.force)  # before minutes of loading and calibration
@@ -243,15 +251,10 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     from .data import load_dataset
     from .report import format_simulation
     from .runtime import simulate
+    from .runtime import check_run
     from .scheduler import check_budget
 
-    check_budget(a.budget)
-    if a.backend not in RUNTIME_BACKENDS:
-        raise InputError(f"unknown backend '{a.backend}' (choose from {', '.join(RUNTIME_BACKENDS)})")
-    if a.policy not in POLICIES:
-        raise InputError(f"unknown policy '{a.policy}' (choose from {', '.join(POLICIES)})")
-    if a.mode not in MODES:
-        raise InputError(f"unknown mode '{a.mode}' (choose from {', '.join(MODES)})")
+    check_run(a.budget, a.policy, a.backend, a.mode)  # the library's own checks, before a dataset loads
     _at_least(a, 1, "--limit")
     if a.report:
         _check_report_dir(Path(a.report))
@@ -386,7 +389,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default in (None, False) or "default" in text:
+        if action.default is None or action.default is False or "default" in text:
             return text
         return super()._get_help_string(action)
 
@@ -408,49 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, formatter_class=fmt, epilog=ENVIRONMENT)
 
     t = command("train", "train teacher, K ternary student SNNs, head and gate")
-    t.add_argument("--data", default="digits", choices=DATASETS, help="dataset (offline only)")
-    t.add_argument("--data-dir", default=None, help="folder with the dataset files (fashion-mnist: Debian's by default)")
-    t.add_argument("--members", type=int, default=8, help="K, the number of student SNNs")
-    t.add_argument("--partition", default="informed", choices=PARTITION_MODES,
-                   help="how teacher features are split among members (informed = correlated groups)")
-    t.add_argument("--tna", type=float, default=0.0, metavar="LAMBDA",
-                   help="Twin Network Augmentation: weight of the MSE between each student and its full-precision twin (0 = off)")
-    t.add_argument("--spike-reg", type=float, default=0.0,
-                   help="weight of the penalty on the mean firing probability per neuron and step")
-    t.add_argument("--logit-reg", type=float, default=0.0,
-                   help="weight of the penalty on the mean squared output rate (spikes per step)")
-    t.add_argument("--member-ce", type=float, default=1.0, metavar="WEIGHT",
-                   help="each member's own classification term (teacher head, other features at their mean); 0 = off")
-    t.add_argument("--train-head", default=None, action=argparse.BooleanOptionalAction,
-                   help="train the teacher's classifier with the students, end to end (default: per dataset; Fashion-MNIST on)")
-    t.add_argument("--logit-kd", type=float, default=None, metavar="WEIGHT",
-                   help="KD on the teacher's logits (temperature 4) in the ensemble's classification term "
-                        "(default: per dataset; Fashion-MNIST 1)")
-    t.add_argument("--feature-weight", type=float, default=1.0, metavar="WEIGHT",
-                   help="weight of the feature-regression term (each member's part of the teacher's features)")
-    t.add_argument("--input-delta", type=float, default=None, metavar="DELTA",
-                   help="the input layer's ternary threshold in mean |w| (TWN: 0.7; larger = sparser input layer, "
-                        "fewer synaptic events; default: per dataset, Fashion-MNIST 1.5)")
-    t.add_argument("--encoding", default=None, choices=tuple(ENCODINGS),
-                   help="input spike code: regular-if, floor(T x) spikes per pixel, or regular-if-centred, round(T x) "
-                        "(default: per dataset, Fashion-MNIST regular-if-centred)")
-    t.add_argument("--population", type=int, default=None,
-                   help="output neurons per teacher feature, averaged by the head (default: per dataset)")
-    t.add_argument("--epochs", type=int, default=30, help="student epochs")
-    t.add_argument("--teacher-epochs", type=int, default=None, help="teacher epochs (default: per dataset)")
-    t.add_argument("--teacher", default=None, help="mlp, cnn, or a TorchScript file with features() and head() (default: per dataset)")
-    t.add_argument("--steps", type=int, default=None, help="time steps T per sample (default: per dataset)")
-    t.add_argument("--hidden", type=int, default=None, help="hidden neurons per student (default: per dataset)")
-    t.add_argument("--student", default="mlp", choices=("mlp", "conv"),
-                   help="student kind: mlp (input -> hidden -> outputs) or conv (strided Conv2d -> LIF layers -> outputs)")
-    t.add_argument("--conv-layers", default=None, metavar="C,K,S,P[;C,K,S,P]",
-                   help="conv students' layers: channels, kernel, stride, padding each (default: per dataset; "
-                        "Fashion-MNIST 8,5,3,1;16,3,2,1)")
-    t.add_argument("--limit-train", type=int, default=None, help="use only the first N training samples")
-    t.add_argument("--device", default="auto", metavar="{auto,cpu,cuda}",
-                   help="where the teacher and the students train (auto: CUDA when torch sees a GPU)")
+    _add_config_options(t)
     t.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's own choice)")
-    t.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and shuffling")
     t.add_argument("--out", default="model.pt", help="checkpoint file (a summary .json is written beside it)")
     t.add_argument("--quiet", action="store_true", help="no progress bars (they appear only on a terminal anyway)")
     t.set_defaults(func=cmd_train)

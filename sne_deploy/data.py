@@ -15,7 +15,7 @@ from typing import Iterator, Optional, Union
 
 import numpy as np
 
-from sne_deploy.simulators.errors import SneError
+from sne_deploy.simulators.errors import SneError, check_choice
 
 DATASETS = ("digits", "fashion-mnist", "cifar10")
 FASHION_DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -179,7 +179,8 @@ def load_dataset(name: str, data_dir: Optional[Union[str, Path]] = None, seed: i
         return load_fashion_mnist(data_dir, seed)
     if name == "cifar10":
         return load_cifar10(data_dir, seed)
-    raise DataError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})")
+    check_choice("dataset", name, DATASETS, DataError)
+    raise AssertionError(name)  # every dataset is handled above
 
 
 def minibatches(n: int, size: int, rng: np.random.Generator, shuffle: bool = True) -> Iterator[np.ndarray]:

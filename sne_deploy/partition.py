@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sne_deploy.simulators.errors import InputError
+from sne_deploy.simulators.errors import InputError, check_choice
 
 MODES = ("informed", "contiguous", "random")
 
@@ -54,8 +54,7 @@ def _partition(features: np.ndarray, k: int, mode: str, seed: int) -> list[np.nd
         perm = np.random.default_rng(seed).permutation(d)
         bounds = np.cumsum([0] + caps)
         return [np.sort(perm[bounds[i] : bounds[i + 1]]) for i in range(k)]
-    if mode != "informed":
-        raise InputError(f"unknown partition '{mode}' (choose from {', '.join(MODES)})")
+    check_choice("partition", mode, MODES)
     from sklearn.cluster import KMeans
 
     std = features.std(axis=0)

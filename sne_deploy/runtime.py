@@ -21,13 +21,13 @@ import numpy as np
 
 from sne_deploy import simulators
 from sne_deploy.exporters.bundle import Bundle
-from sne_deploy.simulators.errors import GraphError, InputError
+from sne_deploy.simulators.errors import GraphError, InputError, check_choice
 from sne_deploy.simulators.network import Network
-from sne_deploy.simulators.result import Result
+from sne_deploy.simulators.result import MODES, Result
 
 from .energy import Counts
 from .records import Agreement, BackendCall, SimulationReport
-from .scheduler import cascade_order, cascade_stops, check_budget, choose, confidence, threshold_for
+from .scheduler import POLICIES, cascade_order, cascade_stops, check_budget, choose, confidence, threshold_for
 
 BACKENDS = ("torch", "reference", "brian2", "lava")
 YARDSTICK = "torch"
@@ -40,8 +40,7 @@ def run_member(network: Network, spikes: np.ndarray, backend: str, mode: str, re
         from .snn import run_network_torch
 
         return run_network_torch(network, spikes, mode, record)
-    if backend not in BACKENDS:
-        raise GraphError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
+    check_choice("backend", backend, BACKENDS, GraphError)
     return simulators.run(network, spikes, backend=backend, mode=mode, record=record, **(options or {}))
 
 
@@ -167,12 +166,21 @@ def sample_raster(runs: MemberRuns, sample: int) -> Optional[dict[int, list[np.n
     return raster or None
 
 
+def check_run(budget: float, policy: str, backend: str, mode: str) -> float:
+    """The options of one ensemble run (:func:`simulate` checks them; the CLI calls this before
+    it loads a dataset); returns the budget as a float."""
+    check_choice("backend", backend, BACKENDS)
+    check_choice("policy", policy, POLICIES)
+    check_choice("mode", mode, MODES)
+    return check_budget(budget)
+
+
 def simulate(bundle: Bundle, x_flat: np.ndarray, y: Optional[np.ndarray], budget: float, policy: str = "gate",
              backend: str = "torch", mode: str = "fixed", compare: bool = True, seed: int = 0,
              record_sample: Optional[int] = None, backend_options: Optional[dict] = None) -> SimulationReport:
     """Run the ensemble over ``x_flat`` (N, n_in) in [0, 1] under ``policy`` and ``budget``."""
+    budget = check_run(budget, policy, backend, mode)
     x = check_intensities(bundle, x_flat)
-    budget = check_budget(budget)
     m = bundle.manifest
     spikes = bundle.spikes(x)
     t0 = time.perf_counter()

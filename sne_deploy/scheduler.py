@@ -23,7 +23,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from sne_deploy.exporters.manifest import CalibrationRow
-from sne_deploy.simulators.errors import InputError
+from sne_deploy.simulators.errors import InputError, check_choice
 
 POLICIES = ("gate", "cascade", "random", "fixed", "all")
 CALIBRATION_BUDGETS = [round(0.01 * i, 2) for i in range(1, 101)]
@@ -180,4 +180,5 @@ def choose(policy: str, budget: float, n: int, k: int, scores: Optional[np.ndarr
         mask = np.zeros((n, k), bool)
         mask[:, subsets[m]] = True
         return mask
-    raise InputError(f"unknown policy '{policy}' (choose from {', '.join(POLICIES)})")
+    check_choice("policy", policy, POLICIES)
+    raise AssertionError(policy)  # every policy is handled above

@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from sne_deploy.simulators.errors import InputError
 
 from .data import Split, minibatches
 from .ensemble import placement
 from .head_gate import dropout_awake
 from .member_stack import MemberStack
+from .config import check_objective
 from .model import TrainConfig, encode, resolve_device, student_layout
 from .snn import StudentSNN
 
@@ -88,18 +88,6 @@ def stack_loss(stack: MemberStack, spikes: torch.Tensor, target: Optional[torch.
     if cfg.logit_reg:
         loss = loss + cfg.logit_reg * _per_member_mean((out / stack.steps) ** 2, mask, sizes).sum()
     return loss, z, total
-
-
-def check_objective(cfg: TrainConfig) -> None:
-    """Refuse loss settings that cannot work together (a resolved config), before any training."""
-    if cfg.objective not in ("kd", "labels"):
-        raise InputError(f"unknown objective '{cfg.objective}' (kd, labels)")
-    if (cfg.train_head or cfg.logit_kd) and not (cfg.objective == "kd" and (cfg.member_ce > 0 or cfg.ensemble_ce > 0)):
-        raise InputError("--train-head and --logit-kd need the KD objective with a classification term "
-                         "(--member-ce or the ensemble term > 0)")
-    if cfg.logit_kd and not cfg.ensemble_ce:
-        raise InputError(f"--logit-kd applies to the ensemble's classification term, which the {cfg.data} "
-                         "defaults leave off")
 
 
 def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[np.ndarray], progress: bool,

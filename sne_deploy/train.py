@@ -25,7 +25,7 @@ from .head_gate import finetune_head, gate_targets, head_from_plain, train_gate
 from .model import TrainConfig, TrainedModel, member_counts, resolve_device, student_layout
 from .partition import partition_features
 from .snn import StudentSNN
-from .students import MemberClassifier, TrainedStudents, check_objective, train_students
+from .students import MemberClassifier, TrainedStudents, train_students
 from .teacher import load_torchscript_teacher, make_teacher, teacher_features, train_teacher
 
 __all__ = ["TrainConfig", "TrainedModel", "train"]
@@ -44,8 +44,7 @@ class FeatureTargets:
 def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Module, str]] = None) -> TrainedModel:
     """The whole pipeline. ``teacher`` = (module, kind) reuses a trained teacher instead of
     training one (the benchmark's ablations share the main model's teacher)."""
-    cfg = cfg.resolved()
-    check_objective(cfg)  # before the teacher trains
+    cfg = cfg.checked()  # every rule on the settings, before the teacher trains
     torch.manual_seed(cfg.seed)
     timings: dict[str, float] = {}
     t = time.perf_counter()

@@ -8,7 +8,6 @@ import pickle
 import shutil
 import signal
 import stat
-from pathlib import Path
 
 import numpy as np
 import pytest

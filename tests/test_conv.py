@@ -208,7 +208,7 @@ def test_conv_student_is_spike_exact_on_the_simulators(request, backend):
     """A trained-shape convolutional student (sne-deploy's own export: ternary kernels, folded
     thresholds and biases, exact integers) on Brian2 and Lava, float and fixed point."""
     request.getfixturevalue(f"{backend}_ready")
-    from sne_deploy.model import CONV_STUDENT
+    from sne_deploy.config import CONV_STUDENT
     from sne_deploy.snn import StudentSNN, conv_layout
 
     convs = conv_layout((1, 28, 28), CONV_STUDENT)

@@ -300,7 +300,7 @@ def test_population_outputs_are_averaged_into_their_dimension():
 # --- convolutional students ------------------------------------------------------------------
 
 def _conv_stack(ternary=True):
-    from sne_deploy.model import CONV_STUDENT
+    from sne_deploy.config import CONV_STUDENT
     from sne_deploy.snn import conv_layout
 
     convs = conv_layout((1, 8, 8), CONV_STUDENT)
@@ -360,9 +360,33 @@ def test_conv_students_train_save_and_load():
 
 
 def test_conv_layers_option_shapes_the_students():
-    from sne_deploy.model import parse_conv_layers, student_layout
+    from sne_deploy.config import parse_conv_layers
+    from sne_deploy.model import student_layout
 
     layers = parse_conv_layers("8,5,3,1")
     hidden, convs = student_layout(TrainConfig(data="fashion-mnist", student="conv", conv=layers), (1, 28, 28))
     assert hidden == [] and [c.out_shape for c in convs] == [(8, 9, 9)]
     assert [c.out_shape for c in student_layout(TrainConfig(student="conv").resolved(), (1, 8, 8))[1]] == [(8, 8, 8), (16, 4, 4)]
+
+
+def test_every_train_option_is_declared_once_and_checked_by_the_library():
+    """The parser is built from TrainConfig's fields; the library applies the rules (for the CLI
+    and the Python API alike); the per-dataset defaults are exactly the fields left None."""
+    from dataclasses import fields
+
+    from sne_deploy.cli import _config_from_args, build_parser
+    from sne_deploy.config import DATASET_DEFAULTS, DatasetDefaults
+
+    by_name = {f.name: f for f in fields(TrainConfig)}
+    assert all(by_name[f.name].default is None for f in fields(DatasetDefaults))
+    assert _config_from_args(build_parser().parse_args(["train"])) == TrainConfig()
+    args = build_parser().parse_args(["train", "--members", "4", "--no-train-head", "--conv-layers", "4,3,1,1",
+                                      "--student", "conv", "--input-delta", "1.5"])
+    assert _config_from_args(args) == TrainConfig(members=4, train_head=False, conv=((4, 3, 1, 1),), student="conv",
+                                                  input_delta=1.5)
+    assert TrainConfig(data="fashion-mnist").checked().steps == DATASET_DEFAULTS["fashion-mnist"].steps
+    for bad, words in ((dict(members=0), "--members must be a number >= 1"), (dict(partition="x"), "unknown --partition 'x'"),
+                       (dict(tna=float("nan")), "--tna must be"), (dict(conv=((4, 3, 1, 1),)), "add --student conv"),
+                       (dict(members=33), "--members 33 exceeds the 32 feature dimensions")):
+        with pytest.raises(InputError, match=words):
+            TrainConfig(**bad).checked()
