@@ -192,7 +192,7 @@ def test_conv_shape_errors_name_the_node():
 @pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1)])
 def test_avgpool2d_node_is_pytorchs_average_pooling(kernel, stride, padding):
     """snnTorch and SpikingJelly export nn.AvgPool2d as NIR AvgPool2d: SumPool2d / k², padded zeros counted."""
-    from sne_deploy.simulators.nir_io import _linear
+    from sne_deploy.simulators.nir_read import _linear
 
     x = np.random.default_rng(2).normal(size=(2, 6, 6))
     node = nir.AvgPool2d(kernel_size=np.array([kernel, kernel]), stride=np.array([stride, stride]),
@@ -209,10 +209,11 @@ def test_conv_student_is_spike_exact_on_the_simulators(request, backend):
     thresholds and biases, exact integers) on Brian2 and Lava, float and fixed point."""
     request.getfixturevalue(f"{backend}_ready")
     from sne_deploy.config import CONV_STUDENT
-    from sne_deploy.snn import StudentSNN, conv_layout
+    from sne_deploy.snn import StudentSNN, StudentSpec, conv_layout
 
     convs = conv_layout((1, 28, 28), CONV_STUDENT)
-    st = StudentSNN([784, 8 * 9 * 9, 16 * 5 * 5, 6], 4, seed=3, convs=convs)
+    st = StudentSNN(StudentSpec(784, (), tuple(convs), 4), 6, seed=3)
+    assert st.sizes == [784, 8 * 9 * 9, 16 * 5 * 5, 6]
     with torch.no_grad():
         for b in st.biases:
             b.uniform_(-0.2, 0.4)

@@ -10,17 +10,17 @@ from __future__ import annotations
 import nir
 import numpy as np
 import pytest
-
 from sne_deploy.simulators import Network, make_layer, run
 from sne_deploy.simulators.errors import GraphError
 from sne_deploy.simulators.fixed_point import quantize_network
-from sne_deploy.simulators.neuron import LIFParams, LIFState, Dynamics, lif_step_float
+from sne_deploy.simulators.neuron import Dynamics, LIFParams, LIFState, lif_step_float
 from sne_deploy.simulators.nir_io import from_nir
+
 from sne_deploy.cli import main
 
 from . import library_nets
 from .conftest import need
-from .library_nets import N, N_IN, N_OUT, T
+from .library_nets import N_IN, N_OUT, N, T
 
 
 def _run_nir(tmp_path, graph_file, x, preset, backend="reference", mode="float", extra=()) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
@@ -198,7 +198,8 @@ def test_snntorch_recurrent_layer_keeps_its_loop(tmp_path):
     ex = _build("snntorch_recurrent", tmp_path, True, "RLeaky")
     net = from_nir(ex.path, default_dt=1e-4, dynamics=Dynamics("gt", "subtract-next"))
     assert [l.recurrent is not None for l in net.layers] == [True, False]
-    from sne_deploy.simulators.nir_io import _flatten, read_graph
+    from sne_deploy.simulators.nir_graph import _flatten
+    from sne_deploy.simulators.nir_io import read_graph
 
     nodes, _ = _flatten(read_graph(ex.path))
     (w_rec,) = [v for k, v in nodes.items() if k.endswith("w_rec")]
