@@ -43,9 +43,9 @@ import numpy as np
 
 from .batching import batch_inputs, n_batches, unbatch_counts, unbatch_steps
 from .errors import Brian2Error, check_choice
-from .network import Layer, Network
+from .network import Network
 from .paths import brian2_cache_dir
-from .neuron import ACT_SHIFT, DECAY_UNITY, LOIHI, MAX_UV, V_LIMIT, VTH_SHIFT, Dynamics, effective_bias
+from .brian2_code import LayerCode, layer_code
 from .result import Result, check_inputs, make_result
 
 BRIAN2_TARGETS = ("cython", "cpp_standalone", "numpy")
@@ -139,35 +139,7 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
     for li, layer in enumerate(network.layers):
         size = layer.n_out
         code = layer_code(layer, mode, network.dynamics)
-        g = b2.NeuronGroup(
-            bsz * size,
-            """u : 1
-               v : 1
-               count : 1
-               over : 1
-               wrapped : 1
-               sprev : 1
-               fresh : 1
-               vth : 1 (constant)
-               bias : 1 (constant)
-               ibias : 1 (constant)
-               mu : 1 (constant)
-               mv : 1 (constant)""",
-            threshold=code.threshold,
-            reset=code.reset + "\ncount = count + 1",
-            name=f"sne_layer{li}",
-        )
-        g.vth, g.bias = np.tile(code.vth, bsz), np.tile(code.bias, bsz)
-        if code.ibias is not None:
-            g.ibias = np.tile(code.ibias, bsz)
-        g.mu, g.mv = np.tile(code.mu, bsz), np.tile(code.mv, bsz)
-        g.run_regularly(code.decay_u, when="synapses", order=10 * li + 0, name=f"sne_layer{li}_decay")
-        g.run_regularly(code.update_v + ("\nfresh = 0" if code.recurrent is not None else ""), when="synapses",
-                        order=10 * li + 3, name=f"sne_layer{li}_update")
-        # counters are read at "start" (order li) before this zeroing (order 100 + li)
-        g.run_regularly("u = 0\nv = 0\nsprev = 0\ncount = 0\nover = 0\nfresh = 1", dt=steps * dt, when="start",
-                        order=100 + li, name=f"sne_layer{li}_zero")
-        g.thresholder["spike"].when, g.thresholder["spike"].order = "synapses", 10 * li + 4
+        g = _neuron_group(b2, code, size, li, bsz, steps, dt)
         counts = li == 0 and table.dtype != np.bool_
         syn = _synapses(b2, prev, g, code.weight, bsz, li, stim if counts else None)
         counter = b2.StateMonitor(g, ["count", "over"], record=True, dt=steps * dt, when="start", order=li,
@@ -188,6 +160,41 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
     return Built(b2.Network(*objects), stim, counters, trains, readout)
 
 
+def _neuron_group(b2: Any, code: LayerCode, size: int, li: int, bsz: int, steps: int, dt: Any) -> Any:
+    """Layer ``li``'s ``bsz`` copies with their statements in the synapses slot (order 10*l + k)
+    and the zeroing of every state at each batch boundary."""
+    g = b2.NeuronGroup(
+        bsz * size,
+        """u : 1
+           v : 1
+           count : 1
+           over : 1
+           wrapped : 1
+           sprev : 1
+           fresh : 1
+           vth : 1 (constant)
+           bias : 1 (constant)
+           ibias : 1 (constant)
+           mu : 1 (constant)
+           mv : 1 (constant)""",
+        threshold=code.threshold,
+        reset=code.reset + "\ncount = count + 1",
+        name=f"sne_layer{li}",
+    )
+    g.vth, g.bias = np.tile(code.vth, bsz), np.tile(code.bias, bsz)
+    if code.ibias is not None:
+        g.ibias = np.tile(code.ibias, bsz)
+    g.mu, g.mv = np.tile(code.mu, bsz), np.tile(code.mv, bsz)
+    g.run_regularly(code.decay_u, when="synapses", order=10 * li + 0, name=f"sne_layer{li}_decay")
+    g.run_regularly(code.update_v + ("\nfresh = 0" if code.recurrent is not None else ""), when="synapses",
+                    order=10 * li + 3, name=f"sne_layer{li}_update")
+    # counters are read at "start" (order li) before this zeroing (order 100 + li)
+    g.run_regularly("u = 0\nv = 0\nsprev = 0\ncount = 0\nover = 0\nfresh = 1", dt=steps * dt, when="start",
+                    order=100 + li, name=f"sne_layer{li}_zero")
+    g.thresholder["spike"].when, g.thresholder["spike"].order = "synapses", 10 * li + 4
+    return g
+
+
 class Built(NamedTuple):
     net: Any
     stim: Any  # the input TimedArray (a run_arg for standalone)
@@ -201,74 +208,6 @@ def _readout(built: Built, n: int, bsz: int, steps: int) -> Optional[np.ndarray]
         return None
     v = np.asarray(built.readout.v[:]).T  # (rows, bsz*size); the last row is the extra silent step
     return unbatch_steps(v[:-1], n, steps, bsz, v.shape[1] // bsz)
-
-
-class LayerCode(NamedTuple):
-    """One layer's values and statements in Brian2's terms, for ``mode``."""
-
-    vth: np.ndarray  # (n_out,) threshold on v
-    bias: np.ndarray  # (n_out,) added to v every step
-    mu: np.ndarray  # (n_out,) u's decay multiplier
-    mv: np.ndarray  # (n_out,) v's decay multiplier
-    decay_u: str  # statement run before synaptic input arrives
-    update_v: str  # statements run after it
-    weight: np.ndarray  # (n_out, n_in) added to u per presynaptic spike
-    threshold: str = "v > vth"  # Brian2's threshold condition
-    reset: str = "v = 0"  # Brian2's reset statements
-    ibias: Optional[np.ndarray] = None  # (n_out,) constant current into u, after the synaptic input
-    recurrent: Optional[np.ndarray] = None  # (n_out, n_out) added to u per spike of the layer's last step
-
-
-def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
-    """The neuron contract as Brian2 statements: one operation per statement (no FMA contraction);
-    fixed point follows Lava's bit-accurate model on float64 variables that hold integers.
-    ``dyn`` adds the firing comparison and reset of :class:`sne_deploy.simulators.neuron.Dynamics`:
-    ``subtract-next`` marks a spike in ``sprev`` and takes vth off after the next decay. A current
-    bias (``ibias``) enters u right after the synaptic input, as in the neuron step."""
-    size = layer.n_out
-    ib = layer.params.ibias if mode == "float" else layer.fixed.params.ibias
-    add_ibias = "u = u + ibias\n" if ib is not None else ""
-    pending = "v = v - sprev * vth\nsprev = 0\n" if dyn.reset == "subtract-next" else ""  # sprev is 0 or 1: exact
-    common = dict(threshold="v >= vth" if dyn.firing == "ge" else "v > vth",
-                  reset={"zero": "v = 0", "subtract": "v = v - vth", "subtract-next": "sprev = 1"}[dyn.reset],
-                  ibias=None if ib is None else np.asarray(ib, dtype=np.float64))
-    if mode == "fixed":
-        f = layer.fixed.params
-        vth = np.asarray(f.vth, dtype=np.float64) * (1 << VTH_SHIFT) * np.ones(size)
-        return LayerCode(
-            vth=vth if layer.spiking else np.full(size, np.inf),  # an LI readout never fires
-            bias=np.broadcast_to(effective_bias(f), (size,)).astype(np.float64),
-            mu=np.broadcast_to(DECAY_UNITY - (np.asarray(f.du_fx) + 1), (size,)).astype(np.float64),
-            mv=np.broadcast_to(DECAY_UNITY - np.asarray(f.dv_fx), (size,)).astype(np.float64),
-            decay_u=f"u = sign(u) * floor(abs(u) * mu / {DECAY_UNITY})",
-            update_v=(
-                add_ibias
-                + f"v = sign(v) * floor(abs(v) * mv / {DECAY_UNITY})\n"
-                f"wrapped = int(u > {MAX_UV}) + int(u <= -{MAX_UV})\n"  # the overflow counter, as the reference's
-                f"u = u - {2 * MAX_UV} * int(u > {MAX_UV})\n"  # 24-bit wrap of u (after its input)
-                f"u = u + {2 * MAX_UV} * int(u <= -{MAX_UV})\n"
-                "v = v + u\n"
-                "v = v + bias\n"
-                + pending  # before saturation, as in the neuron step
-                + f"over = over + int(wrapped + int(abs(v) > {V_LIMIT}) > 0)\n"
-                f"v = clip(v, -{V_LIMIT}, {V_LIMIT})"
-            ),
-            weight=layer.fixed.weight.astype(np.float64) * (1 << ACT_SHIFT),
-            recurrent=None if layer.fixed.recurrent is None else layer.fixed.recurrent.astype(np.float64) * (1 << ACT_SHIFT),
-            **common,
-        )
-    p = layer.params
-    return LayerCode(
-        vth=np.broadcast_to(np.asarray(p.vth, dtype=np.float64), (size,)) if layer.spiking else np.full(size, np.inf),
-        bias=np.broadcast_to(np.asarray(p.bias, dtype=np.float64), (size,)),
-        mu=np.broadcast_to(1.0 - np.asarray(p.du, dtype=np.float64), (size,)).copy(),
-        mv=np.broadcast_to(1.0 - np.asarray(p.dv, dtype=np.float64), (size,)).copy(),
-        decay_u="u = u * mu",
-        update_v=(add_ibias + "v = v * mv\nv = v + u\nv = v + bias\n" + pending).rstrip("\n"),
-        weight=layer.weight,
-        recurrent=layer.recurrent,
-        **common,
-    )
 
 
 def _synapses(b2: Any, prev: Any, g: Any, wmat: np.ndarray, bsz: int, li: int, counts: Any = None) -> Any:
@@ -302,9 +241,16 @@ def _recurrent_synapses(b2: Any, g: Any, wmat: np.ndarray, bsz: int, li: int) ->
     return syn
 
 
-def _collect(counters, trains, n: int, bsz: int, steps: int, dt: Any):
-    """Per-sample counts, spike trains (when recorded) and, per layer, the fixed-point neuron-steps
-    where u wrapped or v hit a rail (padding copies excluded), from the monitors."""
+class Monitored(NamedTuple):
+    counts: list  # per layer, (N, n_out) spike counts
+    rasters: Optional[list]  # per layer, (N, T, n_out) spike trains, when recorded
+    overflow: list  # per layer, fixed-point neuron-steps where u wrapped or v hit a rail
+    readout: Optional[np.ndarray]  # (N, T, n_out) membrane of an LI readout
+
+
+def _read_monitors(built: "Built", n: int, bsz: int, steps: int, dt: Any) -> Monitored:
+    """What the monitors of a finished run hold, per sample (padding copies excluded)."""
+    counters, trains = built.counters, built.trains
     counts, rasters, overflow = [], [] if trains else None, []
     for li, (counter, size) in enumerate(counters):
         c = np.asarray(counter.count[:]).T  # (n_batches + 1, bsz*size); row b+1 closes batch b
@@ -317,7 +263,7 @@ def _collect(counters, trains, n: int, bsz: int, steps: int, dt: Any):
             raster = np.zeros((n_batches(n, bsz) * steps + 1, bsz * size), bool)
             raster[step, idx] = True
             rasters.append(unbatch_steps(raster[:-1], n, steps, bsz, size))
-    return counts, rasters, overflow
+    return Monitored(counts, rasters, overflow, _readout(built, n, bsz, steps))
 
 
 def _run_runtime(network: Network, spikes: np.ndarray, mode: str, record: bool, target: str,
@@ -330,14 +276,17 @@ def _run_runtime(network: Network, spikes: np.ndarray, mode: str, record: bool, 
     bsz = batch or batch_size(network, n, target)
     table = _input_table(spikes, bsz)
     built = _build(b2, network, mode, table, bsz, steps, record)
-    net, counters, trains = built.net, built.counters, built.trains
     t_build = time.perf_counter() - t0
-    net.run(table.shape[0] * b2.defaultclock.dt, namespace={})  # no implicit look-up of our locals
-    counts, rasters, overflow = _collect(counters, trains, n, bsz, steps, b2.defaultclock.dt)
-    readout = _readout(built, n, bsz, steps)
-    wall = time.perf_counter() - t0
-    details = {"target": target, "batch": bsz, "brian2": b2.__version__}
-    return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details, readout, overflow, t_build)
+    built.net.run(table.shape[0] * b2.defaultclock.dt, namespace={})  # no implicit look-up of our locals
+    out = _read_monitors(built, n, bsz, steps, b2.defaultclock.dt)
+    return _result(network, mode, spikes, out, time.perf_counter() - t0, t_build,
+                   {"target": target, "batch": bsz, "brian2": b2.__version__})
+
+
+def _result(network: Network, mode: str, spikes: np.ndarray, out: Monitored, wall: float, t_build: float,
+            details: dict) -> Result:
+    return make_result(network, "brian2", mode, spikes, out.counts, wall, out.rasters, details, out.readout,
+                       out.overflow, t_build)
 
 
 def _project_dir(network: Network, mode: str, bsz: int, steps: int, record: bool) -> Path:
@@ -365,23 +314,20 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
         try:
             # the program is built with an all-silent table of the right shape; the real one is a run_arg
             built = _build(b2, network, mode, np.zeros_like(table), bsz, steps, record)
-            net, stim, counters, trains = built.net, built.stim, built.counters, built.trains
-            net.run(table.shape[0] * b2.defaultclock.dt, namespace={})
+            built.net.run(table.shape[0] * b2.defaultclock.dt, namespace={})
             try:
                 device.build(directory=str(project), compile=True, run=False, with_output=False)
             except Exception as e:
                 raise Brian2Error(f"Brian2 cpp_standalone could not build in {project}: "
                                   f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
             t_build = time.perf_counter() - t0
-            device.run(run_args={stim: table}, with_output=False)
+            device.run(run_args={built.stim: table}, with_output=False)
             t_binary = device.timers.get("run_binary", float("nan"))
-            counts, rasters, overflow = _collect(counters, trains, n, bsz, steps, b2.defaultclock.dt)
-            readout = _readout(built, n, bsz, steps)
+            out = _read_monitors(built, n, bsz, steps, b2.defaultclock.dt)
             device.delete(code=False, data=False, run_args=True, directory=False)
         finally:
             device.reinit()
             b2.set_device("runtime")
-    wall = time.perf_counter() - t0
-    details = {"target": "cpp_standalone", "batch": bsz, "binary_s": t_binary, "project": str(project),
-               "brian2": b2.__version__}
-    return make_result(network, "brian2", mode, spikes, counts, wall, rasters, details, readout, overflow, t_build)
+    return _result(network, mode, spikes, out, time.perf_counter() - t0, t_build,
+                   {"target": "cpp_standalone", "batch": bsz, "binary_s": t_binary, "project": str(project),
+                    "brian2": b2.__version__})
