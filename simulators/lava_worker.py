@@ -30,7 +30,7 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
-from typing import Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -100,18 +100,24 @@ def lava_lif_params(layer: Layer, mode: str) -> tuple[np.ndarray, dict]:
     return weight, kw
 
 
+class _Procs(NamedTuple):
+    """The Lava processes a run is wired from (imported only inside the Lava environment)."""
+
+    Dense: Any
+    Sparse: Any
+    neuron: Any  # LIFReset, or partial(RecordingLIFReset, ...) keeping the spikes
+    scipy_sparse: Any
+
+
 def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path, record: bool = True,
                   batch: Optional[int] = None) -> dict:
+    """Wire ``network`` as Lava processes for ``bsz`` copies fed by a ring buffer, run every
+    batch back to back and return the timings (the recorded spikes are files in ``out_dir``)."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.dense.process import Dense
     from lava.proc.io.source import RingBuffer
-    from lava.proc.lif.process import LIFReset
-    from lava.proc.sparse.process import Sparse
-    from scipy import sparse
 
     from sne_deploy.simulators.lava_procs.column_sparse import ColumnSparseBitAcc, ColumnSparseFloat
-    from sne_deploy.simulators.lava_procs.recording_lif import RecordingLIFReset
 
     t0 = time.perf_counter()
     n, steps, _ = spikes.shape
@@ -123,32 +129,14 @@ def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path
     length = n_batches(n, bsz) * steps
     total = length + len(network.layers) + 1
     source = RingBuffer(data=batch_inputs(spikes, bsz, total).T.astype(np.int32))
-    prev_port = source.s_out
-    sparse_layers = []
+    prev_port, sparse_layers = source.s_out, []
     for li, layer in enumerate(network.layers):
-        if not layer.spiking:
-            raise GraphError(f"layer '{layer.name}': non-spiking (LI) layers are not supported on the Lava backend")
-        offset = (2 + li) % steps
-        # with recording: the same Lava neuron models, keeping their spikes (none for the raw benchmark)
-        neuron = (partial(RecordingLIFReset, first=2 + li, length=length, last=total,
-                          path=str(out_dir / f"layer{li}.npy")) if record else LIFReset)
-        weight, kw = lava_lif_params(layer, mode)
-        kw["bias_mant"] = np.tile(kw["bias_mant"], bsz)
-        # a recurrent network's many copies: block-diagonal matrices are mostly zeros
-        sparse_layers.append(is_sparse(weight) or (network.is_recurrent and bsz > 1))
-        conn = _connection(weight, bsz, sparse_layers[-1], Dense, Sparse, sparse)
-        lif = neuron(shape=(bsz * layer.n_out,), reset_interval=steps, reset_offset=offset, **kw)
-        prev_port.connect(conn.s_in)
-        conn.a_out.connect(lif.a_in)
-        rec = layer.recurrent_weight(mode)
-        if rec is not None:  # the layer's spikes, one step late (Lava's synapses always are), into itself
-            rec_conn = _connection(rec.astype(weight.dtype), bsz, bsz > 1 or is_sparse(rec), Dense, Sparse, sparse)
-            lif.s_out.connect(rec_conn.s_in)
-            rec_conn.a_out.connect(lif.a_in)
-        prev_port = lif.s_out
+        procs = _procs(record, first=2 + li, length=length, last=total, path=out_dir / f"layer{li}.npy")
+        prev_port, used_sparse = _add_layer(procs, prev_port, layer, li, mode, bsz, steps, network.is_recurrent)
+        sparse_layers.append(used_sparse)
     t_build = time.perf_counter() - t0
     cfg = Loihi2SimCfg(select_tag="fixed_pt" if mode == "fixed" else "floating_pt",
-                       exception_proc_model_map={Sparse: ColumnSparseBitAcc if mode == "fixed" else ColumnSparseFloat})
+                       exception_proc_model_map={procs.Sparse: ColumnSparseBitAcc if mode == "fixed" else ColumnSparseFloat})
     t1 = time.perf_counter()
     try:
         source.run(condition=RunSteps(num_steps=total), run_cfg=cfg)
@@ -159,11 +147,47 @@ def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path
             "sparse_layers": sparse_layers}
 
 
-def _connection(weight: np.ndarray, bsz: int, use_sparse: bool, Dense, Sparse, sparse):  # type: ignore[no-untyped-def]
+def _procs(record: bool, **recording: Any) -> _Procs:
+    from lava.proc.dense.process import Dense
+    from lava.proc.lif.process import LIFReset
+    from lava.proc.sparse.process import Sparse
+    from scipy import sparse
+
+    from sne_deploy.simulators.lava_procs.recording_lif import RecordingLIFReset
+
+    # with recording: the same Lava neuron model, keeping its spikes (none for the raw benchmark)
+    neuron = partial(RecordingLIFReset, **{**recording, "path": str(recording["path"])}) if record else LIFReset
+    return _Procs(Dense, Sparse, neuron, sparse)
+
+
+def _add_layer(procs: _Procs, prev_port: Any, layer: Layer, li: int, mode: str, bsz: int, steps: int,
+               recurrent_net: bool) -> tuple[Any, bool]:
+    """Layer ``li``'s synapses and neurons after ``prev_port``; returns its spike port and whether
+    its synapses are a Sparse process."""
+    if not layer.spiking:
+        raise GraphError(f"layer '{layer.name}': non-spiking (LI) layers are not supported on the Lava backend")
+    weight, kw = lava_lif_params(layer, mode)
+    kw["bias_mant"] = np.tile(kw["bias_mant"], bsz)
+    # a recurrent network's many copies: block-diagonal matrices are mostly zeros
+    use_sparse = is_sparse(weight) or (recurrent_net and bsz > 1)
+    conn = _connection(procs, weight, bsz, use_sparse)
+    lif = procs.neuron(shape=(bsz * layer.n_out,), reset_interval=steps, reset_offset=(2 + li) % steps, **kw)
+    prev_port.connect(conn.s_in)
+    conn.a_out.connect(lif.a_in)
+    rec = layer.recurrent_weight(mode)
+    if rec is not None:  # the layer's spikes, one step late (Lava's synapses always are), into itself
+        rec_conn = _connection(procs, rec.astype(weight.dtype), bsz, bsz > 1 or is_sparse(rec))
+        lif.s_out.connect(rec_conn.s_in)
+        rec_conn.a_out.connect(lif.a_in)
+    return lif.s_out, use_sparse
+
+
+def _connection(procs: _Procs, weight: np.ndarray, bsz: int, use_sparse: bool) -> Any:
     """Lava's Sparse or Dense process holding ``bsz`` block-diagonal copies of ``weight``."""
     if use_sparse:
-        return Sparse(weights=sparse.block_diag([sparse.csr_matrix(weight)] * bsz, format="csr"), num_message_bits=0)
-    return Dense(weights=np.kron(np.eye(bsz, dtype=weight.dtype), weight), num_message_bits=0)
+        sp = procs.scipy_sparse
+        return procs.Sparse(weights=sp.block_diag([sp.csr_matrix(weight)] * bsz, format="csr"), num_message_bits=0)
+    return procs.Dense(weights=np.kron(np.eye(bsz, dtype=weight.dtype), weight), num_message_bits=0)
 
 
 def main(argv: list[str]) -> int:
