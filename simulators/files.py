@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import SneError
+from .errors import InputError, SneError
 
 
 class WriteError(SneError, OSError):
@@ -131,3 +131,21 @@ def to_plain(x: Any) -> Any:
     if isinstance(x, np.generic):
         return x.item()
     return x
+
+
+def read_npz(path: Path, required: str, what: str) -> dict:
+    """The arrays of an .npz (no pickles), with a one-line error when it is missing or foreign."""
+    import zipfile
+
+    if not path.is_file():
+        raise FileNotFoundError(f"inputs file not found: {path}")
+    if not zipfile.is_zipfile(path):  # .npy, pickles, text: never handed to np.load
+        raise InputError(f"{path} is not an .npz archive (write one with numpy.savez)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError) as e:  # damaged or truncated archive
+        raise InputError(f"cannot read {path} as .npz: it is damaged or truncated ({type(e).__name__})") from None
+    if required not in arrays:
+        raise InputError(f"{path} has no array '{required}' ({what})")
+    return arrays

@@ -5,12 +5,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from sne_deploy.exporters.checks import EXPORT_TARGETS
 from sne_deploy.simulators import BACKENDS as SIM_BACKENDS
 from sne_deploy.simulators.errors import InputError, SneError
-from sne_deploy.simulators.files import atomic_file
+from sne_deploy.simulators.files import atomic_file, read_npz
 from sne_deploy.simulators.neuron import DECAYS, FIRINGS, RESETS
 from sne_deploy.simulators.presets import PRESETS
 from sne_deploy.simulators.result import MODES
@@ -145,31 +145,19 @@ def _read_nir(a: argparse.Namespace):  # type: ignore[no-untyped-def]
     return net
 
 
-def _quantization_report(net, spikes, report) -> dict:  # type: ignore[no-untyped-def]
-    """What ``--quantize`` chose per layer, and what it costs: the fraction of (sample, neuron)
-    spike trains identical between the float and the fixed-point reference run."""
-    import numpy as np
-
-    from sne_deploy import simulators
-    f = simulators.run(net, spikes, backend="reference", mode="float", record=True)
-    q = simulators.run(net, spikes, backend="reference", mode="fixed", record=True)
-    return {"layers": [{"layer": r.layer, "scale": r.scale, "exact": r.exact} for r in report],
-            "float_vs_fixed_identical_trains": [float(np.mean(np.all(a == b, axis=1))) for a, b in zip(f.trains, q.trains)]}
-
-
 def cmd_run_nir(a: argparse.Namespace) -> int:
 
     from sne_deploy import simulators
-    from sne_deploy.simulators.fixed_point import quantize_network
+    from sne_deploy.simulators.fixed_point import quantization_agreement, quantize_network
 
     if a.quantize and a.mode != "fixed":
         raise InputError("--quantize chooses fixed-point parameters: use it with --mode fixed")
-    spikes = _read_npz(Path(a.inputs), "spikes", "spike trains of shape (N, T, n_in)")["spikes"]
+    spikes = read_npz(Path(a.inputs), "spikes", "spike trains of shape (N, T, n_in)")["spikes"]
     net = _read_nir(a)
     quant = None
     if a.quantize:
         net, report = quantize_network(net)
-        quant = _quantization_report(net, spikes, report)
+        quant = quantization_agreement(net, spikes, report)
     res = simulators.run(net, spikes, backend=a.backend, mode=a.mode, record=a.out is not None,
                          **_backend_options(a))
     summary = res.summary()
@@ -249,15 +237,14 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     from sne_deploy.exporters.bundle import load_bundle
 
     from .data import load_dataset
-    from .report import format_simulation
-    from .runtime import simulate
-    from .runtime import check_run
+    from .report import check_report_dir, format_simulation, write_report
+    from .runtime import check_run, simulate
     from .scheduler import check_budget
 
     check_run(a.budget, a.policy, a.backend, a.mode)  # the library's own checks, before a dataset loads
     _at_least(a, 1, "--limit")
     if a.report:
-        _check_report_dir(Path(a.report))
+        check_report_dir(Path(a.report))
     budgets = [check_budget(_number("--sweep", b)) for b in a.sweep.split(",")] if a.sweep else None
     bundle = load_bundle(_resolve_bundle(a.bundle))
     k = bundle.n_members
@@ -283,7 +270,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     else:
         rows = _sweep(bundle, x, y, budgets, a)
     if a.report:
-        _write_report(Path(a.report), rows, bundle, x, y)
+        write_report(Path(a.report), rows, bundle, x, y)
         print(f"wrote report to {a.report}", file=sys.stderr)
     return 0
 
@@ -314,65 +301,9 @@ def _number(option: str, text: str) -> float:
         raise InputError(f"{option}: '{text.strip()}' is not a number") from None
 
 
-def _read_npz(path: Path, required: str, what: str) -> dict:
-    """The arrays of an .npz (no pickles), with a one-line error when it is missing or foreign."""
-    import numpy as np
-
-    import zipfile
-
-    if not path.is_file():
-        raise FileNotFoundError(f"inputs file not found: {path}")
-    if not zipfile.is_zipfile(path):  # .npy, pickles, text: never handed to np.load
-        raise InputError(f"{path} is not an .npz archive (write one with numpy.savez)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError) as e:  # damaged or truncated archive
-        raise InputError(f"cannot read {path} as .npz: it is damaged or truncated ({type(e).__name__})") from None
-    if required not in arrays:
-        raise InputError(f"{path} has no array '{required}' ({what})")
-    return arrays
-
-
 def _read_inputs(path: Path):  # type: ignore[no-untyped-def]
-    z = _read_npz(path, "x", "intensities of shape (N, n_in) in [0, 1]")
+    z = read_npz(path, "x", "intensities of shape (N, n_in) in [0, 1]")
     return z["x"], z.get("y")
-
-
-def _check_report_dir(out: Path) -> None:
-    """``--report`` must name a new folder, an empty one or an earlier report; checked before any work."""
-    for parent in [out, *out.parents]:
-        if parent.exists() and not parent.is_dir():
-            raise InputError(f"--report {out}: {parent} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "report.json").is_file():
-        raise InputError(f"--report {out} is a folder that holds other files; name a new folder or an earlier report")
-
-
-def _write_report(out: Path, rows: list, bundle, x, y) -> None:  # type: ignore[no-untyped-def]
-    """The whole folder is written as a temporary sibling and swapped in: an earlier report's files
-    never mix with this one's, and a second concurrent writer is refused."""
-    from sne_deploy.simulators.files import atomic_dir, exclusive
-
-    from .energy import CONSTANTS
-    from .report import plot_awake, plot_raster, plot_sweep
-
-    _check_report_dir(out)
-    with exclusive(out), atomic_dir(out) as tmp:
-        teacher = {"accuracy": bundle.manifest.teacher_accuracy, "energy_pj": rows[0].teacher_energy_pj}
-        doc = {"bundle": str(bundle.path.resolve()), "teacher": teacher, "runs": [r.to_dict() for r in rows],
-               "energy_constants": {k: {op: list(v) for op, v in t.items()} for k, t in CONSTANTS.items()}}
-        (tmp / "report.json").write_text(json.dumps(doc, indent=2))
-        main = next((r for r in rows if r.policy == "gate"), rows[0])
-        where = f"{bundle.manifest.dataset}, {main.backend} ({main.mode}), N = {main.samples}"
-        if len(rows) > 1:
-            plot_sweep(doc["runs"], teacher, str(tmp / "accuracy_vs_energy.png"), f"Accuracy vs energy: {where}")
-        plot_awake(main.awake.mean(0).tolist(), str(tmp / "awake_fraction.png"),
-                   f"Members awake: {main.policy} policy, {where}", main.budget)
-        if main.raster:
-            truth = "" if y is None else f"true class {int(y[0])}, "
-            plot_raster(main.raster, bundle.spikes(x[:1])[0], str(tmp / "raster_sample0.png"),
-                        f"Sample 0 ({truth}predicted {int(main.predictions[0])}): spikes of the awake members\n"
-                        f"{main.policy} policy, budget {main.budget:g}, {where}")
 
 
 ENVIRONMENT = """environment variables:
@@ -384,8 +315,9 @@ ENVIRONMENT = """environment variables:
 """
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a default only where it says something (not None or False) and the help has none."""
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it says something (not None or False) and the help has none;
+    the epilog (environment variables) keeps its lines."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
@@ -398,26 +330,23 @@ def _choices(values: tuple[str, ...]) -> str:
     return "{" + ",".join(values) + "}"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from sne_deploy import __version__ as ver
+def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter, epilog=ENVIRONMENT)
 
-    fmt = _HelpFormatter
-    p = argparse.ArgumentParser(prog="sne-deploy", description="Train, export and run Spiking Neural Ensembles on Lava and Brian2.",
-                                epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--version", action="version", version=f"sne-deploy {ver}")
-    sub = p.add_subparsers(dest="command", required=True)
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=help, formatter_class=fmt, epilog=ENVIRONMENT)
-
-    t = command("train", "train teacher, K ternary student SNNs, head and gate")
+def _add_train(sub: Any) -> None:
+    """train: the options of TrainConfig, plus where the checkpoint goes and how many threads"""
+    t = _command(sub, "train", "train teacher, K ternary student SNNs, head and gate")
     _add_config_options(t)
     t.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's own choice)")
     t.add_argument("--out", default="model.pt", help="checkpoint file (a summary .json is written beside it)")
     t.add_argument("--quiet", action="store_true", help="no progress bars (they appear only on a terminal anyway)")
     t.set_defaults(func=cmd_train)
 
-    e = command("export", "write a deployment bundle (NIR members, ONNX gate/head, manifest)")
+
+def _add_export(sub: Any) -> None:
+    """export: a checkpoint to a bundle for a target"""
+    e = _command(sub, "export", "write a deployment bundle (NIR members, ONNX gate/head, manifest)")
     e.add_argument("model", help="model.pt from 'sne-deploy train'")
     e.add_argument("--target", default="lava", metavar=_choices(EXPORT_TARGETS), help="deployment target")
     e.add_argument("--out", default=None, help="bundle folder (default: <model>.<target>)")
@@ -426,7 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", default=None, help="dataset folder, for calibration on validation data")
     e.set_defaults(func=cmd_export)
 
-    s = command("simulate", "run a bundle with the gate and a budget on a backend")
+
+def _add_simulate(sub: Any) -> None:
+    """simulate: a bundle under a budget and a policy"""
+    s = _command(sub, "simulate", "run a bundle with the gate and a budget on a backend")
     s.add_argument("bundle", nargs="?", default=None, help="bundle folder (default: the last one exported from this folder)")
     s.add_argument("--budget", type=float, default=0.3, help="mean fraction of members awake, in (0, 1]")
     s.add_argument("--policy", default="cascade", metavar=_choices(POLICIES),
@@ -447,7 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bars (they appear only on a terminal anyway)")
     s.set_defaults(func=cmd_simulate)
 
-    r = command("run-nir", "run any NIR graph of LIF layers on reference, Brian2 or Lava")
+
+def _add_run_nir(sub: Any) -> None:
+    """run-nir: anyone's NIR graph on a simulator"""
+    r = _command(sub, "run-nir", "run any NIR graph of LIF layers on reference, Brian2 or Lava")
     r.add_argument("graph", help="a .nir file (nir.write)")
     r.add_argument("--inputs", required=True, help=".npz with 'spikes' of shape (N, T, n_in)")
     r.add_argument("--backend", default="reference", choices=SIM_BACKENDS, help="simulator")
@@ -473,12 +408,26 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the counters and timing as one JSON object")
     r.set_defaults(func=cmd_run_nir)
 
-    u = command("setup", "make an environment a backend needs (lava: Python 3.10 + lava-nc 0.10.0, no torch)")
+
+def _add_setup(sub: Any) -> None:
+    """setup: the environment a backend needs"""
+    u = _command(sub, "setup", "make an environment a backend needs (lava: Python 3.10 + lava-nc 0.10.0, no torch)")
     u.add_argument("what", choices=["lava"], help="which environment")
     u.add_argument("--python", default=None, help="the Python 3.10 to use (default: SNE_LAVA_PYTHON, python3.10 on PATH, pyenv)")
     u.add_argument("--env", default=None, help="where to make it (default: the user data folder, or SNE_LAVA_ENV)")
     u.add_argument("--force", action="store_true", help="rebuild it from scratch")
     u.set_defaults(func=cmd_setup)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sne_deploy import __version__ as ver
+
+    p = argparse.ArgumentParser(prog="sne-deploy", description="Train, export and run Spiking Neural Ensembles on Lava and Brian2.",
+                                epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"sne-deploy {ver}")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_export, _add_simulate, _add_run_nir, _add_setup):
+        add(sub)
     return p
 
 

@@ -1,9 +1,18 @@
-"""Plain-text tables of measured numbers, for the terminal, and the plots of a report."""
+"""Plain-text tables of measured numbers, for the terminal, and ``simulate --report``'s folder:
+report.json and its plots."""
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
 
+import numpy as np
+
+from sne_deploy.simulators.errors import InputError
 from sne_deploy.simulators.result import MODES
+
+if TYPE_CHECKING:
+    from sne_deploy.exporters.bundle import Bundle
 
 from .records import SimulationReport, TrainSummary
 
@@ -73,7 +82,7 @@ def format_simulation(r: SimulationReport) -> str:
     return "\n".join(lines)
 
 
-def _subplots(*args: Any, **kw: Any) -> Any:
+def subplots(*args: Any, **kw: Any) -> Any:
     """(figure, axes) of a stand-alone matplotlib Figure: it renders to files on its own Agg canvas,
     so plotting needs no display and never switches the caller's pyplot backend or touches its
     figures (a notebook's inline plots stay as they were)."""
@@ -84,7 +93,7 @@ def _subplots(*args: Any, **kw: Any) -> Any:
     return fig, fig.subplots(*args, **kw)
 
 
-def _save(fig, out_png: str) -> None:  # type: ignore[no-untyped-def]
+def save_figure(fig, out_png: str) -> None:  # type: ignore[no-untyped-def]
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
 
@@ -99,7 +108,7 @@ def plot_sweep(rows: list[dict], teacher: dict, out_png: str, title: str, consta
     points visible."""
     from .energy import CONSTANTS
 
-    fig, ax = _subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     policies = [p for p in POLICY_STYLE if any(r["policy"] == p for r in rows)]
     for n, policy in enumerate(policies):
         marker, color = POLICY_STYLE[policy]
@@ -131,14 +140,14 @@ def plot_sweep(rows: list[dict], teacher: dict, out_png: str, title: str, consta
     ax.set_title(title + "\n(numbers next to points: budget = mean fraction of members awake)", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, out_png)
+    save_figure(fig, out_png)
 
 
 def plot_awake(awake_fraction: list[float], out_png: str, title: str, budget: float) -> None:
     """How often each member was awake, with the requested budget and the achieved mean."""
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = _subplots(figsize=(5.5, 3.2))
+    fig, ax = subplots(figsize=(5.5, 3.2))
     ax.bar(range(len(awake_fraction)), awake_fraction, color="C0")
     ax.axhline(budget, color="C3", ls="--", label=f"requested budget {budget:g}")
     ax.axhline(sum(awake_fraction) / max(len(awake_fraction), 1), color="k", lw=1,
@@ -149,7 +158,7 @@ def plot_awake(awake_fraction: list[float], out_png: str, title: str, budget: fl
     ax.set_ylim(0, 1.05)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    _save(fig, out_png)
+    save_figure(fig, out_png)
 
 
 def plot_raster(raster: dict, inputs: Any, out_png: str, title: str) -> None:
@@ -157,7 +166,7 @@ def plot_raster(raster: dict, inputs: Any, out_png: str, title: str) -> None:
     members = sorted(raster)
     from matplotlib.lines import Line2D
 
-    fig, axes = _subplots(len(members) + 1, 1, figsize=(6.5, 1.6 * (len(members) + 1)), squeeze=False, sharex=True)
+    fig, axes = subplots(len(members) + 1, 1, figsize=(6.5, 1.6 * (len(members) + 1)), squeeze=False, sharex=True)
     t, i = inputs.nonzero()
     axes[0, 0].scatter(t, i, s=3, marker="|", color="grey")
     axes[0, 0].set_ylabel("input\nchannel")
@@ -175,79 +184,39 @@ def plot_raster(raster: dict, inputs: Any, out_png: str, title: str) -> None:
     axes[-1, 0].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axes[-1, 0].set_xlabel("time step")
     axes[0, 0].set_title(title, fontsize=10)
-    _save(fig, out_png)
+    save_figure(fig, out_png)
 
 
-def plot_noise(rows: list[dict], out_png: str, title: str) -> None:
-    """Accuracy of teacher and SNE against input noise; rows hold sigma, teacher and sne_fixed."""
-    fig, ax = _subplots(figsize=(5.5, 3.8))
-    ax.plot([r["sigma"] for r in rows], [r["teacher"] for r in rows], "o-", label="teacher (ANN)")
-    ax.plot([r["sigma"] for r in rows], [r["sne_fixed"] for r in rows], "s-", label="SNE (fixed point, all awake)")
-    ax.set_xlabel("Gaussian noise σ on pixel intensities (intensity range [0, 1]; clipped)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    _save(fig, out_png)
+def check_report_dir(out: Path) -> None:
+    """``--report`` must name a new folder, an empty one or an earlier report; checked before any work."""
+    for parent in [out, *out.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"--report {out}: {parent} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.json").is_file():
+        raise InputError(f"--report {out} is a folder that holds other files; name a new folder or an earlier report")
 
 
-def _slanted(ax) -> None:  # type: ignore[no-untyped-def]
-    """Variant names at 40 degrees, right-aligned under their bars, so long names do not collide."""
-    for label in ax.get_xticklabels():
-        label.set_rotation(40)
-        label.set_horizontalalignment("right")
-        label.set_fontsize(8)
+def write_report(out: Path, rows: list[SimulationReport], bundle: Bundle, x: np.ndarray, y: Optional[np.ndarray]) -> None:
+    """The whole folder is written as a temporary sibling and swapped in: an earlier report's files
+    never mix with this one's, and a second concurrent writer is refused."""
+    from sne_deploy.simulators.files import atomic_dir, exclusive
 
+    from .energy import CONSTANTS
 
-def plot_ablations(groups: dict[str, dict[str, dict]], out_png: str, title: str) -> None:
-    """Per ablation group: mean fixed-point accuracy and spikes per sample side by side; error
-    bars span the seeds' min..max."""
-    fig, axes = _subplots(2, len(groups), figsize=(2.8 * len(groups) + 1, 7), squeeze=False)
-
-    def span(g: dict, names: list, key: str) -> list:  # (below, above) the mean: to the seeds' min and max
-        runs = [[r[key] for r in g[k]["runs"]] for k in names]
-        return [[g[k][f"{key}_mean"] - min(r) for k, r in zip(names, runs)],
-                [max(r) - g[k][f"{key}_mean"] for k, r in zip(names, runs)]]
-
-    for col, (group, g) in enumerate(groups.items()):
-        names = list(g)
-        ax = axes[0, col]
-        ax.bar(names, [g[k]["fixed_mean"] for k in names], yerr=span(g, names, "fixed"), capsize=4)
-        lo = min(g[k]["fixed_mean"] for k in names)
-        ax.set_ylim(max(0.0, lo - 0.05), min(1.0, max(g[k]["fixed_mean"] for k in names) + 0.03))
-        ax.set_title(group)
-        ax.set_ylabel("fixed-point accuracy")
-        _slanted(ax)
-        ax = axes[1, col]
-        ax.bar(names, [g[k]["spikes_mean"] for k in names], yerr=span(g, names, "spikes"), capsize=4, color="C1")
-        ax.set_ylabel("members' spikes / sample")
-        _slanted(ax)
-    fig.suptitle(title + "\n(bars: mean over seeds; error bars: min to max over seeds)", fontsize=10)
-    _save(fig, out_png)
-
-
-def plot_ceiling(bars: dict[str, tuple[float, float, float]], lines: dict[str, float], out_png: str, title: str,
-                 other: tuple[str, ...] = (), other_label: str = "") -> None:
-    """Bars of accuracy (mean, min, max over seeds) per network shape, each labelled with its
-    mean, against horizontal reference ``lines`` (label -> accuracy), e.g. the target and the
-    measured spiking ensemble; the bars named in ``other`` are drawn in a second colour."""
-    fig, ax = _subplots(figsize=(11, 4.6))
-    names = list(bars)
-    mean = [bars[n][0] for n in names]
-    err = [[bars[n][0] - bars[n][1] for n in names], [bars[n][2] - bars[n][0] for n in names]]
-    for group, color, label in ((False, "#8fb3d9", "float members (mean; min–max over seeds)"), (True, "#c9a3d9", other_label)):
-        idx = [i for i, n in enumerate(names) if (n in other) == group]
-        if idx:
-            bc = ax.bar(idx, [mean[i] for i in idx], yerr=[[err[0][i] for i in idx], [err[1][i] for i in idx]], capsize=3,
-                        color=color, label=label)
-            ax.bar_label(bc, fmt="%.4f", fontsize=7, padding=2)
-    for (label, value), (color, style) in zip(lines.items(), (("C3", "--"), ("C2", ":"), ("C0", "-."))):
-        ax.axhline(value, color=color, ls=style, label=f"{label} ({value:.4f})")
-    ax.set_xticks(range(len(names)), names)
-    _slanted(ax)
-    values = mean + list(lines.values())
-    ax.set_ylim(min(values) - 0.02, max(values) + 0.015)
-    ax.set_ylabel("test accuracy (10k samples)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    _save(fig, out_png)
+    check_report_dir(out)
+    with exclusive(out), atomic_dir(out) as tmp:
+        teacher = {"accuracy": bundle.manifest.teacher_accuracy, "energy_pj": rows[0].teacher_energy_pj}
+        doc = {"bundle": str(bundle.path.resolve()), "teacher": teacher, "runs": [r.to_dict() for r in rows],
+               "energy_constants": {k: {op: list(v) for op, v in t.items()} for k, t in CONSTANTS.items()}}
+        (tmp / "report.json").write_text(json.dumps(doc, indent=2))
+        main = next((r for r in rows if r.policy == "gate"), rows[0])
+        where = f"{bundle.manifest.dataset}, {main.backend} ({main.mode}), N = {main.samples}"
+        if len(rows) > 1:
+            plot_sweep(doc["runs"], teacher, str(tmp / "accuracy_vs_energy.png"), f"Accuracy vs energy: {where}")
+        plot_awake(main.awake.mean(0).tolist(), str(tmp / "awake_fraction.png"),
+                   f"Members awake: {main.policy} policy, {where}", main.budget)
+        if main.raster:
+            truth = "" if y is None else f"true class {int(y[0])}, "
+            plot_raster(main.raster, bundle.spikes(x[:1])[0], str(tmp / "raster_sample0.png"),
+                        f"Sample 0 ({truth}predicted {int(main.predictions[0])}): spikes of the awake members\n"
+                        f"{main.policy} policy, budget {main.budget:g}, {where}")
