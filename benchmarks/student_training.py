@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from sne_deploy.member_stack import MemberStack
 from sne_deploy.model import TrainConfig, encode
-from sne_deploy.snn import StudentSNN
+from sne_deploy.snn import StudentSNN, StudentSpec
 from sne_deploy.students import stack_loss
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -77,11 +77,12 @@ def main() -> None:
                for _ in range(a.batches)]
     target = torch.from_numpy(rng.standard_normal((a.members, 128, a.group)).astype(np.float32)).to(dev)
     k, g = a.members, a.group
-    students = [StudentSNN([784, a.hidden, g], a.steps, seed=j).to(dev) for j in range(k)]
-    twins = [StudentSNN([784, a.hidden, g], a.steps, ternary=False, seed=50 + j).to(dev) for j in range(k)]
+    spec = StudentSpec(784, (a.hidden,), steps=a.steps)
+    students = [StudentSNN(spec, g, seed=j).to(dev) for j in range(k)]
+    twins = [StudentSNN(spec, g, ternary=False, seed=50 + j).to(dev) for j in range(k)]
     opt_loop = torch.optim.Adam([p for m in students + twins for p in m.parameters()])
-    stack = MemberStack(784, [a.hidden], [g] * k, a.steps, seed=0).to(dev)
-    twin = MemberStack(784, [a.hidden], [g] * k, a.steps, ternary=False, seed=50).to(dev)
+    stack = MemberStack(spec, [g] * k, seed=0).to(dev)
+    twin = MemberStack(spec, [g] * k, ternary=False, seed=50).to(dev)
     opt_stack = torch.optim.Adam(list(stack.parameters()) + list(twin.parameters()))
 
     def timed(step) -> float:  # type: ignore[no-untyped-def]

@@ -15,9 +15,9 @@ from sne_deploy.simulators.errors import SneError
 from sne_deploy.simulators.files import atomic_file, sha256_file
 
 from .ensemble import Gate, HostHead
-from .snn import StudentSNN, layer_sizes
+from .snn import StudentSNN
 from .teacher import load_torchscript_teacher, make_teacher
-from .model import TrainConfig, TrainedModel, student_layout
+from .model import TrainConfig, TrainedModel, student_spec
 from .quantization import TWN_DELTA
 from .records import TrainSummary
 
@@ -110,11 +110,10 @@ def _rebuild(p: dict, path: Path) -> TrainedModel:
     teacher.eval()
     groups = [np.asarray(g, dtype=np.int64) for g in p["groups"]]
     n_in = int(np.prod(shape))
-    hidden, convs = student_layout(cfg, shape)
+    spec = student_spec(cfg, shape)
     students = []
     for k, (g, sd) in enumerate(zip(groups, p["students"])):
-        st = StudentSNN(layer_sizes(n_in, convs, hidden, len(g)), cfg.steps, cfg.du, cfg.dv, True, 0, convs,
-                        cfg.input_delta)
+        st = StudentSNN(spec, len(g))
         st.load_state_dict(sd)
         students.append(st)
     head_lin = torch.nn.Linear(cfg.feat_dim, p["n_classes"])

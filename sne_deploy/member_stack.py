@@ -17,31 +17,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from sne_deploy.simulators.neuron import decays_to_fixed
-
-from sne_deploy.simulators.linear_maps import ConvGeometry
-
-from .quantization import TWN_DELTA, layer_delta, ste_ternary
-from .snn import StudentSNN, layer_sizes, run_members_float, weight_shapes
+from .quantization import layer_delta, ste_ternary
+from .snn import StudentSNN, StudentSpec, run_members_float, weight_shapes
 
 
 class MemberStack(nn.Module):
-    """K spiking networks ``n_in -> convs... -> hidden... -> out_sizes[k]`` trained as one.
+    """K spiking networks ``spec.sizes(out_sizes[k])`` trained as one.
 
     ``ternary=False`` gives the full-precision twins of Twin Network Augmentation."""
 
-    def __init__(self, n_in: int, hidden: Sequence[int], out_sizes: Sequence[int], steps: int, du: float = 1.0,
-                 dv: float = 0.25, ternary: bool = True, seed: int = 0, convs: Sequence[ConvGeometry] = (),
-                 input_delta: float = TWN_DELTA) -> None:
+    def __init__(self, spec: StudentSpec, out_sizes: Sequence[int], ternary: bool = True, seed: int = 0) -> None:
         super().__init__()
-        decays_to_fixed(du, dv)  # fail early when the decays cannot go to Loihi
         gen = torch.Generator().manual_seed(seed)
         k, g = len(out_sizes), max(out_sizes)
+        self.spec, self.ternary = spec, ternary
         self.out_sizes = [int(s) for s in out_sizes]
-        self.convs = list(convs)
-        self.sizes = layer_sizes(n_in, self.convs, hidden, g)
-        self.steps, self.du, self.dv, self.ternary = steps, du, dv, ternary
-        self.input_delta = input_delta  # the input layer's ternary threshold (the others: TWN's)
+        self.convs = list(spec.convs)
+        self.sizes = spec.sizes(g)
+        self.steps, self.du, self.dv = spec.steps, spec.du, spec.dv
+        self.input_delta = spec.input_delta  # the input layer's ternary threshold (the others: TWN's)
         self.weights = nn.ParameterList([
             nn.Parameter(torch.randn(k, o, i, generator=gen) * (2.0 / np.sqrt(i)))
             for o, i in weight_shapes(self.sizes, self.convs)
@@ -76,8 +70,7 @@ class MemberStack(nn.Module):
         """The stack as K ordinary students (padding dropped), for export and checkpoints."""
         out = []
         for j, g in enumerate(self.out_sizes):
-            st = StudentSNN(self.sizes[:-1] + [g], self.steps, self.du, self.dv, self.ternary, seed=0, convs=self.convs,
-                            input_delta=self.input_delta)
+            st = StudentSNN(self.spec, g, self.ternary, seed=0)
             for i, (w, b) in enumerate(zip(self.weights, self.biases)):
                 last = i == len(self.weights) - 1
                 st.weights[i].copy_(w[j, : g if last else w.shape[1]].cpu())

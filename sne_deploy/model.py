@@ -19,9 +19,9 @@ from sne_deploy.simulators.linear_maps import ConvGeometry
 from .ensemble import Gate, HostHead
 from .config import CONV_STUDENT, STUDENT_KINDS, TrainConfig
 from .records import TrainSummary
-from .snn import StudentSNN, conv_layout, run_network_torch
+from .snn import StudentSNN, StudentSpec, conv_layout, run_network_torch
 
-__all__ = ["TrainConfig", "TrainedModel", "student_layout", "resolve_device", "encode", "member_counts"]
+__all__ = ["TrainConfig", "TrainedModel", "student_layout", "student_spec", "resolve_device", "encode", "member_counts"]
 
 
 @dataclass
@@ -37,6 +37,13 @@ class TrainedModel:
     head: HostHead
     gate: Gate
     summary: Optional[TrainSummary] = None  # filled in by training / the checkpoint
+
+
+def student_spec(cfg: TrainConfig, input_shape: tuple) -> StudentSpec:
+    """What every student of ``cfg`` shares, for inputs of ``input_shape`` (a resolved config)."""
+    hidden, convs = student_layout(cfg, input_shape)
+    return StudentSpec(int(np.prod(input_shape)), tuple(hidden), tuple(convs), int(cfg.steps), cfg.du, cfg.dv,  # type: ignore[arg-type]
+                       float(cfg.input_delta))  # type: ignore[arg-type]
 
 
 def student_layout(cfg: TrainConfig, input_shape: tuple) -> tuple[list[int], list[ConvGeometry]]:

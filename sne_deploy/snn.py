@@ -8,7 +8,7 @@ into a deployable network.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -111,6 +111,28 @@ def layer_sizes(n_in: int, convs: Sequence[ConvGeometry], hidden: Sequence[int],
     return [n_in, *(int(np.prod(c.out_shape)) for c in convs), *hidden, n_out]
 
 
+@dataclass(frozen=True)
+class StudentSpec:
+    """What every student of an ensemble shares: input size, the convolutions and dense hidden
+    widths between input and outputs, time steps, decays and the input layer's ternary threshold.
+    A student is a spec plus its number of outputs (the size of its feature group)."""
+
+    n_in: int
+    hidden: tuple[int, ...] = ()
+    convs: tuple[ConvGeometry, ...] = ()
+    steps: int = 16
+    du: float = 1.0
+    dv: float = 0.25
+    input_delta: float = TWN_DELTA
+
+    def __post_init__(self) -> None:
+        decays_to_fixed(self.du, self.dv)  # fail early when the decays cannot go to Loihi
+
+    def sizes(self, n_out: int) -> list[int]:
+        """Neurons per layer, input first, of a student with ``n_out`` outputs."""
+        return layer_sizes(self.n_in, self.convs, self.hidden, n_out)
+
+
 def weight_shapes(sizes: Sequence[int], convs: Sequence[ConvGeometry] = ()) -> list[tuple[int, int]]:
     """(rows, columns) of each layer's trainable weights: a convolution's kernel per output
     channel, flattened (C_out, C_in*kH*kW); a dense layer's matrix (out, in)."""
@@ -128,15 +150,14 @@ class StudentSNN(nn.Module):
     ``ternary=False`` gives the full-precision twin of Twin Network Augmentation.
     """
 
-    def __init__(self, sizes: Sequence[int], steps: int, du: float = 1.0, dv: float = 0.25,
-                 ternary: bool = True, seed: int = 0, convs: Sequence[ConvGeometry] = (),
-                 input_delta: float = TWN_DELTA) -> None:
+    def __init__(self, spec: StudentSpec, n_out: int, ternary: bool = True, seed: int = 0) -> None:
         super().__init__()
-        decays_to_fixed(du, dv)  # fail early when the decays cannot go to Loihi
         gen = torch.Generator().manual_seed(seed)
-        self.sizes, self.steps, self.du, self.dv, self.ternary = list(sizes), steps, du, dv, ternary
-        self.input_delta = input_delta
-        self.convs = list(convs)
+        self.spec, self.ternary = spec, ternary
+        sizes = self.sizes = spec.sizes(n_out)
+        self.steps, self.du, self.dv, self.input_delta = spec.steps, spec.du, spec.dv, spec.input_delta
+        self.convs = list(spec.convs)
+        convs = self.convs
         self.weights = nn.ParameterList(
             [nn.Parameter(torch.randn(o, i, generator=gen) * (2.0 / np.sqrt(i))) for o, i in weight_shapes(sizes, convs)]
         )

@@ -26,7 +26,7 @@ from .ensemble import placement
 from .head_gate import dropout_awake
 from .member_stack import MemberStack
 from .config import check_objective
-from .model import TrainConfig, encode, resolve_device, student_layout
+from .model import TrainConfig, encode, resolve_device, student_spec
 from .snn import StudentSNN
 
 
@@ -90,6 +90,95 @@ def stack_loss(stack: MemberStack, spikes: torch.Tensor, target: Optional[torch.
     return loss, z, total
 
 
+@dataclass
+class _ClassTerms:
+    """What the classification terms need on the device: the classifier (the teacher's, frozen or
+    trained), the member-to-feature placement, the feature standardisation, the teacher's logits."""
+
+    classifier: nn.Linear
+    place: torch.Tensor  # (K, G, D)
+    f_mean: torch.Tensor
+    f_std: torch.Tensor
+    teacher_logits: torch.Tensor  # (N, classes)
+
+    @classmethod
+    def on(cls, mc: MemberClassifier, groups: list[np.ndarray], width: int, train_head: bool,
+           device: torch.device) -> "_ClassTerms":
+        def t(x: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(x, dtype=torch.float32, device=device)
+
+        return cls(copy.deepcopy(mc.classifier).to(device).requires_grad_(train_head),
+                   _placement(groups, width, len(mc.mean)).to(device), t(mc.mean), t(mc.std), t(mc.teacher_logits))
+
+
+@dataclass
+class _Objective:
+    """One minibatch's loss: every member's task and activity terms, the twins' (TNA), the
+    classification terms (each member's own, the ensemble's with member dropout, KD on the
+    teacher's logits) or the labels baseline's plain classifier."""
+
+    cfg: TrainConfig
+    stack: MemberStack
+    twin: Optional[MemberStack]
+    targets: torch.Tensor  # (N, K, G) standardised teacher features, padded
+    labels: torch.Tensor  # (N,)
+    plain: Optional[nn.Linear]  # the labels objective's classifier on member readouts
+    ce: Optional[_ClassTerms]
+    gen: torch.Generator  # member dropout of the ensemble term
+
+    def __call__(self, b: np.ndarray, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, spikes per member and sample (K, N)) of the samples ``b`` with input spikes ``s``."""
+        cfg, stack, k = self.cfg, self.stack, self.stack.n_members
+        target = None if self.plain is not None else self.targets[b].permute(1, 0, 2)  # labels: the task loss below
+        loss, zs, total = stack_loss(stack, s, target, cfg)
+        if self.twin is not None:
+            loss_t, zt_twin, _ = stack_loss(self.twin, s, target, cfg)
+            mse = _per_member_mean((zs - zt_twin) ** 2, stack.out_mask,
+                                   torch.as_tensor(stack.out_sizes, dtype=zs.dtype, device=zs.device)).sum()
+            loss = loss + loss_t + cfg.tna * mse
+        y = self.labels[b]
+        if self.ce is not None:
+            c = self.ce
+            z_feat = torch.bmm(zs * stack.out_mask, c.place)  # (K, N, D) each member's features, the rest 0 (= mean)
+            if cfg.member_ce > 0:
+                logits = c.classifier(z_feat * c.f_std + c.f_mean)
+                ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(k))
+                loss = loss + cfg.member_ce * k * ce  # a sum over members, like the other terms
+            if cfg.ensemble_ce > 0:  # the ensemble with member dropout, as the head will see it
+                awake = dropout_awake(len(b), k, cfg.member_dropout, self.gen).to(zs.device)
+                awake[: len(b) // 4] = 1.0
+                logits = c.classifier((z_feat * awake.T[:, :, None]).sum(0) * c.f_std + c.f_mean)
+                loss = loss + cfg.ensemble_ce * F.cross_entropy(logits, y)
+                if cfg.logit_kd > 0:
+                    tau = cfg.kd_temperature
+                    kl = F.kl_div(F.log_softmax(logits / tau, dim=1), F.log_softmax(c.teacher_logits[b] / tau, dim=1),
+                                  reduction="batchmean", log_target=True)
+                    loss = loss + cfg.logit_kd * tau * tau * kl
+        if self.plain is not None:
+            valid = stack.out_mask.reshape(-1).bool()  # (K*G,) the real outputs, in member order
+            readouts = zs.permute(1, 0, 2).reshape(len(b), -1)[:, valid]
+            loss = loss + F.cross_entropy(self.plain(readouts), y)
+        return loss, total
+
+    def parameters(self) -> list[nn.Parameter]:
+        """Everything the optimiser trains: the students, their twins, the plain classifier or the
+        teacher's classifier when it trains end to end."""
+        params = list(self.stack.parameters()) + (list(self.twin.parameters()) if self.twin is not None else [])
+        if self.plain is not None:
+            params += list(self.plain.parameters())
+        if self.ce is not None and self.cfg.train_head:
+            params += list(self.ce.classifier.parameters())
+        return params
+
+
+def _padded_targets(z: np.ndarray, groups: list[np.ndarray], width: int) -> torch.Tensor:
+    """The teacher's standardised features as (N, K, G): member k's group, padded with zeros."""
+    zt = torch.zeros(len(z), len(groups), width)
+    for k, g in enumerate(groups):
+        zt[:, k, : len(g)] = torch.from_numpy(z[:, g].astype(np.float32))
+    return zt
+
+
 def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[np.ndarray], progress: bool,
                    n_classes: int = 10, member_classifier: Optional[MemberClassifier] = None
                    ) -> TrainedStudents:
@@ -103,38 +192,19 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
     ``cfg.kd_temperature``) to the ensemble's classification term."""
     check_objective(cfg)
     device = resolve_device(cfg.device)
-    n_in = int(np.prod(split.x.shape[1:]))
     sizes = [len(g) for g in groups]
     width = max(sizes)
-    hidden, convs = student_layout(cfg, split.x.shape[1:])
-    stack = MemberStack(n_in, hidden, sizes, cfg.steps, cfg.du, cfg.dv, True, cfg.seed * 100, convs,
-                        cfg.input_delta).to(device)
-    twin = (MemberStack(n_in, hidden, sizes, cfg.steps, cfg.du, cfg.dv, False, cfg.seed * 100 + 50, convs).to(device)
-            if cfg.tna > 0 else None)
-    params = list(stack.parameters()) + (list(twin.parameters()) if twin is not None else [])
+    spec = student_spec(cfg, split.x.shape[1:])
+    stack = MemberStack(spec, sizes, True, cfg.seed * 100).to(device)
+    twin = MemberStack(spec, sizes, False, cfg.seed * 100 + 50).to(device) if cfg.tna > 0 else None  # full precision
     plain = nn.Linear(sum(sizes), n_classes).to(device) if cfg.objective == "labels" else None
-    if plain is not None:
-        params += list(plain.parameters())
     use_ce = member_classifier is not None and plain is None  # train() passes it when a CE term is on
-    if use_ce:
-        place = _placement(groups, width, len(member_classifier.mean)).to(device)
-        f_mean = torch.as_tensor(member_classifier.mean, dtype=torch.float32, device=device)
-        f_std = torch.as_tensor(member_classifier.std, dtype=torch.float32, device=device)
-        classifier = copy.deepcopy(member_classifier.classifier).to(device).requires_grad_(cfg.train_head)
-        if cfg.train_head:
-            params += list(classifier.parameters())
-        t_logits = torch.as_tensor(member_classifier.teacher_logits, dtype=torch.float32, device=device)
-    valid = stack.out_mask.reshape(-1).bool()  # (K*G,) the real outputs, in member order
-    # targets padded to (N, K, G) once, on the device
-    zt = torch.zeros(len(split.y), len(groups), width)
-    for k, g in enumerate(groups):
-        zt[:, k, : len(g)] = torch.from_numpy(z[:, g].astype(np.float32))
-    zt = zt.to(device)
-    yt = torch.from_numpy(split.y).to(device)
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+    ce = _ClassTerms.on(member_classifier, groups, width, bool(cfg.train_head), device) if use_ce else None  # type: ignore[arg-type]
+    objective = _Objective(cfg, stack, twin, _padded_targets(z, groups, width).to(device),
+                           torch.from_numpy(split.y).to(device), plain, ce, torch.Generator().manual_seed(cfg.seed))
+    opt = torch.optim.Adam(objective.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     rng = np.random.default_rng(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
     xf = split.flat()
     log: dict = {"loss": [], "spikes_per_sample": [], "epoch_s": [], "device": str(device)}
     bar = tqdm(range(cfg.epochs), desc="students", disable=not progress, leave=False)
@@ -142,35 +212,8 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
         t0 = time.perf_counter()
         tot, spk, nb = 0.0, 0.0, 0
         for b in minibatches(len(xf), cfg.batch_size, rng):
-            s = encode(xf[b], cfg.steps, cfg.encoding).to(device)
-            target = None if plain is not None else zt[b].permute(1, 0, 2)  # labels: the task loss comes below
             opt.zero_grad()
-            loss, zs, total = stack_loss(stack, s, target, cfg)
-            if twin is not None:
-                loss_t, zt_twin, _ = stack_loss(twin, s, target, cfg)
-                mse = _per_member_mean((zs - zt_twin) ** 2, stack.out_mask,
-                                       torch.as_tensor(sizes, dtype=zs.dtype, device=device)).sum()
-                loss = loss + loss_t + cfg.tna * mse
-            if use_ce:
-                z_feat = torch.bmm(zs * stack.out_mask, place)  # (K, N, D) each member's features, the rest 0 (= mean)
-                if cfg.member_ce > 0:
-                    logits = classifier(z_feat * f_std + f_mean)
-                    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yt[b].repeat(len(groups)))
-                    loss = loss + cfg.member_ce * len(groups) * ce  # a sum over members, like the other terms
-                if cfg.ensemble_ce > 0:  # the ensemble with member dropout, as the head will see it
-                    awake = dropout_awake(len(b), len(groups), cfg.member_dropout, gen).to(device)
-                    awake[: len(b) // 4] = 1.0
-                    ens = (z_feat * awake.T[:, :, None]).sum(0) * f_std + f_mean
-                    logits = classifier(ens)
-                    loss = loss + cfg.ensemble_ce * F.cross_entropy(logits, yt[b])
-                    if cfg.logit_kd > 0:
-                        tau = cfg.kd_temperature
-                        kl = F.kl_div(F.log_softmax(logits / tau, dim=1), F.log_softmax(t_logits[b] / tau, dim=1),
-                                      reduction="batchmean", log_target=True)
-                        loss = loss + cfg.logit_kd * tau * tau * kl
-            if plain is not None:
-                readouts = zs.permute(1, 0, 2).reshape(len(b), -1)[:, valid]
-                loss = loss + F.cross_entropy(plain(readouts), yt[b])
+            loss, total = objective(b, encode(xf[b], cfg.steps, cfg.encoding).to(device))
             loss.backward()
             opt.step()
             tot, nb = tot + float(loss.detach()), nb + 1
@@ -181,4 +224,4 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
         log["epoch_s"].append(time.perf_counter() - t0)
         bar.set_postfix(loss=f"{tot / nb:.3f}", spikes=f"{spk / nb:.0f}")
     return TrainedStudents(stack.cpu().members(), log, plain.cpu() if plain is not None else None,
-                           classifier.cpu().requires_grad_(False) if use_ce and cfg.train_head else None)
+                           ce.classifier.cpu().requires_grad_(False) if ce is not None and cfg.train_head else None)

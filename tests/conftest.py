@@ -15,7 +15,10 @@ def float64_stack(n_in: int, hidden: list, out_sizes: list, steps: int, **kw):  
 
     from sne_deploy.member_stack import MemberStack
 
-    stack = MemberStack(n_in, hidden, out_sizes, steps, **kw).double()
+    from sne_deploy.snn import StudentSpec
+
+    stack_kw = {k: kw.pop(k) for k in ("ternary", "seed") if k in kw}
+    stack = MemberStack(StudentSpec(n_in, tuple(hidden), steps=steps, **kw), out_sizes, **stack_kw).double()
     with torch.no_grad():
         for b in stack.biases:
             b.uniform_(-0.3, 0.3)

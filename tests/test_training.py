@@ -16,7 +16,7 @@ from sne_deploy.checkpoint import CheckpointError
 from sne_deploy.simulators.errors import InputError
 from sne_deploy.member_stack import MemberStack
 from sne_deploy.partition import MODES, live_dimensions, partition_features
-from sne_deploy.snn import StudentSNN, run_network_torch
+from sne_deploy.snn import StudentSNN, StudentSpec, run_network_torch
 from sne_deploy.model import TrainConfig, encode
 from sne_deploy.students import stack_loss
 from sne_deploy.train import train
@@ -80,8 +80,8 @@ def test_surrogate_gradient_is_the_slope_one_fast_sigmoid():
 
 
 def test_regularisers_and_tna_change_the_loss():
-    st = MemberStack(20, [16], [3, 2], 8, seed=0)
-    twin = MemberStack(20, [16], [3, 2], 8, ternary=False, seed=1)
+    st = MemberStack(StudentSpec(20, (16,), steps=8), [3, 2], seed=0)
+    twin = MemberStack(StudentSpec(20, (16,), steps=8), [3, 2], ternary=False, seed=1)
     base = TrainConfig()
     l0 = _loss(base, st)
     assert _loss(replace(base, spike_reg=1.0), st) > l0
@@ -210,7 +210,7 @@ def test_spike_reg_lowers_spikes_on_a_fixed_seed():
 
 
 def test_student_export_matches_its_torch_reference_in_both_modes():
-    st = StudentSNN([12, 10, 4], 10, dv=0.125, seed=3)
+    st = StudentSNN(StudentSpec(12, (10,), steps=10, dv=0.125), 4, seed=3)
     with torch.no_grad():
         for b in st.biases:
             b.uniform_(-0.3, 0.3)
