@@ -49,9 +49,12 @@ class LoopOutput:
     readout: Optional[np.ndarray] = None  # (N, T, n_out) membrane of a non-spiking (LI) last layer
 
 
-def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib: ArrayLib = NUMPY) -> LoopOutput:
+def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib: ArrayLib = NUMPY,
+             on_spikes: Optional[Callable[[int, Any], None]] = None) -> LoopOutput:
     """Run checked inputs ``spikes`` (N, T, n_in) through ``network`` in ``mode``: 0/1 spikes, or
-    event counts per bin (see :func:`~sne_deploy.simulators.result.check_inputs`)."""
+    event counts per bin (see :func:`~sne_deploy.simulators.result.check_inputs`).
+    ``on_spikes(layer index, spikes)`` sees every layer's spikes at every step (NeuroBench's
+    adapter hooks its activation modules there)."""
     fixed = mode == "fixed"
     state_dtype = "int64" if fixed else "float64"
     x = lib.asarray(spikes, "float64")
@@ -79,6 +82,8 @@ def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib
             else:
                 states[i], spk = lif_step_float(states[i], a, params[i], lib.xp, dyn=dyn)
             counts[i] += spk
+            if on_spikes is not None:
+                on_spikes(i, spk)
             if trains is not None:
                 trains[i][:, t] = spk
             s = lib.asarray(spk, "float64")

@@ -5,9 +5,11 @@ by looking for registered activation modules; our ``StudentSNN`` keeps its weigh
 ``ParameterList``, so NeuroBench sees nothing there and reports 0 synaptic operations. The adapter
 :class:`DeployedMember` holds a *deployed* member (the exact weights the simulators run, float or
 fixed point) as ``nn.Linear`` layers followed by a :class:`Spikes` activation module per layer,
-and steps the same neuron contract. NeuroBench's own metrics then count what our counters count:
+and runs them through the one simulation loop. NeuroBench's own metrics then count what our counters count:
 its ``Effective_ACs`` equal our synaptic events, its ``ActivationSparsity`` is 1 − spikes /
-(neurons × steps) (tested in CI on the digits model).
+(neurons × steps) (tested in CI on the digits model). One difference, on recurrent layers: we
+count the recurrent events of every spike (the chip routes each one), NeuroBench only those
+delivered within the sample, so the last step's recurrent spikes are missing from its count.
 
 Optional: ``pip install neurobench`` (it installs with the torch pin). Ensemble-level numbers
 (sleeping members, the gate's MACs) are ours, see :attr:`SimulationReport.neurobench`.
@@ -21,7 +23,9 @@ import torch
 from torch import nn
 
 from sne_deploy.simulators.network import Network
-from sne_deploy.simulators.neuron import LIFFixedParams, LIFParams, LIFState, lif_step_fixed, lif_step_float
+from sne_deploy.simulators.loop import run_loop
+
+from .snn import TORCH
 
 
 class Spikes(nn.Module):
@@ -32,48 +36,43 @@ class Spikes(nn.Module):
 
 
 class DeployedMember(nn.Module):
-    """A deployed member as NeuroBench expects a spiking model: input (N, T, n_in) -> output counts."""
+    """A deployed member as NeuroBench expects a spiking model: input (N, T, n_in) -> output counts.
+
+    It runs the one simulation loop (:func:`~sne_deploy.simulators.loop.run_loop`, on torch
+    arrays, so recurrence, current biases and every :class:`~sne_deploy.simulators.neuron.Dynamics`
+    count as they run everywhere else); only the synapses go through ``nn.Linear`` modules
+    (NeuroBench counts their operations) and each layer's spikes through a :class:`Spikes`
+    module (NeuroBench measures their sparsity)."""
 
     def __init__(self, network: Network, mode: str = "fixed") -> None:
         super().__init__()
-        self.fixed = mode == "fixed"
+        self.network, self.mode = network, mode
         self.linears = nn.ModuleList()
-        self.spikes = nn.ModuleList()
-        self.params = []
+        self.spikes = nn.ModuleList([Spikes() for _ in network.layers])
+        self._by_weight: dict[int, nn.Linear] = {}  # the loop asks for a weight matrix's synapses by the matrix
         for layer in network.layers:
-            w = layer.fixed.weight if self.fixed else layer.weight
-            lin = nn.Linear(layer.n_in, layer.n_out, bias=False)
-            with torch.no_grad():  # integer and ternary weights are exact in float32
-                lin.weight.copy_(torch.as_tensor(np.asarray(w, dtype=np.float32)))
-            lin.weight.requires_grad_(False)
-            self.linears.append(lin)
-            self.spikes.append(Spikes())
-            if self.fixed:
-                f = layer.fixed.params
-                self.params.append(LIFFixedParams(f.du_fx, f.dv_fx, torch.as_tensor(np.asarray(f.vth, dtype=np.int64)),
-                                                  torch.as_tensor(np.asarray(f.bias_mant, dtype=np.int64)), f.bias_exp))
-            else:
-                p = layer.params
-                self.params.append(LIFParams(p.du, p.dv, torch.as_tensor(p.vth), torch.as_tensor(p.bias)))
+            for w in (layer.fixed.weight if mode == "fixed" else layer.weight, layer.recurrent_weight(mode)):
+                if w is not None:
+                    self._by_weight[id(w)] = self._linear(w)
+        self.lib = TORCH._replace(name="neurobench", synapses=self._synapses)
+
+    def _linear(self, w: np.ndarray) -> nn.Linear:
+        lin = nn.Linear(w.shape[1], w.shape[0], bias=False)
+        with torch.no_grad():  # integer and ternary weights are exact in float32
+            lin.weight.copy_(torch.as_tensor(np.asarray(w, dtype=np.float32)))
+        lin.weight.requires_grad_(False)
+        self.linears.append(lin)
+        return lin
+
+    def _synapses(self, _layer: object, weight: np.ndarray):  # type: ignore[no-untyped-def]
+        lin = self._by_weight[id(weight)]
+        return lambda s: lin(s.to(torch.float32)).to(torch.float64)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, steps, _ = x.shape
-        dtype = torch.int64 if self.fixed else torch.float64
-        states = [LIFState(torch.zeros(n, lin.out_features, dtype=dtype), torch.zeros(n, lin.out_features, dtype=dtype))
-                  for lin in self.linears]
-        out = torch.zeros(n, self.linears[-1].out_features, dtype=torch.int64)
-        for t in range(steps):
-            s = x[:, t].to(torch.float32)
-            for i, (lin, act, p) in enumerate(zip(self.linears, self.spikes, self.params)):
-                a = lin(s).to(torch.float64)
-                if self.fixed:
-                    states[i], spk = lif_step_fixed(states[i], torch.round(a).to(torch.int64), p, torch)
-                else:
-                    states[i], spk = lif_step_float(states[i], a, p, torch)
-                s = act(spk.to(torch.float32))
-            out += s.to(torch.int64)
-        return out
+        out = run_loop(self.network, x, self.mode, lib=self.lib,
+                       on_spikes=lambda i, s: self.spikes[i](s.to(torch.float32)))
+        return torch.as_tensor(out.counts[-1])
 
 
 @dataclass(frozen=True)
