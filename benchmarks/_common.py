@@ -6,8 +6,11 @@ installs it in editable mode), so no script puts the repository on sys.path for 
 """
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -19,3 +22,36 @@ def with_test_nets() -> None:
     benchmark tabulates the very networks the CI's interop tests run."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+
+
+class _PrintMarkdown(argparse.Action):
+    """``--markdown JSON``: print the README table of a committed results file and exit (no work)."""
+
+    def __init__(self, option_strings: list[str], dest: str, render: Callable[[dict], str], **kw: Any) -> None:
+        super().__init__(option_strings, dest, **kw)
+        self.render = render
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any,
+                 option_string: Optional[str] = None) -> None:
+        print(self.render(json.loads(Path(value).read_text())))
+        parser.exit()
+
+
+def benchmark_parser(doc: Optional[str], markdown: Optional[Callable[[dict], str]] = None) -> argparse.ArgumentParser:
+    """The parser every benchmark starts from: its docstring's first line as description and,
+    given the script's ``markdown`` renderer, ``--markdown JSON``."""
+    ap = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
+    if markdown is not None:
+        ap.add_argument("--markdown", metavar="JSON", action=_PrintMarkdown, render=markdown,
+                        help="print the README table for a results file and exit")
+    return ap
+
+
+def write_results(name: str, doc: dict) -> Path:
+    """``benchmarks/results/NAME``, written whole (a reader never sees half a file)."""
+    from sne_deploy.simulators.files import atomic_file
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with atomic_file(RESULTS / name) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2))
+    return RESULTS / name

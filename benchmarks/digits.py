@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -16,22 +15,16 @@ from sne_deploy.data import load_digits
 from sne_deploy.deploy import bundle_parts
 from sne_deploy.train import TrainConfig, train
 
-from _common import RESULTS
+from _common import benchmark_parser, write_results
 
 SWEEP_POLICIES = ("gate", "cascade", "fixed", "random")
 
 
 def main() -> None:
-    import argparse
 
     from sne_deploy.runtime import simulate
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--markdown", default=None, metavar="JSON", help="print the README table for a results file and exit")
-    a = ap.parse_args()
-    if a.markdown:
-        print(markdown(json.loads(Path(a.markdown).read_text())))
-        return
+    benchmark_parser(__doc__, markdown).parse_args()
 
     torch.set_num_threads(2)
     t0 = time.perf_counter()
@@ -52,8 +45,7 @@ def main() -> None:
     doc = {"command": "benchmarks/digits.py", "date": time.strftime("%Y-%m-%d"), "machine": "2 cores, no GPU",
            "train_s": train_s, "teacher": {"accuracy": s.teacher_accuracy, "macs": s.teacher_macs}, "runs": runs,
            "sweep": sweep}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "digits.json").write_text(json.dumps(doc, indent=2))
+    write_results("digits.json", doc)
     print(markdown(doc))
 
 

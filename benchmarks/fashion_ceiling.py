@@ -25,7 +25,6 @@ says how much the code itself costs a large network.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -40,12 +39,12 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from _common import PROGRESS, RESULTS
+from _common import PROGRESS, RESULTS, benchmark_parser
 
 from sne_deploy.simulators.encoding import ENCODING_NAME, encode_spikes
 from sne_deploy.data import Dataset, Split, load_dataset, minibatches
 from sne_deploy.config import CONV_STUDENT, DATASET_DEFAULTS
-from sne_deploy.report import plot_ceiling
+from _plots import plot_ceiling
 from sne_deploy.snn import conv_layout
 from sne_deploy.teacher import make_teacher, train_teacher
 from sne_deploy.train import TrainConfig, get_teacher
@@ -214,13 +213,19 @@ def check_members_separate(ds) -> None:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = benchmark_parser(__doc__, markdown)
+    ap.add_argument("--plot", metavar="JSON", help="redraw the PNG beside a results file, print its table and exit")
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--shapes", default=",".join(s.name for s in SHAPES))
     ap.add_argument("--teacher-cache", type=Path, default=None,
                     help="a state-dict file: the default teacher is loaded from it if it exists, else trained and saved there")
     a = ap.parse_args()
+    if a.plot:  # from a results file, without training
+        doc = json.loads(Path(a.plot).read_text())
+        plot(doc, str(Path(a.plot).with_suffix(".png")))
+        print(markdown(doc))
+        return
     torch.set_num_threads(2)
     ds = load_dataset("fashion-mnist")
     check_members_separate(ds)
@@ -304,10 +309,4 @@ def markdown(doc: dict) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] in ("--markdown", "--plot"):  # from a results file, without training
-        doc = json.loads(Path(sys.argv[2]).read_text())
-        if sys.argv[1] == "--plot":
-            plot(doc, str(Path(sys.argv[2]).with_suffix(".png")))
-        print(markdown(doc))
-    else:
-        main()
+    main()

@@ -31,11 +31,13 @@ from sne_deploy import checkpoint
 from sne_deploy.data import load_dataset
 from sne_deploy.deploy import bundle_parts
 from sne_deploy.evaluate import ensemble_accuracy
-from sne_deploy.report import plot_ablations, plot_noise, plot_sweep
+from sne_deploy.report import plot_sweep
+
+from _plots import plot_ablations, plot_noise
 from sne_deploy.runtime import simulate
 from sne_deploy.train import TrainConfig, train
 
-from _common import PROGRESS, RESULTS, ROOT
+from _common import PROGRESS, RESULTS, ROOT, benchmark_parser
 
 SWEEP_POLICIES = ("gate", "cascade", "fixed", "random")
 
@@ -175,8 +177,7 @@ def markdown(doc: dict) -> str:
 
 
 def parse_args() -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--markdown", default=None, metavar="JSON", help="print the README section for a results file and exit")
+    ap = benchmark_parser(__doc__, markdown)
     ap.add_argument("--plots", default=None, metavar="JSON", help="redraw the PNGs from a results file and exit")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--members", type=int, default=8)
@@ -283,9 +284,6 @@ def ablations_only(a: argparse.Namespace, ckpt: Path, out: Path, suffix: str) ->
 
 def main() -> None:
     a = parse_args()
-    if a.markdown:
-        print(markdown(json.loads(Path(a.markdown).read_text())))
-        return
     if a.plots:
         path = Path(a.plots)
         plots(json.loads(path.read_text()), "_quick" if path.stem.endswith("_quick") else "")

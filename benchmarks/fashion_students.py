@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from _common import PROGRESS, RESULTS, ROOT
+from _common import PROGRESS, RESULTS, ROOT, benchmark_parser
 
 from sne_deploy.exporters.bundle import load_bundle, write_bundle
 from sne_deploy.data import load_dataset
@@ -92,7 +92,7 @@ def command_line(a: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = benchmark_parser(__doc__, markdown)
     ap.add_argument("--train", type=int, default=20000, help="training samples per student run")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--seeds", default="0,1,2")
@@ -152,7 +152,4 @@ def markdown(doc: dict) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--markdown":
-        print(markdown(json.loads(Path(sys.argv[2]).read_text())))
-    else:
-        main()
+    main()

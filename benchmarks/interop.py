@@ -16,7 +16,6 @@ shared 2-core machine: times are indicative.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import RESULTS, ROOT, with_test_nets
+from _common import ROOT, benchmark_parser, with_test_nets, write_results
 
 from sne_deploy.cli import main as cli
 
@@ -91,12 +90,7 @@ def sinabs_exports(folder: Path) -> list:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--markdown", default=None, metavar="JSON", help="print the README table for a results file and exit")
-    a = ap.parse_args()
-    if a.markdown:
-        print(markdown(json.loads(Path(a.markdown).read_text())))
-        return
+    benchmark_parser(__doc__, markdown).parse_args()
     rows = []
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,9 +104,7 @@ def main() -> None:
                 print(json.dumps(r), flush=True)
     doc = {"command": "benchmarks/interop.py", "date": time.strftime("%Y-%m-%d"), "machine": "2 cores, no GPU",
            "samples": library_nets.N, "steps": library_nets.T, "rows": rows, "total_s": time.perf_counter() - t0}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "interop.json").write_text(json.dumps(doc, indent=2))
-    print(f"wrote {RESULTS / 'interop.json'}")
+    print(f"wrote {write_results('interop.json', doc)}")
 
 
 def _cell(r: dict) -> str:
