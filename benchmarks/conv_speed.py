@@ -98,8 +98,8 @@ def main() -> None:
     import nir
     from tqdm import tqdm
 
-    from sne_deploy.simulators.random_nets import random_conv_graph
     from sne_deploy.simulators import from_nir
+    from sne_deploy.simulators.random_nets import random_conv_graph
 
     cases = a.only.split(",") if a.only else list(CASES)
     with tempfile.TemporaryDirectory() as tmp:

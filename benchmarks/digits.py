@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from sne_deploy.exporters.bundle import load_bundle, write_bundle
 from sne_deploy.data import load_digits
 from sne_deploy.deploy import bundle_parts
+from sne_deploy.exporters.bundle import load_bundle, write_bundle
 from sne_deploy.train import TrainConfig, train
 
 from _common import benchmark_parser, write_results

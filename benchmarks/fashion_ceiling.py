@@ -39,15 +39,16 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from _common import PROGRESS, RESULTS, benchmark_parser
-
-from sne_deploy.simulators.encoding import ENCODING_NAME, encode_spikes
-from sne_deploy.data import Dataset, Split, load_dataset, minibatches
 from sne_deploy.config import CONV_STUDENT, DATASET_DEFAULTS
-from _plots import plot_ceiling
+from sne_deploy.data import Dataset, Split, load_dataset, minibatches
+from sne_deploy.simulators.encoding import ENCODING_NAME, encode_spikes
 from sne_deploy.snn import conv_layout
 from sne_deploy.teacher import make_teacher, train_teacher
 from sne_deploy.train import TrainConfig, get_teacher
+
+from _common import PROGRESS, RESULTS, benchmark_parser
+from _plots import plot_ceiling
+
 K, FEATURES, POPULATION = 8, DATASET_DEFAULTS["fashion-mnist"].feat_dim // 8, DATASET_DEFAULTS["fashion-mnist"].population
 TAU = TrainConfig().kd_temperature  # the students' KD temperature
 
@@ -293,7 +294,7 @@ def plot(doc: dict, out_png: str) -> None:
 def markdown(doc: dict) -> str:
     out = ["| float network (K = 8 members) | input | readout | trained on | neurons / member | test accuracy (min–max) |",
            "|---|---|---|---|---|---|"]
-    for name, k in doc["summary"].items():
+    for k in doc["summary"].values():
         sh = k["shape"]
         body = ("teacher's CNN (not members)" if sh["teacher"] else
                 "conv " + " → ".join(f"{c}c k{kk} s{st}" for c, kk, st, _ in sh["conv"]) if sh["conv"] else

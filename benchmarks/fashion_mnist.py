@@ -26,18 +26,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sne_deploy.exporters.bundle import load_bundle, write_bundle
 from sne_deploy import checkpoint
 from sne_deploy.data import load_dataset
 from sne_deploy.deploy import bundle_parts
 from sne_deploy.evaluate import ensemble_accuracy
+from sne_deploy.exporters.bundle import load_bundle, write_bundle
 from sne_deploy.report import plot_sweep
-
-from _plots import plot_ablations, plot_noise
 from sne_deploy.runtime import simulate
 from sne_deploy.train import TrainConfig, train
 
 from _common import PROGRESS, RESULTS, ROOT, benchmark_parser
+from _plots import plot_ablations, plot_noise
 
 SWEEP_POLICIES = ("gate", "cascade", "fixed", "random")
 

@@ -27,13 +27,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from _common import PROGRESS, RESULTS, ROOT, benchmark_parser
-
-from sne_deploy.exporters.bundle import load_bundle, write_bundle
 from sne_deploy.data import load_dataset
 from sne_deploy.deploy import bundle_parts
+from sne_deploy.exporters.bundle import load_bundle, write_bundle
 from sne_deploy.runtime import simulate
 from sne_deploy.train import TrainConfig, get_teacher, train
+
+from _common import PROGRESS, RESULTS, ROOT, benchmark_parser
+
 # variant -> changes to the reduced-scale base (the Fashion-MNIST defaults without TNA: 128 hidden
 # units, a sparse input layer, the teacher's classifier trained end to end with KD on its logits,
 # the centred input code)
@@ -143,7 +144,7 @@ def markdown(doc: dict) -> str:
     for kind in s:
         k = s[kind]
 
-        def mm(key: str, f: str = ".4f") -> str:
+        def mm(key: str, f: str = ".4f", k: dict = k) -> str:
             return f"{k[key]['mean']:{f}} ({k[key]['min']:{f}}–{k[key]['max']:{f}})"
         out.append(f"| {kind} | {k['neurons_per_member']:,} | {k['synapses_per_member']:,} | {mm('all_accuracy')} | "
                    f"{mm('cascade_0.3_accuracy')} | {k['cascade_0.3_rounds']['mean']:.2f} | {mm('all_energy_uj', '.2f')} | "

@@ -27,12 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import ROOT, benchmark_parser, with_test_nets, write_results
-
 from sne_deploy.cli import main as cli
+
+from _common import ROOT, benchmark_parser, with_test_nets, write_results
 
 with_test_nets()
 from tests import library_nets  # noqa: E402
+
 CASES = [("snntorch_leaky", True, "subtract"), ("snntorch_leaky", False, "subtract"), ("snntorch_leaky", True, "zero"),
          ("snntorch_leaky", True, "subtract", 2, True), ("snntorch_synaptic",), ("snntorch_synaptic", 3, True),
          ("snntorch_recurrent", True, "RLeaky"), ("snntorch_recurrent", False, "RLeaky"), ("snntorch_recurrent", True, "RSynaptic"),

@@ -42,10 +42,10 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from .batching import batch_inputs, n_batches, unbatch_counts, unbatch_steps
+from .brian2_code import LayerCode, layer_code
 from .errors import Brian2Error, check_choice
 from .network import Network
 from .paths import brian2_cache_dir
-from .brian2_code import LayerCode, layer_code
 from .result import Result, check_inputs, make_result
 
 BRIAN2_TARGETS = ("cython", "cpp_standalone", "numpy")

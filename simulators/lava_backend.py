@@ -25,9 +25,9 @@ from typing import Optional
 
 import numpy as np
 
+from .batching import unbatch_steps
 from .errors import BackendUnavailable, GraphError, InputError, WorkerError
 from .network import Network
-from .batching import unbatch_steps
 from .paths import lava_env_dir, worker_path
 from .result import Result, check_inputs, make_result
 

@@ -298,7 +298,8 @@ def _check_v_reset(name: str, node: Any, dyn: Dynamics) -> None:
     if v_reset is not None and np.any(np.asarray(v_reset) != 0):
         if dyn.reset == "zero":
             raise GraphError(f"node '{name}': v_reset must be 0 (Loihi resets v to 0), got {np.unique(v_reset)[:4]}")
-        warnings.warn(f"node '{name}': v_reset = {np.unique(v_reset)[:4]} is ignored by the '{dyn.reset}' reset", GraphWarning)
+        warnings.warn(f"node '{name}': v_reset = {np.unique(v_reset)[:4]} is ignored by the '{dyn.reset}' reset", GraphWarning,
+                      stacklevel=2)
 
 
 def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any, dt_from: str = "--dt",

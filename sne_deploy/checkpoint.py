@@ -15,11 +15,11 @@ from sne_deploy.simulators.errors import SneError
 from sne_deploy.simulators.files import atomic_file, sha256_file
 
 from .ensemble import Gate, HostHead
-from .snn import StudentSNN
-from .teacher import load_torchscript_teacher, make_teacher
 from .model import TrainConfig, TrainedModel, student_spec
 from .quantization import TWN_DELTA
 from .records import TrainSummary
+from .snn import StudentSNN
+from .teacher import load_torchscript_teacher, make_teacher
 
 FORMAT = "sne-deploy-model"
 VERSION = 2  # 2: the head places features with a matrix (live features only); batched students
@@ -112,7 +112,7 @@ def _rebuild(p: dict, path: Path) -> TrainedModel:
     n_in = int(np.prod(shape))
     spec = student_spec(cfg, shape)
     students = []
-    for k, (g, sd) in enumerate(zip(groups, p["students"])):
+    for g, sd in zip(groups, p["students"]):
         st = StudentSNN(spec, len(g))
         st.load_state_dict(sd)
         students.append(st)

@@ -10,8 +10,8 @@ from sne_deploy.exporters.manifest import ModelInfo
 from sne_deploy.simulators.result import MODES
 
 from .data import Dataset
-from .scheduler import best_subsets, calibration_table, cascade_order, cascade_table, confidence
 from .model import TrainedModel, member_counts
+from .scheduler import best_subsets, calibration_table, cascade_order, cascade_table, confidence
 
 
 @torch.no_grad()

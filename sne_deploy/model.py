@@ -12,12 +12,11 @@ from torch import nn
 
 from sne_deploy.simulators.encoding import ENCODING_NAME, encode_spikes
 from sne_deploy.simulators.errors import GraphError, InputError, check_choice
+from sne_deploy.simulators.linear_maps import ConvGeometry
 from sne_deploy.simulators.network import Network
 
-from sne_deploy.simulators.linear_maps import ConvGeometry
-
-from .ensemble import Gate, HostHead
 from .config import CONV_STUDENT, STUDENT_KINDS, TrainConfig
+from .ensemble import Gate, HostHead
 from .records import TrainSummary
 from .snn import StudentSNN, StudentSpec, conv_layout, run_network_torch
 

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sne_deploy.simulators.network import Network
 from sne_deploy.simulators.loop import run_loop
+from sne_deploy.simulators.network import Network
 
 from .snn import TORCH
 

@@ -20,12 +20,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-
+from .config import check_objective
 from .data import Split, minibatches
 from .ensemble import placement
 from .head_gate import dropout_awake
 from .member_stack import MemberStack
-from .config import check_objective
 from .model import TrainConfig, encode, resolve_device, student_spec
 from .snn import StudentSNN
 

@@ -4,6 +4,7 @@ A user's own teacher can be any TorchScript module with those two methods."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -122,10 +123,11 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def train_teacher(teacher: nn.Module, ds: Dataset, epochs: int, batch: int, seed: int, progress: bool,
-                  device: torch.device = torch.device("cpu")) -> None:
+                  device: Optional[torch.device] = None) -> None:
     """Adam with a cosine learning-rate schedule; image teachers see :func:`augment`ed batches.
     Batches are drawn and augmented on the CPU (the same draws on every device) and trained on
     ``device``; the teacher comes back on the CPU, where features, export and checkpoints want it."""
+    device = device or torch.device("cpu")
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     x, y = torch.from_numpy(ds.train.x), torch.from_numpy(ds.train.y)

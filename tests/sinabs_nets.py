@@ -34,7 +34,7 @@ def main(out: Path) -> None:
                         fc.weight.copy_(torch.randint(-2, 4, fc.weight.shape).float())
             thr = 2.0 if integer else 0.3
 
-            def layer():  # type: ignore[no-untyped-def]
+            def layer(kind: str = kind, thr: float = thr):  # type: ignore[no-untyped-def]
                 if kind == "LIF":
                     return sl.LIF(tau_mem=torch.tensor(2.0), spike_threshold=thr, spike_fn=SingleSpike,
                                   reset_fn=MembraneSubtract())

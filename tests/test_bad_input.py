@@ -12,10 +12,10 @@ import stat
 import numpy as np
 import pytest
 
-from sne_deploy.exporters.bundle import BundleError, load_bundle, write_bundle
-from sne_deploy.exporters.checks import ExportError
 from sne_deploy import checkpoint, cli
 from sne_deploy.deploy import bundle_parts
+from sne_deploy.exporters.bundle import BundleError, load_bundle, write_bundle
+from sne_deploy.exporters.checks import ExportError
 from sne_deploy.simulators import to_nir
 from sne_deploy.simulators.errors import GraphError
 from sne_deploy.simulators.random_nets import random_spikes, random_ternary_network
@@ -79,7 +79,7 @@ def test_manifest_edits_are_detected(bundle_copy):
     for bad, msg in (({"gate_macs": "NaN"}, "'gate_macs'"), ({"files": ["x"]}, "'files'"),
                      ({"member_files": 3}, "'member_files'"), ({"steps": -1}, "'steps'")):
         shutil.copy(pristine, bundle_copy / "manifest.json")
-        edit_manifest(bundle_copy, lambda m: m.update(bad))
+        edit_manifest(bundle_copy, lambda m, bad=bad: m.update(bad))
         with pytest.raises(BundleError, match=msg):
             load_bundle(bundle_copy)
 
@@ -212,8 +212,8 @@ def test_simulate_limits_and_tiny_budgets(capsys, digits_bundle):
 def test_declared_sizes_are_checked_before_allocation(tmp_path):
     import h5py
 
-    from sne_deploy.simulators import from_nir
     from sne_deploy.data import DataError, _read_cifar_batch
+    from sne_deploy.simulators import from_nir
 
     with h5py.File(tmp_path / "huge.nir", "w") as f:  # 8 GiB declared, nothing written
         f.create_dataset("node/weight", shape=(1 << 15, 1 << 15), dtype="f8", chunks=(64, 64), compression="gzip")

@@ -9,10 +9,17 @@ import torch
 import torch.nn.functional as F
 
 from sne_deploy.simulators import GraphError, from_nir, run
-from sne_deploy.simulators.linear_maps import (conv2d_geometry, conv2d_matrix, conv_kernel, conv_operator, geometry_matrix,
-                                    sumpool2d_matrix, synapse_operator)
-from sne_deploy.simulators.loop import NUMPY, run_loop
 from sne_deploy.simulators.fixed_point import quantize_layer
+from sne_deploy.simulators.linear_maps import (
+    conv2d_geometry,
+    conv2d_matrix,
+    conv_kernel,
+    conv_operator,
+    geometry_matrix,
+    sumpool2d_matrix,
+    synapse_operator,
+)
+from sne_deploy.simulators.loop import NUMPY, run_loop
 from sne_deploy.simulators.network import Network
 from sne_deploy.simulators.random_nets import random_conv_graph, random_spikes
 

@@ -11,11 +11,11 @@ import torch
 
 from sne_deploy import checkpoint, cli
 from sne_deploy.model import TrainConfig, encode
+from sne_deploy.simulators import run
 from sne_deploy.snn import run_network_torch
 from sne_deploy.train import train
-from sne_deploy.simulators import run
 
-from .conftest import float64_stack
+from .helpers import float64_stack
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (CUDA is not a CI backend)")
 

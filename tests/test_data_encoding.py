@@ -11,7 +11,7 @@ import pytest
 
 from sne_deploy.data import FASHION_DEFAULT_DIR, DataError, load_cifar10, load_dataset, load_digits, load_fashion_mnist
 from sne_deploy.simulators.encoding import encode_regular
-from tests.conftest import need
+from tests.helpers import need
 
 
 def test_digits_shapes_dtypes_labels():

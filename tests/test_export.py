@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
+from sne_deploy import checkpoint
+from sne_deploy.deploy import bundle_parts
 from sne_deploy.exporters.bundle import BundleError, load_bundle, write_bundle
 from sne_deploy.exporters.checks import ExportError, check_network
 from sne_deploy.exporters.onnx_export import run_onnx
-from sne_deploy import checkpoint
-from sne_deploy.deploy import bundle_parts
-from sne_deploy.snn import run_network_torch
 from sne_deploy.simulators import run
 from sne_deploy.simulators.encoding import encode_regular
 from sne_deploy.simulators.network import FixedLayer, Network
 from sne_deploy.simulators.neuron import LIFFixedParams
+from sne_deploy.snn import run_network_torch
 
 
 def test_bundle_layout_and_manifest(digits_bundle):

@@ -10,16 +10,16 @@ from __future__ import annotations
 import nir
 import numpy as np
 import pytest
+
+from sne_deploy.cli import main
 from sne_deploy.simulators import Network, make_layer, run
 from sne_deploy.simulators.errors import GraphError
 from sne_deploy.simulators.fixed_point import quantize_network
 from sne_deploy.simulators.neuron import Dynamics, LIFParams, LIFState, lif_step_float
 from sne_deploy.simulators.nir_io import from_nir
 
-from sne_deploy.cli import main
-
 from . import library_nets
-from .conftest import need
+from .helpers import need
 from .library_nets import N_IN, N_OUT, N, T
 
 

@@ -12,8 +12,7 @@ import pytest
 
 from sne_deploy.energy import Counts, ann_energy_pj, energy_breakdown_pj, snn_energy_pj
 from sne_deploy.runtime import simulate
-from sne_deploy.scheduler import (calibrate, calibrate_cascade, cascade_rounds, choose, gate_awake,
-                                  random_awake)
+from sne_deploy.scheduler import calibrate, calibrate_cascade, cascade_rounds, choose, gate_awake, random_awake
 
 
 def test_energy_constants_by_hand():

@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from sne_deploy.exporters.manifest import BundleError, Manifest
 from sne_deploy import cli
+from sne_deploy.exporters.manifest import BundleError, Manifest
 from sne_deploy.simulators.errors import GraphError, SneError
 
 

@@ -13,18 +13,18 @@ import torch
 
 from sne_deploy import checkpoint
 from sne_deploy.checkpoint import CheckpointError
-from sne_deploy.simulators.errors import InputError
 from sne_deploy.member_stack import MemberStack
-from sne_deploy.partition import MODES, live_dimensions, partition_features
-from sne_deploy.snn import StudentSNN, StudentSpec, run_network_torch
 from sne_deploy.model import TrainConfig, encode
-from sne_deploy.students import stack_loss
-from sne_deploy.train import train
+from sne_deploy.partition import MODES, live_dimensions, partition_features
 from sne_deploy.simulators import run
 from sne_deploy.simulators.encoding import encode_spikes
+from sne_deploy.simulators.errors import InputError
 from sne_deploy.simulators.random_nets import random_spikes
+from sne_deploy.snn import StudentSNN, StudentSpec, run_network_torch
+from sne_deploy.students import stack_loss
+from sne_deploy.train import train
 
-from .conftest import float64_stack
+from .helpers import float64_stack
 
 
 def test_digits_accuracy_floors(digits_model):
@@ -158,10 +158,10 @@ def test_centred_encoding_trains_exports_and_runs_spike_exact(tmp_path):
     input comes from the bundle's code (the reference simulator reproduces the torch members spike
     for spike), it differs from the phase-0 code's model, and a checkpoint from before the option
     loads with the phase-0 code it was trained on."""
-    from sne_deploy.exporters.bundle import load_bundle, write_bundle
-    from sne_deploy.exporters.manifest import BundleError, Manifest
     from sne_deploy.data import load_dataset
     from sne_deploy.deploy import bundle_parts
+    from sne_deploy.exporters.bundle import load_bundle, write_bundle
+    from sne_deploy.exporters.manifest import BundleError, Manifest
     from sne_deploy.runtime import simulate
 
     cfg = TrainConfig(epochs=1, teacher_epochs=3, limit_train=300, head_epochs=0, gate_epochs=1, encoding="regular-if-centred")
