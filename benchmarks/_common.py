@@ -4,6 +4,7 @@ A script runs as ``.venv/bin/python benchmarks/NAME.py``; its folder is then fir
 ``from _common import ...`` finds this file. The toolkit itself is installed (``make setup``
 installs it in editable mode), so no script puts the repository on sys.path for ``sne_deploy``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,13 @@ class _PrintMarkdown(argparse.Action):
         super().__init__(option_strings, dest, **kw)
         self.render = render
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any,
-                 option_string: Optional[str] = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        value: Any,
+        option_string: Optional[str] = None,
+    ) -> None:
         print(self.render(json.loads(Path(value).read_text())))
         parser.exit()
 
@@ -42,8 +48,13 @@ def benchmark_parser(doc: Optional[str], markdown: Optional[Callable[[dict], str
     given the script's ``markdown`` renderer, ``--markdown JSON``."""
     ap = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
     if markdown is not None:
-        ap.add_argument("--markdown", metavar="JSON", action=_PrintMarkdown, render=markdown,
-                        help="print the README table for a results file and exit")
+        ap.add_argument(
+            "--markdown",
+            metavar="JSON",
+            action=_PrintMarkdown,
+            render=markdown,
+            help="print the README table for a results file and exit",
+        )
     return ap
 
 

@@ -1,6 +1,7 @@
 """The benchmarks' own figures (noise robustness, ablations, the accuracy ceiling), drawn with the
 package's stand-alone figure helpers; the figures a user's ``simulate --report`` writes live in
 :mod:`sne_deploy.report`."""
+
 from __future__ import annotations
 
 from sne_deploy.report import save_figure, subplots
@@ -34,8 +35,10 @@ def plot_ablations(groups: dict[str, dict[str, dict]], out_png: str, title: str)
 
     def span(g: dict, names: list, key: str) -> list:  # (below, above) the mean: to the seeds' min and max
         runs = [[r[key] for r in g[k]["runs"]] for k in names]
-        return [[g[k][f"{key}_mean"] - min(r) for k, r in zip(names, runs)],
-                [max(r) - g[k][f"{key}_mean"] for k, r in zip(names, runs)]]
+        return [
+            [g[k][f"{key}_mean"] - min(r) for k, r in zip(names, runs)],
+            [max(r) - g[k][f"{key}_mean"] for k, r in zip(names, runs)],
+        ]
 
     for col, (group, g) in enumerate(groups.items()):
         names = list(g)
@@ -54,8 +57,14 @@ def plot_ablations(groups: dict[str, dict[str, dict]], out_png: str, title: str)
     save_figure(fig, out_png)
 
 
-def plot_ceiling(bars: dict[str, tuple[float, float, float]], lines: dict[str, float], out_png: str, title: str,
-                 other: tuple[str, ...] = (), other_label: str = "") -> None:
+def plot_ceiling(
+    bars: dict[str, tuple[float, float, float]],
+    lines: dict[str, float],
+    out_png: str,
+    title: str,
+    other: tuple[str, ...] = (),
+    other_label: str = "",
+) -> None:
     """Bars of accuracy (mean, min, max over seeds) per network shape, each labelled with its
     mean, against horizontal reference ``lines`` (label -> accuracy), e.g. the target and the
     measured spiking ensemble; the bars named in ``other`` are drawn in a second colour."""
@@ -63,11 +72,20 @@ def plot_ceiling(bars: dict[str, tuple[float, float, float]], lines: dict[str, f
     names = list(bars)
     mean = [bars[n][0] for n in names]
     err = [[bars[n][0] - bars[n][1] for n in names], [bars[n][2] - bars[n][0] for n in names]]
-    for group, color, label in ((False, "#8fb3d9", "float members (mean; min–max over seeds)"), (True, "#c9a3d9", other_label)):
+    for group, color, label in (
+        (False, "#8fb3d9", "float members (mean; min–max over seeds)"),
+        (True, "#c9a3d9", other_label),
+    ):
         idx = [i for i, n in enumerate(names) if (n in other) == group]
         if idx:
-            bc = ax.bar(idx, [mean[i] for i in idx], yerr=[[err[0][i] for i in idx], [err[1][i] for i in idx]], capsize=3,
-                        color=color, label=label)
+            bc = ax.bar(
+                idx,
+                [mean[i] for i in idx],
+                yerr=[[err[0][i] for i in idx], [err[1][i] for i in idx]],
+                capsize=3,
+                color=color,
+                label=label,
+            )
             ax.bar_label(bc, fmt="%.4f", fontsize=7, padding=2)
     for (label, value), (color, style) in zip(lines.items(), (("C3", "--"), ("C2", ":"), ("C0", "-."))):
         ax.axhline(value, color=color, ls=style, label=f"{label} ({value:.4f})")

@@ -13,6 +13,7 @@ minutes). The machine is shared and noisy: compare the ratios of one run. Every 
 counts (every layer, the first 16 samples) must equal the "after" reference's, before and after
 alike (spike-exact across versions and backends).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 T, RATE = 300, 0.05
 CASES = {  # case -> samples
-    "reference:float": 32, "reference:fixed": 32,
-    "brian2:float": 32, "brian2:fixed": 32,
-    "lava:fixed": 32, "lava:float": 32,
+    "reference:float": 32,
+    "reference:fixed": 32,
+    "brian2:float": 32,
+    "brian2:fixed": 32,
+    "lava:fixed": 32,
+    "lava:float": 32,
 }
 
 
@@ -55,11 +59,17 @@ def run_case(case: str, graph: str) -> dict:
     res = run(net, x, backend, mode, **({"target": "cython"} if backend == "brian2" else {}))
     wall = time.perf_counter() - t0
     counts = np.concatenate([np.asarray(c[:16], dtype=np.int64).ravel() for c in res.layer_counts])  # every layer's
-    return {"case": case, "samples": len(x), "wall_s": wall, "samples_per_s": len(x) / wall,
-            "batch": res.details.get("batch"), "sparse_layers": res.details.get("sparse_layers"),
-            "counts_sha": hashlib.sha256(counts.tobytes()).hexdigest()[:16],
-            "spikes_per_sample": float(sum(int(c.sum()) for c in res.layer_counts) / len(x)),
-            "package": str(Path(simulators.__file__).parent)}
+    return {
+        "case": case,
+        "samples": len(x),
+        "wall_s": wall,
+        "samples_per_s": len(x) / wall,
+        "batch": res.details.get("batch"),
+        "sparse_layers": res.details.get("sparse_layers"),
+        "counts_sha": hashlib.sha256(counts.tobytes()).hexdigest()[:16],
+        "spikes_per_sample": float(sum(int(c.sum()) for c in res.layer_counts) / len(x)),
+        "package": str(Path(simulators.__file__).parent),
+    }
 
 
 def _shim(root: Path, where: Path) -> Path:
@@ -75,9 +85,18 @@ def _shim(root: Path, where: Path) -> Path:
 
 
 def _run_in(root: Path, case: str, graph: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(_shim(root, Path(graph).parent / f"py-{abs(hash(str(root)))}")), "SNE_LAVA_ENV": os.environ.get("SNE_LAVA_ENV", str(ROOT / ".venv-lava"))}
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks/conv_speed.py"), "--case", case, "--graph", graph],
-                       capture_output=True, text=True, cwd=root, env=env)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(_shim(root, Path(graph).parent / f"py-{abs(hash(str(root)))}")),
+        "SNE_LAVA_ENV": os.environ.get("SNE_LAVA_ENV", str(ROOT / ".venv-lava")),
+    }
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/conv_speed.py"), "--case", case, "--graph", graph],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+    )
     if r.returncode != 0:
         raise SystemExit(f"case {case} in {root} failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -106,13 +125,17 @@ def main() -> None:
         graph = str(Path(tmp) / "conv.nir")
         nir.write(graph, random_conv_graph())
         net = from_nir(graph)
-        shape = {"layers": [[l.n_in, l.n_out] for l in net.layers],
-                 "synapses": int(sum(int((l.weight != 0).sum()) for l in net.layers)),
-                 "dense_entries": int(sum(l.weight.size for l in net.layers))}
+        shape = {
+            "layers": [[l.n_in, l.n_out] for l in net.layers],
+            "synapses": int(sum(int((l.weight != 0).sum()) for l in net.layers)),
+            "dense_entries": int(sum(l.weight.size for l in net.layers)),
+        }
         roots = {"after": ROOT}
         if a.before:
             roots["before"] = Path(tmp) / "before"
-            subprocess.run(["git", "worktree", "add", "--detach", "-q", str(roots["before"]), a.before], cwd=ROOT, check=True)
+            subprocess.run(
+                ["git", "worktree", "add", "--detach", "-q", str(roots["before"]), a.before], cwd=ROOT, check=True
+            )
         try:
             rows = []
             for case in tqdm(cases, desc="cases", disable=not sys.stderr.isatty()):
@@ -127,22 +150,37 @@ def main() -> None:
         finally:
             if a.before:
                 subprocess.run(["git", "worktree", "remove", "--force", str(roots["before"])], cwd=ROOT, check=False)
-    ref = {r["case"].split(":")[1]: r["counts_sha"] for r in rows if r["version"] == "after" and r["case"].startswith("reference")}
+    ref = {
+        r["case"].split(":")[1]: r["counts_sha"]
+        for r in rows
+        if r["version"] == "after" and r["case"].startswith("reference")
+    }
     exact = all(r["counts_sha"] == ref[r["case"].split(":")[1]] for r in rows)
     by = {(r["version"], r["case"]): r for r in rows}
-    speedups = {c: by[("after", c)]["samples_per_s"] / by[("before", c)]["samples_per_s"]
-                for c in cases if ("before", c) in by}
-    doc = {"command": "benchmarks/conv_speed.py" + (f" --before {a.before}" if a.before else ""),
-           "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-           "network": shape, "T": T, "input_rate": RATE, "rows": rows, "speedup": speedups,
-           "all_counts_identical_to_the_reference": exact}
+    speedups = {
+        c: by[("after", c)]["samples_per_s"] / by[("before", c)]["samples_per_s"] for c in cases if ("before", c) in by
+    }
+    doc = {
+        "command": "benchmarks/conv_speed.py" + (f" --before {a.before}" if a.before else ""),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "network": shape,
+        "T": T,
+        "input_rate": RATE,
+        "rows": rows,
+        "speedup": speedups,
+        "all_counts_identical_to_the_reference": exact,
+    }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(doc, indent=2))
     print("| case | samples | before samples/s | after samples/s | speed-up |\n|---|---|---|---|---|")
     for c in cases:
         b, f = by.get(("before", c)), by[("after", c)]
-        print(f"| {c} | {f['samples']} | {b['samples_per_s']:.2f} | {f['samples_per_s']:.2f} | {speedups[c]:.1f}x |"
-              if b else f"| {c} | {f['samples']} | - | {f['samples_per_s']:.2f} | - |")
+        print(
+            f"| {c} | {f['samples']} | {b['samples_per_s']:.2f} | {f['samples_per_s']:.2f} | {speedups[c]:.1f}x |"
+            if b
+            else f"| {c} | {f['samples']} | - | {f['samples_per_s']:.2f} | - |"
+        )
     print(f"spike counts identical everywhere: {exact}")
     if not exact:
         raise SystemExit("a run's spike counts differ from the reference's")

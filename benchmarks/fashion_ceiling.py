@@ -23,6 +23,7 @@ the raw image; one row sees the centred code (``regular-if-centred``, round(T x)
 Fashion-MNIST's default, which came out of this comparison. The teacher's own architecture and recipe on the T = 4 input (one seed)
 says how much the code itself costs a large network.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,7 +50,11 @@ from sne_deploy.train import TrainConfig, get_teacher
 from _common import PROGRESS, RESULTS, benchmark_parser
 from _plots import plot_ceiling
 
-K, FEATURES, POPULATION = 8, DATASET_DEFAULTS["fashion-mnist"].feat_dim // 8, DATASET_DEFAULTS["fashion-mnist"].population
+K, FEATURES, POPULATION = (
+    8,
+    DATASET_DEFAULTS["fashion-mnist"].feat_dim // 8,
+    DATASET_DEFAULTS["fashion-mnist"].population,
+)
 TAU = TrainConfig().kd_temperature  # the students' KD temperature
 
 
@@ -57,6 +62,7 @@ TAU = TrainConfig().kd_temperature  # the students' KD temperature
 class Shape:
     """One row: the members' hidden layers (dense widths or conv layers), the input code and how
     the network trains."""
+
     name: str
     steps: Optional[int]  # None: the raw image
     hidden: tuple[int, ...] = ()
@@ -118,8 +124,11 @@ class Members(nn.Module):
         return self.head(self.readout(x))
 
     def neurons_per_member(self, in_shape: tuple[int, int, int], shape: Shape) -> int:
-        hidden = (sum(int(np.prod(g.out_shape)) for g in conv_layout(in_shape, shape.conv)) if shape.conv
-                  else sum(shape.hidden))
+        hidden = (
+            sum(int(np.prod(g.out_shape)) for g in conv_layout(in_shape, shape.conv))
+            if shape.conv
+            else sum(shape.hidden)
+        )
         return hidden + (0 if shape.free_readout else FEATURES * POPULATION)
 
 
@@ -138,8 +147,13 @@ def run(shape: Shape, ds, teacher_logits: torch.Tensor, epochs: int, seed: int) 
     if shape.teacher:  # the teacher's recipe, on the code instead of the image
         model = make_teacher("cnn", in_shape, DATASET_DEFAULTS["fashion-mnist"].feat_dim, ds.n_classes)
         torch.manual_seed(seed)
-        coded = Dataset(ds.name, Split(code(torch.from_numpy(ds.train.x), shape.steps, shape.encoding).numpy(), ds.train.y),
-                        ds.val, ds.test, ds.n_classes)
+        coded = Dataset(
+            ds.name,
+            Split(code(torch.from_numpy(ds.train.x), shape.steps, shape.encoding).numpy(), ds.train.y),
+            ds.val,
+            ds.test,
+            ds.n_classes,
+        )
         train_teacher(model, coded, DATASET_DEFAULTS["fashion-mnist"].teacher_epochs, 128, seed, PROGRESS)
         neurons = None
     else:
@@ -150,9 +164,16 @@ def run(shape: Shape, ds, teacher_logits: torch.Tensor, epochs: int, seed: int) 
     model.eval()
     xt = torch.from_numpy(ds.test.x)
     with torch.no_grad():
-        pred = torch.cat([model(code(xt[i : i + 1000], shape.steps, shape.encoding)).argmax(1) for i in range(0, len(xt), 1000)])
-    return {"shape": shape.name, "seed": seed, "accuracy": float((pred.numpy() == ds.test.y).mean()),
-            "neurons_per_member": neurons, "train_s": time.perf_counter() - t0}
+        pred = torch.cat(
+            [model(code(xt[i : i + 1000], shape.steps, shape.encoding)).argmax(1) for i in range(0, len(xt), 1000)]
+        )
+    return {
+        "shape": shape.name,
+        "seed": seed,
+        "accuracy": float((pred.numpy() == ds.test.y).mean()),
+        "neurons_per_member": neurons,
+        "train_s": time.perf_counter() - t0,
+    }
 
 
 def train_members(model: Members, shape: Shape, ds, teacher_logits: torch.Tensor, epochs: int, seed: int) -> None:  # type: ignore[no-untyped-def]
@@ -168,8 +189,12 @@ def train_members(model: Members, shape: Shape, ds, teacher_logits: torch.Tensor
             logits = model(x[b])
             loss = F.cross_entropy(logits, y[b])
             if shape.kd:
-                loss = loss + TAU * TAU * F.kl_div(F.log_softmax(logits / TAU, dim=1), F.log_softmax(teacher_logits[b] / TAU, dim=1),
-                                                   reduction="batchmean", log_target=True)
+                loss = loss + TAU * TAU * F.kl_div(
+                    F.log_softmax(logits / TAU, dim=1),
+                    F.log_softmax(teacher_logits[b] / TAU, dim=1),
+                    reduction="batchmean",
+                    log_target=True,
+                )
             loss.backward()
             opt.step()
         sched.step()
@@ -190,7 +215,9 @@ def default_teacher(ds, cache: Optional[Path]) -> tuple[nn.Module, float, bool]:
         if cache is not None:
             torch.save(teacher.state_dict(), cache)
     with torch.no_grad():
-        pred = torch.cat([teacher(torch.from_numpy(ds.test.x[i : i + 1000])).argmax(1) for i in range(0, len(ds.test.y), 1000)])
+        pred = torch.cat(
+            [teacher(torch.from_numpy(ds.test.x[i : i + 1000])).argmax(1) for i in range(0, len(ds.test.y), 1000)]
+        )
     return teacher, float((pred.numpy() == ds.test.y).mean()), loaded
 
 
@@ -219,8 +246,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--shapes", default=",".join(s.name for s in SHAPES))
-    ap.add_argument("--teacher-cache", type=Path, default=None,
-                    help="a state-dict file: the default teacher is loaded from it if it exists, else trained and saved there")
+    ap.add_argument(
+        "--teacher-cache",
+        type=Path,
+        default=None,
+        help="a state-dict file: the default teacher is loaded from it if it exists, else trained and saved there",
+    )
     a = ap.parse_args()
     if a.plot:  # from a results file, without training
         doc = json.loads(Path(a.plot).read_text())
@@ -238,7 +269,9 @@ def main() -> None:
     t_start = time.perf_counter()
     teacher, teacher_accuracy, loaded = default_teacher(ds, a.teacher_cache)
     with torch.no_grad():  # on the raw images, as the students' KD term
-        teacher_logits = torch.cat([teacher(torch.from_numpy(ds.train.x[i : i + 2000])) for i in range(0, len(ds.train.y), 2000)])
+        teacher_logits = torch.cat(
+            [teacher(torch.from_numpy(ds.train.x[i : i + 2000])) for i in range(0, len(ds.train.y), 2000)]
+        )
     teacher_s = time.perf_counter() - t_start
     rows = []
     seeds = [int(s) for s in a.seeds.split(",")]
@@ -249,18 +282,27 @@ def main() -> None:
     summary = {}
     for shape in shapes:
         acc = [r["accuracy"] for r in rows if r["shape"] == shape.name]
-        summary[shape.name] = {"accuracy": {"mean": statistics.fmean(acc), "min": min(acc), "max": max(acc)},
-                               "neurons_per_member": next(r["neurons_per_member"] for r in rows if r["shape"] == shape.name),
-                               "shape": asdict(shape)}
+        summary[shape.name] = {
+            "accuracy": {"mean": statistics.fmean(acc), "min": min(acc), "max": max(acc)},
+            "neurons_per_member": next(r["neurons_per_member"] for r in rows if r["shape"] == shape.name),
+            "shape": asdict(shape),
+        }
     measured = json.loads((RESULTS / "fashion_mnist.json").read_text())
-    doc = {"command": "benchmarks/fashion_ceiling.py" + (f" --epochs {a.epochs}" if a.epochs != 15 else "")
-                      + (f" --seeds {a.seeds}" if a.seeds != "0,1" else "")
-                      + (f" --shapes {a.shapes}" if len(shapes) != len(SHAPES) else "")
-                      + (f" --teacher-cache {a.teacher_cache}" if a.teacher_cache else ""),
-           "date": time.strftime("%Y-%m-%d"), "machine": "2 cores, no GPU (shared; timings indicative)",
-           "scale": {"train_samples": len(ds.train.y), "epochs": a.epochs, "test_samples": len(ds.test.y), "members": K},
-           "teacher": {"accuracy": teacher_accuracy, "seconds": teacher_s, "loaded_from_cache": loaded},
-           "reference": reference(measured), "total_s": time.perf_counter() - t_start, "rows": rows, "summary": summary}
+    doc = {
+        "command": "benchmarks/fashion_ceiling.py"
+        + (f" --epochs {a.epochs}" if a.epochs != 15 else "")
+        + (f" --seeds {a.seeds}" if a.seeds != "0,1" else "")
+        + (f" --shapes {a.shapes}" if len(shapes) != len(SHAPES) else "")
+        + (f" --teacher-cache {a.teacher_cache}" if a.teacher_cache else ""),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": "2 cores, no GPU (shared; timings indicative)",
+        "scale": {"train_samples": len(ds.train.y), "epochs": a.epochs, "test_samples": len(ds.test.y), "members": K},
+        "teacher": {"accuracy": teacher_accuracy, "seconds": teacher_s, "loaded_from_cache": loaded},
+        "reference": reference(measured),
+        "total_s": time.perf_counter() - t_start,
+        "rows": rows,
+        "summary": summary,
+    }
     out = RESULTS / "fashion_ceiling.json"
     out.write_text(json.dumps(doc, indent=2))
     plot(doc, str(out.with_suffix(".png")))
@@ -271,41 +313,68 @@ def reference(measured: dict) -> dict:
     """The main benchmark's teacher, target and spiking ensemble, to read the ceilings against."""
     teacher = measured["teacher"]["accuracy"]
     full = measured["main"]["torch_fixed_all"]
-    return {"file": "benchmarks/results/fashion_mnist.json", "teacher_accuracy": teacher,
-            "target_accuracy": round(teacher - 0.02, 4), "snn_all_members_fixed": full["accuracy"],
-            "snn_encoding": measured["train_summary"]["encoding"]}
+    return {
+        "file": "benchmarks/results/fashion_mnist.json",
+        "teacher_accuracy": teacher,
+        "target_accuracy": round(teacher - 0.02, 4),
+        "snn_all_members_fixed": full["accuracy"],
+        "snn_encoding": measured["train_summary"]["encoding"],
+    }
 
 
 def plot(doc: dict, out_png: str) -> None:
     s, ref = doc["summary"], doc["reference"]
-    bars = {n.replace("_", " "): (k["accuracy"]["mean"], k["accuracy"]["min"], k["accuracy"]["max"]) for n, k in s.items()}
+    bars = {
+        n.replace("_", " "): (k["accuracy"]["mean"], k["accuracy"]["min"], k["accuracy"]["max"]) for n, k in s.items()
+    }
     teachers = tuple(n.replace("_", " ") for n, k in s.items() if k["shape"]["teacher"])
-    plot_ceiling(bars, {"target: teacher − 2 pt": ref["target_accuracy"],
-                        # results written before the field existed were measured with the floor code
-                        f"spiking ensemble, all members, fixed point, {ref.get('snn_encoding', 'regular-if')} code":
-                            ref["snn_all_members_fixed"],
-                        "teacher (raw images)": ref["teacher_accuracy"]}, out_png,
-                 f"Fashion-MNIST: float twins of the students\n(K = {doc['scale']['members']} members, ReLU, no spikes, "
-                 f"{doc['scale']['epochs']} epochs, {len({r['seed'] for r in doc['rows']})} seeds; input: spike counts / T,\n"
-                 "floor code (regular-if) unless 'centred'; raw: the image)",
-                 other=teachers, other_label="the teacher's CNN and recipe on the T = 4 code (one seed)")
+    plot_ceiling(
+        bars,
+        {
+            "target: teacher − 2 pt": ref["target_accuracy"],
+            # results written before the field existed were measured with the floor code
+            f"spiking ensemble, all members, fixed point, {ref.get('snn_encoding', 'regular-if')} code": ref[
+                "snn_all_members_fixed"
+            ],
+            "teacher (raw images)": ref["teacher_accuracy"],
+        },
+        out_png,
+        f"Fashion-MNIST: float twins of the students\n(K = {doc['scale']['members']} members, ReLU, no spikes, "
+        f"{doc['scale']['epochs']} epochs, {len({r['seed'] for r in doc['rows']})} seeds; input: spike counts / T,\n"
+        "floor code (regular-if) unless 'centred'; raw: the image)",
+        other=teachers,
+        other_label="the teacher's CNN and recipe on the T = 4 code (one seed)",
+    )
 
 
 def markdown(doc: dict) -> str:
-    out = ["| float network (K = 8 members) | input | readout | trained on | neurons / member | test accuracy (min–max) |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        "| float network (K = 8 members) | input | readout | trained on | neurons / member | test accuracy (min–max) |",
+        "|---|---|---|---|---|---|",
+    ]
     for k in doc["summary"].values():
         sh = k["shape"]
-        body = ("teacher's CNN (not members)" if sh["teacher"] else
-                "conv " + " → ".join(f"{c}c k{kk} s{st}" for c, kk, st, _ in sh["conv"]) if sh["conv"] else
-                "dense " + " → ".join(str(h) for h in sh["hidden"]))
+        body = (
+            "teacher's CNN (not members)"
+            if sh["teacher"]
+            else "conv " + " → ".join(f"{c}c k{kk} s{st}" for c, kk, st, _ in sh["conv"])
+            if sh["conv"]
+            else "dense " + " → ".join(str(h) for h in sh["hidden"])
+        )
         code_ = "raw" if sh["steps"] is None else f"T = {sh['steps']} {sh.get('encoding', ENCODING_NAME)}"
         readout = "—" if sh["teacher"] else "hidden → classes" if sh["free_readout"] else "features (as the students)"
-        signal = ("labels, augmented (teacher recipe)" if sh["teacher"] else
-                  "labels + KD on teacher logits" if sh["kd"] else "labels")
+        signal = (
+            "labels, augmented (teacher recipe)"
+            if sh["teacher"]
+            else "labels + KD on teacher logits"
+            if sh["kd"]
+            else "labels"
+        )
         n = f"{k['neurons_per_member']:,}" if k["neurons_per_member"] else "—"
         a = k["accuracy"]
-        out.append(f"| {body} | {code_} | {readout} | {signal} | {n} | {a['mean']:.4f} ({a['min']:.4f}–{a['max']:.4f}) |")
+        out.append(
+            f"| {body} | {code_} | {readout} | {signal} | {n} | {a['mean']:.4f} ({a['min']:.4f}–{a['max']:.4f}) |"
+        )
     return "\n".join(out)
 
 

@@ -13,6 +13,7 @@ torch backend with all members awake and with the cascade at budget 0.3, energy 
 constants. The reduced scale makes the figures relative: compare the kinds, not these
 accuracies with the main benchmark's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,13 @@ from _common import PROGRESS, RESULTS, ROOT, benchmark_parser
 # variant -> changes to the reduced-scale base (the Fashion-MNIST defaults without TNA: 128 hidden
 # units, a sparse input layer, the teacher's classifier trained end to end with KD on its logits,
 # the centred input code)
-PREVIOUS = {"hidden": 64, "input_delta": 0.7, "train_head": False, "logit_kd": 0.0,  # the defaults until 2026-11-26
-            "encoding": "regular-if"}
+PREVIOUS = {
+    "hidden": 64,
+    "input_delta": 0.7,
+    "train_head": False,
+    "logit_kd": 0.0,  # the defaults until 2026-11-26
+    "encoding": "regular-if",
+}
 VARIANTS = {
     "mlp": {},
     "conv": {"student": "conv"},
@@ -62,26 +68,37 @@ def one_run(cfg: TrainConfig, variant: str, teacher, ds) -> dict:  # type: ignor
     with tempfile.TemporaryDirectory() as tmp:
         write_bundle(bundle_parts(model, ds), Path(tmp) / "b", "nir", force=True)
         bundle = load_bundle(Path(tmp) / "b")
-        runs = {name: simulate(bundle, x, y, budget, policy, "torch", "fixed", compare=False).to_dict()
-                for name, budget, policy in (("all", 1.0, "all"), ("cascade_0.3", 0.3, "cascade"))}
+        runs = {
+            name: simulate(bundle, x, y, budget, policy, "torch", "fixed", compare=False).to_dict()
+            for name, budget, policy in (("all", 1.0, "all"), ("cascade_0.3", 0.3, "cascade"))
+        }
     net = model.networks[0]
-    return {"seed": cfg.seed, "variant": variant, "student": cfg.student, "train_s": train_s,
-            "student_epoch_s": statistics.median(model.summary.train_log["epoch_s"]),
-            "neurons_per_member": sum(l.n_out for l in net.layers),
-            "synapses_per_member": int(sum((l.fixed.weight != 0).sum() for l in net.layers)),
-            "full_fixed_accuracy": model.summary.ensemble_accuracy["fixed"],
-            **{f"{n}_accuracy": r["accuracy"] for n, r in runs.items()},
-            **{f"{n}_energy_uj": r["energy_pj"]["loihi"] / 1e6 for n, r in runs.items()},
-            **{f"{n}_breakdown_uj": {k: v / 1e6 for k, v in r["energy_breakdown_pj"]["loihi"].items()} for n, r in runs.items()},
-            "cascade_0.3_rounds": runs["cascade_0.3"]["mean_rounds"],
-            "teacher_energy_uj": runs["all"]["teacher_energy_pj"]["loihi"] / 1e6,
-            "teacher_accuracy": model.summary.teacher_accuracy}
+    return {
+        "seed": cfg.seed,
+        "variant": variant,
+        "student": cfg.student,
+        "train_s": train_s,
+        "student_epoch_s": statistics.median(model.summary.train_log["epoch_s"]),
+        "neurons_per_member": sum(l.n_out for l in net.layers),
+        "synapses_per_member": int(sum((l.fixed.weight != 0).sum() for l in net.layers)),
+        "full_fixed_accuracy": model.summary.ensemble_accuracy["fixed"],
+        **{f"{n}_accuracy": r["accuracy"] for n, r in runs.items()},
+        **{f"{n}_energy_uj": r["energy_pj"]["loihi"] / 1e6 for n, r in runs.items()},
+        **{
+            f"{n}_breakdown_uj": {k: v / 1e6 for k, v in r["energy_breakdown_pj"]["loihi"].items()}
+            for n, r in runs.items()
+        },
+        "cascade_0.3_rounds": runs["cascade_0.3"]["mean_rounds"],
+        "teacher_energy_uj": runs["all"]["teacher_energy_pj"]["loihi"] / 1e6,
+        "teacher_accuracy": model.summary.teacher_accuracy,
+    }
 
 
 def command_line(a: argparse.Namespace) -> str:
     """The command that wrote the results file, for its ``command`` field."""
     cmd = "benchmarks/fashion_students.py" + "".join(
-        f" --{k} {v}" for k, v in (("train", a.train), ("epochs", a.epochs), ("seeds", a.seeds), ("kinds", a.kinds)))
+        f" --{k} {v}" for k, v in (("train", a.train), ("epochs", a.epochs), ("seeds", a.seeds), ("kinds", a.kinds))
+    )
     if a.teacher_epochs:
         cmd += f" --teacher-epochs {a.teacher_epochs}"
     if a.conv:
@@ -98,8 +115,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--teacher-epochs", type=int, default=None, help="default: the dataset's (smoke tests: 1)")
-    ap.add_argument("--conv", default=None, metavar="C,K,S,P[;C,K,S,P...]",
-                    help="the conv students' layers (default: sne_deploy.model.CONV_STUDENT)")
+    ap.add_argument(
+        "--conv",
+        default=None,
+        metavar="C,K,S,P[;C,K,S,P...]",
+        help="the conv students' layers (default: sne_deploy.model.CONV_STUDENT)",
+    )
     ap.add_argument("--kinds", default="mlp,conv", help=f"variants, from: {', '.join(VARIANTS)}")
     ap.add_argument("--out", default=str(RESULTS / "fashion_students.json"))
     a = ap.parse_args()
@@ -107,7 +128,9 @@ def main() -> None:
     t_start = time.perf_counter()
     ds = load_dataset("fashion-mnist")
     conv = tuple(tuple(int(v) for v in layer.split(",")) for layer in a.conv.split(";")) if a.conv else None
-    base = TrainConfig(data="fashion-mnist", epochs=a.epochs, limit_train=a.train, gate_epochs=1, head_epochs=5, conv=conv)
+    base = TrainConfig(
+        data="fashion-mnist", epochs=a.epochs, limit_train=a.train, gate_epochs=1, head_epochs=5, conv=conv
+    )
     kinds = a.kinds.split(",")
     unknown = [k for k in kinds if k not in VARIANTS]
     if unknown:
@@ -119,36 +142,62 @@ def main() -> None:
     rows = []
     for kind, seed in tqdm(jobs, desc="runs", disable=not PROGRESS):
         rows.append(one_run(replace(base, seed=seed, **VARIANTS[kind]), kind, teacher, ds))
-        print(json.dumps({k: v for k, v in rows[-1].items() if not k.endswith("breakdown_uj")}), file=sys.stderr, flush=True)
+        print(
+            json.dumps({k: v for k, v in rows[-1].items() if not k.endswith("breakdown_uj")}),
+            file=sys.stderr,
+            flush=True,
+        )
     summary = {}
     for kind in kinds:
         rs = [r for r in rows if r.get("variant", r["student"]) == kind]
-        summary[kind] = {k: {"mean": statistics.fmean(r[k] for r in rs), "min": min(r[k] for r in rs), "max": max(r[k] for r in rs)}
-                         for k in ("full_fixed_accuracy", "all_accuracy", "cascade_0.3_accuracy", "all_energy_uj",
-                                   "cascade_0.3_energy_uj", "cascade_0.3_rounds", "student_epoch_s")}
+        summary[kind] = {
+            k: {"mean": statistics.fmean(r[k] for r in rs), "min": min(r[k] for r in rs), "max": max(r[k] for r in rs)}
+            for k in (
+                "full_fixed_accuracy",
+                "all_accuracy",
+                "cascade_0.3_accuracy",
+                "all_energy_uj",
+                "cascade_0.3_energy_uj",
+                "cascade_0.3_rounds",
+                "student_epoch_s",
+            )
+        }
         summary[kind]["neurons_per_member"] = rs[0]["neurons_per_member"]
         summary[kind]["synapses_per_member"] = rs[0]["synapses_per_member"]
-    doc = {"command": command_line(a),
-           "conv_layers": conv, "variants": {k: VARIANTS[k] for k in kinds},
-           "date": time.strftime("%Y-%m-%d"), "machine": "2 cores, no GPU (shared; timings indicative)",
-           "scale": {"train_samples": a.train, "epochs": a.epochs, "test_samples": len(ds.test.y)},
-           "teacher_s": teacher_s, "total_s": time.perf_counter() - t_start, "rows": rows, "summary": summary}
+    doc = {
+        "command": command_line(a),
+        "conv_layers": conv,
+        "variants": {k: VARIANTS[k] for k in kinds},
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": "2 cores, no GPU (shared; timings indicative)",
+        "scale": {"train_samples": a.train, "epochs": a.epochs, "test_samples": len(ds.test.y)},
+        "teacher_s": teacher_s,
+        "total_s": time.perf_counter() - t_start,
+        "rows": rows,
+        "summary": summary,
+    }
     Path(a.out).write_text(json.dumps(doc, indent=2))
     print(markdown(doc))
 
 
 def markdown(doc: dict) -> str:
     s = doc["summary"]
-    out = ["| variant | neurons / member | synapses / member | all members (fixed) | cascade 0.3 | cascade rounds | "
-           "µJ all awake | µJ cascade 0.3 | s / epoch |", "|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| variant | neurons / member | synapses / member | all members (fixed) | cascade 0.3 | cascade rounds | "
+        "µJ all awake | µJ cascade 0.3 | s / epoch |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for kind in s:
         k = s[kind]
 
         def mm(key: str, f: str = ".4f", k: dict = k) -> str:
             return f"{k[key]['mean']:{f}} ({k[key]['min']:{f}}–{k[key]['max']:{f}})"
-        out.append(f"| {kind} | {k['neurons_per_member']:,} | {k['synapses_per_member']:,} | {mm('all_accuracy')} | "
-                   f"{mm('cascade_0.3_accuracy')} | {k['cascade_0.3_rounds']['mean']:.2f} | {mm('all_energy_uj', '.2f')} | "
-                   f"{mm('cascade_0.3_energy_uj', '.3f')} | {k['student_epoch_s']['mean']:.1f} |")
+
+        out.append(
+            f"| {kind} | {k['neurons_per_member']:,} | {k['synapses_per_member']:,} | {mm('all_accuracy')} | "
+            f"{mm('cascade_0.3_accuracy')} | {k['cascade_0.3_rounds']['mean']:.2f} | {mm('all_energy_uj', '.2f')} | "
+            f"{mm('cascade_0.3_energy_uj', '.3f')} | {k['student_epoch_s']['mean']:.1f} |"
+        )
     return "\n".join(out)
 
 

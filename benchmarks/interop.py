@@ -14,6 +14,7 @@ Fixed point uses ``--quantize``; its agreement is the quantisation's cost. Lava 
 with Loihi's firing and reset (the others are refused in one line, as listed). One run on a
 shared 2-core machine: times are indicative.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,12 +35,24 @@ from _common import ROOT, benchmark_parser, with_test_nets, write_results
 with_test_nets()
 from tests import library_nets  # noqa: E402
 
-CASES = [("snntorch_leaky", True, "subtract"), ("snntorch_leaky", False, "subtract"), ("snntorch_leaky", True, "zero"),
-         ("snntorch_leaky", True, "subtract", 2, True), ("snntorch_synaptic",), ("snntorch_synaptic", 3, True),
-         ("snntorch_recurrent", True, "RLeaky"), ("snntorch_recurrent", False, "RLeaky"), ("snntorch_recurrent", True, "RSynaptic"),
-         ("norse_lifbox", True), ("norse_lifbox", False), ("norse_li_readout",),
-         ("spikingjelly_mlp", True, "LIF"), ("spikingjelly_mlp", False, "LIF"), ("spikingjelly_mlp", True, "IF"),
-         ("spikingjelly_conv",)]
+CASES = [
+    ("snntorch_leaky", True, "subtract"),
+    ("snntorch_leaky", False, "subtract"),
+    ("snntorch_leaky", True, "zero"),
+    ("snntorch_leaky", True, "subtract", 2, True),
+    ("snntorch_synaptic",),
+    ("snntorch_synaptic", 3, True),
+    ("snntorch_recurrent", True, "RLeaky"),
+    ("snntorch_recurrent", False, "RLeaky"),
+    ("snntorch_recurrent", True, "RSynaptic"),
+    ("norse_lifbox", True),
+    ("norse_lifbox", False),
+    ("norse_li_readout",),
+    ("spikingjelly_mlp", True, "LIF"),
+    ("spikingjelly_mlp", False, "LIF"),
+    ("spikingjelly_mlp", True, "IF"),
+    ("spikingjelly_conv",),
+]
 RUNS = [("reference", "float"), ("brian2", "float"), ("brian2", "fixed"), ("lava", "float"), ("lava", "fixed")]
 
 
@@ -47,8 +60,22 @@ def run_nir(ex, folder: Path, backend: str, mode: str) -> dict:  # type: ignore[
     """One run-nir call, in process, as a user would type it; its JSON and spike trains."""
     np.savez(folder / "in.npz", spikes=ex.inputs)
     out = folder / f"out_{backend}_{mode}.npz"
-    args = ["run-nir", str(ex.path), "--inputs", str(folder / "in.npz"), "--preset", ex.preset, *ex.options,
-            "--backend", backend, "--mode", mode, "--out", str(out), "--json"]
+    args = [
+        "run-nir",
+        str(ex.path),
+        "--inputs",
+        str(folder / "in.npz"),
+        "--preset",
+        ex.preset,
+        *ex.options,
+        "--backend",
+        backend,
+        "--mode",
+        mode,
+        "--out",
+        str(out),
+        "--json",
+    ]
     if mode == "fixed":
         args.append("--quantize")
     stdout, stderr = io.StringIO(), io.StringIO()
@@ -60,9 +87,12 @@ def run_nir(ex, folder: Path, backend: str, mode: str) -> dict:  # type: ignore[
     with np.load(out) as f:
         ours = [f[k] for k in sorted(k for k in f.files if k.startswith("train_layer"))][: len(ex.trains)]
     same = [np.all(a == b, axis=1) for a, b in zip(ex.trains, ours)]  # (N, n) per layer
-    row = {"identical_trains": float(np.concatenate([s.ravel() for s in same]).mean()),
-           "spike_mismatches": int(sum((a != b).sum() for a, b in zip(ex.trains, ours))),
-           "library_spikes": int(sum(a.sum() for a in ex.trains)), "wall_s": summary["wall_time_s"]}
+    row = {
+        "identical_trains": float(np.concatenate([s.ravel() for s in same]).mean()),
+        "spike_mismatches": int(sum((a != b).sum() for a, b in zip(ex.trains, ours))),
+        "library_spikes": int(sum(a.sum() for a in ex.trains)),
+        "wall_s": summary["wall_time_s"],
+    }
     if "quantization" in summary:
         row["quantization_exact"] = all(q["exact"] for q in summary["quantization"]["layers"])
     return row
@@ -85,8 +115,17 @@ def sinabs_exports(folder: Path) -> list:
     for f in sorted(folder.glob("*.npz")):
         kind, weights = f.stem.split("_")
         with np.load(f) as d:
-            out.append(library_nets.Export("sinabs", f"{kind} MLP (SingleSpike), {'integer' if weights == 'int' else 'float'} weights",
-                                           f.with_suffix(".nir"), d["spikes"], [d["layer0"], d["layer1"]], "sinabs", loihi=False))
+            out.append(
+                library_nets.Export(
+                    "sinabs",
+                    f"{kind} MLP (SingleSpike), {'integer' if weights == 'int' else 'float'} weights",
+                    f.with_suffix(".nir"),
+                    d["spikes"],
+                    [d["layer0"], d["layer1"]],
+                    "sinabs",
+                    loihi=False,
+                )
+            )
     return out
 
 
@@ -99,20 +138,38 @@ def main() -> None:
         for ex in exports + sinabs_exports(_folder(tmp, "sinabs")):
             folder = ex.path.parent
             for backend, mode in RUNS:
-                r = {"library": ex.library, "network": ex.network, "preset": ex.preset, "options": " ".join(ex.options),
-                     "backend": backend, "mode": mode, **run_nir(ex, folder, backend, mode)}
+                r = {
+                    "library": ex.library,
+                    "network": ex.network,
+                    "preset": ex.preset,
+                    "options": " ".join(ex.options),
+                    "backend": backend,
+                    "mode": mode,
+                    **run_nir(ex, folder, backend, mode),
+                }
                 rows.append(r)
                 print(json.dumps(r), flush=True)
-    doc = {"command": "benchmarks/interop.py", "date": time.strftime("%Y-%m-%d"), "machine": "2 cores, no GPU",
-           "samples": library_nets.N, "steps": library_nets.T, "rows": rows, "total_s": time.perf_counter() - t0}
+    doc = {
+        "command": "benchmarks/interop.py",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": "2 cores, no GPU",
+        "samples": library_nets.N,
+        "steps": library_nets.T,
+        "rows": rows,
+        "total_s": time.perf_counter() - t0,
+    }
     print(f"wrote {write_results('interop.json', doc)}")
 
 
 def _cell(r: dict) -> str:
     if "refused" in r:
         why = r["refused"]
-        for key, short in (("non-spiking", "LI readout"), ("Loihi's LIF", "firing/reset"), ("per-neuron", "per-neuron τ"),
-                           ("synaptic current", "current bias")):
+        for key, short in (
+            ("non-spiking", "LI readout"),
+            ("Loihi's LIF", "firing/reset"),
+            ("per-neuron", "per-neuron τ"),
+            ("synaptic current", "current bias"),
+        ):
             if key in why:
                 return f"refused ({short})"
         return "refused"
@@ -128,9 +185,13 @@ def markdown(doc: dict) -> str:
     lines = ["| library | network | run-nir options | " + " | ".join(cols) + " |", "|---|---|---|" + "---|" * len(cols)]
     by: dict = {}
     for r in doc["rows"]:
-        by.setdefault((r["library"], r["network"], f"--preset {r['preset']} {r['options']}".strip()), {})[f"{r['backend']} {r['mode']}"] = r
+        by.setdefault((r["library"], r["network"], f"--preset {r['preset']} {r['options']}".strip()), {})[
+            f"{r['backend']} {r['mode']}"
+        ] = r
     for (lib, net, opts), cells in by.items():
-        lines.append(f"| {lib} | {net} | `{opts}` | " + " | ".join(_cell(cells[c]) if c in cells else "–" for c in cols) + " |")
+        lines.append(
+            f"| {lib} | {net} | `{opts}` | " + " | ".join(_cell(cells[c]) if c in cells else "–" for c in cols) + " |"
+        )
     return "\n".join(lines)
 
 

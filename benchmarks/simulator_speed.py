@@ -11,6 +11,7 @@ Lava's timing varies a lot on this VM (slow spells after heavy compiles), so eac
 times and reports the median, and ``lava:fixed`` alternates the backend with the raw run (the same
 batched network with Lava's plain LIFReset and nothing recorded) so both see the same conditions.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SIZES, T, N, N_NAIVE = (64, 128, 10), 16, 2000, 20
 REPEATS = 3  # Lava runs per case; the median is reported
-CASES = ["reference:float", "reference:fixed", "torch:float", "torch:fixed", "lava:float", "lava:fixed",
-         "lava-naive:fixed", "brian2:float", "brian2:fixed", "brian2-standalone:float", "brian2-standalone:fixed"]
+CASES = [
+    "reference:float",
+    "reference:fixed",
+    "torch:float",
+    "torch:fixed",
+    "lava:float",
+    "lava:fixed",
+    "lava-naive:fixed",
+    "brian2:float",
+    "brian2:fixed",
+    "brian2-standalone:float",
+    "brian2-standalone:fixed",
+]
 
 
 def _peak_mb() -> float:
@@ -61,14 +73,26 @@ def run_case(case: str) -> list[dict]:
     elif backend == "brian2-standalone":
         first = run(net, x, "brian2", mode, target="cpp_standalone")  # builds the C++ program
         res = run(net, x, "brian2", mode, target="cpp_standalone")  # same shape: reuses it
-        out.update(build_s=first.build_time, setup_s=res.build_time, run_s=res.run_time,
-                   binary_s=res.details["binary_s"], target="cpp_standalone", batch=res.details["batch"])
+        out.update(
+            build_s=first.build_time,
+            setup_s=res.build_time,
+            run_s=res.run_time,
+            binary_s=res.details["binary_s"],
+            target="cpp_standalone",
+            batch=res.details["batch"],
+        )
     elif backend == "lava":
         runs, raws = [], []
         for _ in range(REPEATS):
             res = run(net, x, "lava", mode)
-            runs.append({"run_s": res.details["lava_run_s"], "build_s": res.details["worker_build_s"],
-                         "steps_per_s": res.details["steps_per_s"], "batch": res.details["batch"]})
+            runs.append(
+                {
+                    "run_s": res.details["lava_run_s"],
+                    "build_s": res.details["worker_build_s"],
+                    "steps_per_s": res.details["steps_per_s"],
+                    "batch": res.details["batch"],
+                }
+            )
             if mode == "fixed":  # the raw step rate, measured between the backend's runs
                 raws.append(time_lava_variant(net, x, mode, "raw"))
         rows = [_lava_row(out, runs)]
@@ -101,8 +125,16 @@ def _lava_row(out: dict, infos: list[dict]) -> dict:
     """The median of repeated Lava runs (all run times kept)."""
     ordered = sorted(infos, key=lambda i: i["run_s"])
     med = ordered[len(ordered) // 2]
-    return _finish({**out, "run_s": med["run_s"], "build_s": med["build_s"], "lava_steps_per_s": med["steps_per_s"],
-                    "batch": med["batch"], "repeats_run_s": [i["run_s"] for i in infos]})
+    return _finish(
+        {
+            **out,
+            "run_s": med["run_s"],
+            "build_s": med["build_s"],
+            "lava_steps_per_s": med["steps_per_s"],
+            "batch": med["batch"],
+            "repeats_run_s": [i["run_s"] for i in infos],
+        }
+    )
 
 
 def main() -> None:
@@ -119,7 +151,9 @@ def main() -> None:
     for case in tqdm(CASES, desc="cases", disable=not sys.stderr.isatty()):
         r = subprocess.run([sys.executable, __file__, "--case", case], capture_output=True, text=True, cwd=ROOT)
         if r.returncode != 0:
-            raise SystemExit(f"case {case} failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
+            raise SystemExit(
+                f"case {case} failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}"
+            )
         rows += json.loads(r.stdout.strip().splitlines()[-1])
     by = {r["case"]: r for r in rows}
     lava, naive, raw = by["lava:fixed"], by["lava-naive:fixed"], by["lava-raw:fixed"]
@@ -128,14 +162,25 @@ def main() -> None:
         "lava_vs_raw_step_rate": lava["lava_steps_per_s"] / raw["lava_steps_per_s"],
         "brian2_samples_per_s": max(by[c]["samples_per_s"] for c in by if c.startswith("brian2")),
     }
-    doc = {"network": list(SIZES), "T": T, "N": N, "N_naive": N_NAIVE, "machine": f"{platform.machine()}, 2 cores",
-           "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "cases": rows, "targets": targets}
+    doc = {
+        "network": list(SIZES),
+        "T": T,
+        "N": N,
+        "N_naive": N_NAIVE,
+        "machine": f"{platform.machine()}, 2 cores",
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+        "cases": rows,
+        "targets": targets,
+    }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(doc, indent=2))
     print("| case | samples/s | steps/s | run s | build s | batch | peak MB |\n|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['case']} | {r['samples_per_s']:.0f} | {r['steps_per_s']:.0f} | {r['run_s']:.2f} | "
-              f"{r.get('build_s', 0):.2f} | {r.get('batch', '')} | {r['peak_mem_mb']:.0f} |")
+        print(
+            f"| {r['case']} | {r['samples_per_s']:.0f} | {r['steps_per_s']:.0f} | {r['run_s']:.2f} | "
+            f"{r.get('build_s', 0):.2f} | {r.get('batch', '')} | {r['peak_mem_mb']:.0f} |"
+        )
     print(json.dumps(targets, indent=2))
 
 

@@ -11,6 +11,7 @@ first wave's algorithm (one StudentSNN per member, one forward and loss per memb
 Each timing is the median of ``--repeats`` runs of ``--batches`` optimiser steps, alternating the
 two, and is extrapolated to one epoch of 50k samples. The machine is shared: compare the ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,12 @@ def loop_step(students, twins, opt, s, targets, cfg) -> None:  # type: ignore[no
             out, total = m(s)
             z = m.readout(out)
             parts.append(z)
-            loss = loss + F.mse_loss(z, tg) + cfg.spike_reg * (total / (sum(m.sizes[1:]) * m.steps)).mean() \
+            loss = (
+                loss
+                + F.mse_loss(z, tg)
+                + cfg.spike_reg * (total / (sum(m.sizes[1:]) * m.steps)).mean()
                 + cfg.logit_reg * ((out / m.steps) ** 2).mean()
+            )
         loss = loss + cfg.tna * F.mse_loss(parts[0], parts[1])
     loss.backward()
     opt.step()
@@ -73,8 +78,10 @@ def main() -> None:
     dev = torch.device(a.device)
     cfg = TrainConfig(tna=0.5, spike_reg=0.5, logit_reg=0.1)
     rng = np.random.default_rng(0)
-    batches = [encode((rng.random((128, 784)) * rng.random((128, 1))).astype(np.float32), a.steps).to(dev)
-               for _ in range(a.batches)]
+    batches = [
+        encode((rng.random((128, 784)) * rng.random((128, 1))).astype(np.float32), a.steps).to(dev)
+        for _ in range(a.batches)
+    ]
     target = torch.from_numpy(rng.standard_normal((a.members, 128, a.group)).astype(np.float32)).to(dev)
     k, g = a.members, a.group
     spec = StudentSpec(784, (a.hidden,), steps=a.steps)
@@ -102,11 +109,20 @@ def main() -> None:
         runs["stack"].append(timed(stack_fn))
     per_batch = {m: statistics.median(v) for m, v in runs.items()}
     epoch = {m: v * EPOCH_SAMPLES / 128 for m, v in per_batch.items()}
-    doc = {"command": " ".join(["benchmarks/student_training.py", *sys.argv[1:]]), "date": time.strftime("%Y-%m-%d"), "machine": torch.cuda.get_device_name() if dev.type == "cuda" else "2 cores, no GPU",
-           "config": vars(a), "seconds_per_batch": runs, "median_seconds_per_batch": per_batch,
-           "seconds_per_epoch_50k": epoch, "speedup": per_batch["loop"] / per_batch["stack"]}
+    doc = {
+        "command": " ".join(["benchmarks/student_training.py", *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": torch.cuda.get_device_name() if dev.type == "cuda" else "2 cores, no GPU",
+        "config": vars(a),
+        "seconds_per_batch": runs,
+        "median_seconds_per_batch": per_batch,
+        "seconds_per_epoch_50k": epoch,
+        "speedup": per_batch["loop"] / per_batch["stack"],
+    }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"student_training_T{a.steps}_h{a.hidden}_K{a.members}{'_cuda' if dev.type == 'cuda' else ''}.json").write_text(json.dumps(doc, indent=2))
+    (
+        RESULTS / f"student_training_T{a.steps}_h{a.hidden}_K{a.members}{'_cuda' if dev.type == 'cuda' else ''}.json"
+    ).write_text(json.dumps(doc, indent=2))
     print(json.dumps({"seconds_per_epoch_50k": epoch, "speedup": doc["speedup"]}, indent=2))
 
 

@@ -10,6 +10,7 @@ Leaky layers with the default reset by subtraction runs as snnTorch does with
 ``run-nir --preset snntorch`` (``tests/library_nets.py`` builds such exports with snnTorch itself).
 ``fixed_point.quantize_network`` picks the fixed-point scales (``run-nir --quantize``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,10 @@ def main() -> None:
             res = simulators.run(network, spikes, backend, mode, record=True)
             mism = sum(int((x != y).sum()) for x, y in zip(ref.trains, res.trains))
             s = res.summary()
-            print(f"{mode:5s} {backend:9s} spikes/sample {s['spikes_per_sample']:7.1f}  synaptic events/sample "
-                  f"{s['synaptic_events_per_sample']:8.1f}  mismatches vs reference {mism}  ({res.wall_time:.2f} s)")
+            print(
+                f"{mode:5s} {backend:9s} spikes/sample {s['spikes_per_sample']:7.1f}  synaptic events/sample "
+                f"{s['synaptic_events_per_sample']:8.1f}  mismatches vs reference {mism}  ({res.wall_time:.2f} s)"
+            )
 
 
 if __name__ == "__main__":

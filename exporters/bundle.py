@@ -12,6 +12,7 @@ failure never leaves half a bundle; an existing bundle is replaced only when ask
 Loading reads the manifest into a checked :class:`~sne_deploy.exporters.manifest.Manifest` and verifies every
 file's sha256 against it.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,9 @@ class BundleParts:
     info: ModelInfo
 
 
-def write_bundle(parts: BundleParts, out: Path, target: str, force: bool = False, strict: bool = False) -> tuple[Path, list[str]]:
+def write_bundle(
+    parts: BundleParts, out: Path, target: str, force: bool = False, strict: bool = False
+) -> tuple[Path, list[str]]:
     """Check, write and verify a bundle; return its path and the checks' warnings."""
     out = Path(out)
     steps = parts.info.steps
@@ -72,8 +75,10 @@ def check_destination(out: Path, force: bool) -> None:
         if not force:
             raise ExportError(f"{out} already exists; pass --force to replace it")
         if out.is_symlink() or not is_bundle(out):
-            raise ExportError(f"{out} is not an sne-deploy bundle; --force replaces only an earlier bundle, "
-                              "never other files or folders")
+            raise ExportError(
+                f"{out} is not an sne-deploy bundle; --force replaces only an earlier bundle, "
+                "never other files or folders"
+            )
 
 
 def is_bundle(path: Path) -> bool:
@@ -103,10 +108,14 @@ def _write_contents(parts: BundleParts, tmp: Path, target: str, warnings: list[s
     files = member_files + ["gate.onnx", "head.onnx"]
     manifest = Manifest(
         **{k: v for k, v in vars(parts.info).items()},
-        target=target, members=len(parts.networks), member_files=member_files,
+        target=target,
+        members=len(parts.networks),
+        member_files=member_files,
         member_sizes=[net.sizes for net in parts.networks],
-        onnx_max_abs_diff={"gate": gate_diff, "head": head_diff}, check_warnings=warnings,
-        files={f: sha256_file(tmp / f) for f in files}, toolkit_version=__version__,
+        onnx_max_abs_diff={"gate": gate_diff, "head": head_diff},
+        check_warnings=warnings,
+        files={f: sha256_file(tmp / f) for f in files},
+        toolkit_version=__version__,
     )
     (tmp / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=2))
     (tmp / MANIFEST_SUM).write_text(sha256_file(tmp / "manifest.json") + "\n")
@@ -178,8 +187,9 @@ def load_bundle(path: Path) -> Bundle:
         except GraphError as e:
             raise BundleError(f"{path}: {e}") from None
         if net.sizes != manifest.member_sizes[k]:
-            raise BundleError(f"{path}: member {k} ({rel}) has layer sizes {net.sizes}, the manifest says "
-                              f"{manifest.member_sizes[k]}")
+            raise BundleError(
+                f"{path}: member {k} ({rel}) has layer sizes {net.sizes}, the manifest says {manifest.member_sizes[k]}"
+            )
         networks.append(net)
     return Bundle(path, manifest, networks)
 
@@ -192,7 +202,9 @@ def _check_manifest_sum(path: Path) -> None:
     try:
         recorded = (path / MANIFEST_SUM).read_text().strip()
     except OSError:
-        raise BundleError(f"{path}: {MANIFEST_SUM} is missing (a bundle from an older sne-deploy? export it again)") from None
+        raise BundleError(
+            f"{path}: {MANIFEST_SUM} is missing (a bundle from an older sne-deploy? export it again)"
+        ) from None
     if sha256_file(path / "manifest.json") != recorded:
         raise BundleError(f"{path}: manifest.json does not match {MANIFEST_SUM} (edited, tampered or corrupted)")
 

@@ -4,6 +4,7 @@ Hard limits (integer fields of Loihi, one threshold per population) are errors. 
 membrane range is only an estimate (every input spiking at every step), so exceeding 24 bits is
 a warning unless ``strict``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -54,8 +55,10 @@ def check_network(network: Network, target: str, steps: int, strict: bool = Fals
                 raise ExportError(f"layer '{layer.name}': Lava's LIF takes one threshold per population")
             umax, vmax = worst_case_uv(layer, steps)
             if max(umax, vmax) >= MAX_UV:
-                msg = (f"layer '{layer.name}': worst-case |u| = {umax:.0f}, |v| = {vmax:.0f} exceed Loihi's 24-bit range "
-                       f"(2^23 = {MAX_UV}); u may wrap or v saturate if every input fires at every step")
+                msg = (
+                    f"layer '{layer.name}': worst-case |u| = {umax:.0f}, |v| = {vmax:.0f} exceed Loihi's 24-bit range "
+                    f"(2^23 = {MAX_UV}); u may wrap or v saturate if every input fires at every step"
+                )
                 if strict:
                     raise ExportError(msg)
                 warnings.append(msg)

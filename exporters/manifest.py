@@ -6,6 +6,7 @@
 ``from_dict`` checks every field's type and range and the fields' consistency, so a damaged or
 hand-edited manifest is refused with one line naming the field, before anything runs.
 """
+
 from __future__ import annotations
 
 import math
@@ -78,8 +79,14 @@ class Manifest(ModelInfo):
             if f.name == "count_mean":
                 d["imputation"] = {"rule": IMPUTATION_RULE, "count_mean": v}
             elif f.name in ("budget_calibration", "cascade_calibration"):
-                d[f.name] = [{"budget": r.budget, "threshold": _json_float(r.threshold),
-                              "val_awake_fraction": r.val_awake_fraction} for r in v]
+                d[f.name] = [
+                    {
+                        "budget": r.budget,
+                        "threshold": _json_float(r.threshold),
+                        "val_awake_fraction": r.val_awake_fraction,
+                    }
+                    for r in v
+                ]
             elif f.name == "fixed_subsets":
                 d[f.name] = {str(k): s for k, s in v.items()}
             else:
@@ -92,25 +99,37 @@ class Manifest(ModelInfo):
         if not isinstance(d, dict) or d.get("format") != BUNDLE_FORMAT:
             raise BundleError(f"{where} is not an sne-deploy bundle")
         if d.get("format_version") != BUNDLE_VERSION:
-            raise BundleError(f"{where} has bundle format {d.get('format_version')}; this sne-deploy reads {BUNDLE_VERSION}")
+            raise BundleError(
+                f"{where} has bundle format {d.get('format_version')}; this sne-deploy reads {BUNDLE_VERSION}"
+            )
         r = _Reader(d, where)
         members = r.get("members", _int(1))
         m = cls(
-            dataset=r.get("dataset", str), data_seed=r.get("data_seed", _int(0)),
-            input_shape=r.get("input_shape", _list(_int(1))), n_classes=r.get("n_classes", _int(2)),
-            encoding=r.get("encoding", str), steps=r.get("steps", _int(1)), dt=r.get("dt", _float(positive=True)),
-            partition=r.get("partition", str), groups=r.get("groups", _list(_list(_int(0)))),
+            dataset=r.get("dataset", str),
+            data_seed=r.get("data_seed", _int(0)),
+            input_shape=r.get("input_shape", _list(_int(1))),
+            n_classes=r.get("n_classes", _int(2)),
+            encoding=r.get("encoding", str),
+            steps=r.get("steps", _int(1)),
+            dt=r.get("dt", _float(positive=True)),
+            partition=r.get("partition", str),
+            groups=r.get("groups", _list(_list(_int(0)))),
             count_mean=r.get("imputation", _imputation),
             budget_calibration=r.get("budget_calibration", _list(_calibration_row)),
             cascade_calibration=r.get("cascade_calibration", _list(_calibration_row)),
             fixed_subsets={int(k): v for k, v in r.get("fixed_subsets", _dict(_list(_int(0)))).items()},
-            gate_macs=r.get("gate_macs", _int(0)), head_macs=r.get("head_macs", _int(0)), teacher_macs=r.get("teacher_macs", _optional(_int(0))),
+            gate_macs=r.get("gate_macs", _int(0)),
+            head_macs=r.get("head_macs", _int(0)),
+            teacher_macs=r.get("teacher_macs", _optional(_int(0))),
             teacher_accuracy=r.get("teacher_accuracy", _optional(_float())),
             trained_accuracy=r.get("trained_accuracy", _dict(_optional(_float()))),
-            target=r.get("target", str), members=members, member_files=r.get("member_files", _list(str)),
+            target=r.get("target", str),
+            members=members,
+            member_files=r.get("member_files", _list(str)),
             member_sizes=r.get("member_sizes", _list(_list(_int(1)))),
             onnx_max_abs_diff=r.get("onnx_max_abs_diff", _dict(_float())),
-            check_warnings=r.get("check_warnings", _list(str)), files=r.get("files", _dict(str)),
+            check_warnings=r.get("check_warnings", _list(str)),
+            files=r.get("files", _dict(str)),
             toolkit_version=r.get("toolkit_version", str),
         )
         m._check_consistency(where)
@@ -120,8 +139,10 @@ class Manifest(ModelInfo):
         k = self.members
         problems = []
         if len(self.member_files) != k or len(self.member_sizes) != k or len(self.groups) != k:
-            problems.append(f"members = {k} but member_files, member_sizes and groups list "
-                            f"{len(self.member_files)}, {len(self.member_sizes)}, {len(self.groups)}")
+            problems.append(
+                f"members = {k} but member_files, member_sizes and groups list "
+                f"{len(self.member_files)}, {len(self.member_sizes)}, {len(self.groups)}"
+            )
         elif any(len(g) != s[-1] for g, s in zip(self.groups, self.member_sizes)):
             problems.append("a group's size differs from its member's output size")
         elif len(self.count_mean) != sum(s[-1] for s in self.member_sizes):
@@ -131,13 +152,15 @@ class Manifest(ModelInfo):
         if self.encoding not in ENCODINGS:
             problems.append(f"encoding '{self.encoding}' is none of {', '.join(ENCODINGS)}")
         if sorted(self.fixed_subsets) != list(range(1, k + 1)) or any(
-                len(s) != m or any(not 0 <= j < k for j in s) for m, s in self.fixed_subsets.items()):
+            len(s) != m or any(not 0 <= j < k for j in s) for m, s in self.fixed_subsets.items()
+        ):
             problems.append(f"fixed_subsets must give a subset of each size 1..{k} of members 0..{k - 1}")
         if problems:
             raise BundleError(f"{where}: manifest.json is inconsistent: {problems[0]}")
 
 
 # --- a small schema reader: each check returns the value or raises ValueError with the reason ---
+
 
 class _Reader:
     def __init__(self, d: dict, where: str) -> None:
@@ -157,6 +180,7 @@ def _int(minimum: int) -> Callable[[Any], int]:
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
             raise ValueError(f"expected an integer >= {minimum}, got {v!r}")
         return v
+
     return check
 
 
@@ -165,6 +189,7 @@ def _float(positive: bool = False) -> Callable[[Any], float]:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (positive and v <= 0):
             raise ValueError(f"expected a finite{' positive' if positive else ''} number, got {v!r}")
         return float(v)
+
     return check
 
 
@@ -177,6 +202,7 @@ def _list(inner: Callable[[Any], Any]) -> Callable[[Any], list]:
         if not isinstance(v, list):
             raise ValueError(f"expected a list, got {type(v).__name__}")
         return [inner(x) for x in v]
+
     return check
 
 
@@ -185,6 +211,7 @@ def _dict(inner: Callable[[Any], Any]) -> Callable[[Any], dict]:
         if not isinstance(v, dict):
             raise ValueError(f"expected an object, got {type(v).__name__}")
         return {str(k): inner(x) for k, x in v.items()}
+
     return check
 
 
@@ -204,8 +231,9 @@ def _json_float(x: float) -> Any:
 def _calibration_row(v: Any) -> CalibrationRow:
     if not isinstance(v, dict):
         raise ValueError("expected objects with budget, threshold and val_awake_fraction")
-    return CalibrationRow(_float(positive=True)(v.get("budget")), _threshold(v.get("threshold")),
-                          _float()(v.get("val_awake_fraction")))
+    return CalibrationRow(
+        _float(positive=True)(v.get("budget")), _threshold(v.get("threshold")), _float()(v.get("val_awake_fraction"))
+    )
 
 
 def _imputation(v: Any) -> list[float]:

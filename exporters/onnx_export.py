@@ -1,5 +1,6 @@
 """Host-side parts (gate, head) to ONNX, checked by ``onnx.checker`` and by running the file with
 onnxruntime against the torch module (max abs difference <= 1e-5)."""
+
 from __future__ import annotations
 
 import warnings
@@ -23,8 +24,16 @@ def export_onnx(module: torch.nn.Module, inputs: Sequence[np.ndarray], names: Se
     args = tuple(torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in inputs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its own deprecation
-        torch.onnx.export(module, args, str(path), dynamo=False, input_names=list(names), output_names=["output"],
-                          dynamic_axes={n: {0: "batch"} for n in list(names) + ["output"]}, opset_version=OPSET)
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            dynamo=False,
+            input_names=list(names),
+            output_names=["output"],
+            dynamic_axes={n: {0: "batch"} for n in list(names) + ["output"]},
+            opset_version=OPSET,
+        )
     onnx.checker.check_model(str(path), full_check=True)
     with torch.no_grad():
         expected = module(*args).numpy()

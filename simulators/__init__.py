@@ -5,6 +5,7 @@ backend runs), so it also works inside the Lava environment, which has no torch.
     from sne_deploy.simulators import run, from_nir
     result = run(from_nir("net.nir"), spikes, backend="lava", mode="fixed")
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,12 +23,36 @@ from .result import Result
 
 BACKENDS = ("reference", "brian2", "lava")
 
-__all__ = ["run", "from_nir", "Dynamics", "to_nir", "Network", "Layer", "make_layer", "quantize_layer", "quantize_network", "fold_ternary", "Result",
-           "GraphError", "SneError", "encode_regular", "encode_spikes", "ENCODING_NAME", "ENCODINGS", "BACKENDS"]
+__all__ = [
+    "run",
+    "from_nir",
+    "Dynamics",
+    "to_nir",
+    "Network",
+    "Layer",
+    "make_layer",
+    "quantize_layer",
+    "quantize_network",
+    "fold_ternary",
+    "Result",
+    "GraphError",
+    "SneError",
+    "encode_regular",
+    "encode_spikes",
+    "ENCODING_NAME",
+    "ENCODINGS",
+    "BACKENDS",
+]
 
 
-def run(graph: Union[Network, Any, str, Path], spikes: np.ndarray, backend: str = "reference",
-        mode: str = "float", record: bool = False, **options: Any) -> Result:
+def run(
+    graph: Union[Network, Any, str, Path],
+    spikes: np.ndarray,
+    backend: str = "reference",
+    mode: str = "float",
+    record: bool = False,
+    **options: Any,
+) -> Result:
     """Run a network (a :class:`Network`, a ``nir.NIRGraph`` or a NIR file) on ``spikes`` (N, T, n_in)."""
     network = graph if isinstance(graph, Network) else from_nir(graph)
     if backend == "reference":

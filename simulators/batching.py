@@ -3,6 +3,7 @@ the other in time. Sample s = b*B + c is copy c during batch b, i.e. steps b*T .
 last batch is padded with silent copies. One place for the rule, so Brian2 and Lava cannot
 disagree about which copy held which sample.
 """
+
 from __future__ import annotations
 
 import numpy as np

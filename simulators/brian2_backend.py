@@ -29,6 +29,7 @@ Targets:
   Standalone runs one network at a time per process; a lock serialises processes sharing a project.
 * ``numpy``: no compiler needed; slowest.
 """
+
 from __future__ import annotations
 
 import gc
@@ -69,10 +70,14 @@ def _configure(target: str) -> None:
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise Brian2Error(f"cannot create Brian2's cache folder {d} ({e.strerror or e}); set SNE_BRIAN2_CACHE") from None
+        raise Brian2Error(
+            f"cannot create Brian2's cache folder {d} ({e.strerror or e}); set SNE_BRIAN2_CACHE"
+        ) from None
     if target != "numpy" and not any(d.rglob("*.so")):
-        _say_once(f"Brian2: compiling the network code with a C++ compiler; this happens once (a few minutes) "
-                  f"and is cached in {d}")
+        _say_once(
+            f"Brian2: compiling the network code with a C++ compiler; this happens once (a few minutes) "
+            f"and is cached in {d}"
+        )
     prefs.codegen.runtime.cython.cache_dir = str(d)
     prefs.codegen.runtime.cython.multiprocess_safe = True
     prefs.codegen.cpp.extra_compile_args_gcc = ["-w", "-O3", "-ffp-contract=off"]
@@ -95,8 +100,14 @@ def batch_size(network: Network, n: int, target: str = "cython") -> int:
     return int(max(1, min(n, _SYNAPSE_BUDGET[target] // max(nnz, 1), _MAX_BATCH[target])))
 
 
-def run_brian2(network: Network, spikes: np.ndarray, mode: str = "float", record: bool = False,
-               target: Optional[str] = None, batch: Optional[int] = None) -> Result:
+def run_brian2(
+    network: Network,
+    spikes: np.ndarray,
+    mode: str = "float",
+    record: bool = False,
+    target: Optional[str] = None,
+    batch: Optional[int] = None,
+) -> Result:
     """Run ``spikes`` (N, T, n_in) through ``network`` on Brian2 (target: see the module docstring)."""
     spikes = check_inputs(network, spikes, mode)
     target = target or os.environ.get("SNE_BRIAN2_TARGET", "cython")
@@ -130,8 +141,14 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
     dt = b2.defaultclock.dt = 1 * b2.ms
     n_in = network.layers[0].n_in
     stim = b2.TimedArray(table, dt=dt, name="sne_input_table")
-    inp = b2.NeuronGroup(bsz * n_in, "", threshold="sne_input_table(t, i) > 0", reset="", name="sne_input",
-                         namespace={"sne_input_table": stim})
+    inp = b2.NeuronGroup(
+        bsz * n_in,
+        "",
+        threshold="sne_input_table(t, i) > 0",
+        reset="",
+        name="sne_input",
+        namespace={"sne_input_table": stim},
+    )
     inp.thresholder["spike"].when, inp.thresholder["spike"].order = "thresholds", 0
     objects: list = [inp]
     counters, trains = [], []
@@ -142,8 +159,9 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
         g = _neuron_group(b2, code, size, li, bsz, steps, dt)
         counts = li == 0 and table.dtype != np.bool_
         syn = _synapses(b2, prev, g, code.weight, bsz, li, stim if counts else None)
-        counter = b2.StateMonitor(g, ["count", "over"], record=True, dt=steps * dt, when="start", order=li,
-                                  name=f"sne_count{li}")
+        counter = b2.StateMonitor(
+            g, ["count", "over"], record=True, dt=steps * dt, when="start", order=li, name=f"sne_count{li}"
+        )
         objects += [g, syn, counter]
         if code.recurrent is not None:
             objects.append(_recurrent_synapses(b2, g, code.recurrent, bsz, li))
@@ -186,11 +204,20 @@ def _neuron_group(b2: Any, code: LayerCode, size: int, li: int, bsz: int, steps:
         g.ibias = np.tile(code.ibias, bsz)
     g.mu, g.mv = np.tile(code.mu, bsz), np.tile(code.mv, bsz)
     g.run_regularly(code.decay_u, when="synapses", order=10 * li + 0, name=f"sne_layer{li}_decay")
-    g.run_regularly(code.update_v + ("\nfresh = 0" if code.recurrent is not None else ""), when="synapses",
-                    order=10 * li + 3, name=f"sne_layer{li}_update")
+    g.run_regularly(
+        code.update_v + ("\nfresh = 0" if code.recurrent is not None else ""),
+        when="synapses",
+        order=10 * li + 3,
+        name=f"sne_layer{li}_update",
+    )
     # counters are read at "start" (order li) before this zeroing (order 100 + li)
-    g.run_regularly("u = 0\nv = 0\nsprev = 0\ncount = 0\nover = 0\nfresh = 1", dt=steps * dt, when="start",
-                    order=100 + li, name=f"sne_layer{li}_zero")
+    g.run_regularly(
+        "u = 0\nv = 0\nsprev = 0\ncount = 0\nover = 0\nfresh = 1",
+        dt=steps * dt,
+        when="start",
+        order=100 + li,
+        name=f"sne_layer{li}_zero",
+    )
     g.thresholder["spike"].when, g.thresholder["spike"].order = "synapses", 10 * li + 4
     return g
 
@@ -217,8 +244,14 @@ def _synapses(b2: Any, prev: Any, g: Any, wmat: np.ndarray, bsz: int, li: int, c
     size, n_in = wmat.shape
     post, pre = np.nonzero(wmat)
     on_pre = "u_post += w" if counts is None else "u_post += w * sne_input_table(t, i_pre)"
-    syn = b2.Synapses(prev, g, "w : 1 (constant)", on_pre=on_pre, name=f"sne_syn{li}",
-                      namespace={} if counts is None else {"sne_input_table": counts})
+    syn = b2.Synapses(
+        prev,
+        g,
+        "w : 1 (constant)",
+        on_pre=on_pre,
+        name=f"sne_syn{li}",
+        namespace={} if counts is None else {"sne_input_table": counts},
+    )
     copies = np.repeat(np.arange(bsz), len(pre))
     syn.connect(i=np.tile(pre, bsz) + copies * n_in, j=np.tile(post, bsz) + copies * size)
     syn.w = np.tile(wmat[post, pre], bsz)
@@ -266,8 +299,9 @@ def _read_monitors(built: "Built", n: int, bsz: int, steps: int, dt: Any) -> Mon
     return Monitored(counts, rasters, overflow, _readout(built, n, bsz, steps))
 
 
-def _run_runtime(network: Network, spikes: np.ndarray, mode: str, record: bool, target: str,
-                 batch: Optional[int]) -> Result:
+def _run_runtime(
+    network: Network, spikes: np.ndarray, mode: str, record: bool, target: str, batch: Optional[int]
+) -> Result:
     import brian2 as b2
 
     _configure(target)
@@ -279,14 +313,23 @@ def _run_runtime(network: Network, spikes: np.ndarray, mode: str, record: bool, 
     t_build = time.perf_counter() - t0
     built.net.run(table.shape[0] * b2.defaultclock.dt, namespace={})  # no implicit look-up of our locals
     out = _read_monitors(built, n, bsz, steps, b2.defaultclock.dt)
-    return _result(network, mode, spikes, out, time.perf_counter() - t0, t_build,
-                   {"target": target, "batch": bsz, "brian2": b2.__version__})
+    return _result(
+        network,
+        mode,
+        spikes,
+        out,
+        time.perf_counter() - t0,
+        t_build,
+        {"target": target, "batch": bsz, "brian2": b2.__version__},
+    )
 
 
-def _result(network: Network, mode: str, spikes: np.ndarray, out: Monitored, wall: float, t_build: float,
-            details: dict) -> Result:
-    return make_result(network, "brian2", mode, spikes, out.counts, wall, out.rasters, details, out.readout,
-                       out.overflow, t_build)
+def _result(
+    network: Network, mode: str, spikes: np.ndarray, out: Monitored, wall: float, t_build: float, details: dict
+) -> Result:
+    return make_result(
+        network, "brian2", mode, spikes, out.counts, wall, out.rasters, details, out.readout, out.overflow, t_build
+    )
 
 
 def _project_dir(network: Network, mode: str, bsz: int, steps: int, record: bool) -> Path:
@@ -318,8 +361,10 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
             try:
                 device.build(directory=str(project), compile=True, run=False, with_output=False)
             except Exception as e:
-                raise Brian2Error(f"Brian2 cpp_standalone could not build in {project}: "
-                                  f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
+                raise Brian2Error(
+                    f"Brian2 cpp_standalone could not build in {project}: "
+                    f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+                ) from e
             t_build = time.perf_counter() - t0
             device.run(run_args={built.stim: table}, with_output=False)
             t_binary = device.timers.get("run_binary", float("nan"))
@@ -328,6 +373,18 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
         finally:
             device.reinit()
             b2.set_device("runtime")
-    return _result(network, mode, spikes, out, time.perf_counter() - t0, t_build,
-                   {"target": "cpp_standalone", "batch": bsz, "binary_s": t_binary, "project": str(project),
-                    "brian2": b2.__version__})
+    return _result(
+        network,
+        mode,
+        spikes,
+        out,
+        time.perf_counter() - t0,
+        t_build,
+        {
+            "target": "cpp_standalone",
+            "batch": bsz,
+            "binary_s": t_binary,
+            "project": str(project),
+            "brian2": b2.__version__,
+        },
+    )

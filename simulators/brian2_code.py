@@ -6,6 +6,7 @@ them through a few lines of numpy). Each float statement does one operation, so 
 contract ``v*kv + u`` into an FMA; fixed point runs on float64 variables that hold integers
 (< 2^53, so every operation is exact), following Lava's bit-accurate model step by step.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple, Optional
@@ -42,9 +43,11 @@ def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
     ib = layer.params.ibias if mode == "float" else layer.fixed.params.ibias
     add_ibias = "u = u + ibias\n" if ib is not None else ""
     pending = "v = v - sprev * vth\nsprev = 0\n" if dyn.reset == "subtract-next" else ""  # sprev is 0 or 1: exact
-    common = dict(threshold="v >= vth" if dyn.firing == "ge" else "v > vth",
-                  reset={"zero": "v = 0", "subtract": "v = v - vth", "subtract-next": "sprev = 1"}[dyn.reset],
-                  ibias=None if ib is None else np.asarray(ib, dtype=np.float64))
+    common = dict(
+        threshold="v >= vth" if dyn.firing == "ge" else "v > vth",
+        reset={"zero": "v = 0", "subtract": "v = v - vth", "subtract-next": "sprev = 1"}[dyn.reset],
+        ibias=None if ib is None else np.asarray(ib, dtype=np.float64),
+    )
     if mode == "fixed":
         f = layer.fixed.params
         vth = np.asarray(f.vth, dtype=np.float64) * (1 << VTH_SHIFT) * np.ones(size)
@@ -55,8 +58,7 @@ def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
             mv=np.broadcast_to(DECAY_UNITY - np.asarray(f.dv_fx), (size,)).astype(np.float64),
             decay_u=f"u = sign(u) * floor(abs(u) * mu / {DECAY_UNITY})",
             update_v=(
-                add_ibias
-                + f"v = sign(v) * floor(abs(v) * mv / {DECAY_UNITY})\n"
+                add_ibias + f"v = sign(v) * floor(abs(v) * mv / {DECAY_UNITY})\n"
                 f"wrapped = int(u > {MAX_UV}) + int(u <= -{MAX_UV})\n"  # the overflow counter, as the reference's
                 f"u = u - {2 * MAX_UV} * int(u > {MAX_UV})\n"  # 24-bit wrap of u (after its input)
                 f"u = u + {2 * MAX_UV} * int(u <= -{MAX_UV})\n"
@@ -67,7 +69,9 @@ def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
                 f"v = clip(v, -{V_LIMIT}, {V_LIMIT})"
             ),
             weight=layer.fixed.weight.astype(np.float64) * (1 << ACT_SHIFT),
-            recurrent=None if layer.fixed.recurrent is None else layer.fixed.recurrent.astype(np.float64) * (1 << ACT_SHIFT),
+            recurrent=None
+            if layer.fixed.recurrent is None
+            else layer.fixed.recurrent.astype(np.float64) * (1 << ACT_SHIFT),
             **common,
         )
     p = layer.params

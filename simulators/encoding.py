@@ -18,6 +18,7 @@ Two codes are named, and a bundle records which one its students were trained on
 The arithmetic is done in float64 whatever the input dtype, so a float32 tensor from training and
 a float64 array from a loader give the same spikes.
 """
+
 from __future__ import annotations
 
 import numpy as np

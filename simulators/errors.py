@@ -10,6 +10,7 @@ library callers that catch the builtin keep working. This module lives in ``simu
 that is the package every other package depends on; ``exporters`` and ``sne_deploy`` subclass
 :class:`SneError` for their own domains.
 """
+
 from __future__ import annotations
 
 from typing import Sequence

@@ -5,6 +5,7 @@ Every file or folder the toolkit writes for a user goes through :func:`atomic_fi
 destination is either the old content or the complete new one. (Lives in ``simulators``, the
 package every other one depends on; the Lava worker side needs none of it.)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -100,7 +101,9 @@ def exclusive(path: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise WriteError(f"{path} is being written by another sne-deploy run; try again when it has finished") from None
+            raise WriteError(
+                f"{path} is being written by another sne-deploy run; try again when it has finished"
+            ) from None
         try:
             yield
         finally:

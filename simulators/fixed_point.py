@@ -18,6 +18,7 @@ whenever the float values sit on that grid.
 
 Both call :func:`scaled_fixed`, the rule itself.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -43,7 +44,9 @@ from .neuron import (
 ACT_UNIT = 1 << ACT_SHIFT  # one synaptic weight unit on the membrane (64)
 
 
-def scaled_fixed(weight_int: np.ndarray, q: float, du: Any, dv: Any, vth: Any, bias: Any, ibias: Any = None) -> FixedLayer:
+def scaled_fixed(
+    weight_int: np.ndarray, q: float, du: Any, dv: Any, vth: Any, bias: Any, ibias: Any = None
+) -> FixedLayer:
     """Fixed-point fields of a float layer whose weights times ``q`` are ``weight_int``; a current
     bias ``ibias`` enters u like the synaptic input, as ``round(64 q ibias)``."""
     du_fx, dv_fx = decays_to_fixed(du, dv)
@@ -52,7 +55,9 @@ def scaled_fixed(weight_int: np.ndarray, q: float, du: Any, dv: Any, vth: Any, b
     vth_int = np.where(np.isfinite(vth), np.round(q * np.where(np.isfinite(vth), vth, 0.0)), VTH_MAX).astype(np.int64)
     mant, exp = bias_to_mant_exp(np.round(ACT_UNIT * q * np.asarray(bias, dtype=np.float64)).astype(np.int64))
     ibias_int = None if ibias is None else np.round(ACT_UNIT * q * np.asarray(ibias, dtype=np.float64)).astype(np.int64)
-    return FixedLayer(np.asarray(weight_int, dtype=np.int64), LIFFixedParams(du_fx, dv_fx, vth_int, mant, exp, ibias_int))
+    return FixedLayer(
+        np.asarray(weight_int, dtype=np.int64), LIFFixedParams(du_fx, dv_fx, vth_int, mant, exp, ibias_int)
+    )
 
 
 def worst_case_uv_of(weight_int: np.ndarray, du_fx: int, dv_fx: int, bias_eff: Any, steps: int) -> tuple[float, float]:
@@ -88,8 +93,9 @@ def choose_scale(w_tern: np.ndarray, du: float, dv: float, steps: int, bias: Opt
     return max(s, 2)
 
 
-def fold_ternary(name: str, w_tern: np.ndarray, vth: float, bias: Any, du: float, dv: float, steps: int,
-                 scale: Optional[int] = None) -> Layer:
+def fold_ternary(
+    name: str, w_tern: np.ndarray, vth: float, bias: Any, du: float, dv: float, steps: int, scale: Optional[int] = None
+) -> Layer:
     """A deployable layer from ternary weights: the float form keeps ``w_tern`` (threshold and bias in
     units of one synapse), the fixed-point form multiplies by one even ``scale`` (default:
     :func:`choose_scale`). The integer threshold is at least 1, so a neuron never fires on v = 0."""
@@ -172,8 +178,16 @@ def quantize_layer_report(layer: Layer, weight_max: int = WEIGHT_MAX) -> tuple[L
 
         def to_int(w: np.ndarray) -> np.ndarray:
             return (2 * np.round(w * q / 2)).astype(np.int64)
-    fixed = scaled_fixed(to_int(layer.weight), q, snap_decay(layer.params.du), snap_decay(layer.params.dv),
-                         layer.params.vth, layer.params.bias, layer.params.ibias)
+
+    fixed = scaled_fixed(
+        to_int(layer.weight),
+        q,
+        snap_decay(layer.params.du),
+        snap_decay(layer.params.dv),
+        layer.params.vth,
+        layer.params.bias,
+        layer.params.ibias,
+    )
     if layer.recurrent is not None:  # the same scale: both kinds of synapse add into the same u
         fixed = replace(fixed, recurrent=to_int(layer.recurrent))
     return replace(layer, fixed=fixed), Quantization(layer.name, q, q_exact is not None)
@@ -198,5 +212,7 @@ def quantization_agreement(net: Network, spikes: np.ndarray, report: list[Quanti
 
     f = run_reference(net, spikes, "float", record=True)
     q = run_reference(net, spikes, "fixed", record=True)
-    return {"layers": [{"layer": r.layer, "scale": r.scale, "exact": r.exact} for r in report],
-            "float_vs_fixed_identical_trains": [float(np.mean(np.all(a == b, axis=1))) for a, b in zip(f.trains, q.trains)]}
+    return {
+        "layers": [{"layer": r.layer, "scale": r.scale, "exact": r.exact} for r in report],
+        "float_vs_fixed_identical_trains": [float(np.mean(np.all(a == b, axis=1))) for a, b in zip(f.trains, q.trains)],
+    }

@@ -11,6 +11,7 @@ The worker's interpreter is that of the Lava environment (:func:`sne_deploy.simu
 made by ``sne-deploy setup lava``). It starts with a clean environment: no inherited PYTHONPATH,
 only this ``simulators`` package on its path, and the job folder as its working directory.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,15 +53,21 @@ def require_loihi_dynamics(network: Network) -> None:
     different network."""
     d = network.dynamics
     if not d.is_loihi:
-        raise GraphError(f"the Lava backend runs Loihi's LIF, which fires at v > threshold and resets v to 0; "
-                         f"firing '{d.firing}' with reset '{d.reset}' runs on the reference and brian2 backends")
+        raise GraphError(
+            f"the Lava backend runs Loihi's LIF, which fires at v > threshold and resets v to 0; "
+            f"firing '{d.firing}' with reset '{d.reset}' runs on the reference and brian2 backends"
+        )
     for layer in network.layers:
         if layer.params.ibias is not None:
-            raise GraphError(f"layer '{layer.name}': a bias feeding a synaptic current (CubaLIF) runs on the reference "
-                             "and brian2 backends; Lava's LIF has a bias on v only")
+            raise GraphError(
+                f"layer '{layer.name}': a bias feeding a synaptic current (CubaLIF) runs on the reference "
+                "and brian2 backends; Lava's LIF has a bias on v only"
+            )
         if np.ndim(layer.params.du) or np.ndim(layer.params.dv):
-            raise GraphError(f"layer '{layer.name}': per-neuron time constants run on the reference and brian2 "
-                             "backends; Lava's LIF takes one du and dv per population")
+            raise GraphError(
+                f"layer '{layer.name}': per-neuron time constants run on the reference and brian2 "
+                "backends; Lava's LIF takes one du and dv per population"
+            )
 
 
 def lava_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
@@ -70,8 +77,10 @@ def lava_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
     require_loihi_dynamics(network)
     spikes = check_inputs(network, spikes, mode)
     if spikes.dtype != np.bool_:
-        raise GraphError(f"the Lava backend takes 0/1 spikes; these inputs hold event counts up to {int(spikes.max())} "
-                         "per step: run them on the reference or brian2 backend")
+        raise GraphError(
+            f"the Lava backend takes 0/1 spikes; these inputs hold event counts up to {int(spikes.max())} "
+            "per step: run them on the reference or brian2 backend"
+        )
     return spikes
 
 
@@ -91,13 +100,24 @@ class WorkerInfo:
     @classmethod
     def from_worker(cls, d: dict) -> "WorkerInfo":
         """From :func:`run_job`'s dict (the worker's ``info.json`` plus the host's ``wall_s``)."""
-        return cls(build_s=float(d["build_s"]), run_s=float(d["run_s"]), wall_s=float(d["wall_s"]), lava_steps=int(d.get("lava_steps", 0)),
-                   batch=int(d["batch"]), sparse_layers=tuple(bool(b) for b in d.get("sparse_layers", ())))
+        return cls(
+            build_s=float(d["build_s"]),
+            run_s=float(d["run_s"]),
+            wall_s=float(d["wall_s"]),
+            lava_steps=int(d.get("lava_steps", 0)),
+            batch=int(d["batch"]),
+            sparse_layers=tuple(bool(b) for b in d.get("sparse_layers", ())),
+        )
 
     def __add__(self, other: "WorkerInfo") -> "WorkerInfo":
-        return replace(self, build_s=self.build_s + other.build_s, run_s=self.run_s + other.run_s,
-                       wall_s=self.wall_s + other.wall_s, lava_steps=self.lava_steps + other.lava_steps,
-                       runs=self.runs + other.runs)
+        return replace(
+            self,
+            build_s=self.build_s + other.build_s,
+            run_s=self.run_s + other.run_s,
+            wall_s=self.wall_s + other.wall_s,
+            lava_steps=self.lava_steps + other.lava_steps,
+            runs=self.runs + other.runs,
+        )
 
     @property
     def worker_overhead_s(self) -> float:
@@ -109,13 +129,26 @@ class WorkerInfo:
 
     def details(self) -> dict:
         """The informational part of a :class:`Result` (JSON-able)."""
-        return {"batch": self.batch, "sparse_layers": list(self.sparse_layers), "runs": self.runs,
-                "worker_build_s": self.build_s, "lava_run_s": self.run_s, "lava_steps": self.lava_steps,
-                "steps_per_s": self.steps_per_s, "worker_overhead_s": self.worker_overhead_s}
+        return {
+            "batch": self.batch,
+            "sparse_layers": list(self.sparse_layers),
+            "runs": self.runs,
+            "worker_build_s": self.build_s,
+            "lava_run_s": self.run_s,
+            "lava_steps": self.lava_steps,
+            "steps_per_s": self.steps_per_s,
+            "worker_overhead_s": self.worker_overhead_s,
+        }
 
 
-def run_lava(network: Network, spikes: np.ndarray, mode: str = "fixed", record: bool = False,
-             timeout: Optional[float] = None, batch: Optional[int] = None) -> Result:
+def run_lava(
+    network: Network,
+    spikes: np.ndarray,
+    mode: str = "fixed",
+    record: bool = False,
+    timeout: Optional[float] = None,
+    batch: Optional[int] = None,
+) -> Result:
     """Run on Lava's Loihi-2 simulator; ``batch`` copies side by side per time step (default: sized
     by the worker, see ``lava_worker.batch_size``)."""
     spikes = lava_inputs(network, spikes, mode)
@@ -126,12 +159,23 @@ def run_lava(network: Network, spikes: np.ndarray, mode: str = "fixed", record: 
     if mode == "fixed":
         overflow = _overflow(network, spikes)
         details["overflow_source"] = "reference (Lava's LIF has no overflow flag; same arithmetic bit for bit)"
-    return make_result(network, "lava", mode, spikes, counts, info.wall_s, trains if record else None, details,
-                       overflow=overflow, build_time=info.wall_s - info.run_s)
+    return make_result(
+        network,
+        "lava",
+        mode,
+        spikes,
+        counts,
+        info.wall_s,
+        trains if record else None,
+        details,
+        overflow=overflow,
+        build_time=info.wall_s - info.run_s,
+    )
 
 
-def _work_in_runs(network: Network, spikes: np.ndarray, mode: str, timeout: Optional[float],
-                  batch: Optional[int]) -> tuple[WorkerInfo, list[np.ndarray]]:
+def _work_in_runs(
+    network: Network, spikes: np.ndarray, mode: str, timeout: Optional[float], batch: Optional[int]
+) -> tuple[WorkerInfo, list[np.ndarray]]:
     """One worker run, or for a recurrent network one run per :func:`lava_worker.recurrent_batch`
     samples (each runs them side by side in one batch; see there why)."""
     from .lava_worker import recurrent_batch
@@ -140,9 +184,13 @@ def _work_in_runs(network: Network, spikes: np.ndarray, mode: str, timeout: Opti
     if size >= len(spikes):
         info, trains = run_job(network, spikes, mode, "recorded", timeout, batch)
         return WorkerInfo.from_worker(info), trains
-    parts = [run_job(network, spikes[i : i + size], mode, "recorded", timeout, None) for i in range(0, len(spikes), size)]
+    parts = [
+        run_job(network, spikes[i : i + size], mode, "recorded", timeout, None) for i in range(0, len(spikes), size)
+    ]
     infos = [WorkerInfo.from_worker(p[0]) for p in parts]
-    return sum(infos[1:], start=infos[0]), [np.concatenate([p[1][li] for p in parts]) for li in range(len(network.layers))]
+    return sum(infos[1:], start=infos[0]), [
+        np.concatenate([p[1][li] for p in parts]) for li in range(len(network.layers))
+    ]
 
 
 def _overflow(network: Network, spikes: np.ndarray) -> tuple[int, ...]:
@@ -170,8 +218,9 @@ def lava_timeout() -> float:
     return value
 
 
-def run_job(network: Network, spikes: np.ndarray, mode: str, variant: str, timeout: Optional[float],
-            batch: Optional[int] = None) -> tuple[dict, list[np.ndarray]]:
+def run_job(
+    network: Network, spikes: np.ndarray, mode: str, variant: str, timeout: Optional[float], batch: Optional[int] = None
+) -> tuple[dict, list[np.ndarray]]:
     """One worker run of checked inputs (:func:`lava_inputs`): the worker's ``info.json`` (plus
     the host's ``wall_s``) and, for the ``recorded`` variant, every layer's (N, T, n) trains.
     ``variant`` ``raw`` and ``naive`` are for benchmarks (Lava's plain LIFReset with nothing
@@ -183,13 +232,19 @@ def run_job(network: Network, spikes: np.ndarray, mode: str, variant: str, timeo
     with tempfile.TemporaryDirectory(prefix="sne-lava-") as tmp:
         tmpd = Path(tmp)
         extra = {"batch": np.array(int(batch))} if batch else {}
-        np.savez(tmpd / "job.npz", spikes=spikes, mode=np.array(mode), variant=np.array(variant), **extra,
-                 **network.to_arrays())
+        np.savez(
+            tmpd / "job.npz",
+            spikes=spikes,
+            mode=np.array(mode),
+            variant=np.array(variant),
+            **extra,
+            **network.to_arrays(),
+        )
         code = _run_worker(py, tmpd, timeout)
         if code != 0:
             last = _last_line(tmpd / "stderr.txt")
             if code == 2 and last.startswith("error: "):
-                raise GraphError(last[len("error: "):])
+                raise GraphError(last[len("error: ") :])
             raise WorkerError(f"the Lava worker failed ({_status(code)}): {last}")
         info = json.loads((tmpd / "info.json").read_text())
         trains = []
@@ -223,9 +278,15 @@ def _run_worker(py: Path, job_dir: Path, timeout: float) -> int:
     (job_dir / "t").mkdir()
     env["TMPDIR"] = str(job_dir / "t")
     with open(job_dir / "stdout.txt", "wb") as out, open(job_dir / "stderr.txt", "wb") as err:
-        proc = subprocess.Popen([str(py), "-m", "sne_deploy.simulators.lava_worker", str(job_dir / "job.npz"), str(job_dir)],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
-                                start_new_session=True, cwd=str(job_dir))
+        proc = subprocess.Popen(
+            [str(py), "-m", "sne_deploy.simulators.lava_worker", str(job_dir / "job.npz"), str(job_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=env,
+            start_new_session=True,
+            cwd=str(job_dir),
+        )
     try:
         deadline = time.monotonic() + timeout
         seen: set[int] = set()
@@ -243,8 +304,10 @@ def _run_worker(py: Path, job_dir: Path, timeout: float) -> int:
             seen |= alive
             if vanished_at is not None and now - vanished_at > _CHILD_GRACE_S:
                 gone = sorted((seen - alive) | zombies) or sorted(seen - alive)
-                raise WorkerError(f"a Lava runtime process (pid {gone[0] if gone else '?'}) died during the run; "
-                                  f"the worker (pid {proc.pid}) and its group were killed")
+                raise WorkerError(
+                    f"a Lava runtime process (pid {gone[0] if gone else '?'}) died during the run; "
+                    f"the worker (pid {proc.pid}) and its group were killed"
+                )
             time.sleep(_POLL_S)
     finally:
         _kill_group(proc)

@@ -23,6 +23,7 @@ optionally ``batch``. All N samples run in one long Lava run:
 
 ``stop()`` always runs, or Lava hangs at interpreter exit.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,10 @@ def batch_size(network: Network, n: int) -> int:
         return recurrent_batch(network, n)
     dense = [l.n_in * l.n_out for l in network.layers if not is_sparse(l.weight)]
     synapses = sum(int(np.count_nonzero(l.weight)) for l in network.layers if is_sparse(l.weight))
-    bound = min(int(np.sqrt(_DENSE_BUDGET / max(dense))) if dense else _MAX_BATCH,
-                _SPARSE_BUDGET // synapses if synapses else _MAX_BATCH)
+    bound = min(
+        int(np.sqrt(_DENSE_BUDGET / max(dense))) if dense else _MAX_BATCH,
+        _SPARSE_BUDGET // synapses if synapses else _MAX_BATCH,
+    )
     return int(max(1, min(n, _MAX_BATCH, bound)))
 
 
@@ -78,8 +81,10 @@ def check_recurrent_start(network: Network, mode: str) -> None:
     counts = run_loop(network, quiet, mode).counts
     for layer, c in zip(network.layers, counts):
         if layer.recurrent is not None and c.any():
-            raise GraphError(f"layer '{layer.name}' is recurrent and fires without input (its bias reaches threshold): "
-                             "on Lava those spikes would reach its first step; run it on the reference or Brian2")
+            raise GraphError(
+                f"layer '{layer.name}' is recurrent and fires without input (its bias reaches threshold): "
+                "on Lava those spikes would reach its first step; run it on the reference or Brian2"
+            )
 
 
 def lava_lif_params(layer: Layer, mode: str) -> tuple[np.ndarray, dict]:
@@ -87,13 +92,21 @@ def lava_lif_params(layer: Layer, mode: str) -> tuple[np.ndarray, dict]:
     if mode == "fixed":
         f = layer.fixed.params
         weight, vth = layer.fixed.weight.astype(np.int32), np.unique(np.asarray(f.vth))
-        kw = {"du": int(f.du_fx), "dv": int(f.dv_fx), "bias_exp": int(f.bias_exp),
-              "bias_mant": np.broadcast_to(np.asarray(f.bias_mant), (layer.n_out,)).astype(np.int32)}
+        kw = {
+            "du": int(f.du_fx),
+            "dv": int(f.dv_fx),
+            "bias_exp": int(f.bias_exp),
+            "bias_mant": np.broadcast_to(np.asarray(f.bias_mant), (layer.n_out,)).astype(np.int32),
+        }
     else:
         p = layer.params
         weight, vth = layer.weight.astype(np.float64), np.unique(np.asarray(p.vth))
-        kw = {"du": float(p.du), "dv": float(p.dv), "bias_exp": 0,
-              "bias_mant": np.broadcast_to(np.asarray(p.bias, dtype=np.float64), (layer.n_out,))}
+        kw = {
+            "du": float(p.du),
+            "dv": float(p.dv),
+            "bias_exp": 0,
+            "bias_mant": np.broadcast_to(np.asarray(p.bias, dtype=np.float64), (layer.n_out,)),
+        }
     if vth.size != 1:
         raise GraphError(f"layer '{layer.name}': Lava's LIF takes one threshold per population, got {vth.size}")
     kw["vth"] = int(vth[0]) if mode == "fixed" else float(vth[0])
@@ -109,8 +122,9 @@ class _Procs(NamedTuple):
     scipy_sparse: Any
 
 
-def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path, record: bool = True,
-                  batch: Optional[int] = None) -> dict:
+def build_and_run(
+    network: Network, spikes: np.ndarray, mode: str, out_dir: Path, record: bool = True, batch: Optional[int] = None
+) -> dict:
     """Wire ``network`` as Lava processes for ``bsz`` copies fed by a ring buffer, run every
     batch back to back and return the timings (the recorded spikes are files in ``out_dir``)."""
     from lava.magma.core.run_conditions import RunSteps
@@ -135,16 +149,24 @@ def build_and_run(network: Network, spikes: np.ndarray, mode: str, out_dir: Path
         prev_port, used_sparse = _add_layer(procs, prev_port, layer, li, mode, bsz, steps, network.is_recurrent)
         sparse_layers.append(used_sparse)
     t_build = time.perf_counter() - t0
-    cfg = Loihi2SimCfg(select_tag="fixed_pt" if mode == "fixed" else "floating_pt",
-                       exception_proc_model_map={procs.Sparse: ColumnSparseBitAcc if mode == "fixed" else ColumnSparseFloat})
+    cfg = Loihi2SimCfg(
+        select_tag="fixed_pt" if mode == "fixed" else "floating_pt",
+        exception_proc_model_map={procs.Sparse: ColumnSparseBitAcc if mode == "fixed" else ColumnSparseFloat},
+    )
     t1 = time.perf_counter()
     try:
         source.run(condition=RunSteps(num_steps=total), run_cfg=cfg)
     finally:
         source.stop()
     t_run = time.perf_counter() - t1
-    return {"build_s": t_build, "run_s": t_run, "lava_steps": total, "steps_per_s": total / t_run, "batch": bsz,
-            "sparse_layers": sparse_layers}
+    return {
+        "build_s": t_build,
+        "run_s": t_run,
+        "lava_steps": total,
+        "steps_per_s": total / t_run,
+        "batch": bsz,
+        "sparse_layers": sparse_layers,
+    }
 
 
 def _procs(record: bool, **recording: Any) -> _Procs:
@@ -160,8 +182,9 @@ def _procs(record: bool, **recording: Any) -> _Procs:
     return _Procs(Dense, Sparse, neuron, sparse)
 
 
-def _add_layer(procs: _Procs, prev_port: Any, layer: Layer, li: int, mode: str, bsz: int, steps: int,
-               recurrent_net: bool) -> tuple[Any, bool]:
+def _add_layer(
+    procs: _Procs, prev_port: Any, layer: Layer, li: int, mode: str, bsz: int, steps: int, recurrent_net: bool
+) -> tuple[Any, bool]:
     """Layer ``li``'s synapses and neurons after ``prev_port``; returns its spike port and whether
     its synapses are a Sparse process."""
     if not layer.spiking:

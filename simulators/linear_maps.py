@@ -13,6 +13,7 @@ that a simulator may *compute* the same product as a convolution (:func:`conv_ke
 kernel back out of whichever matrix it runs, float or fixed point, and refuses when the matrix is
 not that convolution): a typical conv layer's matrix is 97 % zeros.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,8 +56,15 @@ class ConvGeometry:
     @classmethod
     def from_dict(cls, d: Any) -> "ConvGeometry":
         i = {k: plain.ints(d[k]) for k in ("in_shape", "out_shape", "kernel", "stride", "padding", "dilation")}
-        return cls(i["in_shape"], i["out_shape"], i["kernel"], i["stride"], i["padding"], i["dilation"],  # type: ignore[arg-type]
-                   int(d["groups"]))
+        return cls(
+            i["in_shape"],
+            i["out_shape"],
+            i["kernel"],
+            i["stride"],
+            i["padding"],
+            i["dilation"],  # type: ignore[arg-type]
+            int(d["groups"]),
+        )
 
     def taps(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
         """Per kernel tap (ky, kx): the output positions it reaches and the input positions it
@@ -78,8 +86,14 @@ class ConvGeometry:
         return co, ci
 
 
-def conv2d_geometry(kernel_shape: Sequence[int], in_shape: Sequence[int], stride: Pair = 1,
-                    padding: Union[Pair, str] = 0, dilation: Pair = 1, groups: int = 1) -> ConvGeometry:
+def conv2d_geometry(
+    kernel_shape: Sequence[int],
+    in_shape: Sequence[int],
+    stride: Pair = 1,
+    padding: Union[Pair, str] = 0,
+    dilation: Pair = 1,
+    groups: int = 1,
+) -> ConvGeometry:
     """Check a convolution's parameters against its input and work out its output shape."""
     if len(kernel_shape) != 4:
         raise GraphError(f"Conv2d weight must be (C_out, C_in/groups, kH, kW), got shape {tuple(kernel_shape)}")
@@ -88,8 +102,10 @@ def conv2d_geometry(kernel_shape: Sequence[int], in_shape: Sequence[int], stride
     c_out, c_in_g, kh, kw = (int(k) for k in kernel_shape)
     c_in, h, w = (int(s) for s in in_shape)
     if groups < 1 or c_in % groups or c_out % groups or c_in // groups != c_in_g:
-        raise GraphError(f"Conv2d: {c_in} input channels, {c_out} output channels and groups={groups} "
-                         f"do not fit a weight of shape {tuple(kernel_shape)}")
+        raise GraphError(
+            f"Conv2d: {c_in} input channels, {c_out} output channels and groups={groups} "
+            f"do not fit a weight of shape {tuple(kernel_shape)}"
+        )
     sh, sw = _pair(stride, "stride")
     dh, dw = _pair(dilation, "dilation")
     if isinstance(padding, str):
@@ -100,7 +116,9 @@ def conv2d_geometry(kernel_shape: Sequence[int], in_shape: Sequence[int], stride
             if dh * (kh - 1) % 2 or dw * (kw - 1) % 2:
                 raise GraphError("Conv2d padding='same' with an even kernel pads unevenly: not supported")
         else:
-            raise GraphError(f"Conv2d padding '{padding}' is not supported (use an int pair, 'valid', or 'same' with stride 1)")
+            raise GraphError(
+                f"Conv2d padding '{padding}' is not supported (use an int pair, 'valid', or 'same' with stride 1)"
+            )
     else:
         ph, pw = _pair(padding, "padding")
     oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
@@ -110,8 +128,14 @@ def conv2d_geometry(kernel_shape: Sequence[int], in_shape: Sequence[int], stride
     return ConvGeometry((c_in, h, w), (c_out, oh, ow), (c_out, c_in_g, kh, kw), (sh, sw), (ph, pw), (dh, dw), groups)
 
 
-def conv2d_matrix(weight: np.ndarray, in_shape: Sequence[int], stride: Pair = 1, padding: Union[Pair, str] = 0,
-                  dilation: Pair = 1, groups: int = 1) -> tuple[np.ndarray, tuple[int, int, int]]:
+def conv2d_matrix(
+    weight: np.ndarray,
+    in_shape: Sequence[int],
+    stride: Pair = 1,
+    padding: Union[Pair, str] = 0,
+    dilation: Pair = 1,
+    groups: int = 1,
+) -> tuple[np.ndarray, tuple[int, int, int]]:
     """(matrix (C_out*OH*OW, C_in*H*W), output shape (C_out, OH, OW)) of a 2-D convolution."""
     weight = np.asarray(weight, dtype=np.float64)
     geom = conv2d_geometry(weight.shape, in_shape, stride, padding, dilation, groups)
@@ -142,7 +166,9 @@ def conv_kernel(matrix: np.ndarray, geom: ConvGeometry) -> Optional[np.ndarray]:
     co, ci = geom.channels()
     for ky, kx, out_pos, in_pos in geom.taps():
         if len(out_pos):
-            kernel[:, :, ky, kx] = matrix[co * (oh * ow) + out_pos[0], ci * (h * w) + in_pos[0]].reshape(geom.kernel[:2])
+            kernel[:, :, ky, kx] = matrix[co * (oh * ow) + out_pos[0], ci * (h * w) + in_pos[0]].reshape(
+                geom.kernel[:2]
+            )
     return kernel if np.array_equal(geometry_matrix(kernel, geom), matrix) else None
 
 
@@ -171,8 +197,9 @@ def conv_operator(kernel: np.ndarray, geom: ConvGeometry) -> Callable[[np.ndarra
     return apply
 
 
-def sumpool2d_matrix(in_shape: Sequence[int], kernel_size: Pair, stride: Pair, padding: Pair = 0
-                     ) -> tuple[np.ndarray, tuple[int, int, int]]:
+def sumpool2d_matrix(
+    in_shape: Sequence[int], kernel_size: Pair, stride: Pair, padding: Pair = 0
+) -> tuple[np.ndarray, tuple[int, int, int]]:
     """Sum pooling = a grouped convolution with one all-ones kernel per channel."""
     if len(in_shape) != 3:
         raise GraphError(f"SumPool2d needs a (C, H, W) input, got shape {tuple(in_shape)}")

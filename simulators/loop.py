@@ -11,6 +11,7 @@ event counts) stay far below 2^53, so the product is exact, and it uses BLAS whe
 product would not. On numpy the product is computed the fastest exact way for the layer
 (:func:`sne_deploy.simulators.linear_maps.synapse_operator`: a convolution, a sparse or a dense product).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,8 +38,14 @@ class ArrayLib(NamedTuple):
     synapses: Optional[Callable[[Any, np.ndarray], Callable[[Any], Any]]] = None
 
 
-NUMPY = ArrayLib("numpy", np, lambda a, d: np.asarray(a, dtype=d), lambda shape, d: np.zeros(shape, dtype=d), np.asarray,
-                 lambda layer, w: synapse_operator(w, None if layer is None else layer.conv))
+NUMPY = ArrayLib(
+    "numpy",
+    np,
+    lambda a, d: np.asarray(a, dtype=d),
+    lambda shape, d: np.zeros(shape, dtype=d),
+    np.asarray,
+    lambda layer, w: synapse_operator(w, None if layer is None else layer.conv),
+)
 
 
 @dataclass(frozen=True)
@@ -49,8 +56,14 @@ class LoopOutput:
     readout: Optional[np.ndarray] = None  # (N, T, n_out) membrane of a non-spiking (LI) last layer
 
 
-def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib: ArrayLib = NUMPY,
-             on_spikes: Optional[Callable[[int, Any], None]] = None) -> LoopOutput:
+def run_loop(
+    network: Network,
+    spikes: Any,
+    mode: str,
+    record: bool = False,
+    lib: ArrayLib = NUMPY,
+    on_spikes: Optional[Callable[[int, Any], None]] = None,
+) -> LoopOutput:
     """Run checked inputs ``spikes`` (N, T, n_in) through ``network`` in ``mode``: 0/1 spikes, or
     event counts per bin (see :func:`~sne_deploy.simulators.result.check_inputs`).
     ``on_spikes(layer index, spikes)`` sees every layer's spikes at every step (NeuroBench's
@@ -77,7 +90,9 @@ def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib
             if rec_drives[i] is not None:
                 a = a + rec_drives[i](last[i])
             if fixed:
-                states[i], spk, over = lif_step_fixed_checked(states[i], lib.asarray(a, "int64"), params[i], lib.xp, dyn)
+                states[i], spk, over = lif_step_fixed_checked(
+                    states[i], lib.asarray(a, "int64"), params[i], lib.xp, dyn
+                )
                 saturated[i] += int(over.sum())
             else:
                 states[i], spk = lif_step_float(states[i], a, params[i], lib.xp, dyn=dyn)
@@ -91,9 +106,12 @@ def run_loop(network: Network, spikes: Any, mode: str, record: bool = False, lib
                 last[i] = s
         if readout is not None:
             readout[:, t] = states[-1].v
-    return LoopOutput([lib.to_numpy(c) for c in counts],
-                      [lib.to_numpy(tr) for tr in trains] if trains is not None else None, saturated,
-                      lib.to_numpy(readout) if readout is not None else None)
+    return LoopOutput(
+        [lib.to_numpy(c) for c in counts],
+        [lib.to_numpy(tr) for tr in trains] if trains is not None else None,
+        saturated,
+        lib.to_numpy(readout) if readout is not None else None,
+    )
 
 
 def _drive(layer: Any, weight: np.ndarray, lib: ArrayLib) -> Callable[[Any], Any]:
@@ -109,12 +127,22 @@ def _params(layer: Any, fixed: bool, lib: ArrayLib) -> Any:
         f = layer.fixed.params
         # an LI readout never fires: a threshold beyond v's 24-bit range (its vth field is unused)
         vth = np.asarray(f.vth) if layer.spiking else np.full(layer.n_out, NEVER_FIRES)
-        return LIFFixedParams(_decay(f.du_fx, "int64", lib), _decay(f.dv_fx, "int64", lib), lib.asarray(vth, "int64"),
-                              lib.asarray(np.asarray(f.bias_mant), "int64"), f.bias_exp,
-                              None if f.ibias is None else lib.asarray(np.asarray(f.ibias), "int64"))
+        return LIFFixedParams(
+            _decay(f.du_fx, "int64", lib),
+            _decay(f.dv_fx, "int64", lib),
+            lib.asarray(vth, "int64"),
+            lib.asarray(np.asarray(f.bias_mant), "int64"),
+            f.bias_exp,
+            None if f.ibias is None else lib.asarray(np.asarray(f.ibias), "int64"),
+        )
     p = layer.params
-    return LIFParams(_decay(p.du, "float64", lib), _decay(p.dv, "float64", lib), lib.asarray(p.vth, "float64"),
-                     lib.asarray(p.bias, "float64"), None if p.ibias is None else lib.asarray(p.ibias, "float64"))
+    return LIFParams(
+        _decay(p.du, "float64", lib),
+        _decay(p.dv, "float64", lib),
+        lib.asarray(p.vth, "float64"),
+        lib.asarray(p.bias, "float64"),
+        None if p.ibias is None else lib.asarray(p.ibias, "float64"),
+    )
 
 
 def _decay(x: Any, dtype: str, lib: ArrayLib) -> Any:

@@ -6,6 +6,7 @@ A layer always carries its float-form parameters (:class:`sne_deploy.simulators.
 the graph carries them (our exporter does) or when :mod:`sne_deploy.simulators.fixed_point` derives them, its
 exact fixed-point form (:class:`FixedLayer`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,8 +45,11 @@ class FixedLayer:
 
     @classmethod
     def from_dict(cls, d: Any) -> "FixedLayer":
-        return cls(plain.array(d["weight"], np.int64), LIFFixedParams.from_dict(d["params"]),
-                   plain.optional_array(d, "recurrent", np.int64))
+        return cls(
+            plain.array(d["weight"], np.int64),
+            LIFFixedParams.from_dict(d["params"]),
+            plain.optional_array(d, "recurrent", np.int64),
+        )
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,15 @@ class Layer:
 
     @classmethod
     def from_dict(cls, d: Any) -> "Layer":
-        return cls(plain.text(d["name"]), plain.array(d["weight"], np.float64), LIFParams.from_dict(d["params"]),
-                   bool(d.get("spiking", True)), FixedLayer.from_dict(d["fixed"]) if "fixed" in d else None,
-                   ConvGeometry.from_dict(d["conv"]) if "conv" in d else None,
-                   plain.optional_array(d, "recurrent", np.float64))
+        return cls(
+            plain.text(d["name"]),
+            plain.array(d["weight"], np.float64),
+            LIFParams.from_dict(d["params"]),
+            bool(d.get("spiking", True)),
+            FixedLayer.from_dict(d["fixed"]) if "fixed" in d else None,
+            ConvGeometry.from_dict(d["conv"]) if "conv" in d else None,
+            plain.optional_array(d, "recurrent", np.float64),
+        )
 
     @property
     def n_in(self) -> int:
@@ -130,19 +139,28 @@ class Network:
         """Fixed-point runs need integer parameters in Lava's ranges; say which layer breaks them."""
         for layer in self.layers:
             if layer.fixed is None:
-                raise GraphError(f"layer '{layer.name}' has no fixed-point parameters: pass --quantize to choose them "
-                                 "(sne_deploy.simulators.fixed_point.quantize_network in Python)")
+                raise GraphError(
+                    f"layer '{layer.name}' has no fixed-point parameters: pass --quantize to choose them "
+                    "(sne_deploy.simulators.fixed_point.quantize_network in Python)"
+                )
             check_fixed_layer(layer)
 
     def to_dict(self) -> dict[str, Any]:
         """Layers, dt and dynamics as plain data (``metadata`` is the graph's free-form dict; it
         travels in the NIR graph, not here)."""
-        return {"layers": [layer.to_dict() for layer in self.layers], "dt": self.dt, "dynamics": self.dynamics.to_dict()}
+        return {
+            "layers": [layer.to_dict() for layer in self.layers],
+            "dt": self.dt,
+            "dynamics": self.dynamics.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, d: Any) -> "Network":
-        return cls(tuple(Layer.from_dict(x) for x in d["layers"]), dt=float(d["dt"]),
-                   dynamics=Dynamics.from_dict(d["dynamics"]))
+        return cls(
+            tuple(Layer.from_dict(x) for x in d["layers"]),
+            dt=float(d["dt"]),
+            dynamics=Dynamics.from_dict(d["dynamics"]),
+        )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The flat name -> array form handed to the Lava worker (``np.savez``, no pickle)."""
@@ -223,5 +241,9 @@ def check_fixed_layer(layer: Layer) -> None:
     if not (np.all((0 <= du_fx) & (du_fx < DECAY_UNITY)) and np.all((0 <= dv_fx) & (dv_fx < DECAY_UNITY))):
         raise GraphError(f"layer '{layer.name}': decays du_fx={f.params.du_fx}, dv_fx={f.params.dv_fx} outside 12 bits")
     bm = np.asarray(f.params.bias_mant)
-    if bm.min(initial=0) < BIAS_MANT_MIN or bm.max(initial=0) > BIAS_MANT_MAX or not 0 <= f.params.bias_exp <= BIAS_EXP_MAX:
+    if (
+        bm.min(initial=0) < BIAS_MANT_MIN
+        or bm.max(initial=0) > BIAS_MANT_MAX
+        or not 0 <= f.params.bias_exp <= BIAS_EXP_MAX
+    ):
         raise GraphError(f"layer '{layer.name}': bias mantissa/exponent outside Loihi's 13/3-bit fields")

@@ -26,6 +26,7 @@ step functions, off by default: :class:`Dynamics` (``>=`` firing, subtracting re
 ``du``/``dv``, and a constant current ``ibias`` on u. The reference and Brian2 run them; Lava's LIF
 cannot, and the Lava backend refuses them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,9 +67,13 @@ class LIFParams(NamedTuple):
 
     @classmethod
     def from_dict(cls, d: Any) -> "LIFParams":
-        return cls(plain.number_or_array(d["du"], np.float64), plain.number_or_array(d["dv"], np.float64),
-                   plain.array(d["vth"], np.float64), plain.array(d["bias"], np.float64),
-                   plain.optional_array(d, "ibias", np.float64))
+        return cls(
+            plain.number_or_array(d["du"], np.float64),
+            plain.number_or_array(d["dv"], np.float64),
+            plain.array(d["vth"], np.float64),
+            plain.array(d["bias"], np.float64),
+            plain.optional_array(d, "ibias", np.float64),
+        )
 
 
 class LIFFixedParams(NamedTuple):
@@ -86,9 +91,14 @@ class LIFFixedParams(NamedTuple):
 
     @classmethod
     def from_dict(cls, d: Any) -> "LIFFixedParams":
-        return cls(plain.number_or_array(d["du_fx"], np.int64), plain.number_or_array(d["dv_fx"], np.int64),
-                   plain.array(d["vth"], np.int64), plain.array(d["bias_mant"], np.int64), int(d["bias_exp"]),
-                   plain.optional_array(d, "ibias", np.int64))
+        return cls(
+            plain.number_or_array(d["du_fx"], np.int64),
+            plain.number_or_array(d["dv_fx"], np.int64),
+            plain.array(d["vth"], np.int64),
+            plain.array(d["bias_mant"], np.int64),
+            int(d["bias_exp"]),
+            plain.optional_array(d, "ibias", np.int64),
+        )
 
 
 FIRINGS = ("gt", "ge")
@@ -119,8 +129,11 @@ class Dynamics:
     decay: str = "euler"
 
     def __post_init__(self) -> None:
-        for what, value, allowed in (("firing", self.firing, FIRINGS), ("reset", self.reset, RESETS),
-                                     ("decay", self.decay, DECAYS)):
+        for what, value, allowed in (
+            ("firing", self.firing, FIRINGS),
+            ("reset", self.reset, RESETS),
+            ("decay", self.decay, DECAYS),
+        ):
             check_choice(what, value, allowed, GraphError)
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,14 +220,17 @@ def effective_bias(p: LIFFixedParams) -> Any:
     return p.bias_mant * (1 << int(p.bias_exp))
 
 
-def lif_step_fixed(state: LIFState, a: Any, p: LIFFixedParams, xp: Any = np, dyn: Dynamics = LOIHI) -> tuple[LIFState, Any]:
+def lif_step_fixed(
+    state: LIFState, a: Any, p: LIFFixedParams, xp: Any = np, dyn: Dynamics = LOIHI
+) -> tuple[LIFState, Any]:
     """One bit-accurate step on int64 state; ``a`` is the integer synaptic input ``W_int @ s_in``."""
     state, s, _ = lif_step_fixed_checked(state, a, p, xp, dyn)
     return state, s
 
 
-def lif_step_fixed_checked(state: LIFState, a: Any, p: LIFFixedParams, xp: Any = np,
-                           dyn: Dynamics = LOIHI) -> tuple[LIFState, Any, Any]:
+def lif_step_fixed_checked(
+    state: LIFState, a: Any, p: LIFFixedParams, xp: Any = np, dyn: Dynamics = LOIHI
+) -> tuple[LIFState, Any, Any]:
     """:func:`lif_step_fixed` that also returns where u wrapped or v hit a saturation rail: there
     the chip computes something other than the float model, and callers report it. Other
     ``dyn`` than Loihi's apply the same comparison and reset to the integer v and ``vth << 6``
@@ -222,7 +238,9 @@ def lif_step_fixed_checked(state: LIFState, a: Any, p: LIFFixedParams, xp: Any =
     vth = p.vth * (1 << VTH_SHIFT)
     drive = a * (1 << ACT_SHIFT)
     # du = 1 (du_fx + 1 = 4096) keeps nothing of u: decay_fixed would return zeros, so skip it
-    u_raw = drive if np.ndim(p.du_fx) == 0 and p.du_fx + 1 == DECAY_UNITY else decay_fixed(state.u, p.du_fx + 1, xp) + drive
+    u_raw = (
+        drive if np.ndim(p.du_fx) == 0 and p.du_fx + 1 == DECAY_UNITY else decay_fixed(state.u, p.du_fx + 1, xp) + drive
+    )
     if p.ibias is not None:
         u_raw = u_raw + p.ibias
     u = wrap_u(u_raw, xp)
@@ -263,7 +281,11 @@ def bias_to_mant_exp(bias_int: np.ndarray) -> tuple[np.ndarray, int]:
     bias_int = np.asarray(bias_int, dtype=np.int64)
     for exp in range(BIAS_EXP_MAX + 1):
         mant = bias_int >> exp
-        if np.all(mant << exp == bias_int) and mant.min(initial=0) >= BIAS_MANT_MIN and mant.max(initial=0) <= BIAS_MANT_MAX:
+        if (
+            np.all(mant << exp == bias_int)
+            and mant.min(initial=0) >= BIAS_MANT_MIN
+            and mant.max(initial=0) <= BIAS_MANT_MAX
+        ):
             return mant, exp
     # not exactly representable: use the smallest exponent that fits and round
     for exp in range(BIAS_EXP_MAX + 1):

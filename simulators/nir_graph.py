@@ -11,6 +11,7 @@ Graphs written by sne-deploy carry each layer's exact values in node metadata: t
 under keys starting with ``sne_`` (``sne_params.du``, ``sne_fixed.weight``, ...), split over the
 weight, loop and neuron nodes that carry them (:func:`exact_metadata`, :func:`read_exact`).
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -61,8 +62,10 @@ def _reject_cycles(succ: dict[str, list[str]]) -> None:
         state[n] = 1
         for m in succ.get(n, []):
             if state.get(m) == 1:
-                raise GraphError(f"recurrent edge ({n} -> {m}): a neuron's own loop through one weight node "
-                                 "(lif -> weight -> the same lif) is supported; other cycles are not")
+                raise GraphError(
+                    f"recurrent edge ({n} -> {m}): a neuron's own loop through one weight node "
+                    "(lif -> weight -> the same lif) is supported; other cycles are not"
+                )
             if m not in state:
                 visit(m)
         state[n] = 2
@@ -85,8 +88,12 @@ def _self_loops(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> dict[str
     loops: dict[str, str] = {}
     for w, node in nodes.items():
         src = ins.get(w, [])
-        if (isinstance(node, (nir.Affine, nir.Linear)) and len(src) == 1 and outs.get(w, []) == src
-                and isinstance(nodes[src[0]], (nir.CubaLIF, nir.LIF, nir.IF, nir.LI))):
+        if (
+            isinstance(node, (nir.Affine, nir.Linear))
+            and len(src) == 1
+            and outs.get(w, []) == src
+            and isinstance(nodes[src[0]], (nir.CubaLIF, nir.LIF, nir.IF, nir.LI))
+        ):
             if src[0] in loops:
                 raise GraphError(f"node '{src[0]}' has two recurrent loops ('{loops[src[0]]}', '{w}'): not supported")
             loops[src[0]] = w
@@ -128,7 +135,9 @@ def linear_chain(graph: Any) -> tuple[list[tuple[str, Any]], dict[str, tuple[str
         raise GraphError(f"the chain from '{inputs[0]}' ends at '{order[-1][0]}', not at the graph's Output")
     unreached = set(n for n in nodes if not isinstance(nodes[n], (nir.Input, nir.Output))) - seen - loop_nodes
     if unreached:
-        raise GraphError(f"nodes {sorted(unreached)} are not on the chain from Input to Output (branches are not supported)")
+        raise GraphError(
+            f"nodes {sorted(unreached)} are not on the chain from Input to Output (branches are not supported)"
+        )
     return order, {n: (w, nodes[w]) for n, w in loops.items()}
 
 
@@ -154,4 +163,4 @@ def exact_metadata(layer: Layer) -> dict[str, dict[str, Any]]:
 
 def read_exact(*metadata: Optional[dict]) -> dict[str, Any]:
     """The nodes' ``sne_`` keys merged back into the (partial) plain form of one layer."""
-    return plain.unflatten({k[len(EXACT):]: v for m in metadata for k, v in (m or {}).items() if k.startswith(EXACT)})
+    return plain.unflatten({k[len(EXACT) :]: v for m in metadata for k, v in (m or {}).items() if k.startswith(EXACT)})

@@ -5,6 +5,7 @@ LIF layers, the lenient file reader), the graph's topology and our ``sne_`` meta
 (:mod:`~sne_deploy.simulators.nir_graph`) and writing (:mod:`~sne_deploy.simulators.nir_write`)
 live in their own modules; import from here.
 """
+
 from __future__ import annotations
 
 from .nir_read import SUPPORTED, GraphWarning, from_nir, read_graph

@@ -32,6 +32,7 @@ weight, loop and neuron nodes that carry them; when present they win over the co
 parameters (which they may refine, never contradict), so float and fixed-point values survive
 the round trip bit for bit.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -57,8 +58,10 @@ class GraphWarning(UserWarning):
     """Something about a graph the user should know but that does not stop the run."""
 
 
-SUPPORTED = ("Input, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, CubaLIF, LIF, IF, LI, Flatten, Output "
-             "and nested NIRGraph subgraphs")
+SUPPORTED = (
+    "Input, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, CubaLIF, LIF, IF, LI, Flatten, Output "
+    "and nested NIRGraph subgraphs"
+)
 
 
 # Tolerance for float noise in decays and unit gains. Exporters store tau in float32 (relative
@@ -89,8 +92,10 @@ def _check_declared_size(path: Path) -> None:
     except Exception as e:  # h5py raises OSError and others on a foreign or truncated file
         raise GraphError(f"cannot read NIR graph {path}: {type(e).__name__}: {e}") from None
     if total > MAX_GRAPH_BYTES:
-        raise GraphError(f"NIR graph {path} declares {total / 2**30:.1f} GiB of arrays in a "
-                         f"{path.stat().st_size / 2**10:.0f} KiB file (limit {MAX_GRAPH_BYTES / 2**30:.0f} GiB); refusing to load it")
+        raise GraphError(
+            f"NIR graph {path} declares {total / 2**30:.1f} GiB of arrays in a "
+            f"{path.stat().st_size / 2**10:.0f} KiB file (limit {MAX_GRAPH_BYTES / 2**30:.0f} GiB); refusing to load it"
+        )
 
 
 def _positive(name: str, what: str, x: Any) -> Any:
@@ -134,8 +139,12 @@ def read_graph(path: Path) -> Any:
             raise GraphError(f"cannot read NIR graph {path}: {type(strict).__name__}: {strict}") from None
 
 
-def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None, dynamics: Optional[Dynamics] = None,
-             default_dt: float = 1.0) -> Network:
+def from_nir(
+    graph_or_path: Union[str, Path, Any],
+    dt: Optional[float] = None,
+    dynamics: Optional[Dynamics] = None,
+    default_dt: float = 1.0,
+) -> Network:
     """Read a NIR graph (a ``nir.NIRGraph`` or a file for ``nir.read``) into a :class:`Network`.
 
     ``dynamics`` (default Loihi's) says how the neurons fire, reset and decay; ``default_dt`` is
@@ -146,8 +155,11 @@ def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None, d
     meta = dict(getattr(graph, "metadata", None) or {})
     dt_from = "--dt"
     if dt is None:
-        dt_from = "the graph's metadata" if "dt" in meta else (
-            "the preset" if default_dt != 1.0 else "the default (the graph states no dt)")
+        dt_from = (
+            "the graph's metadata"
+            if "dt" in meta
+            else ("the preset" if default_dt != 1.0 else "the default (the graph states no dt)")
+        )
         dt = float(np.asarray(meta.get("dt", default_dt)))
     if not dt > 0:
         raise GraphError(f"dt must be positive, got {dt}")
@@ -177,8 +189,10 @@ def from_nir(graph_or_path: Union[str, Path, Any], dt: Optional[float] = None, d
             if name in loops:  # its own spikes of the last step, through this weight node
                 rec = _linear(loops[name][0], loops[name][1], pending.out_shape, nir)
                 if rec.weight.shape != (pending.weight.shape[0],) * 2:
-                    raise GraphError(f"recurrent node '{rec.name}' has weight {rec.weight.shape}, but '{name}' has "
-                                     f"{pending.weight.shape[0]} neurons")
+                    raise GraphError(
+                        f"recurrent node '{rec.name}' has weight {rec.weight.shape}, but '{name}' has "
+                        f"{pending.weight.shape[0]} neurons"
+                    )
             layers.append(_layer(name, pending, node, dt, nir, dt_from, dyn, rec))
             pending = None
             continue
@@ -207,8 +221,9 @@ class _Linear:
     conv: Optional[ConvGeometry] = None  # a single Conv2d node's geometry (composed maps have none)
 
     def then(self, nxt: "_Linear") -> "_Linear":
-        return _Linear(f"{self.name}+{nxt.name}", nxt.weight @ self.weight, nxt.weight @ self.bias + nxt.bias,
-                       nxt.out_shape)
+        return _Linear(
+            f"{self.name}+{nxt.name}", nxt.weight @ self.weight, nxt.weight @ self.bias + nxt.bias, nxt.out_shape
+        )
 
 
 def _linear(name: str, node: Any, shape: Optional[tuple[int, ...]], nir: Any) -> _Linear:
@@ -239,10 +254,15 @@ def _linear(name: str, node: Any, shape: Optional[tuple[int, ...]], nir: Any) ->
             kernel = np.asarray(node.weight, dtype=np.float64)
             geom = conv2d_geometry(kernel.shape, shape, node.stride, node.padding, node.dilation, int(node.groups))
             matrix, out = geometry_matrix(kernel, geom), geom.out_shape
-            bias = np.repeat(np.broadcast_to(np.asarray(node.bias, dtype=np.float64).ravel(), (out[0],)), out[1] * out[2])
+            bias = np.repeat(
+                np.broadcast_to(np.asarray(node.bias, dtype=np.float64).ravel(), (out[0],)), out[1] * out[2]
+            )
             # sne-deploy's exact kernels (float and fixed point) become the exact matrices
-            meta = {k.replace("kernel", "weight"): geometry_matrix(np.asarray(v), geom)
-                    for k, v in dict(node.metadata or {}).items() if k in (EXACT + "kernel", EXACT + "fixed.kernel")}
+            meta = {
+                k.replace("kernel", "weight"): geometry_matrix(np.asarray(v), geom)
+                for k, v in dict(node.metadata or {}).items()
+                if k in (EXACT + "kernel", EXACT + "fixed.kernel")
+            }
             return _Linear(name, matrix, bias, out, meta, conv=geom)
         else:
             matrix, out = sumpool2d_matrix(shape, node.kernel_size, node.stride, node.padding)
@@ -283,13 +303,23 @@ def _continuous(name: str, node: Any, dt: float, dyn: Dynamics, n: int, nir: Any
     if isinstance(node, nir.CubaLIF):
         tau_syn = _positive(name, "tau_syn", node.tau_syn)
         tau_mem = _positive(name, "tau_mem", node.tau_mem)
-        gain = _gain(dt, tau_syn, _finite(name, "w_in", node.w_in), dyn) * _gain(dt, tau_mem, _finite(name, "r", node.r), dyn)
-        return _Continuous(_rate(dt, tau_syn, dyn), _rate(dt, tau_mem, dyn), gain,
-                           _gain(dt, tau_mem, _finite(name, "v_leak", node.v_leak), dyn))
+        gain = _gain(dt, tau_syn, _finite(name, "w_in", node.w_in), dyn) * _gain(
+            dt, tau_mem, _finite(name, "r", node.r), dyn
+        )
+        return _Continuous(
+            _rate(dt, tau_syn, dyn),
+            _rate(dt, tau_mem, dyn),
+            gain,
+            _gain(dt, tau_mem, _finite(name, "v_leak", node.v_leak), dyn),
+        )
     if isinstance(node, (nir.LIF, nir.LI)):
         tau = _positive(name, "tau", node.tau)
-        return _Continuous(1.0, _rate(dt, tau, dyn), _gain(dt, tau, _finite(name, "r", node.r), dyn),
-                           _gain(dt, tau, _finite(name, "v_leak", node.v_leak), dyn))
+        return _Continuous(
+            1.0,
+            _rate(dt, tau, dyn),
+            _gain(dt, tau, _finite(name, "r", node.r), dyn),
+            _gain(dt, tau, _finite(name, "v_leak", node.v_leak), dyn),
+        )
     return _Continuous(1.0, 0.0, dt * _finite(name, "r", node.r), np.zeros(n))  # IF
 
 
@@ -298,12 +328,23 @@ def _check_v_reset(name: str, node: Any, dyn: Dynamics) -> None:
     if v_reset is not None and np.any(np.asarray(v_reset) != 0):
         if dyn.reset == "zero":
             raise GraphError(f"node '{name}': v_reset must be 0 (Loihi resets v to 0), got {np.unique(v_reset)[:4]}")
-        warnings.warn(f"node '{name}': v_reset = {np.unique(v_reset)[:4]} is ignored by the '{dyn.reset}' reset", GraphWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"node '{name}': v_reset = {np.unique(v_reset)[:4]} is ignored by the '{dyn.reset}' reset",
+            GraphWarning,
+            stacklevel=2,
+        )
 
 
-def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any, dt_from: str = "--dt",
-           dyn: Dynamics = LOIHI, rec: Optional[_Linear] = None) -> Layer:
+def _layer(
+    name: str,
+    pending: _Linear,
+    node: Any,
+    dt: float,
+    nir: Any,
+    dt_from: str = "--dt",
+    dyn: Dynamics = LOIHI,
+    rec: Optional[_Linear] = None,
+) -> Layer:
     """The layer of neuron node ``node`` fed by ``pending`` (and by ``rec``, its recurrent loop:
     the same gain, and its bias is one more constant input)."""
     weight, aff_bias = pending.weight, pending.bias if rec is None else pending.bias + rec.bias
@@ -315,7 +356,8 @@ def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any, dt_from:
         raise GraphError(
             f"node '{name}': dt / tau gives du = {_fmt(du)}, dv = {_fmt(dv)} with dt = {dt:g} from {dt_from}, but decays must "
             f"lie in (0, 1]; NIR files rarely state their time step: pass the one the graph was made for with --dt "
-            f"or name the library that wrote it with --preset snntorch|norse|sinabs|spikingjelly")
+            f"or name the library that wrote it with --preset snntorch|norse|sinabs|spikingjelly"
+        )
     if not np.all(np.isfinite(weight)) or not np.all(np.isfinite(aff_bias)):
         raise GraphError(f"node '{pending.name}': weights or bias hold NaN or inf")
     gain = np.broadcast_to(_snap_gain(gain).ravel(), (n,))
@@ -343,8 +385,19 @@ def _layer(name: str, pending: _Linear, node: Any, dt: float, nir: Any, dt_from:
     f = exact.get("fixed", {})
     fixed = FixedLayer.from_dict(f) if {"params", "weight"} <= f.keys() and (rec is None or "recurrent" in f) else None
     try:
-        return make_layer(name, weight_eff, du, dv, vth, bias, spiking=spiking, fixed=fixed, ibias=ibias,
-                          conv=pending.conv, recurrent=rec_eff)
+        return make_layer(
+            name,
+            weight_eff,
+            du,
+            dv,
+            vth,
+            bias,
+            spiking=spiking,
+            fixed=fixed,
+            ibias=ibias,
+            conv=pending.conv,
+            recurrent=rec_eff,
+        )
     except GraphError as e:
         raise GraphError(f"node '{name}': {e}") from None
 
@@ -358,5 +411,7 @@ def _check_metadata_agrees(name: str, standard: tuple, exact: tuple) -> None:
         if a.shape != b.shape and a.size != 1 and b.size != 1:
             raise GraphError(f"node '{name}': its sne_* metadata gives {what} of shape {b.shape}, the graph {a.shape}")
         if not np.allclose(a, b, rtol=1e-9, atol=1e-12):
-            raise GraphError(f"node '{name}': its exact sne_* metadata disagrees with the graph's standard {what} "
-                             "(edited after export?)")
+            raise GraphError(
+                f"node '{name}': its exact sne_* metadata disagrees with the graph's standard {what} "
+                "(edited after export?)"
+            )

@@ -6,6 +6,7 @@ table with dt = ``network.dt``, so a reader that ignores our metadata (norse, sn
 gets the same dynamics in float; the exact values ride along in ``sne_`` metadata
 (:func:`~sne_deploy.simulators.nir_graph.exact_metadata`), so our own reader restores them bit for bit.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,9 +33,16 @@ def _conv_node(layer: Layer, nir: Any) -> Any:
     meta: dict[str, Any] = {EXACT + "kernel": kernel}
     if kernel_int is not None:
         meta[EXACT + "fixed.kernel"] = kernel_int.astype(np.int64)
-    return nir.Conv2d(input_shape=np.array(g.in_shape[1:]), weight=kernel, stride=np.array(g.stride),
-                      padding=np.array(g.padding), dilation=np.array(g.dilation), groups=g.groups,
-                      bias=np.zeros(g.kernel[0]), metadata=meta)
+    return nir.Conv2d(
+        input_shape=np.array(g.in_shape[1:]),
+        weight=kernel,
+        stride=np.array(g.stride),
+        padding=np.array(g.padding),
+        dilation=np.array(g.dilation),
+        groups=g.groups,
+        bias=np.zeros(g.kernel[0]),
+        metadata=meta,
+    )
 
 
 def to_nir(network: Network) -> Any:
@@ -55,11 +63,19 @@ def to_nir(network: Network) -> Any:
             raise GraphError(f"layer '{layer.name}': dv = 0 cannot be written as CubaLIF (tau_mem would be infinite)")
         tau_syn, tau_mem = np.full(n, dt / p.du), np.full(n, dt / p.dv)
         exact = exact_metadata(layer)
-        nodes[f"fc{i}"] = _conv_node(layer, nir) or nir.Affine(weight=layer.weight, bias=np.zeros(n), metadata=exact["weight"])
+        nodes[f"fc{i}"] = _conv_node(layer, nir) or nir.Affine(
+            weight=layer.weight, bias=np.zeros(n), metadata=exact["weight"]
+        )
         if layer.spiking:
             nodes[f"lif{i}"] = nir.CubaLIF(
-                tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=np.asarray(p.bias) * tau_mem / dt,
-                v_threshold=np.asarray(p.vth, dtype=np.float64), v_reset=np.zeros(n), w_in=tau_syn / dt, metadata=exact["neuron"],
+                tau_syn=tau_syn,
+                tau_mem=tau_mem,
+                r=tau_mem / dt,
+                v_leak=np.asarray(p.bias) * tau_mem / dt,
+                v_threshold=np.asarray(p.vth, dtype=np.float64),
+                v_reset=np.zeros(n),
+                w_in=tau_syn / dt,
+                metadata=exact["neuron"],
             )
         else:
             raise GraphError(f"layer '{layer.name}': writing non-spiking layers is not supported")

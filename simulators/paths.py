@@ -8,6 +8,7 @@
 
 ``pip uninstall sne-deploy`` leaves exactly these two folders, which the README names.
 """
+
 from __future__ import annotations
 
 import os

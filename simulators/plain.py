@@ -10,6 +10,7 @@ name -> array maps use :func:`flatten` / :func:`unflatten` (dotted keys): the La
 key). :func:`same` is the equality the bundle's round-trip check asks for: every field, every
 array by dtype and value. Modelled on ``nir``'s generic ``dict`` round trip of its primitives.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -82,7 +83,12 @@ def same(a: Any, b: Any) -> bool:
     a = to_dict(a) if _is_record(a) else a
     b = to_dict(b) if _is_record(b) else b
     if isinstance(a, Mapping) or isinstance(b, Mapping):
-        return isinstance(a, Mapping) and isinstance(b, Mapping) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        return (
+            isinstance(a, Mapping)
+            and isinstance(b, Mapping)
+            and a.keys() == b.keys()
+            and all(same(a[k], b[k]) for k in a)
+        )
     if isinstance(a, list) or isinstance(b, list):
         return isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and all(map(same, a, b))
     x, y = np.asarray(a), np.asarray(b)
@@ -91,6 +97,7 @@ def same(a: Any, b: Any) -> bool:
 
 
 # --- coercions for from_dict: stores hand back 0-d arrays, bytes and numpy scalars ---
+
 
 def number_or_array(x: Any, dtype: Any) -> Any:
     """A plain Python number for a 0-d value (a population-wide decay), else an array."""

@@ -7,6 +7,7 @@ snnTorch 1.0.0, norse 1.1.0, sinabs 3.1.3, SpikingJelly 2.0.0). ``--dt`` and a `
 graph's metadata win over a preset's; ``--firing``, ``--reset`` and ``--decay`` win over its
 conventions.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,26 +24,45 @@ class Preset:
     note: str  # what the preset does, for --help and the README
 
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (
-    Preset("snntorch", 1e-4, Dynamics("gt", "subtract-next", "euler"),
-           "export_to_nir writes tau = 1e-4 / (1 - beta), r = tau / 1e-4 (dt = 1e-4); Leaky fires at mem > threshold "
-           "and by default subtracts the threshold at the next step (reset_mechanism='subtract', reset_delay=True); "
-           "a graph of reset_mechanism='zero' layers needs --reset zero"),
-    Preset("norse", 1e-6, Dynamics("gt", "zero", "euler"),
-           "norse writes tau = dt / tau_inv (not 1 / tau_inv) with its default dt = 1e-3, so dt = 1e-6 recovers the "
-           "per-step factor dt * tau_inv of LIFBox and LIBox; it fires at v > v_th and resets to v_reset = 0. "
-           "Not matched: IAF cells (they add their input undecayed, which needs --dt 1) and LIFCell's CubaLIF "
-           "(written without w_in, and its current reaches v one step late)"),
-    Preset("sinabs", 1.0, Dynamics("ge", "subtract", "exp"),
-           "sinabs works in steps (dt = 1) with the exact decay alpha = exp(-1 / tau_mem) and, as LIF's default "
-           "norm_input=True, an input gain of 1 - alpha; SingleSpike fires at v >= threshold and MembraneSubtract "
-           "takes the threshold off right away; sinabs' to_nir writes the input shape with its time axis, read as "
-           "leading axes (layers with the default MultiSpike emit several spikes in one step, which a 0/1 spike "
-           "train cannot carry: use SingleSpike)"),
-    Preset("spikingjelly", 1e-4, Dynamics("ge", "zero", "euler"),
-           "export_to_nir writes tau = tau_steps * dt with dt = 1e-4; LIFNode charges by forward Euler, fires at "
-           "v >= v_threshold (Heaviside of x >= 0) and hard-resets to v_reset = 0 (the exporter refuses soft reset)"),
-)}
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "snntorch",
+            1e-4,
+            Dynamics("gt", "subtract-next", "euler"),
+            "export_to_nir writes tau = 1e-4 / (1 - beta), r = tau / 1e-4 (dt = 1e-4); Leaky fires at mem > threshold "
+            "and by default subtracts the threshold at the next step (reset_mechanism='subtract', reset_delay=True); "
+            "a graph of reset_mechanism='zero' layers needs --reset zero",
+        ),
+        Preset(
+            "norse",
+            1e-6,
+            Dynamics("gt", "zero", "euler"),
+            "norse writes tau = dt / tau_inv (not 1 / tau_inv) with its default dt = 1e-3, so dt = 1e-6 recovers the "
+            "per-step factor dt * tau_inv of LIFBox and LIBox; it fires at v > v_th and resets to v_reset = 0. "
+            "Not matched: IAF cells (they add their input undecayed, which needs --dt 1) and LIFCell's CubaLIF "
+            "(written without w_in, and its current reaches v one step late)",
+        ),
+        Preset(
+            "sinabs",
+            1.0,
+            Dynamics("ge", "subtract", "exp"),
+            "sinabs works in steps (dt = 1) with the exact decay alpha = exp(-1 / tau_mem) and, as LIF's default "
+            "norm_input=True, an input gain of 1 - alpha; SingleSpike fires at v >= threshold and MembraneSubtract "
+            "takes the threshold off right away; sinabs' to_nir writes the input shape with its time axis, read as "
+            "leading axes (layers with the default MultiSpike emit several spikes in one step, which a 0/1 spike "
+            "train cannot carry: use SingleSpike)",
+        ),
+        Preset(
+            "spikingjelly",
+            1e-4,
+            Dynamics("ge", "zero", "euler"),
+            "export_to_nir writes tau = tau_steps * dt with dt = 1e-4; LIFNode charges by forward Euler, fires at "
+            "v >= v_threshold (Heaviside of x >= 0) and hard-resets to v_reset = 0 (the exporter refuses soft reset)",
+        ),
+    )
+}
 
 
 def get_preset(name: str) -> Preset:

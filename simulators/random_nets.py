@@ -4,6 +4,7 @@ Weights are ternary {-1, 0, +1}; thresholds and biases are drawn as integers on 
 grid and mapped by the deployment rule (:func:`sne_deploy.simulators.fixed_point.fold_ternary`) with one even
 scale ``s``, so the float and fixed-point forms compute the same spikes.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -15,8 +16,15 @@ from .network import Network
 from .neuron import decays_to_fixed
 
 
-def random_ternary_network(sizes: Sequence[int], seed: int = 0, du: float = 1.0, dv: float = 0.25,
-                           with_bias: bool = False, scale: int = 2, density: float = 0.5) -> Network:
+def random_ternary_network(
+    sizes: Sequence[int],
+    seed: int = 0,
+    du: float = 1.0,
+    dv: float = 0.25,
+    with_bias: bool = False,
+    scale: int = 2,
+    density: float = 0.5,
+) -> Network:
     rng = np.random.default_rng(seed)
     layers = []
     decays_to_fixed(du, dv)  # fail before drawing anything when the decays cannot go to Loihi
@@ -25,8 +33,9 @@ def random_ternary_network(sizes: Sequence[int], seed: int = 0, du: float = 1.0,
         # threshold around the typical input a neuron receives, so layers spike but not always
         vth_int = max(1, int(round(scale * rng.uniform(1.0, 3.0))))
         bias_eff = (rng.integers(-20, 40, size=n_out) * scale) if with_bias else np.zeros(n_out, np.int64)
-        layers.append(fold_ternary(f"layer{i}", w, vth_int / scale, bias_eff / (ACT_UNIT * scale), du, dv, 0,
-                                   scale=scale))
+        layers.append(
+            fold_ternary(f"layer{i}", w, vth_int / scale, bias_eff / (ACT_UNIT * scale), du, dv, 0, scale=scale)
+        )
     return Network(tuple(layers))
 
 
@@ -38,8 +47,12 @@ def random_spikes(n: int, steps: int, n_in: int, rate: float = 0.3, seed: int = 
 CONV_LAYERS = ((16, 5, 2, 2), (32, 3, 2, 1), (64, 3, 2, 1))
 
 
-def random_conv_graph(seed: int = 0, in_shape: Sequence[int] = (2, 34, 34), dense: Sequence[int] = (128, 10),
-                      vth: Sequence[float] = (3, 5, 6, 8, 6)) -> "nir.NIRGraph":  # type: ignore[name-defined]  # noqa: F821
+def random_conv_graph(
+    seed: int = 0,
+    in_shape: Sequence[int] = (2, 34, 34),
+    dense: Sequence[int] = (128, 10),
+    vth: Sequence[float] = (3, 5, 6, 8, 6),
+) -> "nir.NIRGraph":  # type: ignore[name-defined]  # noqa: F821
     """A NIR graph of a typical published event-camera SNN: three strided ternary convolutions and
     two dense layers of LIF neurons (N-MNIST's 2x34x34 input: about 1 M synapses, 3 % of the dense
     unrolled matrices' entries). dt = 1, dv = 0.5, gains 1; integer thresholds, so ``--quantize``
@@ -55,15 +68,18 @@ def random_conv_graph(seed: int = 0, in_shape: Sequence[int] = (2, 34, 34), dens
     def lif(name: str, shp: tuple) -> None:
         nonlocal prev
         tau = np.full(shp, 2.0)
-        nodes[name] = nir.LIF(tau=tau, r=tau.copy(), v_leak=np.zeros(shp), v_threshold=np.full(shp, float(next(thresholds))))
+        nodes[name] = nir.LIF(
+            tau=tau, r=tau.copy(), v_leak=np.zeros(shp), v_threshold=np.full(shp, float(next(thresholds)))
+        )
         edges.append((prev, name))
         prev = name
 
     for i, (c_out, k, stride, pad) in enumerate(CONV_LAYERS):
         w = rng.choice([-1.0, 0.0, 1.0], size=(c_out, shape[0], k, k), p=[0.45, 0.1, 0.45])
         oh, ow = ((s + 2 * pad - k) // stride + 1 for s in shape[1:])
-        nodes[f"conv{i}"] = nir.Conv2d(input_shape=shape[1:], weight=w, stride=stride, padding=pad, dilation=1,
-                                       groups=1, bias=np.zeros(c_out))
+        nodes[f"conv{i}"] = nir.Conv2d(
+            input_shape=shape[1:], weight=w, stride=stride, padding=pad, dilation=1, groups=1, bias=np.zeros(c_out)
+        )
         edges.append((prev, f"conv{i}"))
         prev, shape = f"conv{i}", (c_out, oh, ow)
         lif(f"lif{i}", shape)
@@ -71,7 +87,9 @@ def random_conv_graph(seed: int = 0, in_shape: Sequence[int] = (2, 34, 34), dens
     edges.append((prev, "flat"))
     prev, n = "flat", int(np.prod(shape))
     for i, m in enumerate(dense):
-        nodes[f"fc{i}"] = nir.Affine(weight=rng.choice([-1.0, 0.0, 1.0], size=(m, n), p=[0.45, 0.1, 0.45]), bias=np.zeros(m))
+        nodes[f"fc{i}"] = nir.Affine(
+            weight=rng.choice([-1.0, 0.0, 1.0], size=(m, n), p=[0.45, 0.1, 0.45]), bias=np.zeros(m)
+        )
         edges.append((prev, f"fc{i}"))
         prev, n = f"fc{i}", m
         lif(f"lifd{i}", (m,))

@@ -6,6 +6,7 @@ against; in fixed point they also count the neuron-steps where the chip would wr
 v (``Result.overflow``, per layer, every fixed-point run, as on Brian2 and Lava),
 since there the chip computes something other than the float model.
 """
+
 from __future__ import annotations
 
 import time
@@ -17,10 +18,25 @@ from .network import Network
 from .result import Result, check_inputs, make_result
 
 
-def run_reference(network: Network, spikes: np.ndarray, mode: str = "float", record: bool = False,
-                  lib: ArrayLib = NUMPY, backend: str = "reference") -> Result:
+def run_reference(
+    network: Network,
+    spikes: np.ndarray,
+    mode: str = "float",
+    record: bool = False,
+    lib: ArrayLib = NUMPY,
+    backend: str = "reference",
+) -> Result:
     spikes = check_inputs(network, spikes, mode)
     t0 = time.perf_counter()
     out = run_loop(network, spikes, mode, record, lib)
-    return make_result(network, backend, mode, spikes, out.counts, time.perf_counter() - t0, out.trains,
-                       readout=out.readout, overflow=out.saturated.tolist())
+    return make_result(
+        network,
+        backend,
+        mode,
+        spikes,
+        out.counts,
+        time.perf_counter() - t0,
+        out.trains,
+        readout=out.readout,
+        overflow=out.saturated.tolist(),
+    )

@@ -1,4 +1,5 @@
 """The one result type every backend returns, with the energy-proxy counters derived in one place."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -103,9 +104,13 @@ class Result:
         highest over time (and the one highest at the last step), plus the value range."""
         r = self.readout
         assert r is not None
-        return {"neurons": int(r.shape[2]), "v_min": float(r.min()), "v_max": float(r.max()),
-                "argmax_of_max_over_time": r.max(axis=1).argmax(axis=1).tolist(),
-                "argmax_at_last_step": r[:, -1].argmax(axis=1).tolist()}
+        return {
+            "neurons": int(r.shape[2]),
+            "v_min": float(r.min()),
+            "v_max": float(r.max()),
+            "argmax_of_max_over_time": r.max(axis=1).argmax(axis=1).tolist(),
+            "argmax_at_last_step": r[:, -1].argmax(axis=1).tolist(),
+        }
 
 
 def check_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
@@ -127,19 +132,35 @@ def check_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
     if np.iscomplexobj(a):
         raise GraphError("spikes must be real 0/1 values, got a complex array")
     if a.dtype != np.bool_:
-        if not np.issubdtype(a.dtype, np.number) or not np.all(np.isfinite(a)) or a.min() < 0 or np.any(a != np.round(a)):
-            raise GraphError("spikes must be 0/1 or non-negative integer event counts per step; "
-                             "found other values (NaN, negatives or rates?)")
+        if (
+            not np.issubdtype(a.dtype, np.number)
+            or not np.all(np.isfinite(a))
+            or a.min() < 0
+            or np.any(a != np.round(a))
+        ):
+            raise GraphError(
+                "spikes must be 0/1 or non-negative integer event counts per step; "
+                "found other values (NaN, negatives or rates?)"
+            )
         a = a.astype(bool) if a.max() <= 1 else a.astype(np.int64)
     if mode == "fixed":
         network.require_fixed()
     return a
 
 
-def make_result(network: Network, backend: str, mode: str, spikes: np.ndarray, layer_counts: list[np.ndarray],
-                wall_time: float, trains: Optional[list[np.ndarray]] = None, details: Optional[dict] = None,
-                readout: Optional[np.ndarray] = None, overflow: Optional[Sequence[int]] = None,
-                build_time: float = 0.0) -> Result:
+def make_result(
+    network: Network,
+    backend: str,
+    mode: str,
+    spikes: np.ndarray,
+    layer_counts: list[np.ndarray],
+    wall_time: float,
+    trains: Optional[list[np.ndarray]] = None,
+    details: Optional[dict] = None,
+    readout: Optional[np.ndarray] = None,
+    overflow: Optional[Sequence[int]] = None,
+    build_time: float = 0.0,
+) -> Result:
     """The one constructor: counts, fan-outs and sizes from the network; ``overflow`` required in
     fixed point (so no backend can forget it) and dropped in float (the float model has none)."""
     if mode == "fixed" and overflow is None:

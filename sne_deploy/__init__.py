@@ -5,6 +5,7 @@ The one installed name: ``sne_deploy.simulators`` (the NIR runtime, no torch) an
 and ``exporters/`` of a checkout and install as sub-packages. This file imports nothing heavy, so
 ``import sne_deploy.simulators`` stays torch-free (the Lava environment has no torch).
 """
+
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 

@@ -1,4 +1,5 @@
 """``python -m sne_deploy``: the same command line as ``sne-deploy``."""
+
 import sys
 
 from .cli import main

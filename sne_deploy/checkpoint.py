@@ -1,5 +1,6 @@
 """``model.pt``: tensors and plain JSON-able values only, so ``torch.load(weights_only=True)``
 can read it and a file that tries to run code is refused. Modules are rebuilt from the config."""
+
 from __future__ import annotations
 
 import pickle
@@ -56,18 +57,26 @@ def load(path: Path) -> TrainedModel:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is foreign
-        raise CheckpointError(f"{path} is not a readable sne-deploy checkpoint (truncated or foreign file: not a complete torch.save archive)")
+        raise CheckpointError(
+            f"{path} is not a readable sne-deploy checkpoint (truncated or foreign file: not a complete torch.save archive)"
+        )
     try:
         p = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        raise CheckpointError(f"refusing to load {path}: it holds Python objects other than tensors and plain values, "
-                              "which could run code (not a plain-tensor checkpoint)") from None
+        raise CheckpointError(
+            f"refusing to load {path}: it holds Python objects other than tensors and plain values, "
+            "which could run code (not a plain-tensor checkpoint)"
+        ) from None
     except Exception as e:  # torch.load raises almost anything on a foreign or truncated file
-        raise CheckpointError(f"{path} is not a readable sne-deploy checkpoint (truncated or foreign file: {type(e).__name__})") from None
+        raise CheckpointError(
+            f"{path} is not a readable sne-deploy checkpoint (truncated or foreign file: {type(e).__name__})"
+        ) from None
     if not isinstance(p, dict) or p.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an sne-deploy model checkpoint")
     if p.get("version") != VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {p.get('version')}; this sne-deploy reads version {VERSION}")
+        raise CheckpointError(
+            f"{path} has checkpoint version {p.get('version')}; this sne-deploy reads version {VERSION}"
+        )
     try:
         return _rebuild(p, path)
     except (KeyError, RuntimeError, TypeError, AttributeError, ValueError, IndexError) as e:
@@ -76,16 +85,21 @@ def load(path: Path) -> TrainedModel:
 
 def _check_tensors(path: Path, p: dict) -> None:
     """Every stored tensor is finite, and there is one student per member and group."""
-    parts = {"teacher": p["teacher"], "head": p["head"], "gate": p["gate"],
-             **{f"student {k}": sd for k, sd in enumerate(p["students"])}}
+    parts = {
+        "teacher": p["teacher"],
+        "head": p["head"],
+        "gate": p["gate"],
+        **{f"student {k}": sd for k, sd in enumerate(p["students"])},
+    }
     for part, sd in parts.items():
         for name, t in sd.items():
             if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
                 raise CheckpointError(f"{path}: {part} tensor '{name}' holds NaN or inf")
     k = int(p["config"]["members"])
     if len(p["students"]) != k or len(p["groups"]) != k:
-        raise CheckpointError(f"{path}: config says {k} members but it holds {len(p['students'])} students "
-                              f"and {len(p['groups'])} groups")
+        raise CheckpointError(
+            f"{path}: config says {k} members but it holds {len(p['students'])} students and {len(p['groups'])} groups"
+        )
 
 
 # Settings that checkpoints written before they existed were trained with (their per-dataset
@@ -125,11 +139,12 @@ def _rebuild(p: dict, path: Path) -> TrainedModel:
     gate.eval()
     networks = [s.to_network(f"member{k}") for k, s in enumerate(students)]
     summary = TrainSummary.from_dict(p["summary"]) if p["summary"] else None
-    return TrainedModel(cfg, teacher, p["teacher_kind"], shape, p["n_classes"], groups, students, networks, head, gate, summary)
+    return TrainedModel(
+        cfg, teacher, p["teacher_kind"], shape, p["n_classes"], groups, students, networks, head, gate, summary
+    )
 
 
 def _sha256(path: Path) -> str:
     if not path.is_file():
         raise CheckpointError(f"TorchScript teacher not found: {path}")
     return sha256_file(path)
-

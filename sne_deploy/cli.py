@@ -1,4 +1,5 @@
 """``sne-deploy``: train, export, simulate, run-nir. Bad input gives one line on stderr and exit 2."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,13 @@ from .scheduler import POLICIES
 
 # The project's own errors, and the I/O errors that name a user's path; anything else is a bug
 # and keeps its traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (SneError, FileNotFoundError, PermissionError, IsADirectoryError,
-                                                NotADirectoryError)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    SneError,
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -70,7 +76,13 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         m = f.metadata
         kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), hints[f.name])
         text = m["help"] + (f" (default per dataset: {per_dataset_help(f.name)})" if f.name in per_dataset else "")
-        kw: dict = {"dest": f.name, "default": f.default, "help": text, "metavar": m["metavar"], "choices": m["choices"]}
+        kw: dict = {
+            "dest": f.name,
+            "default": f.default,
+            "help": text,
+            "metavar": m["metavar"],
+            "choices": m["choices"],
+        }
         if kind is bool:
             kw.update(action=argparse.BooleanOptionalAction, metavar=None, choices=None)
         elif kind in (int, float):
@@ -113,8 +125,12 @@ def _at_least(a: argparse.Namespace, minimum: float, *options: str) -> None:
 def _add_brian2_target(p: argparse.ArgumentParser) -> None:
     from sne_deploy.simulators.brian2_backend import BRIAN2_TARGETS  # numpy-only module: no brian2 import here
 
-    p.add_argument("--brian2-target", default=None, choices=BRIAN2_TARGETS,
-                   help="Brian2 code target: cython (default), cpp_standalone (fast for large N; builds a C++ program) or numpy")
+    p.add_argument(
+        "--brian2-target",
+        default=None,
+        choices=BRIAN2_TARGETS,
+        help="Brian2 code target: cython (default), cpp_standalone (fast for large N; builds a C++ program) or numpy",
+    )
 
 
 def _backend_options(a: argparse.Namespace) -> dict:
@@ -158,16 +174,19 @@ def cmd_run_nir(a: argparse.Namespace) -> int:
     if a.quantize:
         net, report = quantize_network(net)
         quant = quantization_agreement(net, spikes, report)
-    res = simulators.run(net, spikes, backend=a.backend, mode=a.mode, record=a.out is not None,
-                         **_backend_options(a))
+    res = simulators.run(net, spikes, backend=a.backend, mode=a.mode, record=a.out is not None, **_backend_options(a))
     summary = res.summary()
     summary["dt"] = net.dt
     summary["dynamics"] = {"firing": net.dynamics.firing, "reset": net.dynamics.reset, "decay": net.dynamics.decay}
     if quant is not None:
         summary["quantization"] = quant
     if a.out:
-        arrays = {"output_counts": res.output_counts, "layer_spikes": res.layer_spikes,
-                  "synaptic_events": res.synaptic_events, "neuron_updates": res.neuron_updates}
+        arrays = {
+            "output_counts": res.output_counts,
+            "layer_spikes": res.layer_spikes,
+            "synaptic_events": res.synaptic_events,
+            "neuron_updates": res.neuron_updates,
+        }
         for i, t in enumerate(res.trains or []):
             arrays[f"train_layer{i}"] = t
         if res.readout is not None:  # an LI last layer: its membrane trace (N, T, n_out)
@@ -228,8 +247,10 @@ def _resolve_bundle(arg: Optional[str]) -> Path:
     last = _last_bundle_file()
     if last.is_file():
         return Path(last.read_text().strip())
-    raise InputError("no bundle given and none exported from this folder yet: run 'sne-deploy export MODEL.pt' "
-                     "first or name a bundle")
+    raise InputError(
+        "no bundle given and none exported from this folder yet: run 'sne-deploy export MODEL.pt' "
+        "first or name a bundle"
+    )
 
 
 def cmd_simulate(a: argparse.Namespace) -> int:
@@ -250,8 +271,11 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     k = bundle.n_members
     for b in budgets or [a.budget]:
         if b < 1 / k and a.policy != "all":
-            print(f"warning: budget {b} is below 1/K = {1 / k:.3g}: at least one of the {k} members always wakes, "
-                  f"so the awake fraction will be {1 / k:.3g}", file=sys.stderr)
+            print(
+                f"warning: budget {b} is below 1/K = {1 / k:.3g}: at least one of the {k} members always wakes, "
+                f"so the awake fraction will be {1 / k:.3g}",
+                file=sys.stderr,
+            )
     if a.inputs:
         x, y = _read_inputs(Path(a.inputs))
     else:
@@ -263,8 +287,19 @@ def cmd_simulate(a: argparse.Namespace) -> int:
         x, y = x[: a.limit], (y[: a.limit] if y is not None else None)
     compare = not a.no_compare
     if budgets is None:
-        r = simulate(bundle, x, y, a.budget, a.policy, a.backend, a.mode, compare, a.seed, record_sample=0,
-                     backend_options=_backend_options(a))
+        r = simulate(
+            bundle,
+            x,
+            y,
+            a.budget,
+            a.policy,
+            a.backend,
+            a.mode,
+            compare,
+            a.seed,
+            record_sample=0,
+            backend_options=_backend_options(a),
+        )
         rows = [r]
         print(json.dumps(r.to_dict()) if a.json else format_simulation(r))
     else:
@@ -284,8 +319,19 @@ def _sweep(bundle, x, y, budgets, a) -> list:  # type: ignore[no-untyped-def]
     rows = []
     jobs = [(b, p) for b in budgets for p in ("gate", "cascade", "random", "fixed")]
     for b, p in tqdm(jobs, desc="sweep", disable=a.json or not _progress(a)):
-        r = simulate(bundle, x, y, b, p, a.backend, a.mode, not a.no_compare, a.seed, record_sample=0,
-                     backend_options=_backend_options(a))
+        r = simulate(
+            bundle,
+            x,
+            y,
+            b,
+            p,
+            a.backend,
+            a.mode,
+            not a.no_compare,
+            a.seed,
+            record_sample=0,
+            backend_options=_backend_options(a),
+        )
         rows.append(r)
         if not a.json:
             tqdm.write(format_simulation(r))
@@ -359,10 +405,16 @@ def _add_export(sub: Any) -> None:
 def _add_simulate(sub: Any) -> None:
     """simulate: a bundle under a budget and a policy"""
     s = _command(sub, "simulate", "run a bundle with the gate and a budget on a backend")
-    s.add_argument("bundle", nargs="?", default=None, help="bundle folder (default: the last one exported from this folder)")
+    s.add_argument(
+        "bundle", nargs="?", default=None, help="bundle folder (default: the last one exported from this folder)"
+    )
     s.add_argument("--budget", type=float, default=0.3, help="mean fraction of members awake, in (0, 1]")
-    s.add_argument("--policy", default="cascade", metavar=_choices(POLICIES),
-                   help="which members wake per input (cascade: the gate's order, stop when the head is confident)")
+    s.add_argument(
+        "--policy",
+        default="cascade",
+        metavar=_choices(POLICIES),
+        help="which members wake per input (cascade: the gate's order, stop when the head is confident)",
+    )
     s.add_argument("--backend", default="torch", metavar=_choices(RUNTIME_BACKENDS), help="where the members run")
     s.add_argument("--mode", default="fixed", metavar=_choices(MODES), help="float model or Loihi's fixed point")
     _add_brian2_target(s)
@@ -375,7 +427,9 @@ def _add_simulate(sub: Any) -> None:
     s.add_argument("--sweep", default=None, help="comma-separated budgets: run gate/cascade/random/fixed at each")
     s.add_argument("--no-compare", action="store_true", help="skip the agreement check against PyTorch")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
-    s.add_argument("--report", default=None, help="folder for report.json and PNG plots (new, empty or an earlier report)")
+    s.add_argument(
+        "--report", default=None, help="folder for report.json and PNG plots (new, empty or an earlier report)"
+    )
     s.add_argument("--quiet", action="store_true", help="no progress bars (they appear only on a terminal anyway)")
     s.set_defaults(func=cmd_simulate)
 
@@ -388,22 +442,45 @@ def _add_run_nir(sub: Any) -> None:
     r.add_argument("--backend", default="reference", choices=SIM_BACKENDS, help="simulator")
     r.add_argument("--mode", default="float", choices=MODES, help="float model or Loihi's fixed point")
     _add_brian2_target(r)
-    r.add_argument("--dt", type=float, default=None,
-                   help="time step in seconds for NIR's continuous-time parameters (default: the graph's metadata, "
-                        "else the preset's, else 1)")
-    r.add_argument("--preset", default=None, choices=list(PRESETS),
-                   help="the library that wrote the graph: sets dt, firing, reset and decay the way it simulates "
-                        "(see the README's table)")
-    r.add_argument("--firing", default=None, choices=FIRINGS,
-                   help="gt: spike when v > threshold (Loihi, default); ge: when v >= threshold")
-    r.add_argument("--reset", default=None, choices=RESETS,
-                   help="zero: v = 0 after a spike (Loihi, default); subtract: v -= threshold at once; "
-                        "subtract-next: threshold taken off at the next step (snnTorch)")
-    r.add_argument("--decay", default=None, choices=DECAYS,
-                   help="euler: dt/tau per step (default); exp: 1 - exp(-dt/tau), the exact decay")
-    r.add_argument("--quantize", action="store_true",
-                   help="with --mode fixed: choose integer scales per layer (exact ratios kept when they exist) for a "
-                        "graph without fixed-point values, and report float-vs-fixed spike agreement")
+    r.add_argument(
+        "--dt",
+        type=float,
+        default=None,
+        help="time step in seconds for NIR's continuous-time parameters (default: the graph's metadata, "
+        "else the preset's, else 1)",
+    )
+    r.add_argument(
+        "--preset",
+        default=None,
+        choices=list(PRESETS),
+        help="the library that wrote the graph: sets dt, firing, reset and decay the way it simulates "
+        "(see the README's table)",
+    )
+    r.add_argument(
+        "--firing",
+        default=None,
+        choices=FIRINGS,
+        help="gt: spike when v > threshold (Loihi, default); ge: when v >= threshold",
+    )
+    r.add_argument(
+        "--reset",
+        default=None,
+        choices=RESETS,
+        help="zero: v = 0 after a spike (Loihi, default); subtract: v -= threshold at once; "
+        "subtract-next: threshold taken off at the next step (snnTorch)",
+    )
+    r.add_argument(
+        "--decay",
+        default=None,
+        choices=DECAYS,
+        help="euler: dt/tau per step (default); exp: 1 - exp(-dt/tau), the exact decay",
+    )
+    r.add_argument(
+        "--quantize",
+        action="store_true",
+        help="with --mode fixed: choose integer scales per layer (exact ratios kept when they exist) for a "
+        "graph without fixed-point values, and report float-vs-fixed spike agreement",
+    )
     r.add_argument("--out", default=None, help="write counts, counters and spike trains to this .npz")
     r.add_argument("--json", action="store_true", help="print the counters and timing as one JSON object")
     r.set_defaults(func=cmd_run_nir)
@@ -413,7 +490,9 @@ def _add_setup(sub: Any) -> None:
     """setup: the environment a backend needs"""
     u = _command(sub, "setup", "make an environment a backend needs (lava: Python 3.10 + lava-nc 0.10.0, no torch)")
     u.add_argument("what", choices=["lava"], help="which environment")
-    u.add_argument("--python", default=None, help="the Python 3.10 to use (default: SNE_LAVA_PYTHON, python3.10 on PATH, pyenv)")
+    u.add_argument(
+        "--python", default=None, help="the Python 3.10 to use (default: SNE_LAVA_PYTHON, python3.10 on PATH, pyenv)"
+    )
     u.add_argument("--env", default=None, help="where to make it (default: the user data folder, or SNE_LAVA_ENV)")
     u.add_argument("--force", action="store_true", help="rebuild it from scratch")
     u.set_defaults(func=cmd_setup)
@@ -422,8 +501,12 @@ def _add_setup(sub: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from sne_deploy import __version__ as ver
 
-    p = argparse.ArgumentParser(prog="sne-deploy", description="Train, export and run Spiking Neural Ensembles on Lava and Brian2.",
-                                epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="sne-deploy",
+        description="Train, export and run Spiking Neural Ensembles on Lava and Brian2.",
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"sne-deploy {ver}")
     sub = p.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_export, _add_simulate, _add_run_nir, _add_setup):

@@ -7,6 +7,7 @@ applies every rule (ranges, choices, combinations) for the CLI and the Python AP
 whose default is ``None`` takes its value per dataset from :data:`DATASET_DEFAULTS`, one frozen
 :class:`DatasetDefaults` record per dataset.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,17 +60,31 @@ class DatasetDefaults:
 
 
 DATASET_DEFAULTS: dict[str, DatasetDefaults] = {
-    "digits": DatasetDefaults("mlp", 32, 16, 48, 1, 0.0, 60, 64, CONV_STUDENT_SMALL, TWN_DELTA, False, 0.0, ENCODING_NAME),
-    "fashion-mnist": DatasetDefaults("cnn", 64, 4, 128, 4, 1.0, 20, 128, CONV_STUDENT, 1.5, True, 1.0, "regular-if-centred"),
+    "digits": DatasetDefaults(
+        "mlp", 32, 16, 48, 1, 0.0, 60, 64, CONV_STUDENT_SMALL, TWN_DELTA, False, 0.0, ENCODING_NAME
+    ),
+    "fashion-mnist": DatasetDefaults(
+        "cnn", 64, 4, 128, 4, 1.0, 20, 128, CONV_STUDENT, 1.5, True, 1.0, "regular-if-centred"
+    ),
     "cifar10": DatasetDefaults("cnn", 64, 8, 256, 1, 0.0, 10, 128, CONV_STUDENT, TWN_DELTA, False, 0.0, ENCODING_NAME),
 }
 
 
-def option(default: Any, help: str, *, minimum: Optional[float] = None, choices: Optional[Sequence[str]] = None,
-           metavar: Optional[str] = None, flag: Optional[str] = None, cli: bool = True) -> Any:
+def option(
+    default: Any,
+    help: str,
+    *,
+    minimum: Optional[float] = None,
+    choices: Optional[Sequence[str]] = None,
+    metavar: Optional[str] = None,
+    flag: Optional[str] = None,
+    cli: bool = True,
+) -> Any:
     """A :class:`TrainConfig` field with what the parser and the checks need to know about it."""
-    return field(default=default, metadata={"help": help, "minimum": minimum, "choices": choices, "metavar": metavar,
-                                            "flag": flag, "cli": cli})
+    return field(
+        default=default,
+        metadata={"help": help, "minimum": minimum, "choices": choices, "metavar": metavar, "flag": flag, "cli": cli},
+    )
 
 
 def flag(name: str) -> str:
@@ -80,10 +95,17 @@ def flag(name: str) -> str:
 
 def per_dataset_help(name: str) -> str:
     """'digits 16, fashion-mnist 4, cifar10 8' for a per-dataset field."""
+
     def show(v: Any) -> str:
         if isinstance(v, tuple):
             return ";".join(",".join(str(x) for x in layer) for layer in v)
-        return {True: "on", False: "off"}.get(v, str(v)) if isinstance(v, bool) else f"{v:g}" if isinstance(v, float) else str(v)
+        return (
+            {True: "on", False: "off"}.get(v, str(v))
+            if isinstance(v, bool)
+            else f"{v:g}"
+            if isinstance(v, float)
+            else str(v)
+        )
 
     return ", ".join(f"{ds} {show(getattr(d, name))}" for ds, d in DATASET_DEFAULTS.items())
 
@@ -95,13 +117,26 @@ class TrainConfig:
     data: str = option("digits", "dataset (offline only)", choices=DATASETS)
     data_dir: Optional[str] = option(None, "folder with the dataset files (fashion-mnist: Debian's by default)")
     members: int = option(8, "K, the number of student SNNs", minimum=1)
-    partition: str = option("informed", "how teacher features are split among members (informed = correlated groups)",
-                            choices=PARTITION_MODES)
-    tna: float = option(0.0, "Twin Network Augmentation: weight of the MSE between each student and its full-precision "
-                        "twin (0 = off)", minimum=0, metavar="LAMBDA")
-    objective: str = option("kd", "kd: regress the teacher's features; labels: no teacher signal (ablation baseline)",
-                            choices=("kd", "labels"), cli=False)
-    spike_reg: float = option(0.0, "weight of the penalty on the mean firing probability per neuron and step", minimum=0)
+    partition: str = option(
+        "informed",
+        "how teacher features are split among members (informed = correlated groups)",
+        choices=PARTITION_MODES,
+    )
+    tna: float = option(
+        0.0,
+        "Twin Network Augmentation: weight of the MSE between each student and its full-precision twin (0 = off)",
+        minimum=0,
+        metavar="LAMBDA",
+    )
+    objective: str = option(
+        "kd",
+        "kd: regress the teacher's features; labels: no teacher signal (ablation baseline)",
+        choices=("kd", "labels"),
+        cli=False,
+    )
+    spike_reg: float = option(
+        0.0, "weight of the penalty on the mean firing probability per neuron and step", minimum=0
+    )
     logit_reg: float = option(0.0, "weight of the penalty on the mean squared output rate (spikes per step)", minimum=0)
     epochs: int = option(30, "student epochs", minimum=1)
     seed: int = option(0, "seed of data split, initialisation and shuffling")
@@ -120,26 +155,55 @@ class TrainConfig:
     gate_hidden: int = option(64, "gate hidden width", minimum=1, cli=False)
     limit_train: Optional[int] = option(None, "use only the first N training samples", minimum=1)
     population: Optional[int] = option(None, "output neurons per teacher feature, averaged by the head", minimum=1)
-    ensemble_ce: Optional[float] = option(None, "weight of the ensemble's classification term during student training",
-                                          minimum=0, cli=False)
-    member_ce: float = option(1.0, "each member's own classification term (teacher head, other features at their "
-                              "mean); 0 = off", minimum=0, metavar="WEIGHT")
-    feature_weight: float = option(1.0, "weight of the feature-regression term (each member's part of the teacher's "
-                                   "features)", minimum=0, metavar="WEIGHT")
+    ensemble_ce: Optional[float] = option(
+        None, "weight of the ensemble's classification term during student training", minimum=0, cli=False
+    )
+    member_ce: float = option(
+        1.0,
+        "each member's own classification term (teacher head, other features at their mean); 0 = off",
+        minimum=0,
+        metavar="WEIGHT",
+    )
+    feature_weight: float = option(
+        1.0,
+        "weight of the feature-regression term (each member's part of the teacher's features)",
+        minimum=0,
+        metavar="WEIGHT",
+    )
     train_head: Optional[bool] = option(None, "train the teacher's classifier with the students, end to end")
-    logit_kd: Optional[float] = option(None, "KD on the teacher's logits (temperature 4) in the ensemble's "
-                                       "classification term", minimum=0, metavar="WEIGHT")
+    logit_kd: Optional[float] = option(
+        None,
+        "KD on the teacher's logits (temperature 4) in the ensemble's classification term",
+        minimum=0,
+        metavar="WEIGHT",
+    )
     kd_temperature: float = option(4.0, "temperature of KD on the teacher's logits", minimum=0, cli=False)
-    student: str = option("mlp", "student kind: mlp (input -> hidden -> outputs) or conv (strided Conv2d -> LIF "
-                          "layers -> outputs)", choices=STUDENT_KINDS)
-    conv: Optional[ConvSpec] = option(None, "conv students' layers: channels, kernel, stride, padding each",
-                                      metavar="C,K,S,P[;C,K,S,P]", flag="--conv-layers")
-    input_delta: Optional[float] = option(None, "the input layer's ternary threshold in mean |w| (TWN: 0.7; larger = "
-                                          "sparser input layer, fewer synaptic events)", minimum=0, metavar="DELTA")
-    encoding: Optional[str] = option(None, "input spike code: regular-if, floor(T x) spikes per pixel, or "
-                                     "regular-if-centred, round(T x)", choices=tuple(ENCODINGS))
-    device: str = option("auto", "where the teacher and the students train (auto: CUDA when torch sees a GPU)",
-                         metavar="{auto,cpu,cuda}")
+    student: str = option(
+        "mlp",
+        "student kind: mlp (input -> hidden -> outputs) or conv (strided Conv2d -> LIF layers -> outputs)",
+        choices=STUDENT_KINDS,
+    )
+    conv: Optional[ConvSpec] = option(
+        None,
+        "conv students' layers: channels, kernel, stride, padding each",
+        metavar="C,K,S,P[;C,K,S,P]",
+        flag="--conv-layers",
+    )
+    input_delta: Optional[float] = option(
+        None,
+        "the input layer's ternary threshold in mean |w| (TWN: 0.7; larger = "
+        "sparser input layer, fewer synaptic events)",
+        minimum=0,
+        metavar="DELTA",
+    )
+    encoding: Optional[str] = option(
+        None,
+        "input spike code: regular-if, floor(T x) spikes per pixel, or regular-if-centred, round(T x)",
+        choices=tuple(ENCODINGS),
+    )
+    device: str = option(
+        "auto", "where the teacher and the students train (auto: CUDA when torch sees a GPU)", metavar="{auto,cpu,cuda}"
+    )
 
     def resolved(self) -> "TrainConfig":
         """The per-dataset defaults filled in (the labels objective trains no teacher classifier)."""
@@ -160,8 +224,9 @@ class TrainConfig:
                 continue
             if m["choices"] is not None:
                 check_choice(flag(f.name), value, m["choices"])
-            if m["minimum"] is not None and not (isinstance(value, (int, float)) and math.isfinite(value)
-                                                 and value >= m["minimum"]):
+            if m["minimum"] is not None and not (
+                isinstance(value, (int, float)) and math.isfinite(value) and value >= m["minimum"]
+            ):
                 raise InputError(f"{flag(f.name)} must be a number >= {m['minimum']:g}, got {value}")
         resolve_device(self.device)
         if self.conv is not None and self.student != "conv":
@@ -169,20 +234,27 @@ class TrainConfig:
         cfg = self.resolved()
         check_objective(cfg)
         if cfg.teacher in BUILTIN_TEACHERS and cfg.members > int(cfg.feat_dim):  # type: ignore[arg-type]
-            raise InputError(f"--members {cfg.members} exceeds the {cfg.feat_dim} feature dimensions "
-                             f"of the {cfg.data} teacher; each member needs at least one")
+            raise InputError(
+                f"--members {cfg.members} exceeds the {cfg.feat_dim} feature dimensions "
+                f"of the {cfg.data} teacher; each member needs at least one"
+            )
         return cfg
 
 
 def check_objective(cfg: TrainConfig) -> None:
     """Refuse loss settings that cannot work together (a resolved config)."""
     check_choice("objective", cfg.objective, ("kd", "labels"))
-    if (cfg.train_head or cfg.logit_kd) and not (cfg.objective == "kd" and (cfg.member_ce > 0 or (cfg.ensemble_ce or 0) > 0)):
-        raise InputError("--train-head and --logit-kd need the KD objective with a classification term "
-                         "(--member-ce or the ensemble term > 0)")
+    if (cfg.train_head or cfg.logit_kd) and not (
+        cfg.objective == "kd" and (cfg.member_ce > 0 or (cfg.ensemble_ce or 0) > 0)
+    ):
+        raise InputError(
+            "--train-head and --logit-kd need the KD objective with a classification term "
+            "(--member-ce or the ensemble term > 0)"
+        )
     if cfg.logit_kd and not cfg.ensemble_ce:
-        raise InputError(f"--logit-kd applies to the ensemble's classification term, which the {cfg.data} "
-                         "defaults leave off")
+        raise InputError(
+            f"--logit-kd applies to the ensemble's classification term, which the {cfg.data} defaults leave off"
+        )
 
 
 def parse_conv_layers(text: str) -> ConvSpec:
@@ -194,7 +266,9 @@ def parse_conv_layers(text: str) -> ConvSpec:
         except ValueError:
             values = ()
         if len(values) != 4 or min(values[:3]) < 1 or values[3] < 0:
-            raise InputError(f"--conv-layers '{text}': each layer is C,K,S,P (channels, kernel, stride >= 1; "
-                             "padding >= 0), layers separated by ';'")
+            raise InputError(
+                f"--conv-layers '{text}': each layer is C,K,S,P (channels, kernel, stride >= 1; "
+                "padding >= 0), layers separated by ';'"
+            )
         layers.append(values)
     return tuple(layers)  # type: ignore[return-value]

@@ -3,6 +3,7 @@ Debian's ``dataset-fashion-mnist``) and CIFAR-10 (python pickle batches, read wi
 that can build nothing but numpy arrays). Images come back as float32 in [0, 1], shape
 (N, C, H, W), labels as int64; the validation split is stratified and fixed by ``seed``.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -139,6 +140,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             if int(np.prod(np.asarray(shape, dtype=np.float64))) > self.MAX_ELEMENTS:
                 raise pickle.UnpicklingError(f"an array of shape {tuple(shape)} is larger than any CIFAR-10 batch")
             return found(subtype, shape, dtype)
+
         return reconstruct
 
 
@@ -157,7 +159,9 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def load_cifar10(data_dir: Optional[Union[str, Path]] = None, seed: int = 0, val_size: int = 5000) -> Dataset:
     if data_dir is None:
-        raise DataError("CIFAR-10 needs --data-dir: the folder 'cifar-10-batches-py' with data_batch_1..5 and test_batch")
+        raise DataError(
+            "CIFAR-10 needs --data-dir: the folder 'cifar-10-batches-py' with data_batch_1..5 and test_batch"
+        )
     d = Path(data_dir)
     if (d / "cifar-10-batches-py").is_dir():
         d = d / "cifar-10-batches-py"

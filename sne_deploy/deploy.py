@@ -1,5 +1,6 @@
 """From a trained model to the exporter's plain inputs: calibration on validation data, the best
 static subsets for the ``fixed`` policy, imputation values and the manifest's fields."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -10,6 +10,7 @@ evaluation (the cascade evaluates it after every round). :func:`energy_breakdown
 total into the input layer's synaptic events, the other layers' events, neuron updates, gate and
 head, because on Loihi's constants the input layer is where the energy goes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,16 @@ CONSTANTS: dict[str, dict[str, tuple[float, str, str]]] = {
     },
     "45nm": {
         "synaptic_op": (0.9, "32-bit float add (accumulate a weight)", "Horowitz 2014, ISSCC"),
-        "neuron_update_inactive": (4.6, "one 32-bit float MAC per neuron update (our assumption)", "Horowitz 2014, ISSCC"),
-        "neuron_update_active": (4.6, "one 32-bit float MAC per neuron update (our assumption)", "Horowitz 2014, ISSCC"),
+        "neuron_update_inactive": (
+            4.6,
+            "one 32-bit float MAC per neuron update (our assumption)",
+            "Horowitz 2014, ISSCC",
+        ),
+        "neuron_update_active": (
+            4.6,
+            "one 32-bit float MAC per neuron update (our assumption)",
+            "Horowitz 2014, ISSCC",
+        ),
         "mac": (4.6, "32-bit float MAC (3.7 pJ mult + 0.9 pJ add)", "Horowitz 2014, ISSCC"),
     },
 }

@@ -8,6 +8,7 @@ de-standardised, and the teacher's (fine-tuned) head classifies them. The same m
 exported to ONNX (inputs: concatenated counts and the awake mask) and used by the runtime, so
 training, export and simulation cannot impute differently.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -29,8 +30,9 @@ def placement(order: np.ndarray, dims: int) -> torch.Tensor:
 
 
 class HostHead(nn.Module):
-    def __init__(self, groups: Sequence[np.ndarray], feat_mean: np.ndarray, feat_std: np.ndarray,
-                 head: nn.Linear, steps: int) -> None:
+    def __init__(
+        self, groups: Sequence[np.ndarray], feat_mean: np.ndarray, feat_std: np.ndarray, head: nn.Linear, steps: int
+    ) -> None:
         super().__init__()
         sizes = [len(g) for g in groups]
         self.sizes = sizes

@@ -1,5 +1,6 @@
 """Test-split evaluation of a trained model: teacher, the full ensemble in float and fixed point,
 and each member's feature fit, spikes and float/fixed agreement, as a :class:`TrainSummary`."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,17 +40,22 @@ def evaluate(model: TrainedModel, ds: Dataset) -> TrainSummary:
     for mode in MODES:
         counts[mode], spikes[mode] = member_counts(model.networks, test.flat(), cfg.steps, mode, cfg.encoding)
     return TrainSummary(
-        dataset=ds.name, test_samples=len(test), encoding=cfg.encoding, steps=cfg.steps,
+        dataset=ds.name,
+        test_samples=len(test),
+        encoding=cfg.encoding,
+        steps=cfg.steps,
         teacher_accuracy=accuracy(model.teacher.head(torch.from_numpy(f_test)), test.y),
-        teacher_macs=teacher_macs(model.teacher, model.input_shape), gate_macs=model.gate.macs(),
+        teacher_macs=teacher_macs(model.teacher, model.input_shape),
+        gate_macs=model.gate.macs(),
         ensemble_accuracy={m: all_awake_accuracy(model, counts[m], test.y) for m in MODES},
         spikes_per_sample={m: float(spikes[m].sum(1).mean()) for m in MODES},
         members=member_summaries(model, f_test, counts, spikes["float"]),
     )
 
 
-def member_summaries(model: TrainedModel, f_test: np.ndarray, counts: dict[str, np.ndarray],
-                     spikes_float: np.ndarray) -> tuple[MemberSummary, ...]:
+def member_summaries(
+    model: TrainedModel, f_test: np.ndarray, counts: dict[str, np.ndarray], spikes_float: np.ndarray
+) -> tuple[MemberSummary, ...]:
     """Per member: R² of its group of teacher features (float counts through the head's readout),
     its spikes per sample and how often its float and fixed-point output counts agree."""
     awake = torch.ones(len(f_test), model.config.members)
@@ -61,8 +67,13 @@ def member_summaries(model: TrainedModel, f_test: np.ndarray, counts: dict[str, 
         g = np.unique(g)  # a population lists its dimension several times
         resid = ((z_pred[:, g] - f_test[:, g]) ** 2).sum()
         tot = ((f_test[:, g] - f_test[:, g].mean(0)) ** 2).sum()
-        out.append(MemberSummary(dims=len(g), feature_r2=float(1 - resid / max(tot, 1e-12)),
-                                 spikes_per_sample=float(spikes_float[:, k].mean()),
-                                 float_fixed_count_agreement=float((fc == xc).mean()),
-                                 fixed_scales=[int(l.fixed.weight.max() or 0) for l in model.networks[k].layers]))
+        out.append(
+            MemberSummary(
+                dims=len(g),
+                feature_r2=float(1 - resid / max(tot, 1e-12)),
+                spikes_per_sample=float(spikes_float[:, k].mean()),
+                float_fixed_count_agreement=float((fc == xc).mean()),
+                fixed_scales=[int(l.fixed.weight.max() or 0) for l in model.networks[k].layers],
+            )
+        )
     return tuple(out)

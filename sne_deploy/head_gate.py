@@ -1,6 +1,7 @@
 """The host side's training: the head learns to classify from member spike counts with member
 dropout (so it tolerates sleeping members), and the gate learns which members help on which input.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -9,6 +9,7 @@ runs too (K = 1), over ``sne_deploy.simulators.neuron.lif_step_float``. :meth:`M
 slices the stack into ordinary ``StudentSNN`` objects for export and checkpoints, so nothing
 downstream knows the students were trained together.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -36,10 +37,12 @@ class MemberStack(nn.Module):
         self.sizes = spec.sizes(g)
         self.steps, self.du, self.dv = spec.steps, spec.du, spec.dv
         self.input_delta = spec.input_delta  # the input layer's ternary threshold (the others: TWN's)
-        self.weights = nn.ParameterList([
-            nn.Parameter(torch.randn(k, o, i, generator=gen) * (2.0 / np.sqrt(i)))
-            for o, i in weight_shapes(self.sizes, self.convs)
-        ])
+        self.weights = nn.ParameterList(
+            [
+                nn.Parameter(torch.randn(k, o, i, generator=gen) * (2.0 / np.sqrt(i)))
+                for o, i in weight_shapes(self.sizes, self.convs)
+            ]
+        )
         self.biases = nn.ParameterList([nn.Parameter(torch.zeros(k, 1, o)) for o in self.sizes[1:]])
         self.gamma = nn.Parameter(torch.full((k, 1, g), 2.0))
         self.beta = nn.Parameter(torch.full((k, 1, g), -1.0))
@@ -57,8 +60,10 @@ class MemberStack(nn.Module):
         padded outputs count 0."""
         last = len(self.weights) - 1
         row_mask = self.out_mask.transpose(1, 2)  # (K, G, 1): the last layer's real rows
-        ws = [(ste_ternary(w, row_mask if i == last else None, layer_delta(i, self.input_delta))
-               if self.ternary else w) for i, w in enumerate(self.weights)]
+        ws = [
+            (ste_ternary(w, row_mask if i == last else None, layer_delta(i, self.input_delta)) if self.ternary else w)
+            for i, w in enumerate(self.weights)
+        ]
         return run_members_float(ws, list(self.biases), spikes, self.du, self.dv, self.out_mask, self.convs)
 
     def readout(self, counts: torch.Tensor) -> torch.Tensor:

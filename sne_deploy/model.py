@@ -1,6 +1,7 @@
 """The trained model as a record, and the inference helpers that loading, export and evaluation
 need. Nothing here trains, so loading or exporting a model does not load the training pipeline.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,15 @@ class TrainedModel:
 def student_spec(cfg: TrainConfig, input_shape: tuple) -> StudentSpec:
     """What every student of ``cfg`` shares, for inputs of ``input_shape`` (a resolved config)."""
     hidden, convs = student_layout(cfg, input_shape)
-    return StudentSpec(int(np.prod(input_shape)), tuple(hidden), tuple(convs), int(cfg.steps), cfg.du, cfg.dv,  # type: ignore[arg-type]
-                       float(cfg.input_delta))  # type: ignore[arg-type]
+    return StudentSpec(
+        int(np.prod(input_shape)),
+        tuple(hidden),
+        tuple(convs),
+        int(cfg.steps),
+        cfg.du,
+        cfg.dv,  # type: ignore[arg-type]
+        float(cfg.input_delta),
+    )  # type: ignore[arg-type]
 
 
 def student_layout(cfg: TrainConfig, input_shape: tuple) -> tuple[list[int], list[ConvGeometry]]:
@@ -77,8 +85,9 @@ def encode(x_flat: np.ndarray, steps: int, encoding: str = ENCODING_NAME) -> tor
 
 
 @torch.no_grad()
-def member_counts(networks: list[Network], x_flat: np.ndarray, steps: int, mode: str, encoding: str,
-                  batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+def member_counts(
+    networks: list[Network], x_flat: np.ndarray, steps: int, mode: str, encoding: str, batch: int = 1000
+) -> tuple[np.ndarray, np.ndarray]:
     """PyTorch-reference output counts, concatenated over members (N, sum g), and spikes per
     sample and member (N, K), with every member awake."""
     outs, spikes = [], []

@@ -14,6 +14,7 @@ delivered within the sample, so the last step's recurrent spikes are missing fro
 Optional: ``pip install neurobench`` (it installs with the torch pin). Ensemble-level numbers
 (sleeping members, the gate's MACs) are ours, see :attr:`SimulationReport.neurobench`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -70,8 +71,9 @@ class DeployedMember(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = run_loop(self.network, x, self.mode, lib=self.lib,
-                       on_spikes=lambda i, s: self.spikes[i](s.to(torch.float32)))
+        out = run_loop(
+            self.network, x, self.mode, lib=self.lib, on_spikes=lambda i, s: self.spikes[i](s.to(torch.float32))
+        )
         return torch.as_tensor(out.counts[-1])
 
 
@@ -98,7 +100,14 @@ def member_metrics(network: Network, spikes: np.ndarray, mode: str = "fixed", ba
     model.add_activation_module(Spikes)
     x = torch.as_tensor(np.asarray(spikes, dtype=np.float32))
     loader = DataLoader(TensorDataset(x, torch.zeros(len(x), dtype=torch.int64)), batch_size=batch, shuffle=False)
-    bench = Benchmark(model, loader, [], [], [[Footprint, ConnectionSparsity], [SynapticOperations, ActivationSparsity]])
+    bench = Benchmark(
+        model, loader, [], [], [[Footprint, ConnectionSparsity], [SynapticOperations, ActivationSparsity]]
+    )
     r = bench.run(quiet=True)
-    return NeuroBenchMetrics(float(r["SynapticOperations"]["Effective_ACs"]), float(r["SynapticOperations"]["Effective_MACs"]),
-                             float(r["ActivationSparsity"]), float(r["ConnectionSparsity"]), int(r["Footprint"]))
+    return NeuroBenchMetrics(
+        float(r["SynapticOperations"]["Effective_ACs"]),
+        float(r["SynapticOperations"]["Effective_MACs"]),
+        float(r["ActivationSparsity"]),
+        float(r["ConnectionSparsity"]),
+        int(r["Footprint"]),
+    )

@@ -11,6 +11,7 @@ has features that are 0 on every training image; a student cannot learn anything
 grouped together they would make whole members useless. The host head imputes a dead dimension
 by its constant training value, which is exactly what it always is.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,9 +39,11 @@ def partition_features(features: np.ndarray, k: int, mode: str = "informed", see
     features = np.asarray(features, dtype=np.float64)
     live = live_dimensions(features)
     if not 1 <= k <= len(live):
-        raise InputError(f"cannot split the teacher's {len(live)} live feature dimensions into {k} groups "
-                         f"({features.shape[1] - len(live)} of {features.shape[1]} are constant on the training set); "
-                         f"use --members <= {len(live)}")
+        raise InputError(
+            f"cannot split the teacher's {len(live)} live feature dimensions into {k} groups "
+            f"({features.shape[1] - len(live)} of {features.shape[1]} are constant on the training set); "
+            f"use --members <= {len(live)}"
+        )
     return [live[g] for g in _partition(features[:, live], k, mode, seed)]
 
 

@@ -10,6 +10,7 @@ layer a larger delta of its own (``TrainConfig.input_delta``).
 Deployment folds alpha into the threshold and bias (``vth / alpha``, ``bias / alpha``) and maps
 the result onto Loihi's integers with :func:`sne_deploy.simulators.fixed_point.fold_ternary`.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -24,8 +25,9 @@ def layer_delta(layer: int, input_delta: float) -> float:
     return input_delta if layer == 0 else TWN_DELTA
 
 
-def ternarize(w: torch.Tensor, valid: Optional[torch.Tensor] = None,
-              delta: float = TWN_DELTA) -> tuple[torch.Tensor, torch.Tensor]:
+def ternarize(
+    w: torch.Tensor, valid: Optional[torch.Tensor] = None, delta: float = TWN_DELTA
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(w_t in {-1, 0, 1}, alpha > 0) for a weight matrix, without gradient.
 
     The threshold and alpha are taken over the last two dimensions, so a stack of matrices
@@ -34,7 +36,11 @@ def ternarize(w: torch.Tensor, valid: Optional[torch.Tensor] = None,
     broadcastable to ``w``) leaves padding out of the statistics and zeroes it."""
     w = w.detach()
     a = w.abs() if valid is None else w.abs() * valid
-    n = a.new_tensor(a.shape[-2] * a.shape[-1]) if valid is None else torch.broadcast_to(valid, a.shape).sum(dim=(-2, -1), keepdim=True)
+    n = (
+        a.new_tensor(a.shape[-2] * a.shape[-1])
+        if valid is None
+        else torch.broadcast_to(valid, a.shape).sum(dim=(-2, -1), keepdim=True)
+    )
     mask = a > delta * a.sum(dim=(-2, -1), keepdim=True) / n
     alpha = (a * mask).sum(dim=(-2, -1), keepdim=True) / mask.sum(dim=(-2, -1), keepdim=True).clamp(min=1)
     if w.dim() == 2:

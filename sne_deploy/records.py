@@ -6,6 +6,7 @@ Each is a small frozen dataclass; ``to_dict``/``from_dict`` are the one place it
 read, so a renamed field fails where it is used, not in a plot. The JSON keys are those of the
 files users already have.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
@@ -47,8 +48,10 @@ class TrainSummary:
     config: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        d: dict[str, Any] = {k: getattr(self, k) for k in ("dataset", "test_samples", "encoding", "steps",
-                                                            "teacher_accuracy", "teacher_macs", "gate_macs")}
+        d: dict[str, Any] = {
+            k: getattr(self, k)
+            for k in ("dataset", "test_samples", "encoding", "steps", "teacher_accuracy", "teacher_macs", "gate_macs")
+        }
         for mode in MODES:
             d[f"ensemble_{mode}_accuracy"] = self.ensemble_accuracy[mode]
             d[f"spikes_per_sample_{mode}"] = self.spikes_per_sample[mode]
@@ -59,13 +62,18 @@ class TrainSummary:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainSummary":
         return cls(
-            dataset=d["dataset"], test_samples=int(d["test_samples"]), encoding=d["encoding"], steps=int(d["steps"]),
-            teacher_accuracy=float(d["teacher_accuracy"]), teacher_macs=int(d["teacher_macs"]),
+            dataset=d["dataset"],
+            test_samples=int(d["test_samples"]),
+            encoding=d["encoding"],
+            steps=int(d["steps"]),
+            teacher_accuracy=float(d["teacher_accuracy"]),
+            teacher_macs=int(d["teacher_macs"]),
             gate_macs=int(d["gate_macs"]),
             ensemble_accuracy={m: float(d[f"ensemble_{m}_accuracy"]) for m in MODES},
             spikes_per_sample={m: float(d[f"spikes_per_sample_{m}"]) for m in MODES},
             members=tuple(MemberSummary(**{f.name: m[f.name] for f in fields(MemberSummary)}) for m in d["members"]),
-            train_log=dict(d.get("train_log") or {}), timings=dict(d.get("timings") or {}),
+            train_log=dict(d.get("train_log") or {}),
+            timings=dict(d.get("timings") or {}),
             config=dict(d.get("config") or {}),
         )
 
@@ -92,10 +100,16 @@ class BackendCall:
     details: dict = field(default_factory=dict)  # the backend's informational extras, JSON-able scalars
 
     def to_dict(self) -> dict:
-        return plain({"member": self.member, "samples": self.samples, "wall_time_s": self.wall_time_s,
-                      "build_time_s": self.build_time_s,
-                      "overflow_neuron_steps": list(self.overflow) if self.overflow is not None else None,
-                      **self.details})
+        return plain(
+            {
+                "member": self.member,
+                "samples": self.samples,
+                "wall_time_s": self.wall_time_s,
+                "build_time_s": self.build_time_s,
+                "overflow_neuron_steps": list(self.overflow) if self.overflow is not None else None,
+                **self.details,
+            }
+        )
 
 
 def overflow_by_member(calls: tuple[BackendCall, ...]) -> dict[int, tuple[int, ...]]:
@@ -177,24 +191,41 @@ class SimulationReport:
         numbers per member, tested in CI). Ensemble-level: only awake members count, and the
         host-side gate's and head's multiply-accumulates are the ensemble's MACs."""
         c = self.counts
-        return {"SynapticOperations": {"Effective_ACs": c.synaptic_events, "Effective_MACs": c.gate_macs + c.head_macs},
-                "ActivationSparsity": 1.0 - c.spikes / c.neuron_updates if c.neuron_updates else 0.0,
-                "ConnectionSparsity": self.connection_sparsity, "Footprint": self.footprint_bytes}
+        return {
+            "SynapticOperations": {"Effective_ACs": c.synaptic_events, "Effective_MACs": c.gate_macs + c.head_macs},
+            "ActivationSparsity": 1.0 - c.spikes / c.neuron_updates if c.neuron_updates else 0.0,
+            "ConnectionSparsity": self.connection_sparsity,
+            "Footprint": self.footprint_bytes,
+        }
 
     def to_dict(self) -> dict:
         d = {
-            "bundle": self.bundle, "backend": self.backend, "mode": self.mode, "policy": self.policy, "budget": self.budget,
-            "samples": self.samples, "accuracy": self.accuracy, "awake_fraction": self.awake_fraction,
-            "member_wakes": self.member_wakes, "spikes_per_sample": self.counts.spikes,
+            "bundle": self.bundle,
+            "backend": self.backend,
+            "mode": self.mode,
+            "policy": self.policy,
+            "budget": self.budget,
+            "samples": self.samples,
+            "accuracy": self.accuracy,
+            "awake_fraction": self.awake_fraction,
+            "member_wakes": self.member_wakes,
+            "spikes_per_sample": self.counts.spikes,
             "synaptic_events_per_sample": self.counts.synaptic_events,
             "input_synaptic_events_per_sample": self.counts.input_synaptic_events,
-            "neuron_updates_per_sample": self.counts.neuron_updates, "gate_macs": self.counts.gate_macs,
-            "head_macs": self.counts.head_macs, "mean_rounds": self.mean_rounds,
-            "teacher_macs": self.teacher_macs, "energy_pj": self.energy_pj, "teacher_energy_pj": self.teacher_energy_pj,
+            "neuron_updates_per_sample": self.counts.neuron_updates,
+            "gate_macs": self.counts.gate_macs,
+            "head_macs": self.counts.head_macs,
+            "mean_rounds": self.mean_rounds,
+            "teacher_macs": self.teacher_macs,
+            "energy_pj": self.energy_pj,
+            "teacher_energy_pj": self.teacher_energy_pj,
             "energy_breakdown_pj": self.energy_breakdown_pj,
-            "wall_time_s": self.wall_time_s, "backend_time_s": self.backend_time_s,
+            "wall_time_s": self.wall_time_s,
+            "backend_time_s": self.backend_time_s,
             "backend_details": [c.to_dict() for c in self.backend_details],
-            "overflow_neuron_steps": ({str(k): list(v) for k, v in self.overflow.items()} if self.mode == "fixed" else None),
+            "overflow_neuron_steps": (
+                {str(k): list(v) for k, v in self.overflow.items()} if self.mode == "fixed" else None
+            ),
             "overflow_neuron_steps_total": self.overflow_total if self.mode == "fixed" else None,
             "teacher_to_sne_energy_ratio": self.teacher_to_sne_energy_ratio,
             "neurobench": self.neurobench,

@@ -1,5 +1,6 @@
 """Plain-text tables of measured numbers, for the terminal, and ``simulate --report``'s folder:
 report.json and its plots."""
+
 from __future__ import annotations
 
 import json
@@ -18,14 +19,20 @@ from .records import SimulationReport, TrainSummary
 
 
 def format_train_summary(s: TrainSummary) -> str:
-    lines = [f"dataset {s.dataset}  test samples {s.test_samples}  T={s.steps}  encoding {s.encoding}",
-             f"{'model':28s} {'accuracy':>9s} {'spikes/sample':>14s}",
-             f"{'teacher (ANN)':28s} {s.teacher_accuracy:9.4f} {'-':>14s}   {s.teacher_macs} MACs"]
+    lines = [
+        f"dataset {s.dataset}  test samples {s.test_samples}  T={s.steps}  encoding {s.encoding}",
+        f"{'model':28s} {'accuracy':>9s} {'spikes/sample':>14s}",
+        f"{'teacher (ANN)':28s} {s.teacher_accuracy:9.4f} {'-':>14s}   {s.teacher_macs} MACs",
+    ]
     for mode in MODES:
-        lines.append(f"{'ensemble, all awake, ' + mode:28s} {s.ensemble_accuracy[mode]:9.4f} {s.spikes_per_sample[mode]:14.1f}")
+        lines.append(
+            f"{'ensemble, all awake, ' + mode:28s} {s.ensemble_accuracy[mode]:9.4f} {s.spikes_per_sample[mode]:14.1f}"
+        )
     for k, m in enumerate(s.members):
-        lines.append(f"  member {k}: {m.dims} dims  R2 {m.feature_r2:.3f}  spikes/sample {m.spikes_per_sample:.1f}"
-                     f"  float/fixed count agreement {m.float_fixed_count_agreement:.4f}")
+        lines.append(
+            f"  member {k}: {m.dims} dims  R2 {m.feature_r2:.3f}  spikes/sample {m.spikes_per_sample:.1f}"
+            f"  float/fixed count agreement {m.float_fixed_count_agreement:.4f}"
+        )
     lines.append(f"gate: {s.gate_macs} MACs per input")
     t = s.timings
     if t:
@@ -63,22 +70,29 @@ def format_simulation(r: SimulationReport) -> str:
     lines += [
         f"  energy / sample  Loihi      {_uj(e['loihi'])}   (teacher {_uj(te['loihi'])}; {_ratio(ratio['loihi'])})",
         f"  energy / sample  45 nm      {_uj(e['45nm'])}   (teacher {_uj(te['45nm'])}; {_ratio(ratio['45nm'])})",
-        "  Loihi energy by part        " + ", ".join(f"{k.replace('_', ' ')} {_uj(v)}" for k, v in r.energy_breakdown_pj["loihi"].items()),
+        "  Loihi energy by part        "
+        + ", ".join(f"{k.replace('_', ' ')} {_uj(v)}" for k, v in r.energy_breakdown_pj["loihi"].items()),
         f"  wall time                   {r.wall_time_s:.2f} s (backend {r.backend_time_s:.2f} s)",
     ]
     if r.mode == "fixed":
         hit = {j: v for j, v in r.overflow.items() if sum(v) > 0}
-        lines.append(f"  fixed-point overflow        {r.overflow_total} neuron-steps"
-                     + ("" if hit else " (none: the chip computes what the model does)"))
+        lines.append(
+            f"  fixed-point overflow        {r.overflow_total} neuron-steps"
+            + ("" if hit else " (none: the chip computes what the model does)")
+        )
         for j, v in hit.items():
             layers = ", ".join(f"layer {i} {n}" for i, n in enumerate(v) if n)
-            lines.append(f"  warning: member {j} overflows in fixed point ({layers} neuron-steps where u wrapped or "
-                         "v saturated): on the chip it computes something other than the trained model")
+            lines.append(
+                f"  warning: member {j} overflows in fixed point ({layers} neuron-steps where u wrapped or "
+                "v saturated): on the chip it computes something other than the trained model"
+            )
     a = r.agreement
     if a:
         ta = "-" if a.torch_accuracy is None else f"{a.torch_accuracy:.4f}"
-        lines.append(f"  vs PyTorch ({r.mode})         prediction agreement {a.prediction_agreement:.4f}, "
-                     f"spike mismatches {a.spike_mismatches}, torch accuracy {ta}")
+        lines.append(
+            f"  vs PyTorch ({r.mode})         prediction agreement {a.prediction_agreement:.4f}, "
+            f"spike mismatches {a.spike_mismatches}, torch accuracy {ta}"
+        )
     return "\n".join(lines)
 
 
@@ -98,8 +112,13 @@ def save_figure(fig, out_png: str) -> None:  # type: ignore[no-untyped-def]
     fig.savefig(out_png, dpi=120)
 
 
-POLICY_STYLE = {"gate": ("o", "C0"), "random": ("s", "C1"), "fixed": ("^", "C2"), "all": ("D", "C3"),
-                "cascade": ("v", "C4")}
+POLICY_STYLE = {
+    "gate": ("o", "C0"),
+    "random": ("s", "C1"),
+    "fixed": ("^", "C2"),
+    "all": ("D", "C3"),
+    "cascade": ("v", "C4"),
+}
 
 
 def plot_sweep(rows: list[dict], teacher: dict, out_png: str, title: str, constants: str = "loihi") -> None:
@@ -119,11 +138,23 @@ def plot_sweep(rows: list[dict], teacher: dict, out_png: str, title: str, consta
         xy = sorted(points)
         ax.plot(*zip(*xy), marker=marker, color=color, mfc="none", ms=7 + 2 * (len(policies) - n), lw=1, label=policy)
         for x, y in xy:
-            ax.annotate("/".join(f"{b:g}" for b in sorted(points[(x, y)])), (x, y), textcoords="offset points",
-                        xytext=(5, 3 + 7 * n), fontsize=7, color=color)
+            ax.annotate(
+                "/".join(f"{b:g}" for b in sorted(points[(x, y)])),
+                (x, y),
+                textcoords="offset points",
+                xytext=(5, 3 + 7 * n),
+                fontsize=7,
+                color=color,
+            )
     mac = CONSTANTS[constants]["mac"][0]
-    ax.scatter([teacher["energy_pj"][constants] / 1e6], [teacher["accuracy"]], marker="*", s=150, c="k",
-               label=f"teacher (ANN), MACs at {mac:g} pJ")
+    ax.scatter(
+        [teacher["energy_pj"][constants] / 1e6],
+        [teacher["accuracy"]],
+        marker="*",
+        s=150,
+        c="k",
+        label=f"teacher (ANN), MACs at {mac:g} pJ",
+    )
     ax.set_xscale("log")
     import math
 
@@ -135,7 +166,9 @@ def plot_sweep(rows: list[dict], teacher: dict, out_png: str, title: str, consta
     ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.xaxis.set_minor_formatter(FuncFormatter(two_and_five))
     ax.tick_params(axis="x", which="minor", labelsize=7)
-    ax.set_xlabel(f"estimated energy per sample [µJ] ({'Loihi' if constants == 'loihi' else constants} constants, incl. gate and head)")
+    ax.set_xlabel(
+        f"estimated energy per sample [µJ] ({'Loihi' if constants == 'loihi' else constants} constants, incl. gate and head)"
+    )
     ax.set_ylabel("test accuracy")
     ax.set_title(title + "\n(numbers next to points: budget = mean fraction of members awake)", fontsize=10)
     ax.grid(True, alpha=0.3)
@@ -150,8 +183,12 @@ def plot_awake(awake_fraction: list[float], out_png: str, title: str, budget: fl
     fig, ax = subplots(figsize=(5.5, 3.2))
     ax.bar(range(len(awake_fraction)), awake_fraction, color="C0")
     ax.axhline(budget, color="C3", ls="--", label=f"requested budget {budget:g}")
-    ax.axhline(sum(awake_fraction) / max(len(awake_fraction), 1), color="k", lw=1,
-               label=f"achieved mean {sum(awake_fraction) / max(len(awake_fraction), 1):.3f}")
+    ax.axhline(
+        sum(awake_fraction) / max(len(awake_fraction), 1),
+        color="k",
+        lw=1,
+        label=f"achieved mean {sum(awake_fraction) / max(len(awake_fraction), 1):.3f}",
+    )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("member")
     ax.set_ylabel("fraction of inputs awake")
@@ -179,8 +216,17 @@ def plot_raster(raster: dict, inputs: Any, out_png: str, title: str) -> None:
             base += train.shape[1]
             ax.axhline(base - 0.5, color="grey", lw=0.5)
         ax.set_ylabel(f"member {j}\nneuron")
-    handles = [Line2D([], [], color=f"C{li}", marker="|", ls="", label=("output layer" if li == n_layers - 1 else f"hidden layer {li}"))
-               for li in range(n_layers)]
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=f"C{li}",
+            marker="|",
+            ls="",
+            label=("output layer" if li == n_layers - 1 else f"hidden layer {li}"),
+        )
+        for li in range(n_layers)
+    ]
     axes[-1, 0].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axes[-1, 0].set_xlabel("time step")
     axes[0, 0].set_title(title, fontsize=10)
@@ -196,7 +242,9 @@ def check_report_dir(out: Path) -> None:
         raise InputError(f"--report {out} is a folder that holds other files; name a new folder or an earlier report")
 
 
-def write_report(out: Path, rows: list[SimulationReport], bundle: Bundle, x: np.ndarray, y: Optional[np.ndarray]) -> None:
+def write_report(
+    out: Path, rows: list[SimulationReport], bundle: Bundle, x: np.ndarray, y: Optional[np.ndarray]
+) -> None:
     """The whole folder is written as a temporary sibling and swapped in: an earlier report's files
     never mix with this one's, and a second concurrent writer is refused."""
     from sne_deploy.simulators.files import atomic_dir, exclusive
@@ -206,17 +254,29 @@ def write_report(out: Path, rows: list[SimulationReport], bundle: Bundle, x: np.
     check_report_dir(out)
     with exclusive(out), atomic_dir(out) as tmp:
         teacher = {"accuracy": bundle.manifest.teacher_accuracy, "energy_pj": rows[0].teacher_energy_pj}
-        doc = {"bundle": str(bundle.path.resolve()), "teacher": teacher, "runs": [r.to_dict() for r in rows],
-               "energy_constants": {k: {op: list(v) for op, v in t.items()} for k, t in CONSTANTS.items()}}
+        doc = {
+            "bundle": str(bundle.path.resolve()),
+            "teacher": teacher,
+            "runs": [r.to_dict() for r in rows],
+            "energy_constants": {k: {op: list(v) for op, v in t.items()} for k, t in CONSTANTS.items()},
+        }
         (tmp / "report.json").write_text(json.dumps(doc, indent=2))
         main = next((r for r in rows if r.policy == "gate"), rows[0])
         where = f"{bundle.manifest.dataset}, {main.backend} ({main.mode}), N = {main.samples}"
         if len(rows) > 1:
             plot_sweep(doc["runs"], teacher, str(tmp / "accuracy_vs_energy.png"), f"Accuracy vs energy: {where}")
-        plot_awake(main.awake.mean(0).tolist(), str(tmp / "awake_fraction.png"),
-                   f"Members awake: {main.policy} policy, {where}", main.budget)
+        plot_awake(
+            main.awake.mean(0).tolist(),
+            str(tmp / "awake_fraction.png"),
+            f"Members awake: {main.policy} policy, {where}",
+            main.budget,
+        )
         if main.raster:
             truth = "" if y is None else f"true class {int(y[0])}, "
-            plot_raster(main.raster, bundle.spikes(x[:1])[0], str(tmp / "raster_sample0.png"),
-                        f"Sample 0 ({truth}predicted {int(main.predictions[0])}): spikes of the awake members\n"
-                        f"{main.policy} policy, budget {main.budget:g}, {where}")
+            plot_raster(
+                main.raster,
+                bundle.spikes(x[:1])[0],
+                str(tmp / "raster_sample0.png"),
+                f"Sample 0 ({truth}predicted {int(main.predictions[0])}): spikes of the awake members\n"
+                f"{main.policy} policy, budget {main.budget:g}, {where}",
+            )

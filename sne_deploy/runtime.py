@@ -11,6 +11,7 @@ the shared simulation loop of ``sne_deploy.simulators.loop`` on torch arrays): e
 can be checked against it in the same mode on the same choices, prediction by prediction and
 spike by spike.
 """
+
 from __future__ import annotations
 
 import time
@@ -33,8 +34,9 @@ BACKENDS = ("torch", "reference", "brian2", "lava")
 YARDSTICK = "torch"
 
 
-def run_member(network: Network, spikes: np.ndarray, backend: str, mode: str, record: bool,
-               options: Optional[dict] = None) -> Result:
+def run_member(
+    network: Network, spikes: np.ndarray, backend: str, mode: str, record: bool, options: Optional[dict] = None
+) -> Result:
     """One member on one backend; ``options`` go to that backend only (e.g. a Brian2 target)."""
     if backend == "torch":
         from .snn import run_network_torch
@@ -81,19 +83,33 @@ class MemberRuns:
         """Book one backend call: member ``j`` ran over samples ``idx``."""
         self.backend_time += res.wall_time
         self.results.append((j, idx, res))
-        self.counts[idx, self.offsets[j]:self.offsets[j + 1]] = res.output_counts
+        self.counts[idx, self.offsets[j] : self.offsets[j + 1]] = res.output_counts
         self.synaptic_events[idx] += res.synaptic_events.sum(1)
         self.input_synaptic_events[idx] += res.synaptic_events[:, 0]
         self.neuron_updates[idx] += res.neuron_updates.sum(1)
         self.spikes[idx] += res.layer_spikes.sum(1)
 
     def mean_counts(self, gate_macs: float, head_macs: float) -> Counts:
-        return Counts(float(self.synaptic_events.mean()), float(self.neuron_updates.mean()), float(self.spikes.mean()),
-                      gate_macs, head_macs, float(self.input_synaptic_events.mean()))
+        return Counts(
+            float(self.synaptic_events.mean()),
+            float(self.neuron_updates.mean()),
+            float(self.spikes.mean()),
+            gate_macs,
+            head_macs,
+            float(self.input_synaptic_events.mean()),
+        )
 
 
-def run_members(bundle: Bundle, spikes: np.ndarray, awake: np.ndarray, backend: str, mode: str,
-                record: bool = False, options: Optional[dict] = None, record_sample: Optional[int] = None) -> MemberRuns:
+def run_members(
+    bundle: Bundle,
+    spikes: np.ndarray,
+    awake: np.ndarray,
+    backend: str,
+    mode: str,
+    record: bool = False,
+    options: Optional[dict] = None,
+    record_sample: Optional[int] = None,
+) -> MemberRuns:
     """Run every member over the samples that woke it; ``record`` keeps every member's spike trains,
     ``record_sample`` those of the members awake for that sample."""
     runs = MemberRuns.empty(bundle, len(spikes))
@@ -104,9 +120,17 @@ def run_members(bundle: Bundle, spikes: np.ndarray, awake: np.ndarray, backend: 
     return runs
 
 
-def run_cascade(bundle: Bundle, spikes: np.ndarray, order: np.ndarray, threshold: float, backend: str, mode: str,
-                record: bool = False, options: Optional[dict] = None, record_sample: Optional[int] = None
-                ) -> tuple[MemberRuns, np.ndarray, np.ndarray]:
+def run_cascade(
+    bundle: Bundle,
+    spikes: np.ndarray,
+    order: np.ndarray,
+    threshold: float,
+    backend: str,
+    mode: str,
+    record: bool = False,
+    options: Optional[dict] = None,
+    record_sample: Optional[int] = None,
+) -> tuple[MemberRuns, np.ndarray, np.ndarray]:
     """The cascade, round by round as a chip would run it: in round r every input still going
     wakes the r-th member of its ``order``; the head then classifies it with the members awake
     so far, and inputs whose confidence reaches ``threshold`` stop. Each round runs each member
@@ -121,8 +145,11 @@ def run_cascade(bundle: Bundle, spikes: np.ndarray, order: np.ndarray, threshold
             break
         for j in np.unique(order[going, r]):
             idx = going[order[going, r] == j]
-            runs.add(int(j), idx, run_member(bundle.networks[j], spikes[idx], backend, mode,
-                                             record or record_sample in idx, options))
+            runs.add(
+                int(j),
+                idx,
+                run_member(bundle.networks[j], spikes[idx], backend, mode, record or record_sample in idx, options),
+            )
         awake[going, order[going, r]] = True
         rounds[going] += 1
         conf = confidence(bundle.head_logits(runs.counts[going], awake[going]))
@@ -130,8 +157,15 @@ def run_cascade(bundle: Bundle, spikes: np.ndarray, order: np.ndarray, threshold
     return runs, awake, rounds
 
 
-def compare_with_yardstick(bundle: Bundle, spikes: np.ndarray, awake: np.ndarray, runs: MemberRuns, mode: str,
-                           pred: np.ndarray, y: Optional[np.ndarray]) -> Agreement:
+def compare_with_yardstick(
+    bundle: Bundle,
+    spikes: np.ndarray,
+    awake: np.ndarray,
+    runs: MemberRuns,
+    mode: str,
+    pred: np.ndarray,
+    y: Optional[np.ndarray],
+) -> Agreement:
     """Re-run every call of ``runs`` (same member, same samples) on :data:`YARDSTICK`; count
     differing spikes (every layer, every step) and predictions. ``runs`` must hold recorded trains."""
     ref = MemberRuns.empty(bundle, len(spikes))
@@ -141,8 +175,9 @@ def compare_with_yardstick(bundle: Bundle, spikes: np.ndarray, awake: np.ndarray
         ref.add(j, idx, ref_res)
         mismatches += sum(int((a != b).sum()) for a, b in zip(res.trains, ref_res.trains))
     ref_pred = bundle.head_logits(ref.counts, awake).argmax(1)
-    return Agreement(float((ref_pred == pred).mean()), mismatches,
-                     float((ref_pred == y).mean()) if y is not None else None)
+    return Agreement(
+        float((ref_pred == pred).mean()), mismatches, float((ref_pred == y).mean()) if y is not None else None
+    )
 
 
 def n_weights(networks: list[Network]) -> int:
@@ -151,8 +186,11 @@ def n_weights(networks: list[Network]) -> int:
 
 def connection_sparsity(networks: list[Network], mode: str) -> float:
     """Zero weights over all weights of the members, as NeuroBench's ConnectionSparsity counts them."""
-    zeros = sum(int(np.count_nonzero((l.fixed.weight if mode == "fixed" else l.weight) == 0))
-                for net in networks for l in net.layers)
+    zeros = sum(
+        int(np.count_nonzero((l.fixed.weight if mode == "fixed" else l.weight) == 0))
+        for net in networks
+        for l in net.layers
+    )
     return zeros / max(n_weights(networks), 1)
 
 
@@ -175,9 +213,19 @@ def check_run(budget: float, policy: str, backend: str, mode: str) -> float:
     return check_budget(budget)
 
 
-def simulate(bundle: Bundle, x_flat: np.ndarray, y: Optional[np.ndarray], budget: float, policy: str = "gate",
-             backend: str = "torch", mode: str = "fixed", compare: bool = True, seed: int = 0,
-             record_sample: Optional[int] = None, backend_options: Optional[dict] = None) -> SimulationReport:
+def simulate(
+    bundle: Bundle,
+    x_flat: np.ndarray,
+    y: Optional[np.ndarray],
+    budget: float,
+    policy: str = "gate",
+    backend: str = "torch",
+    mode: str = "fixed",
+    compare: bool = True,
+    seed: int = 0,
+    record_sample: Optional[int] = None,
+    backend_options: Optional[dict] = None,
+) -> SimulationReport:
     """Run the ensemble over ``x_flat`` (N, n_in) in [0, 1] under ``policy`` and ``budget``."""
     budget = check_run(budget, policy, backend, mode)
     x = check_intensities(bundle, x_flat)
@@ -189,25 +237,52 @@ def simulate(bundle: Bundle, x_flat: np.ndarray, y: Optional[np.ndarray], budget
     scores = bundle.gate_scores(x) if uses_gate else None
     rounds = None
     if policy == "cascade":
-        runs, awake, rounds = run_cascade(bundle, spikes, cascade_order(scores), threshold_for(m.cascade_calibration, budget),
-                                          backend, mode, do_compare, backend_options, record_sample)
+        runs, awake, rounds = run_cascade(
+            bundle,
+            spikes,
+            cascade_order(scores),
+            threshold_for(m.cascade_calibration, budget),
+            backend,
+            mode,
+            do_compare,
+            backend_options,
+            record_sample,
+        )
     else:
         awake = choose(policy, budget, len(x), bundle.n_members, scores, m.budget_calibration, m.fixed_subsets, seed)
         runs = run_members(bundle, spikes, awake, backend, mode, do_compare, backend_options, record_sample)
     pred = bundle.head_logits(runs.counts, awake).argmax(1)
     wall = time.perf_counter() - t0
     mean_rounds = float(rounds.mean()) if rounds is not None else None
-    calls = tuple(BackendCall(j, int(idx.size), res.wall_time, res.build_time, res.overflow,
-                              {k: v for k, v in res.details.items() if isinstance(v, (int, float, str))})
-                  for j, idx, res in runs.results)
+    calls = tuple(
+        BackendCall(
+            j,
+            int(idx.size),
+            res.wall_time,
+            res.build_time,
+            res.overflow,
+            {k: v for k, v in res.details.items() if isinstance(v, (int, float, str))},
+        )
+        for j, idx, res in runs.results
+    )
     return SimulationReport(
-        bundle=str(bundle.path.resolve()), backend=backend, mode=mode, policy=policy, budget=budget, samples=len(x),
+        bundle=str(bundle.path.resolve()),
+        backend=backend,
+        mode=mode,
+        policy=policy,
+        budget=budget,
+        samples=len(x),
         accuracy=float((pred == y).mean()) if y is not None else None,
         counts=runs.mean_counts(float(m.gate_macs) if uses_gate else 0.0, (mean_rounds or 1.0) * m.head_macs),
-        teacher_macs=float(m.teacher_macs or 0), mean_rounds=mean_rounds,
-        wall_time_s=wall, backend_time_s=runs.backend_time, backend_details=calls,
-        connection_sparsity=connection_sparsity(bundle.networks, mode), footprint_bytes=4 * n_weights(bundle.networks),
-        awake=awake, predictions=pred,
+        teacher_macs=float(m.teacher_macs or 0),
+        mean_rounds=mean_rounds,
+        wall_time_s=wall,
+        backend_time_s=runs.backend_time,
+        backend_details=calls,
+        connection_sparsity=connection_sparsity(bundle.networks, mode),
+        footprint_bytes=4 * n_weights(bundle.networks),
+        awake=awake,
+        predictions=pred,
         agreement=compare_with_yardstick(bundle, spikes, awake, runs, mode, pred, y) if do_compare else None,
         raster=sample_raster(runs, record_sample) if record_sample is not None else None,
     )

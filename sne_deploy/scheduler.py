@@ -15,6 +15,7 @@
 * ``fixed`` — the best static subset of size round(b*K), chosen on validation data.
 * ``all`` — every member, whatever the budget.
 """
+
 from __future__ import annotations
 
 from itertools import combinations
@@ -54,8 +55,9 @@ def calibrate(scores: np.ndarray, budget: float) -> float:
     return float((rest[extra - 1] + rest[extra]) / 2)
 
 
-def _table(calibrate_fn: Callable[[float], float], fraction_fn: Callable[[float], float],
-           budgets: Sequence[float]) -> list[CalibrationRow]:
+def _table(
+    calibrate_fn: Callable[[float], float], fraction_fn: Callable[[float], float], budgets: Sequence[float]
+) -> list[CalibrationRow]:
     """Per budget: the calibrated threshold and the awake fraction it gives on the same data."""
     rows = []
     for b in budgets:
@@ -132,8 +134,11 @@ def calibrate_cascade(conf_by_round: np.ndarray, budget: float) -> float:
 
 def cascade_table(conf_by_round: np.ndarray, budgets: Sequence[float] = CALIBRATION_BUDGETS) -> list[CalibrationRow]:
     k = conf_by_round.shape[1]
-    return _table(lambda b: calibrate_cascade(conf_by_round, b),
-                  lambda thr: float(cascade_rounds(conf_by_round, thr).mean() / k), budgets)
+    return _table(
+        lambda b: calibrate_cascade(conf_by_round, b),
+        lambda thr: float(cascade_rounds(conf_by_round, thr).mean() / k),
+        budgets,
+    )
 
 
 def random_awake(n: int, k: int, budget: float, seed: int = 0) -> np.ndarray:
@@ -160,9 +165,16 @@ def best_subsets(k: int, score_fn: Callable[[np.ndarray], float]) -> dict[int, l
     return out
 
 
-def choose(policy: str, budget: float, n: int, k: int, scores: Optional[np.ndarray] = None,
-           table: Optional[Sequence[CalibrationRow]] = None, subsets: Optional[dict[int, list[int]]] = None,
-           seed: int = 0) -> np.ndarray:
+def choose(
+    policy: str,
+    budget: float,
+    n: int,
+    k: int,
+    scores: Optional[np.ndarray] = None,
+    table: Optional[Sequence[CalibrationRow]] = None,
+    subsets: Optional[dict[int, list[int]]] = None,
+    seed: int = 0,
+) -> np.ndarray:
     """(n, k) boolean mask of awake members."""
     budget = check_budget(budget)
     if policy == "all":
@@ -173,7 +185,9 @@ def choose(policy: str, budget: float, n: int, k: int, scores: Optional[np.ndarr
     if policy == "random":
         return random_awake(n, k, budget, seed)
     if policy == "cascade":
-        raise InputError("the cascade's members depend on the members' outputs: run it with sne_deploy.runtime.simulate")
+        raise InputError(
+            "the cascade's members depend on the members' outputs: run it with sne_deploy.runtime.simulate"
+        )
     if policy == "fixed":
         assert subsets is not None
         m = int(min(max(round(budget * k), 1), k))

@@ -7,6 +7,7 @@ command builds that environment (by default in the user's data folder, see
 package; the worker imports the installed ``simulators`` package through a path of its own. It
 is idempotent: an environment whose requirements and interpreter are unchanged is reused.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,9 @@ class SetupError(SneError, RuntimeError):
 
 def _version(py: str) -> Optional[tuple[int, int]]:
     try:
-        out = subprocess.run([py, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True,
-                             timeout=30)
+        out = subprocess.run(
+            [py, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     parts = out.stdout.split()
@@ -43,7 +45,9 @@ def find_python310(explicit: Optional[str] = None) -> str:
     for source, py in (("--python", explicit), ("SNE_LAVA_PYTHON", os.environ.get("SNE_LAVA_PYTHON"))):
         if py:
             if _version(py) != (3, 10):
-                raise SetupError(f"{source}={py} is not a Python 3.10 interpreter (lava-nc 0.10.0 installs on 3.10 only)")
+                raise SetupError(
+                    f"{source}={py} is not a Python 3.10 interpreter (lava-nc 0.10.0 installs on 3.10 only)"
+                )
             return py
     found = shutil.which("python3.10")
     if found and _version(found) == (3, 10):
@@ -56,8 +60,10 @@ def find_python310(explicit: Optional[str] = None) -> str:
             cand = Path(prefix) / "bin" / "python3.10"
             if cand.exists() and _version(str(cand)) == (3, 10):
                 return str(cand)
-    raise SetupError("the Lava backend needs Python 3.10 (lava-nc 0.10.0 installs on 3.10 only): pass "
-                     "--python /path/to/python3.10, set SNE_LAVA_PYTHON, put python3.10 on PATH or 'pyenv install 3.10.13'")
+    raise SetupError(
+        "the Lava backend needs Python 3.10 (lava-nc 0.10.0 installs on 3.10 only): pass "
+        "--python /path/to/python3.10, set SNE_LAVA_PYTHON, put python3.10 on PATH or 'pyenv install 3.10.13'"
+    )
 
 
 def _stamp(py: str) -> str:
@@ -69,17 +75,24 @@ def _check(venv: Path) -> Optional[str]:
     with tempfile.TemporaryDirectory(prefix="sne-setup-") as tmp:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
         env.update(PYTHONNOUSERSITE="1", PYTHONPATH=str(worker_path(Path(tmp))))
-        r = subprocess.run([str(venv / "bin" / "python"), "-c",
-                            "import sys, lava.magma.core, nir, sne_deploy.simulators.lava_worker; assert 'torch' not in sys.modules"],
-                           capture_output=True, text=True, env=env, cwd=tmp)
+        r = subprocess.run(
+            [
+                str(venv / "bin" / "python"),
+                "-c",
+                "import sys, lava.magma.core, nir, sne_deploy.simulators.lava_worker; assert 'torch' not in sys.modules",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp,
+        )
     if r.returncode == 0:
         return None
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     return lines[-1] if lines else f"exit {r.returncode}"
 
 
-def setup_lava(python: Optional[str] = None, env_dir: Optional[Path] = None, force: bool = False,
-               say=print) -> Path:  # type: ignore[no-untyped-def]
+def setup_lava(python: Optional[str] = None, env_dir: Optional[Path] = None, force: bool = False, say=print) -> Path:  # type: ignore[no-untyped-def]
     venv = Path(env_dir) if env_dir else lava_env_dir()
     py = find_python310(python)
     stamp = _stamp(py)
@@ -93,8 +106,12 @@ def setup_lava(python: Optional[str] = None, env_dir: Optional[Path] = None, for
         if not (venv / "bin" / "python").exists():
             subprocess.run([py, "-m", "venv", str(venv)], check=True, capture_output=True, text=True)
         say("installing with pip (a minute or two the first time) ...")
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        *REQUIREMENTS], check=True, capture_output=True, text=True)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", *REQUIREMENTS],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     except subprocess.CalledProcessError as e:
         last = [ln for ln in (e.stderr or "").splitlines() if ln.strip() and not ln.startswith("WARNING")]
         raise SetupError(f"making the Lava environment in {venv} failed: {last[-1] if last else e}") from None
@@ -104,4 +121,3 @@ def setup_lava(python: Optional[str] = None, env_dir: Optional[Path] = None, for
     (venv / STAMP).write_text(stamp + "\n")
     say(f"Lava environment ready: {venv}" + ("" if venv == lava_env_dir() else f" (use it with SNE_LAVA_ENV={venv})"))
     return venv
-

@@ -6,6 +6,7 @@ run with ``xp=torch``), and the PyTorch reference for exported networks in float
 the STE; its loop keeps gradients, so it is its own) that :meth:`StudentSNN.to_network` turns
 into a deployable network.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -58,12 +59,19 @@ def _conv_op(w: torch.Tensor, g: ConvGeometry) -> Callable[[torch.Tensor], torch
         x = s.permute(1, 0, 2).reshape(n, k * g.in_shape[0], *g.in_shape[1:])
         y = F.conv2d(x, kernel, stride=g.stride, padding=g.padding, dilation=g.dilation, groups=k)
         return y.reshape(n, k, -1).permute(1, 0, 2)
+
     return op
 
 
-def run_members_float(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], spikes: torch.Tensor,
-                      du: float, dv: float, out_mask: Optional[torch.Tensor] = None,
-                      convs: Sequence[ConvGeometry] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+def run_members_float(
+    weights: Sequence[torch.Tensor],
+    biases: Sequence[torch.Tensor],
+    spikes: torch.Tensor,
+    du: float,
+    dv: float,
+    out_mask: Optional[torch.Tensor] = None,
+    convs: Sequence[ConvGeometry] = (),
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The differentiable time loop of K spiking networks at once (K = 1 for one student).
 
     ``weights[l]`` (K, out, in), ``biases[l]`` (K, 1, out), ``spikes`` (N, T, n_in), shared by
@@ -76,15 +84,19 @@ def run_members_float(weights: Sequence[torch.Tensor], biases: Sequence[torch.Te
     n, t_steps, n_in = spikes.shape
     k = weights[0].shape[0]
     # layers after the first: their input is each member's own activity
-    ops = [None] + [(_conv_op(w, convs[i]) if i < len(convs) else (lambda s, w=w: torch.bmm(s, w.transpose(1, 2))))
-                    for i, w in enumerate(weights) if i > 0]
+    ops = [None] + [
+        (_conv_op(w, convs[i]) if i < len(convs) else (lambda s, w=w: torch.bmm(s, w.transpose(1, 2))))
+        for i, w in enumerate(weights)
+        if i > 0
+    ]
     # the first layer for all steps and members at once (its input is shared): (N*T, K*n1)
     x = spikes.reshape(n * t_steps, n_in)
     if convs:
         g = convs[0]
         kernel = weights[0].reshape(k * g.kernel[0], *g.kernel[1:])
-        a0 = F.conv2d(x.reshape(n * t_steps, *g.in_shape), kernel, stride=g.stride, padding=g.padding,
-                      dilation=g.dilation).reshape(n * t_steps, -1)
+        a0 = F.conv2d(
+            x.reshape(n * t_steps, *g.in_shape), kernel, stride=g.stride, padding=g.padding, dilation=g.dilation
+        ).reshape(n * t_steps, -1)
     else:
         a0 = x @ weights[0].reshape(-1, n_in).T
     a0 = a0.reshape(n, t_steps, k, -1).permute(1, 2, 0, 3)  # (T, K, N, n1)
@@ -136,8 +148,9 @@ class StudentSpec:
 def weight_shapes(sizes: Sequence[int], convs: Sequence[ConvGeometry] = ()) -> list[tuple[int, int]]:
     """(rows, columns) of each layer's trainable weights: a convolution's kernel per output
     channel, flattened (C_out, C_in*kH*kW); a dense layer's matrix (out, in)."""
-    return [(g.kernel[0], int(np.prod(g.kernel[1:]))) for g in convs] + \
-        [(o, i) for i, o in zip(sizes[len(convs):-1], sizes[len(convs) + 1:])]
+    return [(g.kernel[0], int(np.prod(g.kernel[1:]))) for g in convs] + [
+        (o, i) for i, o in zip(sizes[len(convs) : -1], sizes[len(convs) + 1 :])
+    ]
 
 
 class StudentSNN(nn.Module):
@@ -159,7 +172,10 @@ class StudentSNN(nn.Module):
         self.convs = list(spec.convs)
         convs = self.convs
         self.weights = nn.ParameterList(
-            [nn.Parameter(torch.randn(o, i, generator=gen) * (2.0 / np.sqrt(i))) for o, i in weight_shapes(sizes, convs)]
+            [
+                nn.Parameter(torch.randn(o, i, generator=gen) * (2.0 / np.sqrt(i)))
+                for o, i in weight_shapes(sizes, convs)
+            ]
         )
         self.biases = nn.ParameterList([nn.Parameter(torch.zeros(o)) for o in sizes[1:]])
         self.gamma = nn.Parameter(torch.full((sizes[-1],), 2.0))
@@ -174,8 +190,14 @@ class StudentSNN(nn.Module):
 
     def forward(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """spikes (N, T, n_in) float -> (output counts (N, n_out), spikes per sample (N,))."""
-        out, total = run_members_float([w[None] for w in self.effective_weights()], [b[None, None] for b in self.biases],
-                                       spikes, self.du, self.dv, convs=self.convs)
+        out, total = run_members_float(
+            [w[None] for w in self.effective_weights()],
+            [b[None, None] for b in self.biases],
+            spikes,
+            self.du,
+            self.dv,
+            convs=self.convs,
+        )
         return out[0], total[0]
 
     def readout(self, counts: torch.Tensor) -> torch.Tensor:
@@ -195,10 +217,20 @@ class StudentSNN(nn.Module):
             a = float(alpha)
             geom = self.convs[i] if i < len(self.convs) else None
             # a convolution as the matrix it applies (every synapse it implies), its geometry kept
-            matrix = wt.double().numpy() if geom is None else geometry_matrix(wt.double().numpy().reshape(geom.kernel), geom)
+            matrix = (
+                wt.double().numpy() if geom is None else geometry_matrix(wt.double().numpy().reshape(geom.kernel), geom)
+            )
             # threshold and bias in units of one synapse (alpha folded in)
-            layer = fold_ternary(f"{name}.layer{i}", matrix, 1.0 / a, b.double().numpy() / a,
-                                 self.du, self.dv, self.steps, None if scales is None else scales[i])
+            layer = fold_ternary(
+                f"{name}.layer{i}",
+                matrix,
+                1.0 / a,
+                b.double().numpy() / a,
+                self.du,
+                self.dv,
+                self.steps,
+                None if scales is None else scales[i],
+            )
             layers.append(layer if geom is None else replace(layer, conv=geom))
         return Network(tuple(layers), metadata={"steps": self.steps})
 
@@ -208,13 +240,15 @@ def _torch_asarray(a: Any, dtype: str) -> torch.Tensor:
     return t.to(getattr(torch, dtype))
 
 
-TORCH = ArrayLib("torch", torch, _torch_asarray, lambda shape, d: torch.zeros(shape, dtype=getattr(torch, d)),
-                 lambda t: t.numpy())
+TORCH = ArrayLib(
+    "torch", torch, _torch_asarray, lambda shape, d: torch.zeros(shape, dtype=getattr(torch, d)), lambda t: t.numpy()
+)
 
 
 @torch.no_grad()
-def run_network_torch(network: Network, spikes: torch.Tensor | np.ndarray, mode: str = "float",
-                      record: bool = False) -> Result:
+def run_network_torch(
+    network: Network, spikes: torch.Tensor | np.ndarray, mode: str = "float", record: bool = False
+) -> Result:
     """The PyTorch reference: the shared simulation loop (:func:`sne_deploy.simulators.loop.run_loop`) on torch
     arrays (float64 or int64), as the numpy reference runs it on numpy arrays."""
     return run_reference(network, spikes, mode, record, lib=TORCH, backend="torch")

@@ -7,6 +7,7 @@ with an ensemble classification term (all members through the teacher's head, me
 All members (and all twins) train as one :class:`~sne_deploy.member_stack.MemberStack`: one
 batch of tensor operations per step for the whole ensemble, on the CPU or a CUDA device.
 """
+
 from __future__ import annotations
 
 import copy
@@ -67,8 +68,9 @@ def _per_member_mean(x: torch.Tensor, mask: torch.Tensor, sizes: torch.Tensor) -
     return (x * mask).sum(dim=(1, 2)) / (x.shape[1] * sizes)
 
 
-def stack_loss(stack: MemberStack, spikes: torch.Tensor, target: Optional[torch.Tensor],
-               cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def stack_loss(
+    stack: MemberStack, spikes: torch.Tensor, target: Optional[torch.Tensor], cfg: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per member: task loss (``cfg.feature_weight`` x MSE on its feature group; none when
     ``target`` is None) + spike-count penalty + output-magnitude penalty, summed over members. Returns (loss, readout (K, N, G),
     spikes per member and sample (K, N)).
@@ -101,13 +103,19 @@ class _ClassTerms:
     teacher_logits: torch.Tensor  # (N, classes)
 
     @classmethod
-    def on(cls, mc: MemberClassifier, groups: list[np.ndarray], width: int, train_head: bool,
-           device: torch.device) -> "_ClassTerms":
+    def on(
+        cls, mc: MemberClassifier, groups: list[np.ndarray], width: int, train_head: bool, device: torch.device
+    ) -> "_ClassTerms":
         def t(x: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(x, dtype=torch.float32, device=device)
 
-        return cls(copy.deepcopy(mc.classifier).to(device).requires_grad_(train_head),
-                   _placement(groups, width, len(mc.mean)).to(device), t(mc.mean), t(mc.std), t(mc.teacher_logits))
+        return cls(
+            copy.deepcopy(mc.classifier).to(device).requires_grad_(train_head),
+            _placement(groups, width, len(mc.mean)).to(device),
+            t(mc.mean),
+            t(mc.std),
+            t(mc.teacher_logits),
+        )
 
 
 @dataclass
@@ -132,8 +140,9 @@ class _Objective:
         loss, zs, total = stack_loss(stack, s, target, cfg)
         if self.twin is not None:
             loss_t, zt_twin, _ = stack_loss(self.twin, s, target, cfg)
-            mse = _per_member_mean((zs - zt_twin) ** 2, stack.out_mask,
-                                   torch.as_tensor(stack.out_sizes, dtype=zs.dtype, device=zs.device)).sum()
+            mse = _per_member_mean(
+                (zs - zt_twin) ** 2, stack.out_mask, torch.as_tensor(stack.out_sizes, dtype=zs.dtype, device=zs.device)
+            ).sum()
             loss = loss + loss_t + cfg.tna * mse
         y = self.labels[b]
         if self.ce is not None:
@@ -150,8 +159,12 @@ class _Objective:
                 loss = loss + cfg.ensemble_ce * F.cross_entropy(logits, y)
                 if cfg.logit_kd > 0:
                     tau = cfg.kd_temperature
-                    kl = F.kl_div(F.log_softmax(logits / tau, dim=1), F.log_softmax(c.teacher_logits[b] / tau, dim=1),
-                                  reduction="batchmean", log_target=True)
+                    kl = F.kl_div(
+                        F.log_softmax(logits / tau, dim=1),
+                        F.log_softmax(c.teacher_logits[b] / tau, dim=1),
+                        reduction="batchmean",
+                        log_target=True,
+                    )
                     loss = loss + cfg.logit_kd * tau * tau * kl
         if self.plain is not None:
             valid = stack.out_mask.reshape(-1).bool()  # (K*G,) the real outputs, in member order
@@ -178,9 +191,15 @@ def _padded_targets(z: np.ndarray, groups: list[np.ndarray], width: int) -> torc
     return zt
 
 
-def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[np.ndarray], progress: bool,
-                   n_classes: int = 10, member_classifier: Optional[MemberClassifier] = None
-                   ) -> TrainedStudents:
+def train_students(
+    cfg: TrainConfig,
+    split: Split,
+    z: np.ndarray,
+    groups: list[np.ndarray],
+    progress: bool,
+    n_classes: int = 10,
+    member_classifier: Optional[MemberClassifier] = None,
+) -> TrainedStudents:
     """Train all students (and their twins) together; returns them as separate students, the
     loss log (loss, spikes per sample, seconds per epoch) and the classifier trained with them,
     if any (the ensemble's head starts from it).
@@ -199,8 +218,16 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
     plain = nn.Linear(sum(sizes), n_classes).to(device) if cfg.objective == "labels" else None
     use_ce = member_classifier is not None and plain is None  # train() passes it when a CE term is on
     ce = _ClassTerms.on(member_classifier, groups, width, bool(cfg.train_head), device) if use_ce else None  # type: ignore[arg-type]
-    objective = _Objective(cfg, stack, twin, _padded_targets(z, groups, width).to(device),
-                           torch.from_numpy(split.y).to(device), plain, ce, torch.Generator().manual_seed(cfg.seed))
+    objective = _Objective(
+        cfg,
+        stack,
+        twin,
+        _padded_targets(z, groups, width).to(device),
+        torch.from_numpy(split.y).to(device),
+        plain,
+        ce,
+        torch.Generator().manual_seed(cfg.seed),
+    )
     opt = torch.optim.Adam(objective.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     rng = np.random.default_rng(cfg.seed)
@@ -222,5 +249,9 @@ def train_students(cfg: TrainConfig, split: Split, z: np.ndarray, groups: list[n
         log["spikes_per_sample"].append(spk / nb)
         log["epoch_s"].append(time.perf_counter() - t0)
         bar.set_postfix(loss=f"{tot / nb:.3f}", spikes=f"{spk / nb:.0f}")
-    return TrainedStudents(stack.cpu().members(), log, plain.cpu() if plain is not None else None,
-                           ce.classifier.cpu().requires_grad_(False) if ce is not None and cfg.train_head else None)
+    return TrainedStudents(
+        stack.cpu().members(),
+        log,
+        plain.cpu() if plain is not None else None,
+        ce.classifier.cpu().requires_grad_(False) if ce is not None and cfg.train_head else None,
+    )

@@ -1,6 +1,7 @@
 """Teachers: ANNs exposing ``features(x)`` (the penultimate vector the students learn) and
 ``head(f)`` (the classifier the ensemble reuses). Trained from scratch; nothing is downloaded.
 A user's own teacher can be any TorchScript module with those two methods."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,9 @@ class MLPTeacher(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int = 128, feat_dim: int = 32, n_classes: int = 10) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, feat_dim), nn.ReLU())
+        self.body = nn.Sequential(
+            nn.Flatten(), nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, feat_dim), nn.ReLU()
+        )
         self.classifier = nn.Linear(feat_dim, n_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,12 +43,20 @@ class CNNTeacher(nn.Module):
     -> classes. Batch norm makes the short CPU training reach ≥ 0.92 on Fashion-MNIST; the teacher
     never goes to the chip, so it is not folded (``teacher_macs`` counts the convs and linears)."""
 
-    def __init__(self, in_shape: tuple[int, int, int], feat_dim: int = 64, n_classes: int = 10, width: int = 32) -> None:
+    def __init__(
+        self, in_shape: tuple[int, int, int], feat_dim: int = 64, n_classes: int = 10, width: int = 32
+    ) -> None:
         super().__init__()
         c, h, w = in_shape
         self.conv = nn.Sequential(
-            nn.Conv2d(c, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
             nn.Flatten(),
         )
         self.fc = nn.Sequential(nn.Dropout(0.25), nn.Linear(2 * width * (h // 4) * (w // 4), feat_dim), nn.ReLU())
@@ -122,8 +133,15 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
-def train_teacher(teacher: nn.Module, ds: Dataset, epochs: int, batch: int, seed: int, progress: bool,
-                  device: Optional[torch.device] = None) -> None:
+def train_teacher(
+    teacher: nn.Module,
+    ds: Dataset,
+    epochs: int,
+    batch: int,
+    seed: int,
+    progress: bool,
+    device: Optional[torch.device] = None,
+) -> None:
     """Adam with a cosine learning-rate schedule; image teachers see :func:`augment`ed batches.
     Batches are drawn and augmented on the CPU (the same draws on every device) and trained on
     ``device``; the teacher comes back on the CPU, where features, export and checkpoints want it."""

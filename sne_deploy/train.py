@@ -5,6 +5,7 @@ Each phase lives in its own module (``teacher``, ``partition``, ``students``, ``
 ``evaluate``); :func:`train` strings them together, times them and returns a
 :class:`~sne_deploy.model.TrainedModel` with its :class:`~sne_deploy.records.TrainSummary`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -58,8 +59,15 @@ def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Mo
 
     t = time.perf_counter()
     targets = feature_targets(teacher, train_split, cfg)
-    trained = train_students(cfg, train_split, targets.z, targets.groups, progress, ds.n_classes,
-                             member_classifier(teacher, targets) if cfg.member_ce > 0 or cfg.ensemble_ce > 0 else None)
+    trained = train_students(
+        cfg,
+        train_split,
+        targets.z,
+        targets.groups,
+        progress,
+        ds.n_classes,
+        member_classifier(teacher, targets) if cfg.member_ce > 0 or cfg.ensemble_ce > 0 else None,
+    )
     students, log = trained.students, trained.log
     timings["students_s"] = time.perf_counter() - t
 
@@ -76,8 +84,9 @@ def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Mo
     train_gate(gate, train_split.flat(), gate_targets(head, counts_train, train_split.y), cfg, progress)
     timings["gate_s"] = time.perf_counter() - t
 
-    model = TrainedModel(cfg, teacher, kind, tuple(ds.input_shape), ds.n_classes, targets.groups, students, networks,
-                         head, gate)
+    model = TrainedModel(
+        cfg, teacher, kind, tuple(ds.input_shape), ds.n_classes, targets.groups, students, networks, head, gate
+    )
     t = time.perf_counter()
     summary = evaluate(model, ds)
     timings["evaluate_s"] = time.perf_counter() - t
@@ -122,8 +131,14 @@ def member_classifier(teacher: nn.Module, targets: FeatureTargets) -> MemberClas
     return MemberClassifier(teacher.classifier, targets.mean, targets.std, teacher.classifier(features).numpy())
 
 
-def build_head(cfg: TrainConfig, teacher: nn.Module, students: list[StudentSNN], targets: FeatureTargets,
-               trained: TrainedStudents, counts_train: np.ndarray) -> HostHead:
+def build_head(
+    cfg: TrainConfig,
+    teacher: nn.Module,
+    students: list[StudentSNN],
+    targets: FeatureTargets,
+    trained: TrainedStudents,
+    counts_train: np.ndarray,
+) -> HostHead:
     """The host head before fine-tuning: the students' readouts, imputation by training-set mean
     counts, and the teacher's classifier (or the classifier trained with the students: end to
     end, or for the labels objective on their readouts)."""

@@ -1,5 +1,6 @@
 """Shared fixtures (the helpers are in tests/helpers.py). Under CI=true a missing Brian2 or Lava
 environment is a failure, never a skip."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Helpers shared by several test modules (imported as ``tests.helpers``; fixtures stay in conftest)."""
+
 from __future__ import annotations
 
 import json

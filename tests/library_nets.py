@@ -10,6 +10,7 @@ Workarounds the libraries' own exporters need, none of them in the graph: snnTor
 norse 1.1.0 need per-neuron tensors for beta, threshold and time constants (scalars fail NIR's
 shape check in snnTorch's exporter, and ``nir.write`` cannot store norse's 0-d tensors).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,7 +42,9 @@ def inputs(seed: int = 0, shape: tuple = (N_IN,)) -> torch.Tensor:
     return (torch.rand(T, N, *shape, generator=g) < 0.3).float()
 
 
-def linears(integer: bool, seed: int = 0, scale: float = 1.0, bias: bool = False) -> tuple[torch.nn.Linear, torch.nn.Linear]:
+def linears(
+    integer: bool, seed: int = 0, scale: float = 1.0, bias: bool = False
+) -> tuple[torch.nn.Linear, torch.nn.Linear]:
     """Two layers (bias-free unless ``bias``); integer weights are the Loihi use case (exact ties
     at threshold)."""
     torch.manual_seed(seed)
@@ -73,6 +76,7 @@ def _flat_inputs(x: torch.Tensor) -> np.ndarray:
 
 # --- snnTorch --------------------------------------------------------------------------------
 
+
 def _snntorch_write(folder: Path, net: torch.nn.Module, x: torch.Tensor) -> Path:
     from snntorch.export_nir import export_to_nir
 
@@ -81,7 +85,9 @@ def _snntorch_write(folder: Path, net: torch.nn.Module, x: torch.Tensor) -> Path
     return path
 
 
-def snntorch_leaky(folder: Path, integer: bool, reset: str = "subtract", seed: int = 0, per_neuron: bool = False) -> Export:
+def snntorch_leaky(
+    folder: Path, integer: bool, reset: str = "subtract", seed: int = 0, per_neuron: bool = False
+) -> Export:
     """Linear -> Leaky -> Linear -> Leaky. NIR cannot say which reset a Leaky uses: the preset
     assumes snnTorch's default (subtract); reset_mechanism='zero' needs --reset zero. With
     ``per_neuron`` every neuron has its own beta and threshold."""
@@ -103,10 +109,17 @@ def snntorch_leaky(folder: Path, integer: bool, reset: str = "subtract", seed: i
     for m in (l1, l2):
         m.reset_hidden()
     path = _snntorch_write(folder, torch.nn.Sequential(fc1, l1, fc2, l2), x)
-    return Export("snntorch", f"Leaky MLP, {'integer' if integer else 'float'} weights, reset {reset}"
-                  + (", per-neuron beta and threshold" if per_neuron else ""), path,
-                  _flat_inputs(x), trains, "snntorch", () if reset == "subtract" else ("--reset", "zero"),
-                  loihi=reset == "zero" and not per_neuron)
+    return Export(
+        "snntorch",
+        f"Leaky MLP, {'integer' if integer else 'float'} weights, reset {reset}"
+        + (", per-neuron beta and threshold" if per_neuron else ""),
+        path,
+        _flat_inputs(x),
+        trains,
+        "snntorch",
+        () if reset == "subtract" else ("--reset", "zero"),
+        loihi=reset == "zero" and not per_neuron,
+    )
 
 
 def snntorch_synaptic(folder: Path, seed: int = 3, bias: bool = False) -> Export:
@@ -115,15 +128,30 @@ def snntorch_synaptic(folder: Path, seed: int = 3, bias: bool = False) -> Export
     import snntorch as snn
 
     fc1, fc2 = linears(True, seed, bias=bias)
-    l1 = snn.Synaptic(alpha=torch.full((HIDDEN,), 0.5), beta=torch.full((HIDDEN,), 0.75),
-                      threshold=torch.full((HIDDEN,), 3.0), init_hidden=True)
-    l2 = snn.Synaptic(alpha=torch.full((N_OUT,), 0.5), beta=torch.full((N_OUT,), 0.5),
-                      threshold=torch.full((N_OUT,), 3.0), init_hidden=True)
+    l1 = snn.Synaptic(
+        alpha=torch.full((HIDDEN,), 0.5),
+        beta=torch.full((HIDDEN,), 0.75),
+        threshold=torch.full((HIDDEN,), 3.0),
+        init_hidden=True,
+    )
+    l2 = snn.Synaptic(
+        alpha=torch.full((N_OUT,), 0.5),
+        beta=torch.full((N_OUT,), 0.5),
+        threshold=torch.full((N_OUT,), 3.0),
+        init_hidden=True,
+    )
     x = inputs(seed)
     trains = [t.astype(bool) for t in simulate(x, [fc1, l1, fc2, l2], lambda m, a: m(a))]
     path = _snntorch_write(folder, torch.nn.Sequential(fc1, l1, fc2, l2), x)
-    return Export("snntorch", "Synaptic (CubaLIF) MLP, integer weights" + (" and biases" if bias else ""), path,
-                  _flat_inputs(x), trains, "snntorch", loihi=False)
+    return Export(
+        "snntorch",
+        "Synaptic (CubaLIF) MLP, integer weights" + (" and biases" if bias else ""),
+        path,
+        _flat_inputs(x),
+        trains,
+        "snntorch",
+        loihi=False,
+    )
 
 
 def snntorch_recurrent(folder: Path, integer: bool, kind: str = "RLeaky", seed: int = 5) -> Export:
@@ -150,11 +178,19 @@ def snntorch_recurrent(folder: Path, integer: bool, kind: str = "RLeaky", seed: 
     for m in (l1, l2):
         m.reset_hidden()
     path = _snntorch_write(folder, torch.nn.Sequential(fc1, l1, fc2, l2), x)
-    return Export("snntorch", f"{kind} (recurrent) MLP, {'integer' if integer else 'float'} weights", path,
-                  _flat_inputs(x), trains, "snntorch", loihi=False)
+    return Export(
+        "snntorch",
+        f"{kind} (recurrent) MLP, {'integer' if integer else 'float'} weights",
+        path,
+        _flat_inputs(x),
+        trains,
+        "snntorch",
+        loihi=False,
+    )
 
 
 # --- SpikingJelly ----------------------------------------------------------------------------
+
 
 def _spikingjelly_write(folder: Path, net: torch.nn.Module, example: torch.Tensor) -> Path:
     from spikingjelly.activation_based import functional
@@ -173,13 +209,24 @@ def spikingjelly_mlp(folder: Path, integer: bool, kind: str = "LIF", seed: int =
 
     fc1, fc2 = linears(integer, seed)
     thr = 2.0 if integer else 0.3
-    make = (lambda: neuron.LIFNode(tau=2.0, v_threshold=thr)) if kind == "LIF" else (lambda: neuron.IFNode(v_threshold=thr))
+    make = (
+        (lambda: neuron.LIFNode(tau=2.0, v_threshold=thr))
+        if kind == "LIF"
+        else (lambda: neuron.IFNode(v_threshold=thr))
+    )
     l1, l2 = make(), make()
     x = inputs(seed + 1)
     trains = [t.astype(bool) for t in simulate(x, [fc1, l1, fc2, l2], lambda m, a: m(a))]
     path = _spikingjelly_write(folder, torch.nn.Sequential(fc1, l1, fc2, l2), x[0])
-    return Export("spikingjelly", f"{kind}Node MLP, {'integer' if integer else 'float'} weights", path, _flat_inputs(x),
-                  trains, "spikingjelly", loihi=False)
+    return Export(
+        "spikingjelly",
+        f"{kind}Node MLP, {'integer' if integer else 'float'} weights",
+        path,
+        _flat_inputs(x),
+        trains,
+        "spikingjelly",
+        loihi=False,
+    )
 
 
 def spikingjelly_conv(folder: Path, seed: int = 7) -> Export:
@@ -202,11 +249,19 @@ def spikingjelly_conv(folder: Path, seed: int = 7) -> Export:
             s2.append(l2(fc(flat(pool(a)))))
     trains = [torch.stack(s, 1).numpy().astype(bool) for s in (s1, s2)]
     path = _spikingjelly_write(folder, torch.nn.Sequential(conv, l1, pool, flat, fc, l2), x[0])
-    return Export("spikingjelly", "conv net (Conv2d, AvgPool2d, Flatten, Linear)", path, _flat_inputs(x), trains,
-                  "spikingjelly", loihi=False)
+    return Export(
+        "spikingjelly",
+        "conv net (Conv2d, AvgPool2d, Flatten, Linear)",
+        path,
+        _flat_inputs(x),
+        trains,
+        "spikingjelly",
+        loihi=False,
+    )
 
 
 # --- norse -----------------------------------------------------------------------------------
+
 
 def _norse_step(states: dict) -> Callable[[Any, torch.Tensor], torch.Tensor]:
     def step(cell: Any, a: torch.Tensor) -> torch.Tensor:
@@ -223,15 +278,18 @@ def norse_lifbox(folder: Path, integer: bool = True, seed: int = 9) -> Export:
     fc1, fc2 = linears(integer, seed, scale=4.0)
 
     def params(n: int) -> Any:
-        return norse.LIFBoxParameters(tau_mem_inv=torch.full((n,), 250.0), v_th=torch.full((n,), 1.0 if integer else 0.05),
-                                      v_leak=torch.zeros(n))
+        return norse.LIFBoxParameters(
+            tau_mem_inv=torch.full((n,), 250.0), v_th=torch.full((n,), 1.0 if integer else 0.05), v_leak=torch.zeros(n)
+        )
 
     l1, l2 = norse.LIFBoxCell(params(HIDDEN)), norse.LIFBoxCell(params(N_OUT))
     x = inputs(seed + 1)
     trains = [t.astype(bool) for t in simulate(x, [fc1, l1, fc2, l2], _norse_step({}))]
     path = folder / "norse.nir"
     nir.write(str(path), norse.to_nir(norse.SequentialState(fc1, l1, fc2, l2), x[0, :1]))
-    return Export("norse", f"LIFBox MLP, {'integer' if integer else 'float'} weights", path, _flat_inputs(x), trains, "norse")
+    return Export(
+        "norse", f"LIFBox MLP, {'integer' if integer else 'float'} weights", path, _flat_inputs(x), trains, "norse"
+    )
 
 
 def norse_li_readout(folder: Path, seed: int = 12) -> Export:
@@ -239,12 +297,22 @@ def norse_li_readout(folder: Path, seed: int = 12) -> Export:
     import norse.torch as norse
 
     fc1, fc2 = linears(True, seed)
-    lif = norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=torch.full((HIDDEN,), 500.0), v_th=torch.full((HIDDEN,), 1.0),
-                                                  v_leak=torch.zeros(HIDDEN)))
+    lif = norse.LIFBoxCell(
+        norse.LIFBoxParameters(
+            tau_mem_inv=torch.full((HIDDEN,), 500.0), v_th=torch.full((HIDDEN,), 1.0), v_leak=torch.zeros(HIDDEN)
+        )
+    )
     li = norse.LIBoxCell(norse.LIBoxParameters(tau_mem_inv=torch.full((N_OUT,), 250.0), v_leak=torch.zeros(N_OUT)))
     x = inputs(seed + 1)
     spikes, trace = simulate(x, [fc1, lif, fc2, li], _norse_step({}))
     path = folder / "norse_li.nir"
     nir.write(str(path), norse.to_nir(norse.SequentialState(fc1, lif, fc2, li), x[0, :1]))
-    return Export("norse", "LIFBox MLP with an LIBox readout", path, _flat_inputs(x), [spikes.astype(bool)], "norse",
-                  readout=trace)
+    return Export(
+        "norse",
+        "LIFBox MLP with an LIBox readout",
+        path,
+        _flat_inputs(x),
+        [spikes.astype(bool)],
+        "norse",
+        readout=trace,
+    )

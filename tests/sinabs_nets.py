@@ -9,6 +9,7 @@ network ``NAME.nir`` and ``NAME.npz`` (``spikes`` (N, T, n_in), ``layer0``, ``la
 trains). The layers use ``spike_fn=SingleSpike``: sinabs' default MultiSpike emits several spikes
 in one step, which a 0/1 spike train cannot carry.
 """
+
 import sys
 from pathlib import Path
 
@@ -36,8 +37,12 @@ def main(out: Path) -> None:
 
             def layer(kind: str = kind, thr: float = thr):  # type: ignore[no-untyped-def]
                 if kind == "LIF":
-                    return sl.LIF(tau_mem=torch.tensor(2.0), spike_threshold=thr, spike_fn=SingleSpike,
-                                  reset_fn=MembraneSubtract())
+                    return sl.LIF(
+                        tau_mem=torch.tensor(2.0),
+                        spike_threshold=thr,
+                        spike_fn=SingleSpike,
+                        reset_fn=MembraneSubtract(),
+                    )
                 return sl.IAF(spike_threshold=thr, spike_fn=SingleSpike, reset_fn=MembraneSubtract())
 
             l1, l2 = layer(), layer()
@@ -49,8 +54,12 @@ def main(out: Path) -> None:
                 m.reset_states()
             name = f"{kind}_{'int' if integer else 'float'}"
             nir.write(str(out / f"{name}.nir"), sinabs.to_nir(net, x[:1]))
-            np.savez(out / f"{name}.npz", spikes=x.numpy().astype(np.uint8), layer0=a.numpy().astype(bool),
-                     layer1=b.numpy().astype(bool))
+            np.savez(
+                out / f"{name}.npz",
+                spikes=x.numpy().astype(np.uint8),
+                layer0=a.numpy().astype(bool),
+                layer1=b.numpy().astype(bool),
+            )
             print(name)
 
 

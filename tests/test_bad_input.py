@@ -1,5 +1,6 @@
 """Bad input and hostile files, one test per root cause: one line naming the user's path or option,
 exit 2, nothing half-written, nothing of the user's touched (see the README's reliability table)."""
+
 from __future__ import annotations
 
 import errno
@@ -74,10 +75,14 @@ def test_manifest_edits_are_detected(bundle_copy):
     edit_manifest(bundle_copy, lambda m: m.update(steps=1000), keep_sum=False)
     with pytest.raises(BundleError, match="manifest.json does not match manifest.sha256"):
         load_bundle(bundle_copy)
-    pristine = (bundle_copy.parent / "pristine.json")
+    pristine = bundle_copy.parent / "pristine.json"
     shutil.copy(bundle_copy / "manifest.json", pristine)
-    for bad, msg in (({"gate_macs": "NaN"}, "'gate_macs'"), ({"files": ["x"]}, "'files'"),
-                     ({"member_files": 3}, "'member_files'"), ({"steps": -1}, "'steps'")):
+    for bad, msg in (
+        ({"gate_macs": "NaN"}, "'gate_macs'"),
+        ({"files": ["x"]}, "'files'"),
+        ({"member_files": 3}, "'member_files'"),
+        ({"steps": -1}, "'steps'"),
+    ):
         shutil.copy(pristine, bundle_copy / "manifest.json")
         edit_manifest(bundle_copy, lambda m, bad=bad: m.update(bad))
         with pytest.raises(BundleError, match=msg):
@@ -92,7 +97,10 @@ def test_swapped_member_graph_is_refused(bundle_copy):
 
     other = to_nir(random_ternary_network((64, 20, 8), seed=1))
     nir.write(str(bundle_copy / "members/member_1.nir"), other)
-    edit_manifest(bundle_copy, lambda m: m["files"].update({"members/member_1.nir": sha256_file(bundle_copy / "members/member_1.nir")}))
+    edit_manifest(
+        bundle_copy,
+        lambda m: m["files"].update({"members/member_1.nir": sha256_file(bundle_copy / "members/member_1.nir")}),
+    )
     with pytest.raises(BundleError, match=r"member 1 .* layer sizes \[64, 20, 8\]"):
         load_bundle(bundle_copy)
 
@@ -104,6 +112,7 @@ def test_bundle_paths_must_stay_inside(bundle_copy, rel):
 
     def point(m):
         m["files"][rel] = "0" * 64
+
     edit_manifest(bundle_copy, point)
     with pytest.raises(BundleError, match="outside the bundle"):
         load_bundle(bundle_copy)
@@ -121,8 +130,9 @@ def test_report_folder_is_swapped_whole_and_bad_paths_refused_first(capsys, digi
     afile = tmp_path / "f"
     afile.write_text("x")
     for target in (afile, afile / "sub"):
-        code, err = run_cli(capsys, "simulate", b, "--backend", "lava", "--report", str(target),
-                            env={"SNE_LAVA_ENV": "/nonexistent"})  # refused before any backend is touched
+        code, err = run_cli(
+            capsys, "simulate", b, "--backend", "lava", "--report", str(target), env={"SNE_LAVA_ENV": "/nonexistent"}
+        )  # refused before any backend is touched
         one_line(code, err, "--report", "is a file")
     other = tmp_path / "data"
     other.mkdir()
@@ -172,19 +182,22 @@ def test_run_nir_checks_standard_fields_against_exact_metadata(tmp_path, value):
 
 
 # 10 ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("args, words", [
-    (["train", "--members", "0"], ["--members", ">= 1"]),
-    (["train", "--epochs", "-1"], ["--epochs"]),
-    (["train", "--members", "40"], ["--members 40", "32 feature dimensions"]),
-    (["train", "--spike-reg", "nan"], ["--spike-reg"]),
-    (["train", "--input-delta", "-1"], ["--input-delta", ">= 0"]),
-    (["train", "--logit-kd", "1"], ["--logit-kd", "digits defaults leave off"]),
-    (["train", "--device", "tpu"], ["--device", "cpu, cuda or auto"]),
-    (["train", "--student", "conv", "--conv-layers", "8,5"], ["--conv-layers '8,5'", "C,K,S,P"]),
-    (["train", "--student", "conv", "--conv-layers", "8,5,0,1"], ["--conv-layers", "stride >= 1"]),
-    (["train", "--conv-layers", "8,5,3,1"], ["--conv-layers", "--student conv"]),
-    (["train", "--student", "conv", "--conv-layers", "8,40,1,0"], ["--conv-layers '8,40,1,0'", "does not fit"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["train", "--members", "0"], ["--members", ">= 1"]),
+        (["train", "--epochs", "-1"], ["--epochs"]),
+        (["train", "--members", "40"], ["--members 40", "32 feature dimensions"]),
+        (["train", "--spike-reg", "nan"], ["--spike-reg"]),
+        (["train", "--input-delta", "-1"], ["--input-delta", ">= 0"]),
+        (["train", "--logit-kd", "1"], ["--logit-kd", "digits defaults leave off"]),
+        (["train", "--device", "tpu"], ["--device", "cpu, cuda or auto"]),
+        (["train", "--student", "conv", "--conv-layers", "8,5"], ["--conv-layers '8,5'", "C,K,S,P"]),
+        (["train", "--student", "conv", "--conv-layers", "8,5,0,1"], ["--conv-layers", "stride >= 1"]),
+        (["train", "--conv-layers", "8,5,3,1"], ["--conv-layers", "--student conv"]),
+        (["train", "--student", "conv", "--conv-layers", "8,40,1,0"], ["--conv-layers '8,40,1,0'", "does not fit"]),
+    ],
+)
 def test_train_arguments_are_checked_before_any_work(capsys, tmp_path, args, words):
     code, err = run_cli(capsys, *args, "--out", str(tmp_path / "m.pt"))
     one_line(code, err, *words)
@@ -224,6 +237,7 @@ def test_declared_sizes_are_checked_before_allocation(tmp_path):
     class Huge:  # what np.ndarray pickles to, with a 1 Ti-element shape
         def __reduce__(self):
             return (np.ndarray.__reduce__(np.zeros(1))[0], (np.ndarray, (1 << 40,), b"b"))
+
     (tmp_path / "batch").write_bytes(pickle.dumps({b"data": Huge(), b"labels": []}, protocol=4))
     with pytest.raises(DataError, match="larger than any CIFAR-10 batch"):
         _read_cifar_batch(tmp_path / "batch")
@@ -245,12 +259,15 @@ def test_damaged_files_give_one_line(capsys, tmp_path, digits_bundle, digits_mod
     ckpt = tmp_path / "m.pt"
     checkpoint.save(digits_model, ckpt)
     p = torch.load(ckpt, weights_only=True)
+
     def nan_student(q):
         q["students"][0] = {**q["students"][0], "weights.0": q["students"][0]["weights.0"] * float("nan")}
 
-    for change, words in ((lambda q: q.update(config=[1, 2]), ["config"]),
-                          (lambda q: q.update(students=q["students"][:2]), [f"{digits_model.config.members} members", "2 students"]),
-                          (nan_student, ["student 0", "NaN"])):
+    for change, words in (
+        (lambda q: q.update(config=[1, 2]), ["config"]),
+        (lambda q: q.update(students=q["students"][:2]), [f"{digits_model.config.members} members", "2 students"]),
+        (nan_student, ["student 0", "NaN"]),
+    ):
         q = dict(p, students=list(p["students"]))
         change(q)
         torch.save(q, tmp_path / "bad.pt")
@@ -275,6 +292,7 @@ def test_disk_full_names_the_users_path(tmp_path, digits_model, monkeypatch):
 
     def full(*_a, **_k):
         raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(torch, "save", full)
     with pytest.raises(WriteError, match=f"cannot write {tmp_path / 'm.pt'}: No space left"):
         checkpoint.save(digits_model, tmp_path / "m.pt")

@@ -1,6 +1,7 @@
 """Brian2's statements (simulators/brian2_code.py) checked without Brian2: a few lines of numpy run
 them in the backend's order and must give the reference's spikes exactly, float and fixed point,
 for every firing/reset convention and a current bias."""
+
 from __future__ import annotations
 
 import subprocess
@@ -17,8 +18,13 @@ from sne_deploy.simulators.neuron import Dynamics
 from sne_deploy.simulators.random_nets import random_spikes
 
 # Brian2's functions as numpy: int() of a condition is 0 or 1
-FUNCTIONS = {"sign": np.sign, "floor": np.floor, "abs": np.abs, "clip": np.clip,
-             "int": lambda c: np.asarray(c, dtype=np.float64)}
+FUNCTIONS = {
+    "sign": np.sign,
+    "floor": np.floor,
+    "abs": np.abs,
+    "clip": np.clip,
+    "int": lambda c: np.asarray(c, dtype=np.float64),
+}
 
 
 def _execute(statements: str, state: dict, where=None) -> None:
@@ -34,9 +40,20 @@ def _run(code: LayerCode, spikes: np.ndarray) -> np.ndarray:
     n, steps, _ = spikes.shape
     size = code.weight.shape[0]
     zeros = np.zeros((n, size))
-    state = dict(u=zeros, v=zeros, count=zeros, over=zeros, wrapped=zeros, sprev=zeros, fresh=zeros,
-                 vth=code.vth, bias=code.bias, mu=code.mu, mv=code.mv,
-                 ibias=np.zeros(size) if code.ibias is None else code.ibias)
+    state = dict(
+        u=zeros,
+        v=zeros,
+        count=zeros,
+        over=zeros,
+        wrapped=zeros,
+        sprev=zeros,
+        fresh=zeros,
+        vth=code.vth,
+        bias=code.bias,
+        mu=code.mu,
+        mv=code.mv,
+        ibias=np.zeros(size) if code.ibias is None else code.ibias,
+    )
     out = np.zeros((n, steps, size), bool)
     for t in range(steps):
         _execute(code.decay_u, state)
@@ -55,8 +72,11 @@ def _layer_net(dyn: Dynamics, ibias: bool) -> Network:
     return Network((layer,), dynamics=dyn)
 
 
-@pytest.mark.parametrize("dyn", [Dynamics(), Dynamics("ge", "subtract"), Dynamics("gt", "subtract-next")],
-                         ids=["loihi", "ge-subtract", "subtract-next"])
+@pytest.mark.parametrize(
+    "dyn",
+    [Dynamics(), Dynamics("ge", "subtract"), Dynamics("gt", "subtract-next")],
+    ids=["loihi", "ge-subtract", "subtract-next"],
+)
 @pytest.mark.parametrize("ibias", [False, True], ids=["no-ibias", "ibias"])
 @pytest.mark.parametrize("mode", ["float", "fixed"])
 def test_layer_code_gives_the_reference_spikes(dyn, ibias, mode):
@@ -72,4 +92,7 @@ def test_layer_code_gives_the_reference_spikes(dyn, ibias, mode):
 
 def test_layer_code_needs_no_brian2():
     code = "import sys, sne_deploy.simulators.brian2_code; print('brian2' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )

@@ -1,5 +1,6 @@
 """Conv2d and SumPool2d: unrolled into the exact matrices PyTorch's operators apply, and a
 convolutional NIR graph runs spike-exact on every backend."""
+
 from __future__ import annotations
 
 import nir
@@ -24,31 +25,43 @@ from sne_deploy.simulators.network import Network
 from sne_deploy.simulators.random_nets import random_conv_graph, random_spikes
 
 
-@pytest.mark.parametrize("c_in, c_out, k, stride, padding, dilation, groups", [
-    (1, 4, 3, 1, 1, 1, 1),
-    (2, 3, (3, 2), (2, 1), (0, 1), 1, 1),
-    (4, 4, 3, 1, "same", 2, 2),
-    (3, 6, 2, 2, "valid", 1, 3),
-])
+@pytest.mark.parametrize(
+    "c_in, c_out, k, stride, padding, dilation, groups",
+    [
+        (1, 4, 3, 1, 1, 1, 1),
+        (2, 3, (3, 2), (2, 1), (0, 1), 1, 1),
+        (4, 4, 3, 1, "same", 2, 2),
+        (3, 6, 2, 2, "valid", 1, 3),
+    ],
+)
 def test_conv2d_matrix_is_torch_conv2d(c_in, c_out, k, stride, padding, dilation, groups):
     rng = np.random.default_rng(0)
     kh, kw = (k, k) if isinstance(k, int) else k
     weight = rng.normal(size=(c_out, c_in // groups, kh, kw))
     x = rng.normal(size=(c_in, 9, 7))
     matrix, out_shape = conv2d_matrix(weight, x.shape, stride, padding, dilation, groups)
-    want = F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(weight), stride=stride, padding=padding,
-                    dilation=dilation, groups=groups)[0].numpy()
+    want = F.conv2d(
+        torch.from_numpy(x)[None],
+        torch.from_numpy(weight),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+    )[0].numpy()
     assert out_shape == want.shape
     np.testing.assert_allclose(matrix @ x.ravel(), want.ravel(), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("c_in, c_out, k, stride, padding, dilation, groups", [
-    (1, 4, 3, 1, 1, 1, 1),
-    (2, 3, (3, 2), (2, 1), (0, 1), 1, 1),
-    (4, 4, 3, 1, "same", 2, 2),
-    (3, 6, 2, 2, "valid", 1, 3),
-    (2, 8, 5, 2, 2, 1, 1),
-])
+@pytest.mark.parametrize(
+    "c_in, c_out, k, stride, padding, dilation, groups",
+    [
+        (1, 4, 3, 1, 1, 1, 1),
+        (2, 3, (3, 2), (2, 1), (0, 1), 1, 1),
+        (4, 4, 3, 1, "same", 2, 2),
+        (3, 6, 2, 2, "valid", 1, 3),
+        (2, 8, 5, 2, 2, 1, 1),
+    ],
+)
 def test_conv_operator_computes_the_unrolled_matrix_exactly(c_in, c_out, k, stride, padding, dilation, groups):
     """The im2col convolution adds the same integer products as the dense matrix (fixed point:
     exact), and the kernel read back out of the matrix is the kernel put in."""
@@ -72,7 +85,9 @@ def test_a_matrix_that_is_no_longer_the_convolution_is_computed_as_a_matrix():
     assert conv_kernel(scaled, geom) is None
     assert conv_kernel(matrix[:, :-1], geom) is None
     x = (np.random.default_rng(5).random((6, matrix.shape[1])) < 0.3).astype(np.float64)
-    np.testing.assert_allclose(synapse_operator(scaled, geom)(x), x @ scaled.T, rtol=1e-12, atol=1e-12)  # sparse product
+    np.testing.assert_allclose(
+        synapse_operator(scaled, geom)(x), x @ scaled.T, rtol=1e-12, atol=1e-12
+    )  # sparse product
 
 
 def test_conv_layers_keep_their_geometry_and_run_as_convolutions_spike_exact():
@@ -140,18 +155,31 @@ def conv_graph() -> nir.NIRGraph:
     return nir.NIRGraph(
         nodes={
             "input": nir.Input(input_type={"input": np.array([1, 8, 8])}),
-            "conv1": nir.Conv2d(input_shape=(8, 8), weight=w1, stride=1, padding=1, dilation=1, groups=1, bias=np.zeros(4)),
+            "conv1": nir.Conv2d(
+                input_shape=(8, 8), weight=w1, stride=1, padding=1, dilation=1, groups=1, bias=np.zeros(4)
+            ),
             "lif1": _lif((4, 8, 8), 1.5),
             "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
-            "conv2": nir.Conv2d(input_shape=(4, 4), weight=w2, stride=1, padding=0, dilation=1, groups=1, bias=np.zeros(6)),
+            "conv2": nir.Conv2d(
+                input_shape=(4, 4), weight=w2, stride=1, padding=0, dilation=1, groups=1, bias=np.zeros(6)
+            ),
             "lif2": _lif((6, 2, 2), 2.5),
             "flat": nir.Flatten(input_type={"input": np.array([6, 2, 2])}, start_dim=0),
             "fc": nir.Affine(weight=w3, bias=np.zeros(3)),
             "lif3": _lif((3,), 1.5),
             "output": nir.Output(output_type={"output": np.array([3])}),
         },
-        edges=[("input", "conv1"), ("conv1", "lif1"), ("lif1", "pool"), ("pool", "conv2"), ("conv2", "lif2"),
-               ("lif2", "flat"), ("flat", "fc"), ("fc", "lif3"), ("lif3", "output")],
+        edges=[
+            ("input", "conv1"),
+            ("conv1", "lif1"),
+            ("lif1", "pool"),
+            ("pool", "conv2"),
+            ("conv2", "lif2"),
+            ("lif2", "flat"),
+            ("flat", "fc"),
+            ("fc", "lif3"),
+            ("lif3", "output"),
+        ],
         type_check=False,
     )
 
@@ -177,8 +205,11 @@ def test_conv_graph_is_spike_exact_on_every_backend(request, backend):
         ref = run(network, x, "reference", mode, record=True)
         got = run(network, x, backend, mode, record=True) if backend != "reference" else ref
         if backend == "reference":  # the reference itself against the dense conv done by torch, layer 1
-            drive = F.conv2d(torch.from_numpy(x.astype(np.float64)).reshape(70, 1, 8, 8),
-                             torch.from_numpy(np.asarray(conv_graph().nodes["conv1"].weight)), padding=1)
+            drive = F.conv2d(
+                torch.from_numpy(x.astype(np.float64)).reshape(70, 1, 8, 8),
+                torch.from_numpy(np.asarray(conv_graph().nodes["conv1"].weight)),
+                padding=1,
+            )
             assert np.allclose(drive.reshape(70, -1).numpy(), x.reshape(70, 64) @ net.layers[0].weight.T)
         assert all(int(t.sum()) > 0 for t in ref.trains), f"{mode}: a layer never spiked"
         for a, b in zip(ref.trains, got.trains):
@@ -202,8 +233,9 @@ def test_avgpool2d_node_is_pytorchs_average_pooling(kernel, stride, padding):
     from sne_deploy.simulators.nir_read import _linear
 
     x = np.random.default_rng(2).normal(size=(2, 6, 6))
-    node = nir.AvgPool2d(kernel_size=np.array([kernel, kernel]), stride=np.array([stride, stride]),
-                         padding=np.array([padding, padding]))
+    node = nir.AvgPool2d(
+        kernel_size=np.array([kernel, kernel]), stride=np.array([stride, stride]), padding=np.array([padding, padding])
+    )
     step = _linear("pool", node, x.shape, nir)
     want = F.avg_pool2d(torch.from_numpy(x)[None], kernel, stride, padding)[0].numpy()
     assert step.out_shape == want.shape

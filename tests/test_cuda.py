@@ -1,6 +1,7 @@
 """The ``--device cuda`` training path. These tests run where torch sees a CUDA device (the lent GPU
 machine); everywhere else they are skipped, since CUDA is no backend CI promises (CI has no GPU).
 What a machine without CUDA does with ``--device cuda`` is asserted in test_bad_input.py."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -50,7 +51,9 @@ def test_training_on_cuda_gives_a_cpu_model_as_good_as_cpu_training(tmp_path):
     # the exported members of the GPU-trained model stay spike-exact against the reference
     x = encode(np.random.default_rng(0).random((30, gpu.networks[0].n_in)), TINY.resolved().steps).numpy()
     for net in gpu.networks[:2]:
-        assert np.array_equal(run_network_torch(net, x, "fixed").output_counts, run(net, x, "reference", "fixed").output_counts)
+        assert np.array_equal(
+            run_network_torch(net, x, "fixed").output_counts, run(net, x, "reference", "fixed").output_counts
+        )
     p = tmp_path / "gpu.pt"
     checkpoint.save(gpu, p)
     assert checkpoint.load(p).summary.ensemble_accuracy == gpu.summary.ensemble_accuracy
@@ -58,7 +61,23 @@ def test_training_on_cuda_gives_a_cpu_model_as_good_as_cpu_training(tmp_path):
 
 def test_cli_train_device_cuda(tmp_path):
     out = tmp_path / "m.pt"
-    code = cli.main(["train", "--data", "digits", "--device", "cuda", "--epochs", "2", "--teacher-epochs", "3",
-                     "--limit-train", "300", "--out", str(out), "--quiet"])
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            "digits",
+            "--device",
+            "cuda",
+            "--epochs",
+            "2",
+            "--teacher-epochs",
+            "3",
+            "--limit-train",
+            "300",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0 and out.exists()
     assert checkpoint.load(out).summary.train_log["device"].startswith("cuda")

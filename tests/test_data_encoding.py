@@ -1,4 +1,5 @@
 """Loaders (digits, Fashion-MNIST, CIFAR-10) and the shared spike encoder."""
+
 from __future__ import annotations
 
 import gzip
@@ -46,7 +47,11 @@ def _fake_fashion(d, n_train=200, n_test=50):
 def test_fashion_loader_on_small_idx_files(tmp_path):
     _fake_fashion(tmp_path)
     ds = load_fashion_mnist(tmp_path, val_size=50)
-    assert ds.train.x.shape == (150, 1, 28, 28) and ds.val.x.shape == (50, 1, 28, 28) and ds.test.x.shape == (50, 1, 28, 28)
+    assert (
+        ds.train.x.shape == (150, 1, 28, 28)
+        and ds.val.x.shape == (50, 1, 28, 28)
+        and ds.test.x.shape == (50, 1, 28, 28)
+    )
     assert ds.train.x.dtype == np.float32 and ds.train.y.max() <= 9 and ds.train.y.min() >= 0
 
 
@@ -60,8 +65,11 @@ def test_fashion_missing_dir_and_malformed_file(tmp_path):
 
 
 def test_real_fashion_mnist_from_debian():
-    need("Debian's dataset-fashion-mnist", (FASHION_DEFAULT_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
-         "apt-get install dataset-fashion-mnist (make data)")
+    need(
+        "Debian's dataset-fashion-mnist",
+        (FASHION_DEFAULT_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
+        "apt-get install dataset-fashion-mnist (make data)",
+    )
     ds = load_dataset("fashion-mnist")
     assert len(ds.train) + len(ds.val) == 60000 and len(ds.test) == 10000
     assert ds.input_shape == (1, 28, 28) and set(np.unique(ds.test.y)) == set(range(10))

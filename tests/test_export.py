@@ -1,4 +1,5 @@
 """Export: bundle contents, exact round trip through NIR, ONNX equality, safety, interop."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,19 @@ def test_bundle_layout_and_manifest(digits_bundle):
     m = json.loads((p / "manifest.json").read_text())
     for k in range(m["members"]):
         assert (p / f"members/member_{k}.nir").is_file()
-    for key in ("format_version", "toolkit_version", "dataset", "encoding", "steps", "partition", "imputation",
-                "budget_calibration", "member_sizes", "files", "groups"):
+    for key in (
+        "format_version",
+        "toolkit_version",
+        "dataset",
+        "encoding",
+        "steps",
+        "partition",
+        "imputation",
+        "budget_calibration",
+        "member_sizes",
+        "files",
+        "groups",
+    ):
         assert key in m, key
     assert m["toolkit_version"] == "0.1.0" and m["dataset"] == "digits" and m["members"] == 8
     assert len(m["imputation"]["count_mean"]) == sum(s[-1] for s in m["member_sizes"])
@@ -85,7 +97,10 @@ def test_existing_bundle_needs_force_and_failures_leave_nothing(digits_model, di
     # a member whose weights leave the 8-bit grid fails the lava check: old bundle intact, no temp left
     bad = digits_model.networks[0]
     l0 = bad.layers[0]
-    broken = Network((type(l0)(l0.name, l0.weight, l0.params, True, FixedLayer(l0.fixed.weight * 3, l0.fixed.params)),) + bad.layers[1:])
+    broken = Network(
+        (type(l0)(l0.name, l0.weight, l0.params, True, FixedLayer(l0.fixed.weight * 3, l0.fixed.params)),)
+        + bad.layers[1:]
+    )
     parts.networks = [broken] + list(parts.networks[1:])
     with pytest.raises(ExportError, match="layer 'member0.layer0'"):
         write_bundle(parts, out, "lava", force=True)
@@ -97,7 +112,14 @@ def test_lava_check_warns_on_24_bit_range_and_strict_refuses():
     from sne_deploy.simulators.network import make_layer
 
     w = np.full((2, 600), 254, np.int64)
-    layer = make_layer("wide", w / 2, 1.0, 0.0, 10.0, fixed=FixedLayer(w, LIFFixedParams(4095, 0, np.array([500, 500]), np.zeros(2, np.int64), 0)))
+    layer = make_layer(
+        "wide",
+        w / 2,
+        1.0,
+        0.0,
+        10.0,
+        fixed=FixedLayer(w, LIFFixedParams(4095, 0, np.array([500, 500]), np.zeros(2, np.int64), 0)),
+    )
     warnings = check_network(Network((layer,)), "lava", steps=16)
     assert warnings and "24-bit" in warnings[0] and "'wide'" in warnings[0]
     with pytest.raises(ExportError, match="24-bit"):

@@ -1,6 +1,7 @@
 """Faults during a Lava run: the worker or one of Lava's runtime processes dies, or the user's
 process gets SIGTERM/SIGHUP. Each must end within seconds with one line, leave no process of the
 worker's group alive and no job folder behind."""
+
 from __future__ import annotations
 
 import os
@@ -70,9 +71,25 @@ def long_lava_run(lava_ready, tmp_path):
     # a short folder of our own (Lava's sockets live below it; Unix socket paths are short)
     tmpdir = Path(tempfile.mkdtemp(prefix="sne-fault-", dir="/tmp"))
     env = {**os.environ, "TMPDIR": str(tmpdir)}
-    proc = subprocess.Popen([sys.executable, "-m", "sne_deploy", "run-nir", str(tmp_path / "g.nir"), "--inputs",
-                             str(tmp_path / "x.npz"), "--backend", "lava", "--mode", "fixed"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sne_deploy",
+            "run-nir",
+            str(tmp_path / "g.nir"),
+            "--inputs",
+            str(tmp_path / "x.npz"),
+            "--backend",
+            "lava",
+            "--mode",
+            "fixed",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     yield proc, tmpdir
     if proc.poll() is None:
         proc.kill()

@@ -5,6 +5,7 @@ its tutorials do, exported with the library's own NIR exporter (no patching), ru
 Also the run options themselves (firing comparison, reset, decay), by hand and on every backend,
 and ``--quantize``. Inputs stay small (N = 32, T = 50) so the suite stays fast.
 """
+
 from __future__ import annotations
 
 import nir
@@ -27,8 +28,23 @@ def _run_nir(tmp_path, graph_file, x, preset, backend="reference", mode="float",
     """``sne-deploy run-nir`` on the file, in process; the spike trains it wrote with --out."""
     inputs, out = tmp_path / "in.npz", tmp_path / f"out_{backend}_{mode}.npz"
     np.savez(inputs, spikes=x)
-    rc = main(["run-nir", str(graph_file), "--inputs", str(inputs), "--preset", preset, "--backend", backend,
-               "--mode", mode, "--out", str(out), *extra])
+    rc = main(
+        [
+            "run-nir",
+            str(graph_file),
+            "--inputs",
+            str(inputs),
+            "--preset",
+            preset,
+            "--backend",
+            backend,
+            "--mode",
+            mode,
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
     assert rc == 0
     with np.load(out) as f:
         return [f[k] for k in sorted(k for k in f.files if k.startswith("train_layer"))]
@@ -44,6 +60,7 @@ def _assert_identical(lib: list[np.ndarray], ours: list[np.ndarray]) -> None:
 
 
 # --- the run options by hand -----------------------------------------------------------------
+
 
 def _one_neuron(inputs: list[float], dyn: Dynamics, dv: float = 0.5, vth: float = 1.0) -> tuple[list[int], list[float]]:
     p = LIFParams(1.0, dv, np.array([vth]), np.array([0.0]))
@@ -101,19 +118,26 @@ def test_lava_refuses_what_its_lif_cannot_do(dyn):
 
 def test_exponential_decay_option(tmp_path):
     tau = np.full(3, 4.0)
-    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2])}),
-                            "fc": nir.Linear(weight=np.ones((3, 2))),
-                            "lif": nir.LIF(tau=tau, r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3)),
-                            "output": nir.Output(output_type={"output": np.array([3])})},
-                     edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")])
+    g = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([2])}),
+            "fc": nir.Linear(weight=np.ones((3, 2))),
+            "lif": nir.LIF(tau=tau, r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3)),
+            "output": nir.Output(output_type={"output": np.array([3])}),
+        },
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
+    )
     euler = from_nir(g, dt=1.0)
     exact = from_nir(g, dt=1.0, dynamics=Dynamics(decay="exp"))
     assert euler.layers[0].params.dv == 0.25
     assert exact.layers[0].params.dv == pytest.approx(1 - np.exp(-0.25), rel=1e-12)
-    assert exact.layers[0].weight[0, 0] == pytest.approx(1 - np.exp(-0.25), rel=1e-12)  # r * (1 - alpha), sinabs' norm_input
+    assert exact.layers[0].weight[0, 0] == pytest.approx(
+        1 - np.exp(-0.25), rel=1e-12
+    )  # r * (1 - alpha), sinabs' norm_input
 
 
 # --- the libraries ---------------------------------------------------------------------------
+
 
 def _build(name: str, *args):  # type: ignore[no-untyped-def]
     """A library network from tests/library_nets.py; under CI a missing library is a failure."""
@@ -157,8 +181,9 @@ def test_library_export_runs_spike_exact_with_its_preset(tmp_path, case):
     _reproduces(tmp_path, _build(name, tmp_path, *args))
 
 
-@pytest.mark.parametrize("case, wrong", [("snntorch-leaky-int-subtract", ("--reset", "zero")),
-                                         ("spikingjelly-lif-int", ("--firing", "gt"))])
+@pytest.mark.parametrize(
+    "case, wrong", [("snntorch-leaky-int-subtract", ("--reset", "zero")), ("spikingjelly-lif-int", ("--firing", "gt"))]
+)
 def test_the_presets_conventions_matter(tmp_path, case, wrong):
     """Run with Loihi's reset or comparison instead of the library's, the trains differ."""
     name, *args = LIBRARY_CASES[case]
@@ -208,11 +233,15 @@ def test_snntorch_recurrent_layer_keeps_its_loop(tmp_path):
 
 
 @pytest.mark.brian2
-@pytest.mark.parametrize("case, refusal", [
-    (("spikingjelly_mlp", True, "LIF", 5), "fires at v > threshold"),
-    (("snntorch_synaptic", 3, True), "synaptic current"),
-    (("snntorch_leaky", True, "zero", 2, True), "per-neuron time constants"),
-], ids=["ge-firing", "current-bias", "per-neuron"])
+@pytest.mark.parametrize(
+    "case, refusal",
+    [
+        (("spikingjelly_mlp", True, "LIF", 5), "fires at v > threshold"),
+        (("snntorch_synaptic", 3, True), "synaptic current"),
+        (("snntorch_leaky", True, "zero", 2, True), "per-neuron time constants"),
+    ],
+    ids=["ge-firing", "current-bias", "per-neuron"],
+)
 def test_runs_on_brian2_and_is_refused_by_lava(tmp_path, brian2_ready, capsys, case, refusal):
     """What Lava's LIF cannot run (>= firing, a bias on the current, per-neuron time constants)
     runs exactly on Brian2, float and fixed point, and Lava refuses it in one line."""
@@ -234,14 +263,31 @@ def test_norse_on_the_simulators(tmp_path, request, backend):
 
 # --- --quantize ------------------------------------------------------------------------------
 
+
 def test_quantize_keeps_integer_ratios_and_reports_agreement(tmp_path, capsys):
     import json
 
     ex = _build("snntorch_leaky", tmp_path, True, "zero", 11)
     np.savez(tmp_path / "in.npz", spikes=ex.inputs)
     capsys.readouterr()
-    assert main(["run-nir", str(ex.path), "--inputs", str(tmp_path / "in.npz"), "--preset", "snntorch", *ex.options,
-                 "--mode", "fixed", "--quantize", "--json"]) == 0
+    assert (
+        main(
+            [
+                "run-nir",
+                str(ex.path),
+                "--inputs",
+                str(tmp_path / "in.npz"),
+                "--preset",
+                "snntorch",
+                *ex.options,
+                "--mode",
+                "fixed",
+                "--quantize",
+                "--json",
+            ]
+        )
+        == 0
+    )
     q = json.loads(capsys.readouterr().out)["quantization"]
     assert all(layer["exact"] for layer in q["layers"])
     assert q["float_vs_fixed_identical_trains"] == [1.0, 1.0]
@@ -250,10 +296,13 @@ def test_quantize_keeps_integer_ratios_and_reports_agreement(tmp_path, capsys):
     nz = w != 0
     ratio = w_int[nz] / w[nz]
     assert np.all(ratio == ratio[0]) and ratio[0] % 2 == 0  # one even scale: 1, 2, 3 -> 84, 168, 252
-    assert main(["run-nir", str(ex.path), "--inputs", str(tmp_path / "in.npz"), "--preset", "snntorch", "--quantize"]) == 2
+    assert (
+        main(["run-nir", str(ex.path), "--inputs", str(tmp_path / "in.npz"), "--preset", "snntorch", "--quantize"]) == 2
+    )
 
 
 # --- event counts ----------------------------------------------------------------------------
+
 
 @pytest.mark.brian2
 @pytest.mark.parametrize("mode", ["float", "fixed"])
@@ -265,9 +314,19 @@ def test_event_counts_are_weighted_inputs_on_reference_and_brian2(brian2_ready, 
     assert counts.max() > 1
     ref = run(net, counts, "reference", mode, record=True)
     # the same events as c separate 0/1 inputs into c copies of each synapse
-    wide = Network((make_layer("a", np.repeat(net.layers[0].weight, 5, axis=1), 1.0, 0.25, 4.0,
-                               fixed=None if mode == "float" else replace_weight(net.layers[0], 5)),
-                    net.layers[1]))
+    wide = Network(
+        (
+            make_layer(
+                "a",
+                np.repeat(net.layers[0].weight, 5, axis=1),
+                1.0,
+                0.25,
+                4.0,
+                fixed=None if mode == "float" else replace_weight(net.layers[0], 5),
+            ),
+            net.layers[1],
+        )
+    )
     unrolled = np.stack([counts > k for k in range(5)], axis=3).reshape(16, 30, 60)
     assert counts.max() <= 5
     same = run(wide, unrolled, "reference", mode, record=True)
@@ -291,6 +350,7 @@ def replace_weight(layer, k: int):  # type: ignore[no-untyped-def]
 
 # --- LI readouts -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", ["reference", "brian2"])
 def test_norse_li_readout_returns_its_membrane_trace(tmp_path, request, backend, capsys):
     """Linear -> LIFBox -> Linear -> LIBox, norse's classifier shape: the readout never spikes, so
@@ -306,20 +366,39 @@ def test_norse_li_readout_returns_its_membrane_trace(tmp_path, request, backend,
     assert ours.shape == ex.readout.shape == (N, T, N_OUT)
     np.testing.assert_allclose(ours, ex.readout, rtol=1e-5, atol=1e-5)  # norse computes in float32
     capsys.readouterr()
-    assert main(["run-nir", str(ex.path), "--inputs", str(tmp_path / "in.npz"), "--preset", "norse", "--backend", backend,
-                 "--json"]) == 0
+    assert (
+        main(
+            [
+                "run-nir",
+                str(ex.path),
+                "--inputs",
+                str(tmp_path / "in.npz"),
+                "--preset",
+                "norse",
+                "--backend",
+                backend,
+                "--json",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)["readout"]
     assert summary["argmax_of_max_over_time"] == ex.readout.max(axis=1).argmax(axis=1).tolist()
 
 
 # --- sinabs, in its own environment ------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def sinabs_python():  # type: ignore[no-untyped-def]
     import os
     from pathlib import Path
 
-    py = Path(os.environ.get("SNE_SINABS_ENV", Path(__file__).resolve().parent.parent / ".venv-sinabs")) / "bin" / "python"
+    py = (
+        Path(os.environ.get("SNE_SINABS_ENV", Path(__file__).resolve().parent.parent / ".venv-sinabs"))
+        / "bin"
+        / "python"
+    )
     need("the sinabs environment", py.exists(), "run 'make sinabs-env' (sinabs pins nir<=1.0.4: its own venv)")
     return py
 

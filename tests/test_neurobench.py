@@ -1,5 +1,6 @@
 """NeuroBench's own metrics on the deployed digits members equal our counters, member by member
 and for the whole ensemble (all awake)."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,7 +21,9 @@ def test_neurobench_counts_what_we_count(digits_bundle, digits_data):
         ours = run(net, spikes, "reference", "fixed")
         assert nb.effective_acs == pytest.approx(ours.synaptic_events.sum(1).mean(), rel=1e-12)
         assert nb.effective_macs == 0.0
-        assert nb.activation_sparsity == pytest.approx(1 - ours.layer_spikes.sum() / ours.neuron_updates.sum(), rel=1e-12)
+        assert nb.activation_sparsity == pytest.approx(
+            1 - ours.layer_spikes.sum() / ours.neuron_updates.sum(), rel=1e-12
+        )
         n_w = sum(l.weight.size for l in net.layers)
         n_zero = sum(int((l.fixed.weight == 0).sum()) for l in net.layers)
         assert nb.connection_sparsity == pytest.approx(n_zero / n_w, abs=5e-5)  # NeuroBench rounds to 4 decimals
@@ -43,8 +46,15 @@ def test_neurobench_adapter_runs_the_one_loop_recurrence_and_dynamics_included()
     from sne_deploy.simulators.random_nets import random_spikes
 
     rng = np.random.default_rng(2)
-    l1 = make_layer("l1", rng.integers(-2, 3, (12, 9)).astype(float), 0.5, 0.25, 2.0, ibias=0.2,
-                    recurrent=rng.integers(-1, 2, (12, 12)).astype(float))
+    l1 = make_layer(
+        "l1",
+        rng.integers(-2, 3, (12, 9)).astype(float),
+        0.5,
+        0.25,
+        2.0,
+        ibias=0.2,
+        recurrent=rng.integers(-1, 2, (12, 12)).astype(float),
+    )
     l2 = make_layer("l2", rng.integers(-2, 3, (4, 12)).astype(float), 1.0, 0.5, 1.5)
     net = Network((l1, l2), dynamics=Dynamics("ge", "subtract"))
     spikes = random_spikes(20, 12, 9, rate=0.4, seed=3)

@@ -1,5 +1,6 @@
 """One serialisation per record: to_dict/from_dict restores every field and type, through the
 Lava worker's npz form and through NIR metadata (whose keys are the records' own field names)."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -22,18 +23,42 @@ def _every_field_network() -> Network:
     rng = np.random.default_rng(0)
     w_int = 2 * rng.integers(-3, 4, (6, 5))
     rec_int = 2 * rng.integers(-2, 3, (6, 6))
-    fixed = FixedLayer(w_int, LIFFixedParams(np.arange(6) + 1000, 1024, np.arange(6, dtype=np.int64) + 5,
-                                             np.arange(6, dtype=np.int64) - 3, 2, np.arange(6, dtype=np.int64)), rec_int)
-    l0 = make_layer("a", w_int / 4.0, np.linspace(0.25, 0.5, 6), 0.25, 2.0, 0.125, fixed=fixed,
-                    ibias=np.linspace(0, 1, 6), recurrent=rec_int / 4.0)
+    fixed = FixedLayer(
+        w_int,
+        LIFFixedParams(
+            np.arange(6) + 1000,
+            1024,
+            np.arange(6, dtype=np.int64) + 5,
+            np.arange(6, dtype=np.int64) - 3,
+            2,
+            np.arange(6, dtype=np.int64),
+        ),
+        rec_int,
+    )
+    l0 = make_layer(
+        "a",
+        w_int / 4.0,
+        np.linspace(0.25, 0.5, 6),
+        0.25,
+        2.0,
+        0.125,
+        fixed=fixed,
+        ibias=np.linspace(0, 1, 6),
+        recurrent=rec_int / 4.0,
+    )
     l1 = make_layer("b", rng.normal(size=(3, 6)), 1.0, 0.5, np.inf, spiking=False)
     return Network((l0, l1), dt=0.5, dynamics=Dynamics("ge", "subtract-next", "exp"))
 
 
 def test_every_record_round_trips_through_its_dict_and_the_workers_arrays(tmp_path):
     net = _every_field_network()
-    for rec, cls in ((net.layers[0].params, LIFParams), (net.layers[0].fixed.params, LIFFixedParams),
-                     (net.layers[0].fixed, FixedLayer), (net.layers[0], Layer), (net.dynamics, Dynamics)):
+    for rec, cls in (
+        (net.layers[0].params, LIFParams),
+        (net.layers[0].fixed.params, LIFFixedParams),
+        (net.layers[0].fixed, FixedLayer),
+        (net.layers[0], Layer),
+        (net.dynamics, Dynamics),
+    ):
         back = cls.from_dict(rec.to_dict())
         assert plain.same(back, rec) and type(back) is cls
     np.savez(tmp_path / "job.npz", **net.to_arrays())
@@ -50,10 +75,14 @@ def test_same_sees_every_field():
     net = _every_field_network()
     l0 = net.layers[0]
     assert plain.same(l0, l0)
-    changed = [replace(l0, recurrent=None), replace(l0, fixed=replace(l0.fixed, recurrent=l0.fixed.recurrent + 2)),
-               replace(l0, params=l0.params._replace(ibias=None)), replace(l0, spiking=False),
-               replace(l0, fixed=replace(l0.fixed, params=l0.fixed.params._replace(bias_exp=3))),
-               replace(l0, weight=l0.weight.astype(np.float32))]
+    changed = [
+        replace(l0, recurrent=None),
+        replace(l0, fixed=replace(l0.fixed, recurrent=l0.fixed.recurrent + 2)),
+        replace(l0, params=l0.params._replace(ibias=None)),
+        replace(l0, spiking=False),
+        replace(l0, fixed=replace(l0.fixed, params=l0.fixed.params._replace(bias_exp=3))),
+        replace(l0, weight=l0.weight.astype(np.float32)),
+    ]
     assert not any(plain.same(c, l0) for c in changed)
 
 
@@ -63,7 +92,7 @@ def test_nir_metadata_carries_the_layer_dict_under_its_field_names_and_reads_bac
     graph = nir.read(str(tmp_path / "g.nir"), type_check=False)
     keys = {k for node in graph.nodes.values() for k in (node.metadata or {}) if k.startswith("sne_")}
     fields = {k for layer in net.layers for k in plain.flatten(layer.to_dict())}
-    assert {k[len("sne_"):] for k in keys} - {"kernel", "fixed.kernel"} <= fields
+    assert {k[len("sne_") :] for k in keys} - {"kernel", "fixed.kernel"} <= fields
     assert {"sne_params.du", "sne_fixed.params.bias_exp", "sne_fixed.weight", "sne_kernel", "sne_fixed.kernel"} <= keys
     back = from_nir(tmp_path / "g.nir")
     for a, b in zip(net.layers, back.layers):

@@ -1,5 +1,6 @@
 """Runtime: scheduler, energy accounting, sleeping members, errors, and the CI proof that Lava and
 Brian2 reproduce the PyTorch model on the whole digits test split."""
+
 from __future__ import annotations
 
 import json
@@ -92,7 +93,9 @@ def test_sleeping_members_cost_nothing(digits_bundle, digits_data):
     awake = r.awake
     (only,) = np.flatnonzero(awake[0])
     assert awake.sum(1).max() == 1 and r.member_wakes[only] == 60 and sum(r.member_wakes) == 60
-    alone = run_member(digits_bundle.networks[only], encode_regular(x, digits_bundle.steps), "reference", "fixed", False)
+    alone = run_member(
+        digits_bundle.networks[only], encode_regular(x, digits_bundle.steps), "reference", "fixed", False
+    )
     assert r.counts.synaptic_events == pytest.approx(alone.synaptic_events.sum(1).mean())
     assert r.counts.neuron_updates == pytest.approx(alone.neuron_updates.sum(1).mean())
     assert [d.member for d in r.backend_details] == [only]  # the others never ran
@@ -100,29 +103,40 @@ def test_sleeping_members_cost_nothing(digits_bundle, digits_data):
 
 @pytest.mark.lava
 @pytest.mark.brian2
-def test_ci_simulators_reproduce_pytorch_on_the_whole_test_split(lava_ready, brian2_ready, digits_bundle, digits_data, capsys):
+def test_ci_simulators_reproduce_pytorch_on_the_whole_test_split(
+    lava_ready, brian2_ready, digits_bundle, digits_data, capsys
+):
     """The CI proof: same choices, same spikes, same predictions — Lava (fixed) and Brian2 (float
     and fixed) against the PyTorch model in the same mode, whole digits test split, the gate at
     budgets 0.3 and 1.0 and the cascade (round by round on the backend) at 0.3."""
     x, y = digits_data.test.flat(), digits_data.test.y
     lines = []
-    runs = [(budget, "gate", backend, mode) for budget in (0.3, 1.0)
-            for backend, mode in (("lava", "fixed"), ("brian2", "fixed"), ("brian2", "float"))]
+    runs = [
+        (budget, "gate", backend, mode)
+        for budget in (0.3, 1.0)
+        for backend, mode in (("lava", "fixed"), ("brian2", "fixed"), ("brian2", "float"))
+    ]
     runs += [(0.3, "cascade", "lava", "fixed"), (0.3, "cascade", "brian2", "fixed")]
     for budget, policy, backend, mode in runs:
         r = simulate(digits_bundle, x, y, budget, policy, backend, mode, compare=True)
         a = r.agreement
-        lines.append(f"{policy:7s} budget {budget:.1f}  {mode:5s}  torch {a.torch_accuracy:.4f}  {backend:6s} {r.accuracy:.4f}  "
-                     f"agreement {a.prediction_agreement:.4f}  spike mismatches {a.spike_mismatches}  "
-                     f"awake {r.awake_fraction:.3f}  ({len(y)} samples)")
+        lines.append(
+            f"{policy:7s} budget {budget:.1f}  {mode:5s}  torch {a.torch_accuracy:.4f}  {backend:6s} {r.accuracy:.4f}  "
+            f"agreement {a.prediction_agreement:.4f}  spike mismatches {a.spike_mismatches}  "
+            f"awake {r.awake_fraction:.3f}  ({len(y)} samples)"
+        )
         assert a.prediction_agreement == 1.0 and a.spike_mismatches == 0, lines[-1]
     with capsys.disabled():
         print("\n[CI] simulators vs PyTorch on the digits test split\n" + "\n".join(lines))
 
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "sne_deploy.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "sne_deploy.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _fake_lava_env(tmp_path, body: str):
@@ -149,7 +163,11 @@ def test_simulate_errors_are_one_line_exit_2_and_leave_no_report(digits_bundle, 
         (["simulate", b, "--inputs", str(bad_x)], None, "shape (N, 64)"),
         (["simulate", b, "--inputs", str(nan_x)], None, "NaN"),
         (["simulate", b, "--backend", "lava", "--limit", "5"], {"SNE_LAVA_ENV": dies}, "Lava worker failed"),
-        (["simulate", b, "--backend", "lava", "--limit", "5"], {"SNE_LAVA_ENV": hangs, "SNE_LAVA_TIMEOUT": "2"}, "timed out"),
+        (
+            ["simulate", b, "--backend", "lava", "--limit", "5"],
+            {"SNE_LAVA_ENV": hangs, "SNE_LAVA_TIMEOUT": "2"},
+            "timed out",
+        ),
         (["simulate", str(tmp_path / "nothing")], None, "not a bundle"),
     ]
     for args, env, msg in cases:
@@ -162,8 +180,20 @@ def test_simulate_errors_are_one_line_exit_2_and_leave_no_report(digits_bundle, 
 
 def test_simulate_cli_prints_table_and_writes_report(digits_bundle, tmp_path):
     rep = tmp_path / "rep"
-    r = _cli("simulate", str(digits_bundle.path), "--budget", "0.3", "--backend", "reference", "--limit", "40",
-             "--sweep", "0.3,1.0", "--report", str(rep))
+    r = _cli(
+        "simulate",
+        str(digits_bundle.path),
+        "--budget",
+        "0.3",
+        "--backend",
+        "reference",
+        "--limit",
+        "40",
+        "--sweep",
+        "0.3,1.0",
+        "--report",
+        str(rep),
+    )
     assert r.returncode == 0, r.stderr
     assert "accuracy" in r.stdout and "energy / sample  Loihi" in r.stdout and "spike mismatches 0" in r.stdout
     doc = json.loads((rep / "report.json").read_text())
@@ -189,8 +219,11 @@ def _overflowing_copy(digits_bundle, out):  # type: ignore[no-untyped-def]
     path = out / "members" / "member_0.nir"
     net = from_nir(path)
     first = net.layers[0]
-    fixed = replace(first.fixed, weight=254 * np.sign(first.fixed.weight),
-                    params=first.fixed.params._replace(du_fx=0, dv_fx=0, vth=np.full(first.n_out, 131071)))
+    fixed = replace(
+        first.fixed,
+        weight=254 * np.sign(first.fixed.weight),
+        params=first.fixed.params._replace(du_fx=0, dv_fx=0, vth=np.full(first.n_out, 131071)),
+    )
     nir.write(str(path), to_nir(replace(net, layers=(replace(first, fixed=fixed),) + net.layers[1:])))
     edit_manifest(out, lambda m: m["files"].update({"members/member_0.nir": sha256_file(path)}))
     return out
@@ -198,10 +231,30 @@ def _overflowing_copy(digits_bundle, out):  # type: ignore[no-untyped-def]
 
 def test_simulate_reports_fixed_point_overflow_per_member_in_text_and_json(digits_bundle, tmp_path):
     bundle = _overflowing_copy(digits_bundle, tmp_path / "over.lava")
+
     def sne(path, mode="fixed", *more):  # type: ignore[no-untyped-def]
-        return subprocess.run([sys.executable, "-m", "sne_deploy", "simulate", str(path), "--backend", "reference",
-                               "--mode", mode, "--limit", "20", "--budget", "1.0", "--policy", "fixed", *more],
-                              capture_output=True, text=True)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sne_deploy",
+                "simulate",
+                str(path),
+                "--backend",
+                "reference",
+                "--mode",
+                mode,
+                "--limit",
+                "20",
+                "--budget",
+                "1.0",
+                "--policy",
+                "fixed",
+                *more,
+            ],
+            capture_output=True,
+            text=True,
+        )
 
     r = sne(bundle)
     assert r.returncode == 0, r.stderr

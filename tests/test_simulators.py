@@ -1,4 +1,5 @@
 """simulators/: the contract, NIR import, and spike-exact agreement of every backend."""
+
 from __future__ import annotations
 
 import subprocess
@@ -51,8 +52,14 @@ def test_fixed_step_matches_lava_formulas_by_hand():
 @pytest.mark.parametrize("sign, du_fx", [(-1, 4095), (1, 0)])  # v saturating low; u wrapping high
 def test_fixed_overflow_is_reported(sign, du_fx):
     w = np.full((1, 4), 254 * sign, np.int64)
-    layer = make_layer("big", w / 2.0, 1.0, 0.0, 1e9,
-                       fixed=FixedLayer(w, LIFFixedParams(du_fx, 0, np.array([131071]), np.array([0]), 0)))
+    layer = make_layer(
+        "big",
+        w / 2.0,
+        1.0,
+        0.0,
+        1e9,
+        fixed=FixedLayer(w, LIFFixedParams(du_fx, 0, np.array([131071]), np.array([0]), 0)),
+    )
     res = run(Network((layer,)), np.ones((1, 400, 4), bool), mode="fixed")
     assert res.overflow[0] > 0
     quiet = run(Network((layer,)), np.ones((1, 3, 4), bool), mode="fixed")
@@ -64,8 +71,14 @@ def test_fixed_overflow_is_reported(sign, du_fx):
 def test_every_backend_reports_the_same_overflow_counter(request, backend, sign, du_fx):
     request.getfixturevalue(f"{backend}_ready")
     w = np.full((1, 4), 254 * sign, np.int64)
-    layer = make_layer("big", w / 2.0, 1.0, 0.0, 1e9,
-                       fixed=FixedLayer(w, LIFFixedParams(du_fx, 0, np.array([131071]), np.array([0]), 0)))
+    layer = make_layer(
+        "big",
+        w / 2.0,
+        1.0,
+        0.0,
+        1e9,
+        fixed=FixedLayer(w, LIFFixedParams(du_fx, 0, np.array([131071]), np.array([0]), 0)),
+    )
     x = np.ones((3, 200, 4), bool)
     x[1, 100:] = False
     ref = run(Network((layer,)), x, mode="fixed")
@@ -114,7 +127,9 @@ def test_brian2_is_spike_exact(brian2_ready, case, mode, target):
 def test_brian2_numpy_target_is_spike_exact(brian2_ready):
     net, x = _case(CASES[1], 9)
     for mode in ("float", "fixed"):
-        _assert_same(run(net, x, "reference", mode, record=True), run(net, x, "brian2", mode, record=True, target="numpy"))
+        _assert_same(
+            run(net, x, "reference", mode, record=True), run(net, x, "brian2", mode, record=True, target="numpy")
+        )
 
 
 @pytest.mark.brian2
@@ -158,14 +173,18 @@ def _snntorch_style_graph(dt: float) -> nir.NIRGraph:
     tau = np.full(6, dt / (1 - beta))
     w1 = rng.choice([-1.0, 0.0, 1.0], size=(6, 10))
     w2 = rng.choice([-1.0, 0.0, 1.0], size=(3, 6))
-    sub = nir.NIRGraph.from_list(nir.Affine(weight=w2, bias=np.zeros(3)),
-                                 nir.LIF(tau=tau[:3], r=tau[:3] / dt, v_leak=np.zeros(3), v_threshold=np.ones(3)))
+    sub = nir.NIRGraph.from_list(
+        nir.Affine(weight=w2, bias=np.zeros(3)),
+        nir.LIF(tau=tau[:3], r=tau[:3] / dt, v_leak=np.zeros(3), v_threshold=np.ones(3)),
+    )
     return nir.NIRGraph(
-        nodes={"input": nir.Input(input_type={"input": np.array([10])}),
-               "fc1": nir.Affine(weight=w1, bias=np.zeros(6)),
-               "lif1": nir.LIF(tau=tau, r=tau / dt, v_leak=np.zeros(6), v_threshold=np.full(6, 1.5)),
-               "block": sub,
-               "output": nir.Output(output_type={"output": np.array([3])})},
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([10])}),
+            "fc1": nir.Affine(weight=w1, bias=np.zeros(6)),
+            "lif1": nir.LIF(tau=tau, r=tau / dt, v_leak=np.zeros(6), v_threshold=np.full(6, 1.5)),
+            "block": sub,
+            "output": nir.Output(output_type={"output": np.array([3])}),
+        },
         edges=[("input", "fc1"), ("fc1", "lif1"), ("lif1", "block"), ("block", "output")],
     )
 
@@ -202,16 +221,30 @@ def test_bad_graphs_give_clear_errors():
     out = nir.Output(output_type={"output": np.array([2])})
     aff = nir.Affine(weight=np.ones((2, 4)), bias=np.zeros(2))
     lif = nir.LIF(tau=np.ones(2) * 4, r=np.ones(2) * 4, v_leak=np.zeros(2), v_threshold=np.ones(2))
-    reset = nir.LIF(tau=np.ones(2) * 4, r=np.ones(2) * 4, v_leak=np.zeros(2), v_threshold=np.ones(2), v_reset=np.ones(2))
+    reset = nir.LIF(
+        tau=np.ones(2) * 4, r=np.ones(2) * 4, v_leak=np.zeros(2), v_threshold=np.ones(2), v_reset=np.ones(2)
+    )
     with pytest.raises(GraphError, match="v_reset"):
-        from_nir(_graph({"input": inp, "fc": aff, "lif": reset, "output": out},
-                        [("input", "fc"), ("fc", "lif"), ("lif", "output")]))
+        from_nir(
+            _graph(
+                {"input": inp, "fc": aff, "lif": reset, "output": out},
+                [("input", "fc"), ("fc", "lif"), ("lif", "output")],
+            )
+        )
     with pytest.raises(GraphError, match="recurrent"):
-        from_nir(_graph({"input": inp, "fc": aff, "lif": lif, "output": out},
-                        [("input", "fc"), ("fc", "lif"), ("lif", "fc"), ("lif", "output")]))
+        from_nir(
+            _graph(
+                {"input": inp, "fc": aff, "lif": lif, "output": out},
+                [("input", "fc"), ("fc", "lif"), ("lif", "fc"), ("lif", "output")],
+            )
+        )
     with pytest.raises(GraphError, match="not supported"):
-        from_nir(_graph({"input": inp, "fc": aff, "th": nir.Threshold(threshold=np.ones(2)), "output": out},
-                        [("input", "fc"), ("fc", "th"), ("th", "output")]))
+        from_nir(
+            _graph(
+                {"input": inp, "fc": aff, "th": nir.Threshold(threshold=np.ones(2)), "output": out},
+                [("input", "fc"), ("fc", "th"), ("th", "output")],
+            )
+        )
     with pytest.raises(GraphError, match="no Affine"):
         from_nir(_graph({"input": inp, "lif": lif, "output": out}, [("input", "lif"), ("lif", "output")]))
 
@@ -248,8 +281,10 @@ def test_energy_counters_by_construction():
 
 
 def test_simulators_import_without_torch():
-    code = ("import sys, sne_deploy.simulators, sne_deploy.simulators.reference, sne_deploy.simulators.nir_io, sne_deploy.simulators.lava_backend;"
-            "assert 'torch' not in sys.modules and 'brian2' not in sys.modules, sorted(sys.modules)")
+    code = (
+        "import sys, sne_deploy.simulators, sne_deploy.simulators.reference, sne_deploy.simulators.nir_io, sne_deploy.simulators.lava_backend;"
+        "assert 'torch' not in sys.modules and 'brian2' not in sys.modules, sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -261,23 +296,42 @@ def test_run_nir_cli_json_and_errors(tmp_path, brian2_ready):
     x = random_spikes(7, 6, 10, seed=2)
     np.savez(tmp_path / "x.npz", spikes=x)
     cli = [sys.executable, "-m", "sne_deploy.cli", "run-nir", str(tmp_path / "g.nir")]
-    r = subprocess.run(cli + ["--inputs", str(tmp_path / "x.npz"), "--mode", "fixed", "--json", "--out", str(tmp_path / "r.npz")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        cli + ["--inputs", str(tmp_path / "x.npz"), "--mode", "fixed", "--json", "--out", str(tmp_path / "r.npz")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     ref = run(net, x, mode="fixed")
     assert summary["samples"] == 7 and summary["spikes_per_sample"] == ref.layer_spikes.sum() / 7
     with np.load(tmp_path / "r.npz") as z:
         assert np.array_equal(z["output_counts"], ref.output_counts)
-    r = subprocess.run(cli + ["--inputs", str(tmp_path / "x.npz"), "--mode", "fixed", "--json", "--backend", "brian2",
-                              "--brian2-target", "cpp_standalone"], capture_output=True, text=True)
+    r = subprocess.run(
+        cli
+        + [
+            "--inputs",
+            str(tmp_path / "x.npz"),
+            "--mode",
+            "fixed",
+            "--json",
+            "--backend",
+            "brian2",
+            "--brian2-target",
+            "cpp_standalone",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["details"]["target"] == "cpp_standalone", summary
     assert summary["spikes_per_sample"] == ref.layer_spikes.sum() / 7
     np.savez(tmp_path / "bad.npz", other=x)
-    for args, msg in ((["--inputs", str(tmp_path / "bad.npz")], "no array 'spikes'"),
-                      (["--inputs", str(tmp_path / "missing.npz")], "not found")):
+    for args, msg in (
+        (["--inputs", str(tmp_path / "bad.npz")], "no array 'spikes'"),
+        (["--inputs", str(tmp_path / "missing.npz")], "not found"),
+    ):
         r = subprocess.run(cli + args, capture_output=True, text=True)
         assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
@@ -286,9 +340,12 @@ def _lif_graph(tau, r, weight, dt_meta=None):
     import nir
 
     n_out, n_in = weight.shape
-    nodes = {"input": nir.Input(input_type=np.array([n_in])), "fc": nir.Linear(weight=weight),
-             "lif": nir.LIF(tau=tau, r=r, v_leak=np.zeros(n_out, np.float32), v_threshold=np.ones(n_out, np.float32)),
-             "output": nir.Output(output_type=np.array([n_out]))}
+    nodes = {
+        "input": nir.Input(input_type=np.array([n_in])),
+        "fc": nir.Linear(weight=weight),
+        "lif": nir.LIF(tau=tau, r=r, v_leak=np.zeros(n_out, np.float32), v_threshold=np.ones(n_out, np.float32)),
+        "output": nir.Output(output_type=np.array([n_out])),
+    }
     edges = [("input", "fc"), ("fc", "lif"), ("lif", "output")]
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={} if dt_meta is None else {"dt": dt_meta})
 
@@ -311,7 +368,9 @@ def test_a_graph_without_dt_names_the_dt_option():
     from sne_deploy.simulators.nir_io import from_nir
 
     tau = np.full(2, 2e-4, np.float32)
-    with pytest.raises(GraphError, match=r"dt = 1 from the default \(the graph states no dt\).*pass the one .* with --dt"):
+    with pytest.raises(
+        GraphError, match=r"dt = 1 from the default \(the graph states no dt\).*pass the one .* with --dt"
+    ):
         from_nir(_lif_graph(tau, tau / 1e-4, np.ones((2, 2), np.float32)))
     with pytest.raises(GraphError, match="from the graph's metadata"):
         from_nir(_lif_graph(tau, tau / 1e-4, np.ones((2, 2), np.float32), dt_meta=1.0))
@@ -320,13 +379,27 @@ def test_a_graph_without_dt_names_the_dt_option():
 
 # --- recurrent layers ------------------------------------------------------------------------
 
+
 def _recurrent_network(bias: float = 0.0) -> Network:
     """Two layers, each with integer recurrent synapses onto itself (a CubaLIF-like first layer)."""
     rng = np.random.default_rng(0)
-    l1 = make_layer("l1", rng.integers(-2, 4, (16, 20)).astype(float), 1.0, 0.5, 3.0, bias,
-                    recurrent=rng.integers(-2, 3, (16, 16)).astype(float))
-    l2 = make_layer("l2", rng.integers(-2, 4, (5, 16)).astype(float), 0.5, 0.25, 2.0,
-                    recurrent=rng.integers(-1, 2, (5, 5)).astype(float))
+    l1 = make_layer(
+        "l1",
+        rng.integers(-2, 4, (16, 20)).astype(float),
+        1.0,
+        0.5,
+        3.0,
+        bias,
+        recurrent=rng.integers(-2, 3, (16, 16)).astype(float),
+    )
+    l2 = make_layer(
+        "l2",
+        rng.integers(-2, 4, (5, 16)).astype(float),
+        0.5,
+        0.25,
+        2.0,
+        recurrent=rng.integers(-1, 2, (5, 5)).astype(float),
+    )
     return Network((l1, l2))
 
 
@@ -344,8 +417,10 @@ def test_recurrent_layer_sees_its_own_last_spikes_and_nothing_of_other_samples()
         s_prev = (v > 3.0).astype(float)
         v = np.where(s_prev > 0, 0.0, v)
         assert np.array_equal(res.trains[0][:, t], s_prev > 0), t
-    assert not np.array_equal(res.trains[0], run(Network((make_layer("l1", l1.weight, 1.0, 0.5, 3.0),)), x,
-                                                   "reference", "float", record=True).trains[0]), "the loop changed nothing"
+    assert not np.array_equal(
+        res.trains[0],
+        run(Network((make_layer("l1", l1.weight, 1.0, 0.5, 3.0),)), x, "reference", "float", record=True).trains[0],
+    ), "the loop changed nothing"
     solo = run(net, x[7:8], "reference", "float", record=True)  # a sample alone = the same sample in a batch
     assert all(np.array_equal(a[7:8], b) for a, b in zip(res.trains, solo.trains))
     # quantised with one scale for both kinds of synapse, and written to NIR and back exactly
@@ -354,8 +429,12 @@ def test_recurrent_layer_sees_its_own_last_spikes_and_nothing_of_other_samples()
     back = from_nir(to_nir(q))
     assert np.array_equal(back.layers[1].recurrent, net.layers[1].recurrent)
     assert np.array_equal(back.layers[1].fixed.recurrent, q.layers[1].fixed.recurrent)
-    assert all(np.array_equal(a, b) for a, b in zip(run(q, x, "reference", "fixed", record=True).trains,
-                                                     run(back, x, "reference", "fixed", record=True).trains))
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(
+            run(q, x, "reference", "fixed", record=True).trains, run(back, x, "reference", "fixed", record=True).trains
+        )
+    )
     # energy: the recurrent synapses count as synaptic events (own spikes x recurrent fan-out)
     events = res.synaptic_events
     own = [c @ np.count_nonzero(l.recurrent, axis=0) for c, l in zip(res.layer_counts, net.layers)]
@@ -395,10 +474,17 @@ def test_only_a_neurons_own_loop_is_recurrent():
     inp = nir.Input(input_type={"input": np.array([3])})
     out = nir.Output(output_type={"output": np.array([2])})
     lif = nir.LIF(tau=np.ones(2) * 4, r=np.ones(2) * 4, v_leak=np.zeros(2), v_threshold=np.ones(2))
-    g = nir.NIRGraph(nodes={"input": inp, "fc": nir.Linear(weight=np.ones((2, 3))), "lif": lif,
-                            "rec": nir.Linear(weight=np.ones((2, 2))), "output": out},
-                     edges=[("input", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "output")],
-                     type_check=False)
+    g = nir.NIRGraph(
+        nodes={
+            "input": inp,
+            "fc": nir.Linear(weight=np.ones((2, 3))),
+            "lif": lif,
+            "rec": nir.Linear(weight=np.ones((2, 2))),
+            "output": out,
+        },
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "output")],
+        type_check=False,
+    )
     assert from_nir(g).layers[0].recurrent is not None
     g.edges.append(("input", "rec"))
     with pytest.raises(GraphError, match="recurrent edge"):

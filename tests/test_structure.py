@@ -1,5 +1,6 @@
 """The house rules that keep the code easy to change: one error type the CLI trusts, typed records
 with a checked JSON form, and imports that point one way."""
+
 from __future__ import annotations
 
 import json
@@ -17,6 +18,7 @@ from sne_deploy.simulators.errors import GraphError, SneError
 def _fails_with(exc: BaseException):
     def cmd(_args):  # type: ignore[no-untyped-def]
         raise exc
+
     return cmd
 
 
@@ -39,9 +41,12 @@ def test_manifest_round_trips_and_refuses_bad_fields(digits_bundle):
     on_disk = json.loads((digits_bundle.path / "manifest.json").read_text())
     assert m.to_dict() == on_disk
     assert Manifest.from_dict(m.to_dict(), "b") == m
-    for key, bad, msg in (("steps", "1000", "'steps'"), ("gate_macs", "NaN", "'gate_macs'"),
-                          ("member_files", "members/member_0.nir", "'member_files'"),
-                          ("fixed_subsets", {"1": [0]}, "fixed_subsets")):
+    for key, bad, msg in (
+        ("steps", "1000", "'steps'"),
+        ("gate_macs", "NaN", "'gate_macs'"),
+        ("member_files", "members/member_0.nir", "'member_files'"),
+        ("fixed_subsets", {"1": [0]}, "fixed_subsets"),
+    ):
         d = {**on_disk, key: bad}
         with pytest.raises(BundleError, match=msg):
             Manifest.from_dict(d, "b")
@@ -54,16 +59,20 @@ def test_manifest_round_trips_and_refuses_bad_fields(digits_bundle):
 
 
 def test_loading_or_exporting_a_model_does_not_load_training():
-    code = ("import sys; import sne_deploy.checkpoint, sne_deploy.deploy, sne_deploy.runtime; "
-            "bad = [m for m in ('sne_deploy.train', 'sne_deploy.students', 'sne_deploy.head_gate') if m in sys.modules]; "
-            "print(bad); sys.exit(bool(bad))")
+    code = (
+        "import sys; import sne_deploy.checkpoint, sne_deploy.deploy, sne_deploy.runtime; "
+        "bad = [m for m in ('sne_deploy.train', 'sne_deploy.students', 'sne_deploy.head_gate') if m in sys.modules]; "
+        "print(bad); sys.exit(bool(bad))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_simulation_loop_and_fixed_point_rule_import_no_torch():
-    code = ("import sys; import sne_deploy.simulators.loop, sne_deploy.simulators.fixed_point, sne_deploy.simulators.reference, sne_deploy.simulators.files; "
-            "sys.exit('torch' in sys.modules)")
+    code = (
+        "import sys; import sne_deploy.simulators.loop, sne_deploy.simulators.fixed_point, sne_deploy.simulators.reference, sne_deploy.simulators.files; "
+        "sys.exit('torch' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -79,7 +88,9 @@ def _imported_modules(path) -> set[str]:  # type: ignore[no-untyped-def]
     """Absolute module names a file imports (relative imports resolved to their package)."""
     import ast
 
-    pkg = {"simulators": "sne_deploy.simulators", "exporters": "sne_deploy.exporters"}.get(path.parent.name, "sne_deploy")
+    pkg = {"simulators": "sne_deploy.simulators", "exporters": "sne_deploy.exporters"}.get(
+        path.parent.name, "sne_deploy"
+    )
     if path.parent.name == "lava_procs":
         pkg = "sne_deploy.simulators.lava_procs"
     names: set[str] = set()
@@ -122,10 +133,12 @@ def test_every_exception_class_in_the_packages_is_an_sne_error():
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef) and any(
-                    (b.id if isinstance(b, ast.Name) else getattr(b, "attr", "")).endswith(("Error", "Exception"))
-                    for b in node.bases):
-                pkg = {"simulators": "sne_deploy.simulators", "exporters": "sne_deploy.exporters"}.get(path.parent.name,
-                                                                                                       "sne_deploy")
+                (b.id if isinstance(b, ast.Name) else getattr(b, "attr", "")).endswith(("Error", "Exception"))
+                for b in node.bases
+            ):
+                pkg = {"simulators": "sne_deploy.simulators", "exporters": "sne_deploy.exporters"}.get(
+                    path.parent.name, "sne_deploy"
+                )
                 module = importlib.import_module(f"{pkg}.{path.stem}")
                 found.append(getattr(module, node.name))
     names = {c.__name__ for c in found}

@@ -1,4 +1,5 @@
 """Training: accuracy floors on digits, partitions, TNA and regularisers, checkpoints."""
+
 from __future__ import annotations
 
 import os
@@ -72,6 +73,7 @@ def test_surrogate_gradient_is_the_slope_one_fast_sigmoid():
     """Training's spike function: the strict Heaviside forward and 1 / (1 + |x|)^2 backward. A
     norse release that changed SuperSpike's gradient would change every trained student."""
     from sne_deploy.snn import _surrogate
+
     x = torch.tensor([-2.0, -0.5, 0.0, 1e-3, 0.5, 3.0], requires_grad=True)
     s = _surrogate(x)
     assert s.tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
@@ -100,7 +102,7 @@ def test_member_stack_equals_its_members_run_one_by_one():
         for k, st in enumerate(stack.members()):
             o, t = st.double()(x)
             assert st.sizes == [20, 16, [4, 3, 4][k]]
-            assert torch.equal(out[k, :, : o.shape[1]], o) and not out[k, :, o.shape[1]:].any()
+            assert torch.equal(out[k, :, : o.shape[1]], o) and not out[k, :, o.shape[1] :].any()
             assert torch.allclose(total[k], t)
 
 
@@ -133,8 +135,16 @@ def test_end_to_end_head_and_logit_kd(tmp_path):
     both; a checkpoint keeps input_delta and one written before it existed loads with TWN's."""
     from sne_deploy.quantization import TWN_DELTA
 
-    cfg = TrainConfig(epochs=2, teacher_epochs=5, limit_train=400, head_epochs=0, gate_epochs=1, ensemble_ce=1.0,
-                      member_ce=1.0, input_delta=1.5)
+    cfg = TrainConfig(
+        epochs=2,
+        teacher_epochs=5,
+        limit_train=400,
+        head_epochs=0,
+        gate_epochs=1,
+        ensemble_ce=1.0,
+        member_ce=1.0,
+        input_delta=1.5,
+    )
     frozen = train(replace(cfg, train_head=False, logit_kd=0.0), progress=False)
     assert torch.equal(frozen.head.head.weight, frozen.teacher.classifier.weight)  # no head epochs: the teacher's
     e2e = train(replace(cfg, train_head=True, logit_kd=1.0), progress=False)
@@ -164,7 +174,9 @@ def test_centred_encoding_trains_exports_and_runs_spike_exact(tmp_path):
     from sne_deploy.exporters.manifest import BundleError, Manifest
     from sne_deploy.runtime import simulate
 
-    cfg = TrainConfig(epochs=1, teacher_epochs=3, limit_train=300, head_epochs=0, gate_epochs=1, encoding="regular-if-centred")
+    cfg = TrainConfig(
+        epochs=1, teacher_epochs=3, limit_train=300, head_epochs=0, gate_epochs=1, encoding="regular-if-centred"
+    )
     model = train(cfg, progress=False)
     assert model.summary.encoding == "regular-if-centred"
     floor = train(replace(cfg, encoding="regular-if"), progress=False)
@@ -206,7 +218,10 @@ def test_spike_reg_lowers_spikes_on_a_fixed_seed():
     cfg = TrainConfig(epochs=6, teacher_epochs=10, limit_train=500, head_epochs=2, gate_epochs=2)
     plain = train(cfg, progress=False).summary
     reg = train(replace(cfg, spike_reg=2.0), progress=False).summary
-    assert reg.spikes_per_sample["float"] < 0.85 * plain.spikes_per_sample["float"], (plain.spikes_per_sample["float"], reg.spikes_per_sample["float"])
+    assert reg.spikes_per_sample["float"] < 0.85 * plain.spikes_per_sample["float"], (
+        plain.spikes_per_sample["float"],
+        reg.spikes_per_sample["float"],
+    )
 
 
 def test_student_export_matches_its_torch_reference_in_both_modes():
@@ -289,8 +304,13 @@ def test_population_outputs_are_averaged_into_their_dimension():
     p = placement(np.array([2, 2, 0, 0, 0]), 4).numpy()
     assert np.allclose(p[:, 2], [0.5, 0.5, 0, 0, 0]) and np.allclose(p[:, 0], [0, 0, 1 / 3, 1 / 3, 1 / 3])
     assert not p[:, [1, 3]].any()
-    head = HostHead([np.array([2, 2]), np.array([0, 0, 0])], np.array([1.0, 7.0, 2.0, 5.0]), np.ones(4),
-                    torch.nn.Linear(4, 3), steps=4)
+    head = HostHead(
+        [np.array([2, 2]), np.array([0, 0, 0])],
+        np.array([1.0, 7.0, 2.0, 5.0]),
+        np.ones(4),
+        torch.nn.Linear(4, 3),
+        steps=4,
+    )
     with torch.no_grad():
         f = head.features(torch.tensor([[4.0, 0.0, 4.0, 4.0, 0.0]]), torch.ones(1, 2))
     # readout z = c / T * gamma + beta with gamma 1, beta 0: dim 2 <- mean(1, 0), dim 0 <- mean(1, 1, 0)
@@ -298,6 +318,7 @@ def test_population_outputs_are_averaged_into_their_dimension():
 
 
 # --- convolutional students ------------------------------------------------------------------
+
 
 def _conv_stack(ternary=True):
     from sne_deploy.config import CONV_STUDENT
@@ -354,7 +375,9 @@ def test_conv_students_train_save_and_load():
     checkpoint.save(model, path)
     back = checkpoint.load(path)
     for a, b in zip(model.networks, back.networks):
-        assert all(np.array_equal(x.fixed.weight, y.fixed.weight) and x.conv == y.conv for x, y in zip(a.layers, b.layers))
+        assert all(
+            np.array_equal(x.fixed.weight, y.fixed.weight) and x.conv == y.conv for x, y in zip(a.layers, b.layers)
+        )
     with pytest.raises(InputError, match="--student"):
         train(replace(cfg, student="transformer"), progress=False)
 
@@ -366,7 +389,10 @@ def test_conv_layers_option_shapes_the_students():
     layers = parse_conv_layers("8,5,3,1")
     hidden, convs = student_layout(TrainConfig(data="fashion-mnist", student="conv", conv=layers), (1, 28, 28))
     assert hidden == [] and [c.out_shape for c in convs] == [(8, 9, 9)]
-    assert [c.out_shape for c in student_layout(TrainConfig(student="conv").resolved(), (1, 8, 8))[1]] == [(8, 8, 8), (16, 4, 4)]
+    assert [c.out_shape for c in student_layout(TrainConfig(student="conv").resolved(), (1, 8, 8))[1]] == [
+        (8, 8, 8),
+        (16, 4, 4),
+    ]
 
 
 def test_every_train_option_is_declared_once_and_checked_by_the_library():
@@ -380,13 +406,30 @@ def test_every_train_option_is_declared_once_and_checked_by_the_library():
     by_name = {f.name: f for f in fields(TrainConfig)}
     assert all(by_name[f.name].default is None for f in fields(DatasetDefaults))
     assert _config_from_args(build_parser().parse_args(["train"])) == TrainConfig()
-    args = build_parser().parse_args(["train", "--members", "4", "--no-train-head", "--conv-layers", "4,3,1,1",
-                                      "--student", "conv", "--input-delta", "1.5"])
-    assert _config_from_args(args) == TrainConfig(members=4, train_head=False, conv=((4, 3, 1, 1),), student="conv",
-                                                  input_delta=1.5)
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--members",
+            "4",
+            "--no-train-head",
+            "--conv-layers",
+            "4,3,1,1",
+            "--student",
+            "conv",
+            "--input-delta",
+            "1.5",
+        ]
+    )
+    assert _config_from_args(args) == TrainConfig(
+        members=4, train_head=False, conv=((4, 3, 1, 1),), student="conv", input_delta=1.5
+    )
     assert TrainConfig(data="fashion-mnist").checked().steps == DATASET_DEFAULTS["fashion-mnist"].steps
-    for bad, words in ((dict(members=0), "--members must be a number >= 1"), (dict(partition="x"), "unknown --partition 'x'"),
-                       (dict(tna=float("nan")), "--tna must be"), (dict(conv=((4, 3, 1, 1),)), "add --student conv"),
-                       (dict(members=33), "--members 33 exceeds the 32 feature dimensions")):
+    for bad, words in (
+        (dict(members=0), "--members must be a number >= 1"),
+        (dict(partition="x"), "unknown --partition 'x'"),
+        (dict(tna=float("nan")), "--tna must be"),
+        (dict(conv=((4, 3, 1, 1),)), "add --student conv"),
+        (dict(members=33), "--members 33 exceeds the 32 feature dimensions"),
+    ):
         with pytest.raises(InputError, match=words):
             TrainConfig(**bad).checked()

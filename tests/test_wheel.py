@@ -1,6 +1,7 @@
 """A pip user's path, end to end: the built wheel in a fresh venv outside the repository, one
 setup command for Lava, then train -> export -> simulate on Lava and Brian2. Nothing may be
 written inside site-packages; caches and the Lava environment go to the user's folders."""
+
 from __future__ import annotations
 
 import os
@@ -34,15 +35,26 @@ def test_wheel_in_a_fresh_venv_trains_exports_and_simulates_on_lava_and_brian2(t
     with zipfile.ZipFile(wheel) as zf:  # one installed name: sne_deploy and its dist-info, nothing else
         tops = {name.split("/")[0] for name in zf.namelist()}
     assert tops == {"sne_deploy", "sne_deploy-0.1.0.dist-info"}, tops
-    assert {"sne_deploy/simulators/lava_worker.py", "sne_deploy/exporters/bundle.py",
-            "sne_deploy/simulators/lava_procs/column_sparse.py"} <= set(zipfile.ZipFile(wheel).namelist())
+    assert {
+        "sne_deploy/simulators/lava_worker.py",
+        "sne_deploy/exporters/bundle.py",
+        "sne_deploy/simulators/lava_procs/column_sparse.py",
+    } <= set(zipfile.ZipFile(wheel).namelist())
     venv = tmp_path / "venv"
     run(sys._base_executable, "-m", "venv", str(venv))  # type: ignore[attr-defined]
     pip_cache = run(sys.executable, "-m", "pip", "cache", "dir").strip().splitlines()[-1]
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "SNE_LAVA_ENV", "SNE_BRIAN2_CACHE")}
-    env.update(XDG_CACHE_HOME=str(home / "cache"), XDG_DATA_HOME=str(home / "data"), PIP_CACHE_DIR=pip_cache,
-               PATH=f"{venv / 'bin'}:{os.environ['PATH']}")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "VIRTUAL_ENV", "SNE_LAVA_ENV", "SNE_BRIAN2_CACHE")
+    }
+    env.update(
+        XDG_CACHE_HOME=str(home / "cache"),
+        XDG_DATA_HOME=str(home / "data"),
+        PIP_CACHE_DIR=pip_cache,
+        PATH=f"{venv / 'bin'}:{os.environ['PATH']}",
+    )
     run(str(venv / "bin" / "pip"), "install", "-q", "-c", str(ROOT / "constraints.txt"), str(wheel), env=env)
     site = next((venv / "lib").glob("python3.*/site-packages"))
     before = _files(site)
@@ -56,7 +68,9 @@ def test_wheel_in_a_fresh_venv_trains_exports_and_simulates_on_lava_and_brian2(t
     out = run(sne, "train", "--epochs", "2", "--teacher-epochs", "10", "--out", "m.pt", cwd=work, env=env)
     assert "next: sne-deploy export m.pt" in out
     run(sne, "export", "m.pt", "--target", "lava", cwd=work, env=env)
-    out = run(sne, "simulate", "--backend", "lava", "--limit", "30", cwd=work, env=env)  # the last bundle of this folder
+    out = run(
+        sne, "simulate", "--backend", "lava", "--limit", "30", cwd=work, env=env
+    )  # the last bundle of this folder
     assert f"bundle {work / 'm.lava'}" in out and "spike mismatches 0" in out, out
     out = run(sne, "simulate", "m.lava", "--backend", "brian2", "--limit", "30", cwd=work, env=env)
     assert "spike mismatches 0" in out and "compiling" in out and "happens once" in out, out

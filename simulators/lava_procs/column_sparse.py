@@ -10,6 +10,7 @@ the inherited ``AbstractPySparseModelBitAcc`` logic (first step), summed as inte
 an integer sum cannot change it), shifted by the weight exponent and sent one step later.
 Selected with ``exception_proc_model_map`` in the worker's run configuration.
 """
+
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.resources import CPU
@@ -39,8 +40,11 @@ class ColumnSparseBitAcc(AbstractPySparseModelBitAcc):
             self._csc = self.weights.tocsc()
         self.a_out.send(self.a_buff)
         a_accum = _column_sum(self._csc, self.s_in.recv().astype(bool))
-        self.a_buff = (np.left_shift(a_accum, self.weight_exp) if self.weight_exp > 0
-                       else np.right_shift(a_accum, -self.weight_exp))
+        self.a_buff = (
+            np.left_shift(a_accum, self.weight_exp)
+            if self.weight_exp > 0
+            else np.right_shift(a_accum, -self.weight_exp)
+        )
 
 
 @implements(proc=Sparse, protocol=LoihiProtocol)

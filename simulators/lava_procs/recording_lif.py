@@ -7,6 +7,7 @@ vector that Lava's ``spiking_activation`` returns into a buffer, and write it to
 bool, shape (length, n)) at time step ``last``. The dynamics stay Lava's code, the process count
 stays that of the bare network.
 """
+
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.resources import CPU
