@@ -4,7 +4,7 @@ PY := .venv/bin/python
 SNE := .venv/bin/sne-deploy
 DEMO := runs/demo
 
-.PHONY: setup lava-env sinabs-env data demo test clean
+.PHONY: setup lava-env sinabs-env data demo test lint clean
 
 setup:
 	scripts/setup-env.sh main lava
@@ -26,6 +26,12 @@ demo: setup
 
 test: setup data sinabs-env
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+# Lint, import order and formatting (ruff), types (mypy); configured in pyproject.toml.
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 clean:
 	rm -rf runs .cache .pytest_cache

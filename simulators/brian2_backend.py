@@ -284,7 +284,9 @@ class Monitored(NamedTuple):
 def _read_monitors(built: "Built", n: int, bsz: int, steps: int, dt: Any) -> Monitored:
     """What the monitors of a finished run hold, per sample (padding copies excluded)."""
     counters, trains = built.counters, built.trains
-    counts, rasters, overflow = [], [] if trains else None, []
+    counts: list[np.ndarray] = []
+    rasters: list[np.ndarray] = []
+    overflow: list[int] = []
     for li, (counter, size) in enumerate(counters):
         c = np.asarray(counter.count[:]).T  # (n_batches + 1, bsz*size); row b+1 closes batch b
         counts.append(unbatch_counts(np.rint(c[1:]).astype(np.int64), n, size))
@@ -296,7 +298,7 @@ def _read_monitors(built: "Built", n: int, bsz: int, steps: int, dt: Any) -> Mon
             raster = np.zeros((n_batches(n, bsz) * steps + 1, bsz * size), bool)
             raster[step, idx] = True
             rasters.append(unbatch_steps(raster[:-1], n, steps, bsz, size))
-    return Monitored(counts, rasters, overflow, _readout(built, n, bsz, steps))
+    return Monitored(counts, rasters if trains else None, overflow, _readout(built, n, bsz, steps))
 
 
 def _run_runtime(

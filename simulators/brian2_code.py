@@ -9,7 +9,7 @@ contract ``v*kv + u`` into an FMA; fixed point runs on float64 variables that ho
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -40,16 +40,19 @@ def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
     ``subtract-next`` marks a spike in ``sprev`` and takes vth off after the next decay. A current
     bias (``ibias``) enters u right after the synaptic input, as in the neuron step."""
     size = layer.n_out
-    ib = layer.params.ibias if mode == "float" else layer.fixed.params.ibias
+    fixed = layer.fixed
+    if mode == "fixed" and fixed is None:
+        raise ValueError(f"layer '{layer.name}' has no fixed-point form (the backend checks this first)")
+    ib = layer.params.ibias if fixed is None or mode == "float" else fixed.params.ibias
     add_ibias = "u = u + ibias\n" if ib is not None else ""
     pending = "v = v - sprev * vth\nsprev = 0\n" if dyn.reset == "subtract-next" else ""  # sprev is 0 or 1: exact
-    common = dict(
+    common: dict[str, Any] = dict(
         threshold="v >= vth" if dyn.firing == "ge" else "v > vth",
         reset={"zero": "v = 0", "subtract": "v = v - vth", "subtract-next": "sprev = 1"}[dyn.reset],
         ibias=None if ib is None else np.asarray(ib, dtype=np.float64),
     )
-    if mode == "fixed":
-        f = layer.fixed.params
+    if fixed is not None and mode == "fixed":
+        f = fixed.params
         vth = np.asarray(f.vth, dtype=np.float64) * (1 << VTH_SHIFT) * np.ones(size)
         return LayerCode(
             vth=vth if layer.spiking else np.full(size, np.inf),  # an LI readout never fires
@@ -68,10 +71,8 @@ def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
                 + f"over = over + int(wrapped + int(abs(v) > {V_LIMIT}) > 0)\n"
                 f"v = clip(v, -{V_LIMIT}, {V_LIMIT})"
             ),
-            weight=layer.fixed.weight.astype(np.float64) * (1 << ACT_SHIFT),
-            recurrent=None
-            if layer.fixed.recurrent is None
-            else layer.fixed.recurrent.astype(np.float64) * (1 << ACT_SHIFT),
+            weight=fixed.weight.astype(np.float64) * (1 << ACT_SHIFT),
+            recurrent=None if fixed.recurrent is None else fixed.recurrent.astype(np.float64) * (1 << ACT_SHIFT),
             **common,
         )
     p = layer.params

@@ -212,6 +212,7 @@ def quantization_agreement(net: Network, spikes: np.ndarray, report: list[Quanti
 
     f = run_reference(net, spikes, "float", record=True)
     q = run_reference(net, spikes, "fixed", record=True)
+    assert f.trains is not None and q.trains is not None  # recorded
     return {
         "layers": [{"layer": r.layer, "scale": r.scale, "exact": r.exact} for r in report],
         "float_vs_fixed_identical_trains": [float(np.mean(np.all(a == b, axis=1))) for a, b in zip(f.trains, q.trains)],

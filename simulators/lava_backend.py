@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -231,15 +231,15 @@ def run_job(
     n, steps, _ = spikes.shape
     with tempfile.TemporaryDirectory(prefix="sne-lava-") as tmp:
         tmpd = Path(tmp)
-        extra = {"batch": np.array(int(batch))} if batch else {}
-        np.savez(
-            tmpd / "job.npz",
-            spikes=spikes,
-            mode=np.array(mode),
-            variant=np.array(variant),
-            **extra,
+        job: dict[str, Any] = {
+            "spikes": spikes,
+            "mode": np.array(mode),
+            "variant": np.array(variant),
             **network.to_arrays(),
-        )
+        }
+        if batch:
+            job["batch"] = np.array(int(batch))
+        np.savez(tmpd / "job.npz", **job)
         code = _run_worker(py, tmpd, timeout)
         if code != 0:
             last = _last_line(tmpd / "stderr.txt")
@@ -315,7 +315,8 @@ def _run_worker(py: Path, job_dir: Path, timeout: float) -> int:
 
 def _group_members(pgid: int) -> tuple[set[int], set[int]]:
     """(live, zombie) processes of process group ``pgid``, other than its leader."""
-    alive, zombies = set(), set()
+    alive: set[int] = set()
+    zombies: set[int] = set()
     for d in Path("/proc").iterdir():
         if not d.name.isdigit() or int(d.name) == pgid:
             continue

@@ -55,14 +55,16 @@ class ConvGeometry:
 
     @classmethod
     def from_dict(cls, d: Any) -> "ConvGeometry":
-        i = {k: plain.ints(d[k]) for k in ("in_shape", "out_shape", "kernel", "stride", "padding", "dilation")}
+        i: dict[str, Any] = {
+            k: plain.ints(d[k]) for k in ("in_shape", "out_shape", "kernel", "stride", "padding", "dilation")
+        }
         return cls(
             i["in_shape"],
             i["out_shape"],
             i["kernel"],
             i["stride"],
             i["padding"],
-            i["dilation"],  # type: ignore[arg-type]
+            i["dilation"],
             int(d["groups"]),
         )
 
@@ -186,7 +188,8 @@ def conv_operator(kernel: np.ndarray, geom: ConvGeometry) -> Callable[[np.ndarra
     def apply(x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
         xp = np.pad(x.reshape(n, c_in, h, w), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        win = sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
+        # numpy's stubs type ``axis`` as one int; the function takes a tuple
+        win = sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))  # type: ignore[call-overload]
         win = win[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, ::dh, ::dw]  # (N, C, OH, OW, kH, kW)
         out = np.empty((n, oh, ow, c_out), dtype=np.result_type(x, kernel))
         for k in range(g):

@@ -73,7 +73,7 @@ def run_loop(
     x = lib.asarray(spikes, "float64")
     n, steps, _ = x.shape
     layers, dyn = network.layers, network.dynamics
-    drives = [_drive(l, l.fixed.weight if fixed else l.weight, lib) for l in layers]
+    drives = [_drive(l, l.mode_weight(mode), lib) for l in layers]
     mode_rec = [l.recurrent_weight(mode) for l in layers]
     rec_drives = [None if w is None else _drive(None, w, lib) for w in mode_rec]
     last = [None if w is None else lib.zeros((n, l.n_out), "float64") for w, l in zip(mode_rec, layers)]
@@ -87,8 +87,9 @@ def run_loop(
         s = x[:, t]
         for i in range(len(layers)):
             a = drives[i](s)
-            if rec_drives[i] is not None:
-                a = a + rec_drives[i](last[i])
+            rec_drive = rec_drives[i]
+            if rec_drive is not None:
+                a = a + rec_drive(last[i])
             if fixed:
                 states[i], spk, over = lif_step_fixed_checked(
                     states[i], lib.asarray(a, "int64"), params[i], lib.xp, dyn

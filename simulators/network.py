@@ -88,10 +88,14 @@ class Layer:
     def n_out(self) -> int:
         return int(self.weight.shape[0])
 
+    def mode_weight(self, mode: str) -> np.ndarray:
+        """The input synapses in ``mode``'s form: the integer weights in fixed point (when the
+        layer has them), else the float ones."""
+        return self.fixed.weight if (mode == "fixed" and self.fixed is not None) else self.weight
+
     def fan_out(self, mode: str) -> np.ndarray:
         """Non-zero synapses leaving each input neuron: one synaptic event per spike and synapse."""
-        w = self.fixed.weight if (mode == "fixed" and self.fixed is not None) else self.weight
-        return np.count_nonzero(w, axis=0).astype(np.int64)
+        return np.count_nonzero(self.mode_weight(mode), axis=0).astype(np.int64)
 
     def recurrent_weight(self, mode: str) -> Optional[np.ndarray]:
         """The recurrent synapses in ``mode``'s form (None for a feed-forward layer)."""
@@ -102,7 +106,7 @@ class Layer:
     def incoming(self, mode: str) -> np.ndarray:
         """Every synapse into the layer in ``mode``'s form, (n_out, n_in [+ n_out]): its input
         weights and, for a recurrent layer, its own (both share one fixed-point scale)."""
-        w = self.fixed.weight if (mode == "fixed" and self.fixed is not None) else self.weight
+        w = self.mode_weight(mode)
         rec = self.recurrent_weight(mode)
         return w if rec is None else np.concatenate([w, rec], axis=1)
 

@@ -175,6 +175,7 @@ def from_nir(
         if isinstance(node, nir.Output):
             continue
         if isinstance(node, nir.Flatten):  # our activity is always the C-order flat vector
+            assert shape is not None  # the chain starts at the Input node, which sets it
             shape = (int(np.prod(shape)),)
             continue
         if isinstance(node, (nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)):

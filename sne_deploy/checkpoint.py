@@ -114,6 +114,7 @@ def _rebuild(p: dict, path: Path) -> TrainedModel:
     known = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{**LEGACY_SETTINGS, **{k: v for k, v in p["config"].items() if k in known}})
     shape = tuple(p["input_shape"])
+    teacher: torch.nn.Module
     if p["teacher_kind"] == "torchscript":
         if _sha256(Path(cfg.teacher)) != p["teacher_sha256"]:
             raise CheckpointError(f"TorchScript teacher {cfg.teacher} changed since training (sha256 differs)")

@@ -45,16 +45,17 @@ def cmd_train(a: argparse.Namespace) -> int:
     torch.set_num_threads(a.threads or max(1, torch.get_num_threads()))
     model = train(cfg, progress=_progress(a))
     checkpoint.save(model, out)
-    summary_path = out.with_suffix(".summary.json")
+    summary, summary_path = model.summary, out.with_suffix(".summary.json")
+    assert summary is not None  # train() always evaluates
     with atomic_file(summary_path) as tmp:
-        tmp.write_text(json.dumps(model.summary.to_dict(), indent=2))
-    print(format_train_summary(model.summary))
+        tmp.write_text(json.dumps(summary.to_dict(), indent=2))
+    print(format_train_summary(summary))
     print(f"saved {out} and {summary_path}")
     print(f"next: sne-deploy export {out} --target lava")
     return 0
 
 
-def _config_options() -> list:  # type: ignore[type-arg]
+def _config_options() -> list:
     """The :class:`~sne_deploy.config.TrainConfig` fields ``train`` offers on the command line."""
     from dataclasses import fields
 
@@ -74,7 +75,9 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     per_dataset = {f.name for f in fields(DatasetDefaults)}
     for f in _config_options():
         m = f.metadata
-        kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), hints[f.name])
+        kind = hints[f.name]
+        if typing.get_origin(kind) is typing.Union:  # Optional[X]: the option takes an X
+            kind = next(t for t in typing.get_args(kind) if t is not type(None))
         text = m["help"] + (f" (default per dataset: {per_dataset_help(f.name)})" if f.name in per_dataset else "")
         kw: dict = {
             "dest": f.name,
@@ -90,7 +93,7 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag(f.name), **kw)
 
 
-def _config_from_args(a: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _config_from_args(a: argparse.Namespace):
     from .config import TrainConfig, parse_conv_layers
 
     values = {f.name: getattr(a, f.name) for f in _config_options()}
@@ -138,7 +141,7 @@ def _backend_options(a: argparse.Namespace) -> dict:
     return {"target": a.brian2_target} if a.backend == "brian2" and a.brian2_target else {}
 
 
-def _read_nir(a: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _read_nir(a: argparse.Namespace):
     """The graph as ``run-nir``'s options say: a preset's dt and conventions, each overridden by
     its own option; the reader's warnings become ``warning:`` lines."""
     import warnings
@@ -310,7 +313,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     return 0
 
 
-def _sweep(bundle, x, y, budgets, a) -> list:  # type: ignore[no-untyped-def]
+def _sweep(bundle, x, y, budgets, a) -> list:
     from tqdm.auto import tqdm
 
     from .report import format_simulation
@@ -347,7 +350,7 @@ def _number(option: str, text: str) -> float:
         raise InputError(f"{option}: '{text.strip()}' is not a number") from None
 
 
-def _read_inputs(path: Path):  # type: ignore[no-untyped-def]
+def _read_inputs(path: Path):
     z = read_npz(path, "x", "intensities of shape (N, n_in) in [0, 1]")
     return z["x"], z.get("y")
 
@@ -369,7 +372,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefa
         text = action.help or ""
         if action.default is None or action.default is False or "default" in text:
             return text
-        return super()._get_help_string(action)
+        return super()._get_help_string(action) or text
 
 
 def _choices(values: tuple[str, ...]) -> str:

@@ -112,7 +112,12 @@ def per_dataset_help(name: str) -> str:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every setting of one training run. ``None`` means "the dataset's default" (:data:`DATASET_DEFAULTS`)."""
+    """Every setting of one training run.
+
+    The fields of :class:`DatasetDefaults` default to ``None``, "the dataset's default", which
+    :meth:`resolved` (and :meth:`checked`) fill in from :data:`DATASET_DEFAULTS`; they are typed
+    as what they hold once resolved, and every function past :func:`~sne_deploy.train.train`'s
+    first line sees a resolved config."""
 
     data: str = option("digits", "dataset (offline only)", choices=DATASETS)
     data_dir: Optional[str] = option(None, "folder with the dataset files (fashion-mnist: Debian's by default)")
@@ -140,12 +145,12 @@ class TrainConfig:
     logit_reg: float = option(0.0, "weight of the penalty on the mean squared output rate (spikes per step)", minimum=0)
     epochs: int = option(30, "student epochs", minimum=1)
     seed: int = option(0, "seed of data split, initialisation and shuffling")
-    teacher: Optional[str] = option(None, "mlp, cnn, or a TorchScript file with features() and head()")
-    teacher_epochs: Optional[int] = option(None, "teacher epochs", minimum=1)
-    feat_dim: Optional[int] = option(None, "the built-in teacher's feature dimensions", minimum=1, cli=False)
-    steps: Optional[int] = option(None, "time steps T per sample", minimum=1)
-    hidden: Optional[int] = option(None, "hidden neurons per student", minimum=1)
-    batch_size: Optional[int] = option(None, "training batch size", minimum=1, cli=False)
+    teacher: str = option(None, "mlp, cnn, or a TorchScript file with features() and head()")
+    teacher_epochs: int = option(None, "teacher epochs", minimum=1)
+    feat_dim: int = option(None, "the built-in teacher's feature dimensions", minimum=1, cli=False)
+    steps: int = option(None, "time steps T per sample", minimum=1)
+    hidden: int = option(None, "hidden neurons per student", minimum=1)
+    batch_size: int = option(None, "training batch size", minimum=1, cli=False)
     du: float = option(1.0, "students' current decay", cli=False)
     dv: float = option(0.25, "students' voltage decay", cli=False)
     lr: float = option(3e-3, "students' learning rate", cli=False)
@@ -154,8 +159,8 @@ class TrainConfig:
     gate_epochs: int = option(60, "gate epochs", minimum=0, cli=False)
     gate_hidden: int = option(64, "gate hidden width", minimum=1, cli=False)
     limit_train: Optional[int] = option(None, "use only the first N training samples", minimum=1)
-    population: Optional[int] = option(None, "output neurons per teacher feature, averaged by the head", minimum=1)
-    ensemble_ce: Optional[float] = option(
+    population: int = option(None, "output neurons per teacher feature, averaged by the head", minimum=1)
+    ensemble_ce: float = option(
         None, "weight of the ensemble's classification term during student training", minimum=0, cli=False
     )
     member_ce: float = option(
@@ -170,8 +175,8 @@ class TrainConfig:
         minimum=0,
         metavar="WEIGHT",
     )
-    train_head: Optional[bool] = option(None, "train the teacher's classifier with the students, end to end")
-    logit_kd: Optional[float] = option(
+    train_head: bool = option(None, "train the teacher's classifier with the students, end to end")
+    logit_kd: float = option(
         None,
         "KD on the teacher's logits (temperature 4) in the ensemble's classification term",
         minimum=0,
@@ -183,20 +188,20 @@ class TrainConfig:
         "student kind: mlp (input -> hidden -> outputs) or conv (strided Conv2d -> LIF layers -> outputs)",
         choices=STUDENT_KINDS,
     )
-    conv: Optional[ConvSpec] = option(
+    conv: ConvSpec = option(
         None,
         "conv students' layers: channels, kernel, stride, padding each",
         metavar="C,K,S,P[;C,K,S,P]",
         flag="--conv-layers",
     )
-    input_delta: Optional[float] = option(
+    input_delta: float = option(
         None,
         "the input layer's ternary threshold in mean |w| (TWN: 0.7; larger = "
         "sparser input layer, fewer synaptic events)",
         minimum=0,
         metavar="DELTA",
     )
-    encoding: Optional[str] = option(
+    encoding: str = option(
         None,
         "input spike code: regular-if, floor(T x) spikes per pixel, or regular-if-centred, round(T x)",
         choices=tuple(ENCODINGS),
@@ -233,7 +238,7 @@ class TrainConfig:
             raise InputError("--conv-layers shapes convolutional students: add --student conv")
         cfg = self.resolved()
         check_objective(cfg)
-        if cfg.teacher in BUILTIN_TEACHERS and cfg.members > int(cfg.feat_dim):  # type: ignore[arg-type]
+        if cfg.teacher in BUILTIN_TEACHERS and cfg.members > int(cfg.feat_dim):
             raise InputError(
                 f"--members {cfg.members} exceeds the {cfg.feat_dim} feature dimensions "
                 f"of the {cfg.data} teacher; each member needs at least one"
@@ -271,4 +276,4 @@ def parse_conv_layers(text: str) -> ConvSpec:
                 "padding >= 0), layers separated by ';'"
             )
         layers.append(values)
-    return tuple(layers)  # type: ignore[return-value]
+    return tuple(layers)

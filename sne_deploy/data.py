@@ -128,14 +128,14 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
     MAX_ELEMENTS = 1 << 28  # a CIFAR-10 batch holds 30.7 M bytes; nothing real asks for more
 
-    def find_class(self, module: str, name: str):  # type: ignore[override]
+    def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
         found = super().find_class(module, name)
         if name != "_reconstruct":
             return found
 
-        def reconstruct(subtype, shape, dtype):  # type: ignore[no-untyped-def]
+        def reconstruct(subtype, shape, dtype):
             # the pickle names the shape before any data: refuse absurd sizes before allocating
             if int(np.prod(np.asarray(shape, dtype=np.float64))) > self.MAX_ELEMENTS:
                 raise pickle.UnpicklingError(f"an array of shape {tuple(shape)} is larger than any CIFAR-10 batch")

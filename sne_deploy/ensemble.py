@@ -30,6 +30,13 @@ def placement(order: np.ndarray, dims: int) -> torch.Tensor:
 
 
 class HostHead(nn.Module):
+    # buffers (register_buffer), declared for the type checker
+    place: torch.Tensor
+    member_of: torch.Tensor
+    count_mean: torch.Tensor
+    feat_mean: torch.Tensor
+    feat_std: torch.Tensor
+
     def __init__(
         self, groups: Sequence[np.ndarray], feat_mean: np.ndarray, feat_std: np.ndarray, head: nn.Linear, steps: int
     ) -> None:

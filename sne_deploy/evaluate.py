@@ -11,7 +11,7 @@ from sne_deploy.simulators.result import MODES
 from .data import Dataset
 from .model import TrainedModel, member_counts
 from .records import MemberSummary, TrainSummary
-from .teacher import teacher_features, teacher_macs
+from .teacher import teacher_features, teacher_head, teacher_macs
 
 
 @torch.no_grad()
@@ -44,7 +44,7 @@ def evaluate(model: TrainedModel, ds: Dataset) -> TrainSummary:
         test_samples=len(test),
         encoding=cfg.encoding,
         steps=cfg.steps,
-        teacher_accuracy=accuracy(model.teacher.head(torch.from_numpy(f_test)), test.y),
+        teacher_accuracy=accuracy(teacher_head(model.teacher, torch.from_numpy(f_test)), test.y),
         teacher_macs=teacher_macs(model.teacher, model.input_shape),
         gate_macs=model.gate.macs(),
         ensemble_accuracy={m: all_awake_accuracy(model, counts[m], test.y) for m in MODES},

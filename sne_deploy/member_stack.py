@@ -27,6 +27,8 @@ class MemberStack(nn.Module):
 
     ``ternary=False`` gives the full-precision twins of Twin Network Augmentation."""
 
+    out_mask: torch.Tensor  # a buffer (register_buffer), declared for the type checker
+
     def __init__(self, spec: StudentSpec, out_sizes: Sequence[int], ternary: bool = True, seed: int = 0) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(seed)

@@ -48,16 +48,16 @@ def student_spec(cfg: TrainConfig, input_shape: tuple) -> StudentSpec:
         tuple(convs),
         int(cfg.steps),
         cfg.du,
-        cfg.dv,  # type: ignore[arg-type]
+        cfg.dv,
         float(cfg.input_delta),
-    )  # type: ignore[arg-type]
+    )
 
 
 def student_layout(cfg: TrainConfig, input_shape: tuple) -> tuple[list[int], list[ConvGeometry]]:
     """(dense hidden widths, convolutions) of every student of ``cfg`` for inputs of ``input_shape``."""
     check_choice("--student", cfg.student, STUDENT_KINDS)
     if cfg.student == "mlp":
-        return [int(cfg.hidden)], []  # type: ignore[arg-type]
+        return [int(cfg.hidden)], []
     else:
         shape = tuple(input_shape) if len(input_shape) == 3 else (1, *input_shape)
         layers = cfg.conv or CONV_STUDENT

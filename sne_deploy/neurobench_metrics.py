@@ -65,7 +65,7 @@ class DeployedMember(nn.Module):
         self.linears.append(lin)
         return lin
 
-    def _synapses(self, _layer: object, weight: np.ndarray):  # type: ignore[no-untyped-def]
+    def _synapses(self, _layer: object, weight: np.ndarray):
         lin = self._by_weight[id(weight)]
         return lambda s: lin(s.to(torch.float32)).to(torch.float64)
 

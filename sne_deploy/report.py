@@ -107,7 +107,7 @@ def subplots(*args: Any, **kw: Any) -> Any:
     return fig, fig.subplots(*args, **kw)
 
 
-def save_figure(fig, out_png: str) -> None:  # type: ignore[no-untyped-def]
+def save_figure(fig, out_png: str) -> None:
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
 
@@ -254,7 +254,7 @@ def write_report(
     check_report_dir(out)
     with exclusive(out), atomic_dir(out) as tmp:
         teacher = {"accuracy": bundle.manifest.teacher_accuracy, "energy_pj": rows[0].teacher_energy_pj}
-        doc = {
+        doc: dict[str, Any] = {
             "bundle": str(bundle.path.resolve()),
             "teacher": teacher,
             "runs": [r.to_dict() for r in rows],

@@ -237,6 +237,7 @@ def simulate(
     scores = bundle.gate_scores(x) if uses_gate else None
     rounds = None
     if policy == "cascade":
+        assert scores is not None
         runs, awake, rounds = run_cascade(
             bundle,
             spikes,

@@ -152,9 +152,10 @@ def random_awake(n: int, k: int, budget: float, seed: int = 0) -> np.ndarray:
 
 def best_subsets(k: int, score_fn: Callable[[np.ndarray], float]) -> dict[int, list[int]]:
     """For every size m, the static subset of members maximising ``score_fn(mask)`` (e.g. validation accuracy)."""
-    out = {}
+    out: dict[int, list[int]] = {}
     for m in range(1, k + 1):
-        best, best_s = None, -np.inf
+        best: list[int] = []
+        best_s = -np.inf
         for sub in combinations(range(k), m):
             mask = np.zeros(k, bool)
             mask[list(sub)] = True

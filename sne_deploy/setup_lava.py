@@ -92,7 +92,7 @@ def _check(venv: Path) -> Optional[str]:
     return lines[-1] if lines else f"exit {r.returncode}"
 
 
-def setup_lava(python: Optional[str] = None, env_dir: Optional[Path] = None, force: bool = False, say=print) -> Path:  # type: ignore[no-untyped-def]
+def setup_lava(python: Optional[str] = None, env_dir: Optional[Path] = None, force: bool = False, say=print) -> Path:
     venv = Path(env_dir) if env_dir else lava_env_dir()
     py = find_python310(python)
     stamp = _stamp(py)

@@ -84,11 +84,8 @@ def run_members_float(
     n, t_steps, n_in = spikes.shape
     k = weights[0].shape[0]
     # layers after the first: their input is each member's own activity
-    ops = [None] + [
-        (_conv_op(w, convs[i]) if i < len(convs) else (lambda s, w=w: torch.bmm(s, w.transpose(1, 2))))
-        for i, w in enumerate(weights)
-        if i > 0
-    ]
+    ops: list[Optional[Callable[[torch.Tensor], torch.Tensor]]] = [None]
+    ops += [(_conv_op(w, convs[i]) if i < len(convs) else _dense_op(w)) for i, w in enumerate(weights) if i > 0]
     # the first layer for all steps and members at once (its input is shared): (N*T, K*n1)
     x = spikes.reshape(n * t_steps, n_in)
     if convs:
@@ -108,13 +105,19 @@ def run_members_float(
     for t in range(t_steps):
         s = a0[t]
         for i, b in enumerate(biases):
-            a = s if i == 0 else ops[i](s)
+            op = ops[i]
+            a = s if op is None else op(s)
             states[i], s = lif_step_float(states[i], a, LIFParams(du, dv, 1.0, b), torch, _surrogate)
             if i == last and out_mask is not None:
                 s = s * out_mask
             total = total + s.sum(dim=2)
         out = out + s
     return out, total
+
+
+def _dense_op(w: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Each member's dense layer on its own activity: (K, N, in) -> (K, N, out)."""
+    return lambda s: torch.bmm(s, w.transpose(1, 2))
 
 
 def layer_sizes(n_in: int, convs: Sequence[ConvGeometry], hidden: Sequence[int], n_out: int) -> list[int]:

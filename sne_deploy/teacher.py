@@ -100,11 +100,11 @@ def teacher_macs(teacher: nn.Module, in_shape: tuple[int, ...]) -> int:
     macs = 0
     hooks = []
 
-    def lin(m: nn.Linear, inp, out) -> None:  # type: ignore[no-untyped-def]
+    def lin(m: nn.Linear, inp, out) -> None:
         nonlocal macs
         macs += m.in_features * m.out_features
 
-    def conv(m: nn.Conv2d, inp, out) -> None:  # type: ignore[no-untyped-def]
+    def conv(m: nn.Conv2d, inp, out) -> None:
         nonlocal macs
         k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
         macs += int(out[0].numel()) * k
@@ -166,4 +166,14 @@ def train_teacher(
 
 @torch.no_grad()
 def teacher_features(teacher: nn.Module, x: np.ndarray, batch: int = 2000) -> np.ndarray:
-    return torch.cat([teacher.features(torch.from_numpy(x[i : i + batch])) for i in range(0, len(x), batch)]).numpy()
+    """The teacher's features of ``x``, in batches. A teacher is any module with ``features()``
+    and ``head()`` (the built-ins, a user's TorchScript); torch types such attributes as
+    ``Tensor | Module``, hence the ignores here and in :func:`teacher_head`."""
+    parts = [teacher.features(torch.from_numpy(x[i : i + batch])) for i in range(0, len(x), batch)]  # type: ignore[operator]
+    return torch.cat(parts).numpy()
+
+
+@torch.no_grad()
+def teacher_head(teacher: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """The teacher's logits from its features."""
+    return teacher.head(features)  # type: ignore[operator]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -54,11 +55,13 @@ def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Mo
     train_split = ds.train
     if cfg.limit_train:
         train_split = Split(ds.train.x[: cfg.limit_train], ds.train.y[: cfg.limit_train])
-    teacher, kind = teacher or get_teacher(cfg, Dataset(ds.name, train_split, ds.val, ds.test, ds.n_classes), progress)
+    teacher_net, kind = teacher or get_teacher(
+        cfg, Dataset(ds.name, train_split, ds.val, ds.test, ds.n_classes), progress
+    )
     timings["teacher_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    targets = feature_targets(teacher, train_split, cfg)
+    targets = feature_targets(teacher_net, train_split, cfg)
     trained = train_students(
         cfg,
         train_split,
@@ -66,7 +69,7 @@ def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Mo
         targets.groups,
         progress,
         ds.n_classes,
-        member_classifier(teacher, targets) if cfg.member_ce > 0 or cfg.ensemble_ce > 0 else None,
+        member_classifier(teacher_net, targets) if cfg.member_ce > 0 or cfg.ensemble_ce > 0 else None,
     )
     students, log = trained.students, trained.log
     timings["students_s"] = time.perf_counter() - t
@@ -74,7 +77,7 @@ def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Mo
     t = time.perf_counter()
     networks = [s.to_network(f"member{k}") for k, s in enumerate(students)]
     counts_train, _ = member_counts(networks, train_split.flat(), cfg.steps, "float", cfg.encoding)
-    head = build_head(cfg, teacher, students, targets, trained, counts_train)
+    head = build_head(cfg, teacher_net, students, targets, trained, counts_train)
     finetune_head(head, counts_train, train_split.y, cfg, progress)
     head.eval()
     timings["head_s"] = time.perf_counter() - t
@@ -85,7 +88,7 @@ def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Mo
     timings["gate_s"] = time.perf_counter() - t
 
     model = TrainedModel(
-        cfg, teacher, kind, tuple(ds.input_shape), ds.n_classes, targets.groups, students, networks, head, gate
+        cfg, teacher_net, kind, tuple(ds.input_shape), ds.n_classes, targets.groups, students, networks, head, gate
     )
     t = time.perf_counter()
     summary = evaluate(model, ds)
@@ -101,7 +104,7 @@ def get_teacher(cfg: TrainConfig, ds: Dataset, progress: bool) -> tuple[nn.Modul
         train_teacher(teacher, ds, cfg.teacher_epochs, cfg.batch_size, cfg.seed, progress, resolve_device(cfg.device))
         kind = cfg.teacher
     else:
-        teacher = load_torchscript_teacher(cfg.teacher)
+        teacher = load_torchscript_teacher(Path(cfg.teacher))
         kind = "torchscript"
     teacher.eval()
     return teacher, kind
@@ -125,10 +128,11 @@ def feature_targets(teacher: nn.Module, split: Split, cfg: TrainConfig) -> Featu
 def member_classifier(teacher: nn.Module, targets: FeatureTargets) -> MemberClassifier:
     """The teacher's classifier, feature standardisation and training logits, for the
     classification terms."""
-    if not isinstance(getattr(teacher, "classifier", None), nn.Linear):
+    classifier = getattr(teacher, "classifier", None)
+    if not isinstance(classifier, nn.Linear):
         raise InputError("--member-ce needs the teacher's head as an nn.Linear exposed as 'classifier'")
     features = torch.from_numpy((targets.z * targets.std + targets.mean).astype(np.float32))
-    return MemberClassifier(teacher.classifier, targets.mean, targets.std, teacher.classifier(features).numpy())
+    return MemberClassifier(classifier, targets.mean, targets.std, classifier(features).numpy())
 
 
 def build_head(
@@ -147,9 +151,10 @@ def build_head(
     elif trained.classifier is not None:
         head_lin = trained.classifier  # already the students' own copy
     else:
-        if not isinstance(getattr(teacher, "classifier", None), nn.Linear):
+        classifier = getattr(teacher, "classifier", None)
+        if not isinstance(classifier, nn.Linear):
             raise InputError("the teacher's head must be an nn.Linear exposed as 'classifier' to be fine-tuned")
-        head_lin = copy.deepcopy(teacher.classifier)
+        head_lin = copy.deepcopy(classifier)
     head = HostHead(targets.groups, targets.mean, targets.std, head_lin, cfg.steps)
     with torch.no_grad():
         head.gamma.copy_(torch.cat([s.gamma for s in students]))

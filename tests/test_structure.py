@@ -148,3 +148,25 @@ def test_every_exception_class_in_the_packages_is_an_sne_error():
             assert cls.__name__ == "Terminated", cls
             continue
         assert issubclass(cls, SneError), f"{cls.__module__}.{cls.__name__} is not an SneError"
+
+
+def test_tests_take_helpers_from_helpers_not_conftest():
+    """conftest holds fixtures, which pytest injects; a test that imports conftest's names gets a
+    second copy of the module under another name (and its fixtures registered twice)."""
+    for path in _package_files("tests"):
+        imported = _imported_modules(path)
+        assert not any(m.split(".")[-1] == "conftest" or ".conftest." in m for m in imported), path
+
+
+def test_every_exported_record_has_one_dict_form():
+    """The records a network is made of share one serialisation (simulators/plain.py): each has
+    to_dict and from_dict, and nothing else writes their fields by hand."""
+    from sne_deploy.simulators.linear_maps import ConvGeometry
+    from sne_deploy.simulators.network import FixedLayer, Layer, Network
+    from sne_deploy.simulators.neuron import Dynamics, LIFFixedParams, LIFParams
+
+    for cls in (LIFParams, LIFFixedParams, Dynamics, ConvGeometry, FixedLayer, Layer, Network):
+        assert callable(getattr(cls, "to_dict", None)) and callable(getattr(cls, "from_dict", None)), cls
+    for path in _package_files("simulators", "exporters"):
+        text = path.read_text()
+        assert '"sne_du"' not in text and "l{i}_" not in text, f"{path} writes a record's fields by hand"

@@ -8,6 +8,8 @@ bool, shape (length, n)) at time step ``last``. The dynamics stay Lava's code, t
 stays that of the bare network.
 """
 
+from typing import Any
+
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.resources import CPU
@@ -46,7 +48,9 @@ class _Recording:
 @requires(CPU)
 @tag("bit_accurate_loihi", "fixed_pt")
 class PyRecordingLifResetModelBitAcc(_Recording, PyLifResetModelBitAcc):
-    implements_process, tags = None, []  # inherited from Lava's model; @implements/@tag refuse to overwrite
+    # inherited from Lava's model; @implements/@tag refuse to overwrite
+    implements_process: Any = None
+    tags: list[str] = []
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -57,7 +61,9 @@ class PyRecordingLifResetModelBitAcc(_Recording, PyLifResetModelBitAcc):
 @requires(CPU)
 @tag("floating_pt")
 class PyRecordingLifResetModelFloat(_Recording, PyLifResetModelFloat):
-    implements_process, tags = None, []  # inherited from Lava's model; @implements/@tag refuse to overwrite
+    # inherited from Lava's model; @implements/@tag refuse to overwrite
+    implements_process: Any = None
+    tags: list[str] = []
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
