@@ -58,11 +58,17 @@ def benchmark_parser(doc: Optional[str], markdown: Optional[Callable[[dict], str
     return ap
 
 
-def write_results(name: str, doc: dict) -> Path:
-    """``benchmarks/results/NAME``, written whole (a reader never sees half a file)."""
+def write_results(name: str | Path, doc: dict) -> Path:
+    """``benchmarks/results/NAME`` (or the path given), written whole: a reader never sees half a file."""
     from sne_deploy.simulators.files import atomic_file
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with atomic_file(RESULTS / name) as tmp:
+    path = RESULTS / name if isinstance(name, str) else name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(doc, indent=2))
-    return RESULTS / name
+    return path
+
+
+def table_head(title: str, first: str, columns: list[str] | tuple[str, ...]) -> list[str]:
+    """A README table's title line and header: ``| first | col | ... |`` and its rule."""
+    return ["", title, "", f"| {first} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]

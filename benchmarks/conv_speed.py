@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import write_results
+
 ROOT = Path(__file__).resolve().parent.parent
 T, RATE = 300, 0.05
 CASES = {  # case -> samples
@@ -171,8 +173,7 @@ def main() -> None:
         "speedup": speedups,
         "all_counts_identical_to_the_reference": exact,
     }
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(doc, indent=2))
+    write_results(Path(a.out), doc)
     print("| case | samples | before samples/s | after samples/s | speed-up |\n|---|---|---|---|---|")
     for c in cases:
         b, f = by.get(("before", c)), by[("after", c)]

@@ -16,7 +16,7 @@ from sne_deploy.deploy import bundle_parts
 from sne_deploy.exporters.bundle import load_bundle, write_bundle
 from sne_deploy.train import TrainConfig, train
 
-from _common import benchmark_parser, write_results
+from _common import benchmark_parser, table_head, write_results
 
 SWEEP_POLICIES = ("gate", "cascade", "fixed", "random")
 
@@ -100,13 +100,9 @@ def markdown(doc: dict) -> str:
     ]
     by = {(v["budget"], v["policy"]): v for v in doc["sweep"]}
     budgets = sorted({b for b, _ in by})
-    lines += [
-        "",
-        "Budget sweep (torch, fixed point; test accuracy, best of each row in bold):",
-        "",
-        "| budget | " + " | ".join(SWEEP_POLICIES) + " |",
-        "|---" * (len(SWEEP_POLICIES) + 1) + "|",
-    ]
+    lines += table_head(
+        "Budget sweep (torch, fixed point; test accuracy, best of each row in bold):", "budget", SWEEP_POLICIES
+    )
     for b in budgets:
         best = max(by[(b, p)]["accuracy"] for p in SWEEP_POLICIES)
         lines.append(

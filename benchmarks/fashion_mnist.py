@@ -36,7 +36,7 @@ from sne_deploy.report import plot_sweep
 from sne_deploy.runtime import simulate
 from sne_deploy.train import TrainConfig, train
 
-from _common import PROGRESS, RESULTS, ROOT, benchmark_parser
+from _common import PROGRESS, RESULTS, ROOT, benchmark_parser, table_head
 from _plots import plot_ablations, plot_noise
 
 SWEEP_POLICIES = ("gate", "cascade", "fixed", "random")
@@ -207,13 +207,7 @@ def markdown(doc: dict) -> str:
         f"(≤ 2.5 µJ: {ok(tg['best03_energy_uj'] <= 2.5)}; teacher / SNE = **{tg['best03_teacher_ratio']:.1f}×**, ≥ 10×: {ok(tg['best03_teacher_ratio'] >= 10)}); "
         f"gate or cascade beats fixed and random at {tg['dynamic_wins']} of {tg['sweep_budgets_below_1']} budgets below 1.0.",
     ]
-    lines += [
-        "",
-        "Budget sweep (torch fixed point, accuracy / Loihi µJ per sample):",
-        "",
-        "| budget | " + " | ".join(SWEEP_POLICIES) + " |",
-        "|---" * (len(SWEEP_POLICIES) + 1) + "|",
-    ]
+    lines += table_head("Budget sweep (torch fixed point, accuracy / Loihi µJ per sample):", "budget", SWEEP_POLICIES)
     by = {(r["budget"], r["policy"]): r for r in doc["sweep"]}
     for b in sorted({r["budget"] for r in doc["sweep"]}):
         lines.append(

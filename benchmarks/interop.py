@@ -60,22 +60,7 @@ def run_nir(ex, folder: Path, backend: str, mode: str) -> dict:  # type: ignore[
     """One run-nir call, in process, as a user would type it; its JSON and spike trains."""
     np.savez(folder / "in.npz", spikes=ex.inputs)
     out = folder / f"out_{backend}_{mode}.npz"
-    args = [
-        "run-nir",
-        str(ex.path),
-        "--inputs",
-        str(folder / "in.npz"),
-        "--preset",
-        ex.preset,
-        *ex.options,
-        "--backend",
-        backend,
-        "--mode",
-        mode,
-        "--out",
-        str(out),
-        "--json",
-    ]
+    args = library_nets.run_nir_args(ex.path, folder / "in.npz", ex.preset, backend, mode, out, *ex.options, "--json")
     if mode == "fixed":
         args.append("--quantize")
     stdout, stderr = io.StringIO(), io.StringIO()

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import write_results
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SIZES, T, N, N_NAIVE = (64, 128, 10), 16, 2000, 20
@@ -173,8 +175,7 @@ def main() -> None:
         "cases": rows,
         "targets": targets,
     }
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(doc, indent=2))
+    write_results(Path(a.out), doc)
     print("| case | samples/s | steps/s | run s | build s | batch | peak MB |\n|---|---|---|---|---|---|---|")
     for r in rows:
         print(

@@ -315,22 +315,28 @@ def _run_runtime(
     t_build = time.perf_counter() - t0
     built.net.run(table.shape[0] * b2.defaultclock.dt, namespace={})  # no implicit look-up of our locals
     out = _read_monitors(built, n, bsz, steps, b2.defaultclock.dt)
-    return _result(
-        network,
-        mode,
-        spikes,
-        out,
-        time.perf_counter() - t0,
-        t_build,
-        {"target": target, "batch": bsz, "brian2": b2.__version__},
-    )
+    return _result(network, mode, spikes, out, t0, t_build, target=target, batch=bsz)
 
 
 def _result(
-    network: Network, mode: str, spikes: np.ndarray, out: Monitored, wall: float, t_build: float, details: dict
+    network: Network, mode: str, spikes: np.ndarray, out: Monitored, t0: float, t_build: float, **details: Any
 ) -> Result:
+    """The run's Result; ``details`` are the target's extras (Brian2's version is always one)."""
+    import brian2 as b2
+
+    wall = time.perf_counter() - t0
     return make_result(
-        network, "brian2", mode, spikes, out.counts, wall, out.rasters, details, out.readout, out.overflow, t_build
+        network,
+        "brian2",
+        mode,
+        spikes,
+        out.counts,
+        wall,
+        out.rasters,
+        {**details, "brian2": b2.__version__},
+        out.readout,
+        out.overflow,
+        t_build,
     )
 
 
@@ -380,13 +386,10 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
         mode,
         spikes,
         out,
-        time.perf_counter() - t0,
+        t0,
         t_build,
-        {
-            "target": "cpp_standalone",
-            "batch": bsz,
-            "binary_s": t_binary,
-            "project": str(project),
-            "brian2": b2.__version__,
-        },
+        target="cpp_standalone",
+        batch=bsz,
+        binary_s=t_binary,
+        project=str(project),
     )

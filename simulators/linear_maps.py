@@ -55,18 +55,8 @@ class ConvGeometry:
 
     @classmethod
     def from_dict(cls, d: Any) -> "ConvGeometry":
-        i: dict[str, Any] = {
-            k: plain.ints(d[k]) for k in ("in_shape", "out_shape", "kernel", "stride", "padding", "dilation")
-        }
-        return cls(
-            i["in_shape"],
-            i["out_shape"],
-            i["kernel"],
-            i["stride"],
-            i["padding"],
-            i["dilation"],
-            int(d["groups"]),
-        )
+        i = plain.ints
+        return plain.record(cls, d, in_shape=i, out_shape=i, kernel=i, stride=i, padding=i, dilation=i, groups=int)
 
     def taps(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
         """Per kernel tap (ky, kx): the output positions it reaches and the input positions it

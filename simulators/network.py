@@ -45,11 +45,7 @@ class FixedLayer:
 
     @classmethod
     def from_dict(cls, d: Any) -> "FixedLayer":
-        return cls(
-            plain.array(d["weight"], np.int64),
-            LIFFixedParams.from_dict(d["params"]),
-            plain.optional_array(d, "recurrent", np.int64),
-        )
+        return plain.record(cls, d, weight=plain.INTS, params=LIFFixedParams.from_dict, recurrent=plain.INTS)
 
 
 @dataclass(frozen=True)
@@ -70,14 +66,16 @@ class Layer:
 
     @classmethod
     def from_dict(cls, d: Any) -> "Layer":
-        return cls(
-            plain.text(d["name"]),
-            plain.array(d["weight"], np.float64),
-            LIFParams.from_dict(d["params"]),
-            bool(d.get("spiking", True)),
-            FixedLayer.from_dict(d["fixed"]) if "fixed" in d else None,
-            ConvGeometry.from_dict(d["conv"]) if "conv" in d else None,
-            plain.optional_array(d, "recurrent", np.float64),
+        return plain.record(
+            cls,
+            d,
+            name=plain.text,
+            weight=plain.FLOATS,
+            params=LIFParams.from_dict,
+            spiking=bool,
+            fixed=FixedLayer.from_dict,
+            conv=ConvGeometry.from_dict,
+            recurrent=plain.FLOATS,
         )
 
     @property
@@ -160,11 +158,7 @@ class Network:
 
     @classmethod
     def from_dict(cls, d: Any) -> "Network":
-        return cls(
-            tuple(Layer.from_dict(x) for x in d["layers"]),
-            dt=float(d["dt"]),
-            dynamics=Dynamics.from_dict(d["dynamics"]),
-        )
+        return plain.record(cls, d, layers=_layers, dt=float, dynamics=Dynamics.from_dict)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The flat name -> array form handed to the Lava worker (``np.savez``, no pickle)."""
@@ -173,6 +167,10 @@ class Network:
     @classmethod
     def from_arrays(cls, a: Any) -> "Network":
         return cls.from_dict(plain.unflatten({k: a[k] for k in a.keys()}))
+
+
+def _layers(xs: Any) -> tuple[Layer, ...]:
+    return tuple(Layer.from_dict(x) for x in xs)
 
 
 def make_layer(

@@ -67,12 +67,8 @@ class LIFParams(NamedTuple):
 
     @classmethod
     def from_dict(cls, d: Any) -> "LIFParams":
-        return cls(
-            plain.number_or_array(d["du"], np.float64),
-            plain.number_or_array(d["dv"], np.float64),
-            plain.array(d["vth"], np.float64),
-            plain.array(d["bias"], np.float64),
-            plain.optional_array(d, "ibias", np.float64),
+        return plain.record(
+            cls, d, du=plain.NUMBER, dv=plain.NUMBER, vth=plain.FLOATS, bias=plain.FLOATS, ibias=plain.FLOATS
         )
 
 
@@ -91,13 +87,15 @@ class LIFFixedParams(NamedTuple):
 
     @classmethod
     def from_dict(cls, d: Any) -> "LIFFixedParams":
-        return cls(
-            plain.number_or_array(d["du_fx"], np.int64),
-            plain.number_or_array(d["dv_fx"], np.int64),
-            plain.array(d["vth"], np.int64),
-            plain.array(d["bias_mant"], np.int64),
-            int(d["bias_exp"]),
-            plain.optional_array(d, "ibias", np.int64),
+        return plain.record(
+            cls,
+            d,
+            du_fx=plain.INTEGER,
+            dv_fx=plain.INTEGER,
+            vth=plain.INTS,
+            bias_mant=plain.INTS,
+            bias_exp=int,
+            ibias=plain.INTS,
         )
 
 
@@ -141,7 +139,7 @@ class Dynamics:
 
     @classmethod
     def from_dict(cls, d: Any) -> "Dynamics":
-        return cls(*(plain.text(d[k]) for k in ("firing", "reset", "decay")))
+        return plain.record(cls, d, firing=plain.text, reset=plain.text, decay=plain.text)
 
     @property
     def is_loihi(self) -> bool:

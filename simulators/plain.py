@@ -14,7 +14,7 @@ array by dtype and value. Modelled on ``nir``'s generic ``dict`` round trip of i
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, TypeVar
 
 import numpy as np
 
@@ -96,21 +96,33 @@ def same(a: Any, b: Any) -> bool:
     return same_type and x.shape == y.shape and bool(np.array_equal(x, y))
 
 
-# --- coercions for from_dict: stores hand back 0-d arrays, bytes and numpy scalars ---
+# --- from_dict: each record names a coercion per field; stores hand back 0-d arrays, bytes and numpy scalars ---
+
+R = TypeVar("R")
 
 
-def number_or_array(x: Any, dtype: Any) -> Any:
-    """A plain Python number for a 0-d value (a population-wide decay), else an array."""
-    a = np.asarray(x, dtype=dtype)
-    return a.item() if a.ndim == 0 else a
+def record(cls: type[R], d: Mapping[str, Any], **coerce: Callable[[Any], Any]) -> R:
+    """``cls`` from the plain form ``d``: each field ``d`` holds through its coercion; a field it
+    does not hold (``to_dict`` leaves out ``None``) takes the record's default."""
+    return cls(**{k: f(d[k]) for k, f in coerce.items() if k in d})
 
 
-def array(x: Any, dtype: Any) -> np.ndarray:
-    return np.asarray(x, dtype=dtype)
+def _number_or_array(dtype: Any) -> Callable[[Any], Any]:
+    def coerce(x: Any) -> Any:
+        a = np.asarray(x, dtype=dtype)
+        return a.item() if a.ndim == 0 else a  # a population-wide value stays a plain number
+
+    return coerce
 
 
-def optional_array(d: Mapping[str, Any], key: str, dtype: Any) -> Optional[np.ndarray]:
-    return None if key not in d else np.asarray(d[key], dtype=dtype)
+def _array(dtype: Any) -> Callable[[Any], np.ndarray]:
+    return lambda x: np.asarray(x, dtype=dtype)
+
+
+NUMBER = _number_or_array(np.float64)  # a float, or one per neuron
+INTEGER = _number_or_array(np.int64)  # an int, or one per neuron
+FLOATS = _array(np.float64)
+INTS = _array(np.int64)
 
 
 def ints(x: Any) -> tuple[int, ...]:

@@ -216,6 +216,8 @@ class TrainConfig:
         fill = {f.name: getattr(d, f.name) for f in fields(d)}
         if self.objective == "labels":  # no teacher classifier to train, no teacher logits to match
             fill.update(train_head=False, logit_kd=0.0)
+        if self.student != "conv":  # only conv students have conv layers (and checked() stays idempotent)
+            del fill["conv"]
         return replace(self, **{k: v for k, v in fill.items() if getattr(self, k) is None})
 
     def checked(self) -> "TrainConfig":

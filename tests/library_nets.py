@@ -74,6 +74,26 @@ def _flat_inputs(x: torch.Tensor) -> np.ndarray:
     return x.flatten(2).permute(1, 0, 2).numpy().astype(np.uint8)
 
 
+def run_nir_args(graph: Path, inputs: Path, preset: str, backend: str, mode: str, out: Path, *extra: str) -> list[str]:
+    """The ``sne-deploy run-nir`` command line a user types for a library's export (the interop
+    tests and benchmark run exactly this)."""
+    return [
+        "run-nir",
+        str(graph),
+        "--inputs",
+        str(inputs),
+        "--preset",
+        preset,
+        "--backend",
+        backend,
+        "--mode",
+        mode,
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
 # --- snnTorch --------------------------------------------------------------------------------
 
 
@@ -83,6 +103,14 @@ def _snntorch_write(folder: Path, net: torch.nn.Module, x: torch.Tensor) -> Path
     path = folder / "snntorch.nir"
     nir.write(str(path), export_to_nir(net, x[0, :1], ignore_dims=[0]))
     return path
+
+
+def _snntorch_run_and_write(folder: Path, layers: list, x: torch.Tensor) -> tuple[list, Path]:
+    """snnTorch's own spike trains of ``layers`` (init_hidden neurons) on ``x``, and its NIR export."""
+    trains = [t.astype(bool) for t in simulate(x, layers, lambda m, a: m(a))]
+    for m in layers[1::2]:
+        m.reset_hidden()
+    return trains, _snntorch_write(folder, torch.nn.Sequential(*layers), x)
 
 
 def snntorch_leaky(
@@ -105,10 +133,7 @@ def snntorch_leaky(
     l1 = snn.Leaky(beta=beta(HIDDEN, 0.5), threshold=threshold(HIDDEN), init_hidden=True, reset_mechanism=reset)
     l2 = snn.Leaky(beta=beta(N_OUT, 0.75), threshold=threshold(N_OUT), init_hidden=True, reset_mechanism=reset)
     x = inputs(seed)
-    trains = [t.astype(bool) for t in simulate(x, [fc1, l1, fc2, l2], lambda m, a: m(a))]
-    for m in (l1, l2):
-        m.reset_hidden()
-    path = _snntorch_write(folder, torch.nn.Sequential(fc1, l1, fc2, l2), x)
+    trains, path = _snntorch_run_and_write(folder, [fc1, l1, fc2, l2], x)
     return Export(
         "snntorch",
         f"Leaky MLP, {'integer' if integer else 'float'} weights, reset {reset}"
@@ -174,10 +199,7 @@ def snntorch_recurrent(folder: Path, integer: bool, kind: str = "RLeaky", seed: 
             l1.recurrent.bias.copy_(torch.randint(-1, 2, l1.recurrent.bias.shape, generator=g).float())
     l2 = snn.Leaky(beta=torch.full((N_OUT,), 0.75), threshold=torch.full((N_OUT,), thr), init_hidden=True)
     x = inputs(seed)
-    trains = [t.astype(bool) for t in simulate(x, [fc1, l1, fc2, l2], lambda m, a: m(a))]
-    for m in (l1, l2):
-        m.reset_hidden()
-    path = _snntorch_write(folder, torch.nn.Sequential(fc1, l1, fc2, l2), x)
+    trains, path = _snntorch_run_and_write(folder, [fc1, l1, fc2, l2], x)
     return Export(
         "snntorch",
         f"{kind} (recurrent) MLP, {'integer' if integer else 'float'} weights",

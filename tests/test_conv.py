@@ -24,16 +24,17 @@ from sne_deploy.simulators.loop import NUMPY, run_loop
 from sne_deploy.simulators.network import Network
 from sne_deploy.simulators.random_nets import random_conv_graph, random_spikes
 
+CONV_ARGS = "c_in, c_out, k, stride, padding, dilation, groups"
+# strides, paddings (int, pair, 'same', 'valid'), dilation, groups, a non-square kernel
+CONV_CASES = [
+    (1, 4, 3, 1, 1, 1, 1),
+    (2, 3, (3, 2), (2, 1), (0, 1), 1, 1),
+    (4, 4, 3, 1, "same", 2, 2),
+    (3, 6, 2, 2, "valid", 1, 3),
+]
 
-@pytest.mark.parametrize(
-    "c_in, c_out, k, stride, padding, dilation, groups",
-    [
-        (1, 4, 3, 1, 1, 1, 1),
-        (2, 3, (3, 2), (2, 1), (0, 1), 1, 1),
-        (4, 4, 3, 1, "same", 2, 2),
-        (3, 6, 2, 2, "valid", 1, 3),
-    ],
-)
+
+@pytest.mark.parametrize(CONV_ARGS, CONV_CASES)
 def test_conv2d_matrix_is_torch_conv2d(c_in, c_out, k, stride, padding, dilation, groups):
     rng = np.random.default_rng(0)
     kh, kw = (k, k) if isinstance(k, int) else k
@@ -52,16 +53,7 @@ def test_conv2d_matrix_is_torch_conv2d(c_in, c_out, k, stride, padding, dilation
     np.testing.assert_allclose(matrix @ x.ravel(), want.ravel(), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize(
-    "c_in, c_out, k, stride, padding, dilation, groups",
-    [
-        (1, 4, 3, 1, 1, 1, 1),
-        (2, 3, (3, 2), (2, 1), (0, 1), 1, 1),
-        (4, 4, 3, 1, "same", 2, 2),
-        (3, 6, 2, 2, "valid", 1, 3),
-        (2, 8, 5, 2, 2, 1, 1),
-    ],
-)
+@pytest.mark.parametrize(CONV_ARGS, CONV_CASES + [(2, 8, 5, 2, 2, 1, 1)])
 def test_conv_operator_computes_the_unrolled_matrix_exactly(c_in, c_out, k, stride, padding, dilation, groups):
     """The im2col convolution adds the same integer products as the dense matrix (fixed point:
     exact), and the kernel read back out of the matrix is the kernel put in."""

@@ -21,31 +21,14 @@ from sne_deploy.simulators.nir_io import from_nir
 
 from . import library_nets
 from .helpers import need
-from .library_nets import N_IN, N_OUT, N, T
+from .library_nets import N_IN, N_OUT, N, T, run_nir_args
 
 
 def _run_nir(tmp_path, graph_file, x, preset, backend="reference", mode="float", extra=()) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
     """``sne-deploy run-nir`` on the file, in process; the spike trains it wrote with --out."""
     inputs, out = tmp_path / "in.npz", tmp_path / f"out_{backend}_{mode}.npz"
     np.savez(inputs, spikes=x)
-    rc = main(
-        [
-            "run-nir",
-            str(graph_file),
-            "--inputs",
-            str(inputs),
-            "--preset",
-            preset,
-            "--backend",
-            backend,
-            "--mode",
-            mode,
-            "--out",
-            str(out),
-            *extra,
-        ]
-    )
-    assert rc == 0
+    assert main(run_nir_args(graph_file, inputs, preset, backend, mode, out, *extra)) == 0
     with np.load(out) as f:
         return [f[k] for k in sorted(k for k in f.files if k.startswith("train_layer"))]
 
@@ -264,30 +247,18 @@ def test_norse_on_the_simulators(tmp_path, request, backend):
 # --- --quantize ------------------------------------------------------------------------------
 
 
+def _run_nir_cli(ex, tmp_path, preset: str, *args: str) -> int:  # type: ignore[no-untyped-def]
+    """``sne-deploy run-nir`` on an export's graph and the inputs saved beside it."""
+    return main(["run-nir", str(ex.path), "--inputs", str(tmp_path / "in.npz"), "--preset", preset, *args])
+
+
 def test_quantize_keeps_integer_ratios_and_reports_agreement(tmp_path, capsys):
     import json
 
     ex = _build("snntorch_leaky", tmp_path, True, "zero", 11)
     np.savez(tmp_path / "in.npz", spikes=ex.inputs)
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "run-nir",
-                str(ex.path),
-                "--inputs",
-                str(tmp_path / "in.npz"),
-                "--preset",
-                "snntorch",
-                *ex.options,
-                "--mode",
-                "fixed",
-                "--quantize",
-                "--json",
-            ]
-        )
-        == 0
-    )
+    assert _run_nir_cli(ex, tmp_path, "snntorch", *ex.options, "--mode", "fixed", "--quantize", "--json") == 0
     q = json.loads(capsys.readouterr().out)["quantization"]
     assert all(layer["exact"] for layer in q["layers"])
     assert q["float_vs_fixed_identical_trains"] == [1.0, 1.0]
@@ -366,22 +337,7 @@ def test_norse_li_readout_returns_its_membrane_trace(tmp_path, request, backend,
     assert ours.shape == ex.readout.shape == (N, T, N_OUT)
     np.testing.assert_allclose(ours, ex.readout, rtol=1e-5, atol=1e-5)  # norse computes in float32
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "run-nir",
-                str(ex.path),
-                "--inputs",
-                str(tmp_path / "in.npz"),
-                "--preset",
-                "norse",
-                "--backend",
-                backend,
-                "--json",
-            ]
-        )
-        == 0
-    )
+    assert _run_nir_cli(ex, tmp_path, "norse", "--backend", backend, "--json") == 0
     summary = json.loads(capsys.readouterr().out)["readout"]
     assert summary["argmax_of_max_over_time"] == ex.readout.max(axis=1).argmax(axis=1).tolist()
 

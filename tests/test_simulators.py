@@ -49,10 +49,11 @@ def test_fixed_step_matches_lava_formulas_by_hand():
     assert st.v[0] == -75  # -(101*3072 >> 12) = -75: truncation toward zero, not floor (-76)
 
 
-@pytest.mark.parametrize("sign, du_fx", [(-1, 4095), (1, 0)])  # v saturating low; u wrapping high
-def test_fixed_overflow_is_reported(sign, du_fx):
+def _overflowing_layer(sign: int, du_fx: int):  # type: ignore[no-untyped-def]
+    """Four inputs at the largest weight into one neuron that never fires: v saturates (sign -1,
+    du = 1) or u wraps (sign +1, du_fx = 0: u keeps everything) within a few hundred steps."""
     w = np.full((1, 4), 254 * sign, np.int64)
-    layer = make_layer(
+    return make_layer(
         "big",
         w / 2.0,
         1.0,
@@ -60,6 +61,11 @@ def test_fixed_overflow_is_reported(sign, du_fx):
         1e9,
         fixed=FixedLayer(w, LIFFixedParams(du_fx, 0, np.array([131071]), np.array([0]), 0)),
     )
+
+
+@pytest.mark.parametrize("sign, du_fx", [(-1, 4095), (1, 0)])  # v saturating low; u wrapping high
+def test_fixed_overflow_is_reported(sign, du_fx):
+    layer = _overflowing_layer(sign, du_fx)
     res = run(Network((layer,)), np.ones((1, 400, 4), bool), mode="fixed")
     assert res.overflow[0] > 0
     quiet = run(Network((layer,)), np.ones((1, 3, 4), bool), mode="fixed")
@@ -70,15 +76,7 @@ def test_fixed_overflow_is_reported(sign, du_fx):
 @pytest.mark.parametrize("sign, du_fx", [(-1, 4095), (1, 0)])
 def test_every_backend_reports_the_same_overflow_counter(request, backend, sign, du_fx):
     request.getfixturevalue(f"{backend}_ready")
-    w = np.full((1, 4), 254 * sign, np.int64)
-    layer = make_layer(
-        "big",
-        w / 2.0,
-        1.0,
-        0.0,
-        1e9,
-        fixed=FixedLayer(w, LIFFixedParams(du_fx, 0, np.array([131071]), np.array([0]), 0)),
-    )
+    layer = _overflowing_layer(sign, du_fx)
     x = np.ones((3, 200, 4), bool)
     x[1, 100:] = False
     ref = run(Network((layer,)), x, mode="fixed")

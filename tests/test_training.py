@@ -424,6 +424,9 @@ def test_every_train_option_is_declared_once_and_checked_by_the_library():
         members=4, train_head=False, conv=((4, 3, 1, 1),), student="conv", input_delta=1.5
     )
     assert TrainConfig(data="fashion-mnist").checked().steps == DATASET_DEFAULTS["fashion-mnist"].steps
+    for cfg in (TrainConfig(), TrainConfig(student="conv"), TrainConfig(data="fashion-mnist", objective="labels")):
+        assert cfg.checked().checked() == cfg.checked()  # the CLI checks, then train() checks the resolved config
+    assert TrainConfig().checked().conv is None and TrainConfig(student="conv").checked().conv is not None
     for bad, words in (
         (dict(members=0), "--members must be a number >= 1"),
         (dict(partition="x"), "unknown --partition 'x'"),
