@@ -25,7 +25,7 @@ import numpy as np
 from sne_deploy import __version__
 from sne_deploy.simulators.encoding import encode_spikes
 from sne_deploy.simulators.errors import GraphError
-from sne_deploy.simulators.files import atomic_dir, exclusive, sha256_file
+from sne_deploy.simulators.files import WriteError, atomic_dir, exclusive, sha256_file
 from sne_deploy.simulators.network import Network
 from sne_deploy.simulators.nir_io import from_nir, to_nir
 from sne_deploy.simulators.plain import same
@@ -63,6 +63,8 @@ def write_bundle(
     try:
         with exclusive(out), atomic_dir(out) as tmp:
             _write_contents(parts, tmp, target, warnings)
+    except WriteError:
+        raise
     except OSError as e:
         raise ExportError(f"cannot write to {out.parent}: {e.strerror or e}") from None
     return out, warnings
@@ -190,8 +192,29 @@ def load_bundle(path: Path) -> Bundle:
             raise BundleError(
                 f"{path}: member {k} ({rel}) has layer sizes {net.sizes}, the manifest says {manifest.member_sizes[k]}"
             )
+        _cross_check(path, rel, k, net, manifest)
         networks.append(net)
     return Bundle(path, manifest, networks)
+
+
+def _cross_check(path: Path, rel: str, k: int, net: Network, manifest: Manifest) -> None:
+    """What a member's graph states about itself (written beside its layers at export) must agree
+    with the manifest: a manifest edited to run 1000 steps, or member files swapped, is refused
+    even when every checksum was recomputed. Every member carries fixed-point values (export
+    checks them), so the fixed mode, the one simulate defaults to, can run."""
+    meta = net.metadata
+    stated = {"member": k, "steps": manifest.steps, "encoding": manifest.encoding}
+    for key, want in stated.items():
+        if key not in meta:
+            raise BundleError(
+                f"{path}: member {k} ({rel}) does not state its {key} (not written by sne-deploy export?)"
+            )
+        got = meta[key]
+        got = got.decode() if isinstance(got, bytes) else (got.item() if hasattr(got, "item") else got)
+        if str(got) != str(want):
+            raise BundleError(f"{path}: member {k} ({rel}) says {key} = {got}, the manifest says {want} (edited?)")
+    if any(layer.fixed is None for layer in net.layers):
+        raise BundleError(f"{path}: member {k} ({rel}) has no fixed-point values (not written by sne-deploy export?)")
 
 
 MANIFEST_SUM = "manifest.sha256"

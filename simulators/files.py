@@ -8,6 +8,7 @@ package every other one depends on; the Lava worker side needs none of it.)
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -32,13 +33,36 @@ def _umask() -> int:
     return mask
 
 
+def _disk_full(path: Path, e: BaseException) -> bool:
+    """Whether a writer's error is a full disk. OSError says so (ENOSPC, EDQUOT; HDF5 spells
+    "errno = 28" out in its text); torch.save and h5py raise RuntimeError with texts such as
+    "basic_ios::clear: iostream error": those count when the disk is (nearly) full. Called before
+    the half-written file is removed, so the disk is still as full as the writer found it."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if "errno = 28" in str(e) or "No space left" in str(e):
+        return True
+    if isinstance(e, OSError) and e.errno is not None:
+        return False  # some other OSError (permissions, read-only): said as it is
+    try:
+        return shutil.disk_usage(path.parent).free < (16 << 20)
+    except OSError:
+        return False
+
+
 @contextmanager
 def _naming(path: Path) -> Iterator[None]:
+    """Write errors become one :class:`WriteError` line that names the user's path: a full disk
+    (whichever library noticed it), a read-only folder, a missing permission."""
     try:
         yield
     except WriteError:
         raise
-    except OSError as e:
+    except (OSError, RuntimeError) as e:  # translated where it happens, before any clean-up
+        if _disk_full(path, e):
+            raise WriteError(f"no space left on the device to write {path}") from None
+        if isinstance(e, RuntimeError):
+            raise  # not a write failure: a bug keeps its traceback
         raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
 
 
@@ -52,13 +76,14 @@ def atomic_file(path: Path, suffix: str = "") -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix, dir=path.parent)
         os.close(fd)
-        try:
+    try:
+        with _naming(path):
             yield Path(tmp)
             os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 @contextmanager
@@ -70,7 +95,8 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     with _naming(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-        try:
+    try:
+        with _naming(path):
             yield tmp
             os.chmod(tmp, 0o777 & ~_umask())
             if path.exists():
@@ -81,8 +107,8 @@ def atomic_dir(path: Path) -> Iterator[Path]:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.rename(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextmanager

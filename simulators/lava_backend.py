@@ -246,6 +246,8 @@ def run_job(
             if code == 2 and last.startswith("error: "):
                 raise GraphError(last[len("error: ") :])
             raise WorkerError(f"the Lava worker failed ({_status(code)}): {last}")
+        if not (tmpd / "info.json").is_file():  # exit 0 without a result: never trust it
+            raise WorkerError(f"the Lava worker exited without its result: {_last_line(tmpd / 'stderr.txt')}")
         info = json.loads((tmpd / "info.json").read_text())
         trains = []
         if variant == "recorded":

@@ -26,8 +26,13 @@ optionally ``batch``. All N samples run in one long Lava run:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import signal
 import sys
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -213,11 +218,53 @@ def _connection(procs: _Procs, weight: np.ndarray, bsz: int, use_sparse: bool) -
     return procs.Dense(weights=np.kron(np.eye(bsz, dtype=weight.dtype), weight), num_message_bits=0)
 
 
+PARENT_POLL_S = 0.2
+
+
+def watch_parent(job_dir: Path) -> threading.Thread:
+    """Die with the host. The host kills this worker's group and removes the job folder in its
+    ``finally``, which a SIGKILL (the OOM killer, a scheduler's preemption) never runs; the worker
+    runs in its own session, so nothing else would. When the parent changes (this process was
+    reparented), kill every other process of the group (Lava's runtime), remove the job folder
+    and exit."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        group = os.getpgrp()
+        for pid in group_members(group):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(job_dir, ignore_errors=True)
+        os._exit(3)
+
+    thread = threading.Thread(target=watch, name="sne-watch-parent", daemon=True)
+    thread.start()
+    return thread
+
+
+def group_members(pgid: int) -> set[int]:
+    """Every process of group ``pgid`` (zombies and the caller included), from /proc."""
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                    out.add(int(d.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out - {os.getpid()}
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m sne_deploy.simulators.lava_worker JOB.npz OUT_DIR", file=sys.stderr)
         return 2
     job, out_dir = Path(argv[0]), Path(argv[1])
+    # a host that ignores SIGCHLD passes the setting on; Lava's multiprocessing needs to reap its children
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    watch_parent(out_dir)
     try:
         with np.load(job, allow_pickle=False) as a:
             network = Network.from_arrays(a)
@@ -235,7 +282,8 @@ def main(argv: list[str]) -> int:
     except GraphError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    (out_dir / "info.json").write_text(json.dumps(info))
+    (out_dir / "info.json.part").write_text(json.dumps(info))
+    os.replace(out_dir / "info.json.part", out_dir / "info.json")  # the host reads a whole file or none
     return 0
 
 

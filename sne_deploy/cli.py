@@ -262,7 +262,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
     from .data import load_dataset
     from .report import check_report_dir, format_simulation, write_report
-    from .runtime import check_run, simulate
+    from .runtime import check_labels, check_run, simulate
     from .scheduler import check_budget
 
     check_run(a.budget, a.policy, a.backend, a.mode)  # the library's own checks, before a dataset loads
@@ -281,6 +281,10 @@ def cmd_simulate(a: argparse.Namespace) -> int:
             )
     if a.inputs:
         x, y = _read_inputs(Path(a.inputs))
+        try:  # here, so that the message names the user's file
+            check_labels(bundle, y, len(x))
+        except InputError as e:
+            raise InputError(f"{a.inputs}: {e}") from None
     else:
         name = a.data or bundle.manifest.dataset
         ds = load_dataset(name, a.data_dir, bundle.manifest.data_seed)

@@ -61,6 +61,23 @@ def check_intensities(bundle: Bundle, x_flat: np.ndarray) -> np.ndarray:
     return x
 
 
+def check_labels(bundle: Bundle, y: Optional[np.ndarray], n: int) -> Optional[np.ndarray]:
+    """Labels, when given: one integer class in [0, n_classes) per sample (as int64)."""
+    if y is None:
+        return None
+    a = np.asarray(y)
+    k = bundle.manifest.n_classes
+    if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise InputError(f"labels 'y' must be integer classes 0..{k - 1}, got an array of dtype {a.dtype}")
+    if a.ndim != 1 or len(a) != n:
+        raise InputError(f"labels 'y' must have shape ({n},), one per sample, got {a.shape}")
+    if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a) & (a == np.round(a))):
+        raise InputError("labels 'y' must be whole numbers (classes), got fractions, NaN or inf")
+    if a.size and (a.min() < 0 or a.max() >= k):
+        raise InputError(f"labels 'y' must lie in 0..{k - 1} (this bundle's {k} classes), got {a.min():g}..{a.max():g}")
+    return a.astype(np.int64)
+
+
 @dataclass
 class MemberRuns:
     """What the awake members produced, sample by sample (sleeping members leave zeros)."""
@@ -229,6 +246,7 @@ def simulate(
     """Run the ensemble over ``x_flat`` (N, n_in) in [0, 1] under ``policy`` and ``budget``."""
     budget = check_run(budget, policy, backend, mode)
     x = check_intensities(bundle, x_flat)
+    y = check_labels(bundle, y, len(x))
     m = bundle.manifest
     spikes = bundle.spikes(x)
     t0 = time.perf_counter()

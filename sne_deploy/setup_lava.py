@@ -16,13 +16,14 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from sne_deploy.simulators.errors import SneError
 from sne_deploy.simulators.paths import lava_env_dir, worker_path
 
 REQUIREMENTS = ("lava-nc==0.10.0", "numpy<2", "nir>=1.0.8")
-STAMP = ".sne-stamp"
+STAMP = ".sne-stamp"  # the requirements and interpreter it was made for, written once it works
+MARKER = ".sne-deploy-env"  # written as soon as the folder is made: this command's folder, whole or not
 
 
 class SetupError(SneError, RuntimeError):
@@ -92,18 +93,57 @@ def _check(venv: Path) -> Optional[str]:
     return lines[-1] if lines else f"exit {r.returncode}"
 
 
-def setup_lava(python: Optional[str] = None, env_dir: Optional[Path] = None, force: bool = False, say=print) -> Path:
+def _ours(venv: Path) -> bool:
+    """A folder this command made (the stamp: environments made before the marker existed)."""
+    return (venv / MARKER).is_file() or (venv / STAMP).is_file()
+
+
+def _check_destination(venv: Path) -> None:
+    """The environment goes into a new or empty folder, or one this command made: never among a
+    user's files, and ``--force`` never deletes anything else."""
+    if venv.exists() and not venv.is_dir():
+        raise SetupError(f"--env {venv} is a file, not a folder")
+    if venv.is_dir() and any(venv.iterdir()) and not _ours(venv):
+        raise SetupError(
+            f"--env {venv} holds other files and is not a Lava environment made by 'sne-deploy setup lava'; "
+            "name a new or empty folder (nothing there was changed)"
+        )
+
+
+def setup_lava(
+    python: Optional[str] = None,
+    env_dir: Optional[Path] = None,
+    force: bool = False,
+    say: Callable[[str], object] = print,
+) -> Path:
+    from sne_deploy.simulators.files import WriteError, exclusive
+
     venv = Path(env_dir) if env_dir else lava_env_dir()
+    _check_destination(venv)
     py = find_python310(python)
+    try:
+        with exclusive(venv):
+            return _make(venv, py, force, say)
+    except WriteError as e:
+        if "another sne-deploy run" in str(e):
+            raise SetupError(
+                f"another 'sne-deploy setup lava' is making {venv}; run this again when it has finished"
+            ) from None
+        raise
+
+
+def _make(venv: Path, py: str, force: bool, say: Callable[[str], object]) -> Path:
     stamp = _stamp(py)
     if not force and (venv / STAMP).is_file() and (venv / STAMP).read_text().strip() == stamp:  # checked when written
         say(f"Lava environment up to date: {venv}")
         return venv
     say(f"making the Lava environment in {venv} with {py} ({', '.join(REQUIREMENTS)}; no torch)")
-    if force and venv.exists():
+    if force and venv.exists() and _ours(venv):
         shutil.rmtree(venv)
     try:
         if not (venv / "bin" / "python").exists():
+            venv.mkdir(parents=True, exist_ok=True)
+            (venv / MARKER).write_text("made by 'sne-deploy setup lava'; --force may replace this folder\n")
             subprocess.run([py, "-m", "venv", str(venv)], check=True, capture_output=True, text=True)
         say("installing with pip (a minute or two the first time) ...")
         subprocess.run(

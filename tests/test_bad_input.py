@@ -340,3 +340,137 @@ def test_random_bytes_checkpoint_is_called_foreign_not_unsafe(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match="truncated or foreign") as e:
         checkpoint.load(tmp_path / "r.pt")
     assert "unsafe" not in str(e.value)
+
+
+# third pass, cause 2 ------------------------------------------------------------------------------
+@pytest.fixture
+def full_disk(tmp_path, monkeypatch):
+    """A folder on a full disk: a 200 KiB tmpfs filled to the last byte where root may mount one,
+    else a folder where torch.save, nir.write and np.savez fail as they do on a full disk."""
+    import contextlib
+    import errno
+    import subprocess
+
+    where = tmp_path / "full"
+    where.mkdir()
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(where)], capture_output=True
+        ).returncode
+        == 0
+    )
+    if mounted:
+        with open(where / ".filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
+            while True:  # to the last byte
+                f.write(b"\0" * 4096)
+    else:
+
+        def enospc(*args, **kwargs):  # type: ignore[no-untyped-def]
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def torch_full(*args, **kwargs):  # type: ignore[no-untyped-def]
+            raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+
+        monkeypatch.setattr("torch.save", torch_full)
+        monkeypatch.setattr("nir.write", enospc)
+        monkeypatch.setattr("numpy.savez", enospc)
+    yield where
+    if mounted:
+        subprocess.run(["umount", str(where)], capture_output=True)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(
+    full_disk, capsys, digits_model, digits_bundle, tmp_path
+):
+    """The checkpoint (torch.save), a bundle's members (h5py), run-nir's --out (np.savez): each
+    says "no space left" naming the user's path, exits 2 and leaves no file behind."""
+    from sne_deploy import checkpoint
+    from sne_deploy.simulators.errors import SneError
+
+    before = set(full_disk.iterdir())
+    with pytest.raises(SneError, match="no space left on the device to write .*m.pt"):
+        checkpoint.save(digits_model, full_disk / "m.pt")
+    assert set(full_disk.iterdir()) == before
+    checkpoint.save(digits_model, tmp_path / "m.pt")
+    code, err = run_cli(capsys, "export", str(tmp_path / "m.pt"), "--out", str(full_disk / "b"))
+    one_line(code, err, "no space left", str(full_disk / "b"))
+    assert set(full_disk.iterdir()) == before
+    np.savez(tmp_path / "x.npz", spikes=np.ones((50, 16, digits_bundle.networks[0].n_in), bool))
+    member = digits_bundle.path / digits_bundle.manifest.member_files[0]
+    code, err = run_cli(
+        capsys, "run-nir", str(member), "--inputs", str(tmp_path / "x.npz"), "--out", str(full_disk / "o.npz")
+    )
+    one_line(code, err, "no space left", str(full_disk / "o.npz"))
+    assert set(full_disk.iterdir()) == before
+
+
+# third pass, cause 3 ------------------------------------------------------------------------------
+def test_setup_lava_never_touches_a_users_folder_and_refuses_a_concurrent_setup(capsys, tmp_path):
+    """--env naming a folder of the user's: refused with or without --force, the files stay; a
+    second setup of the same environment while one runs says so instead of failing inside pip."""
+    from sne_deploy.simulators.files import exclusive
+
+    mine = tmp_path / "my-project"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    for force in ((), ("--force",)):
+        code, err = run_cli(capsys, "setup", "lava", "--env", str(mine), *force)
+        one_line(code, err, str(mine), "not a Lava environment made by 'sne-deploy setup lava'")
+        assert (mine / "thesis.tex").read_text() == "years of work" and len(list(mine.iterdir())) == 1
+    (tmp_path / "afile").write_text("x")
+    code, err = run_cli(capsys, "setup", "lava", "--env", str(tmp_path / "afile"))
+    one_line(code, err, "is a file")
+    busy = tmp_path / "env"
+    with exclusive(busy):
+        code, err = run_cli(capsys, "setup", "lava", "--env", str(busy))
+    one_line(code, err, "another 'sne-deploy setup lava' is making")
+
+
+# third pass, cause 4 ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "labels, words",
+    [
+        (np.zeros(5, np.int64), "shape (20,)"),
+        (np.array(["a"] * 20), "integer classes"),
+        (np.full(20, 0.5), "whole numbers"),
+        (np.full(20, -1), "0..9"),
+        (np.full(20, 10), "0..9"),
+        (np.zeros((20, 1), np.int64), "shape (20,)"),
+    ],
+)
+def test_simulate_checks_the_labels_of_the_users_inputs(capsys, digits_bundle, tmp_path, labels, words):
+    path = tmp_path / "in.npz"
+    np.savez(path, x=np.random.default_rng(0).random((20, 64)), y=labels)
+    code, err = run_cli(capsys, "simulate", str(digits_bundle.path), "--inputs", str(path), "--backend", "reference")
+    one_line(code, err, str(path), words)
+
+
+# third pass, cause 5 ------------------------------------------------------------------------------
+def test_manifest_and_member_graphs_must_agree_even_with_recomputed_checksums(bundle_copy):
+    """steps edited to 1000, or two member files swapped, with every sha256 recomputed as a
+    careful attacker would: the graphs' own metadata (steps, member, encoding) contradicts it."""
+    from sne_deploy.simulators.files import sha256_file
+
+    edit_manifest(bundle_copy, lambda m: m.update(steps=1000))
+    with pytest.raises(BundleError, match="says steps = 16, the manifest says 1000"):
+        load_bundle(bundle_copy)
+    edit_manifest(bundle_copy, lambda m: m.update(steps=16))
+    edit_manifest(bundle_copy, lambda m: m.update(encoding="regular-if-centred"))
+    with pytest.raises(BundleError, match="encoding = regular-if, the manifest says regular-if-centred"):
+        load_bundle(bundle_copy)
+    edit_manifest(bundle_copy, lambda m: m.update(encoding="regular-if"))
+    load_bundle(bundle_copy)  # restored: loads again
+    m1, m2 = bundle_copy / "members" / "member_1.nir", bundle_copy / "members" / "member_2.nir"
+    m1.rename(bundle_copy / "swap")
+    m2.rename(m1)
+    (bundle_copy / "swap").rename(m2)
+
+    def fix_sums(m: dict) -> None:
+        for rel in ("members/member_1.nir", "members/member_2.nir"):
+            m["files"][rel] = sha256_file(bundle_copy / rel)
+        m["member_sizes"][1], m["member_sizes"][2] = m["member_sizes"][2], m["member_sizes"][1]
+
+    edit_manifest(bundle_copy, fix_sums)
+    with pytest.raises(BundleError, match="member 1 .* says member = 2"):
+        load_bundle(bundle_copy)

@@ -125,6 +125,20 @@ def test_one_lava_runtime_process_killed_mid_run(long_lava_run):
     _ends_cleanly(proc, tmpdir, worker, time.monotonic(), 2, "died during the run", "Lava worker failed")
 
 
+def test_host_killed_by_sigkill_takes_the_worker_and_its_job_folder_with_it(long_lava_run):
+    """kill -9 of the host (the OOM killer, a preemption) runs no finally: the worker notices it
+    was orphaned, kills its group and removes the job folder itself."""
+    proc, tmpdir = long_lava_run
+    worker = _find_worker(proc, tmpdir)
+    proc.kill()
+    proc.wait()
+    end = time.monotonic() + 10.0
+    while time.monotonic() < end and (_group(worker) or list(tmpdir.iterdir())):
+        time.sleep(0.2)
+    assert _group(worker) == [], "processes of the worker's group outlived the host"
+    assert list(tmpdir.iterdir()) == [], "the job folder outlived the host"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_stop_the_run_cleanly(long_lava_run, sig):
     proc, tmpdir = long_lava_run
