@@ -166,6 +166,8 @@ def read_npz(path: Path, required: str, what: str) -> dict:
     """The arrays of an .npz (no pickles), with a one-line error when it is missing or foreign."""
     import zipfile
 
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not an .npz file")
     if not path.is_file():
         raise FileNotFoundError(f"inputs file not found: {path}")
     if not zipfile.is_zipfile(path):  # .npy, pickles, text: never handed to np.load
@@ -173,7 +175,13 @@ def read_npz(path: Path, required: str, what: str) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError) as e:  # damaged or truncated archive
+    except ValueError as e:
+        if "allow_pickle" in str(e):  # numpy refuses object arrays without pickle, as it should
+            raise InputError(
+                f"{path} holds arrays of Python objects (pickles), which are never loaded; save plain numeric arrays"
+            ) from None
+        raise InputError(f"cannot read {path} as .npz: it is damaged or truncated (ValueError)") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:  # damaged or truncated archive
         raise InputError(f"cannot read {path} as .npz: it is damaged or truncated ({type(e).__name__})") from None
     if required not in arrays:
         raise InputError(f"{path} has no array '{required}' ({what})")

@@ -122,7 +122,10 @@ def linear_chain(graph: Any) -> tuple[list[tuple[str, Any]], dict[str, tuple[str
     order, seen, cur = [], set(), inputs[0]
     while True:
         if cur in seen:
-            raise GraphError(f"recurrent edge into node '{cur}': only feed-forward graphs are supported")
+            raise GraphError(
+                f"recurrent edge into node '{cur}': a neuron's own loop through one weight node (lif -> weight -> "
+                "the same lif) is supported; other cycles are not"
+            )
         seen.add(cur)
         order.append((cur, nodes[cur]))
         nxt = succ.get(cur, [])

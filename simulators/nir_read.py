@@ -160,9 +160,13 @@ def from_nir(
             if "dt" in meta
             else ("the preset" if default_dt != 1.0 else "the default (the graph states no dt)")
         )
-        dt = float(np.asarray(meta.get("dt", default_dt)))
-    if not dt > 0:
-        raise GraphError(f"dt must be positive, got {dt}")
+        raw = meta.get("dt", default_dt)
+        try:
+            dt = float(np.asarray(raw.decode() if isinstance(raw, bytes) else raw))
+        except (TypeError, ValueError):
+            raise GraphError(f"dt = {raw!r} from {dt_from} is not a number of seconds; pass --dt") from None
+    if not (dt > 0 and np.isfinite(dt)):
+        raise GraphError(f"dt = {dt:g} from {dt_from} must be a positive number of seconds")
 
     layers: list[Layer] = []
     pending: Optional[_Linear] = None  # the linear map waiting for its neurons

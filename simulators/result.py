@@ -113,6 +113,11 @@ class Result:
         }
 
 
+# Coincident events one input may carry in one step: far above any event camera's bins, far
+# below what would wrap the int64 counters (count x fan-out x steps x inputs)
+MAX_EVENT_COUNT = 1 << 16
+
+
 def check_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
     """Validate a run's inputs once, for every backend: (N, T, n_in) of 0/1 values, a known mode.
 
@@ -141,6 +146,11 @@ def check_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
             raise GraphError(
                 "spikes must be 0/1 or non-negative integer event counts per step; "
                 "found other values (NaN, negatives or rates?)"
+            )
+        if a.max() > MAX_EVENT_COUNT:
+            raise GraphError(
+                f"spikes hold an event count of {a.max():.4g} at one input and step; counts above "
+                f"{MAX_EVENT_COUNT} are refused (the energy counters and Loihi's 24-bit state would overflow)"
             )
         a = a.astype(bool) if a.max() <= 1 else a.astype(np.int64)
     if mode == "fixed":

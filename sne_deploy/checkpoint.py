@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from sne_deploy.simulators.encoding import ENCODING_NAME
-from sne_deploy.simulators.errors import SneError
+from sne_deploy.simulators.errors import InputError, SneError
 from sne_deploy.simulators.files import atomic_file, sha256_file
 
 from .ensemble import Gate, HostHead
@@ -52,6 +52,17 @@ def save(model: TrainedModel, path: Path) -> None:
         torch.save(payload, tmp)
 
 
+def is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a model written by :func:`save` (what ``train --out`` may replace)."""
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return False
+    try:
+        p = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # foreign, truncated, or holding objects: not ours
+        return False
+    return isinstance(p, dict) and p.get("format") == FORMAT
+
+
 def load(path: Path) -> TrainedModel:
     path = Path(path)
     if not path.is_file():
@@ -80,7 +91,8 @@ def load(path: Path) -> TrainedModel:
     try:
         return _rebuild(p, path)
     except (KeyError, RuntimeError, TypeError, AttributeError, ValueError, IndexError) as e:
-        raise CheckpointError(f"{path} is damaged or incomplete ({type(e).__name__}: {str(e)[:120]})") from None
+        detail = " ".join(str(e).split())  # torch's load_state_dict explains itself over several lines
+        raise CheckpointError(f"{path} is damaged or incomplete ({type(e).__name__}: {detail[:240]})") from None
 
 
 def _check_tensors(path: Path, p: dict) -> None:
@@ -113,6 +125,10 @@ def _rebuild(p: dict, path: Path) -> TrainedModel:
     _check_tensors(path, p)
     known = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{**LEGACY_SETTINGS, **{k: v for k, v in p["config"].items() if k in known}})
+    try:  # a stored config obeys the rules a new one does (the device is where it was trained: not checked)
+        cfg.check_fields()
+    except InputError as e:
+        raise CheckpointError(f"{path}: its config is not usable: {e}") from None
     shape = tuple(p["input_shape"])
     teacher: torch.nn.Module
     if p["teacher_kind"] == "torchscript":

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from sne_deploy.exporters.checks import EXPORT_TARGETS
 from sne_deploy.simulators import BACKENDS as SIM_BACKENDS
@@ -42,6 +42,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     out = Path(a.out)
     if out.exists() and out.is_dir():
         raise InputError(f"--out {out} is a directory; give a file name such as model.pt")
+    _check_replaceable(out, checkpoint.is_checkpoint, "an sne-deploy model checkpoint")
+    _check_replaceable(out.with_suffix(".summary.json"), _is_summary, "a training summary")
     torch.set_num_threads(a.threads or max(1, torch.get_num_threads()))
     model = train(cfg, progress=_progress(a))
     checkpoint.save(model, out)
@@ -100,6 +102,34 @@ def _config_from_args(a: argparse.Namespace):
     if values["conv"] is not None:
         values["conv"] = parse_conv_layers(values["conv"])
     return TrainConfig(**values)
+
+
+def _check_replaceable(path: Path, ours: Callable[[Path], bool], kind: str) -> None:
+    """An --out file may replace only the project's own kind of file, never a user's other files."""
+    if (path.exists() or path.is_symlink()) and (path.is_symlink() or not ours(path)):
+        raise InputError(f"{path} exists and is not {kind}; name a new file (it was left as it is)")
+
+
+def _is_summary(path: Path) -> bool:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(doc, dict) and "teacher_accuracy" in doc and "members" in doc
+
+
+def _is_run_nir_output(path: Path) -> bool:
+    import zipfile
+
+    import numpy as np
+
+    if not zipfile.is_zipfile(path):
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "output_counts" in z.files
+    except Exception:  # damaged or foreign: not ours
+        return False
 
 
 def _progress(a: argparse.Namespace) -> bool:
@@ -171,6 +201,8 @@ def cmd_run_nir(a: argparse.Namespace) -> int:
 
     if a.quantize and a.mode != "fixed":
         raise InputError("--quantize chooses fixed-point parameters: use it with --mode fixed")
+    if a.out:
+        _check_replaceable(Path(a.out), _is_run_nir_output, "an earlier 'run-nir --out' result")
     spikes = read_npz(Path(a.inputs), "spikes", "spike trains of shape (N, T, n_in)")["spikes"]
     net = _read_nir(a)
     quant = None

@@ -220,11 +220,8 @@ class TrainConfig:
             del fill["conv"]
         return replace(self, **{k: v for k, v in fill.items() if getattr(self, k) is None})
 
-    def checked(self) -> "TrainConfig":
-        """Every rule on the settings, before any training: ranges and choices of each field, then
-        the combinations; returns :meth:`resolved`. Messages name the command-line option."""
-        from .model import resolve_device
-
+    def check_fields(self) -> None:
+        """Each field on its own: its range and its choices (what a stored config must also meet)."""
         for f in fields(self):
             value, m = getattr(self, f.name), f.metadata
             if value is None:
@@ -235,6 +232,13 @@ class TrainConfig:
                 isinstance(value, (int, float)) and math.isfinite(value) and value >= m["minimum"]
             ):
                 raise InputError(f"{flag(f.name)} must be a number >= {m['minimum']:g}, got {value}")
+
+    def checked(self) -> "TrainConfig":
+        """Every rule on the settings, before any training: ranges and choices of each field, then
+        the combinations; returns :meth:`resolved`. Messages name the command-line option."""
+        from .model import resolve_device
+
+        self.check_fields()
         resolve_device(self.device)
         if self.conv is not None and self.student != "conv":
             raise InputError("--conv-layers shapes convolutional students: add --student conv")

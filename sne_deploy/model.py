@@ -19,7 +19,7 @@ from sne_deploy.simulators.network import Network
 from .config import CONV_STUDENT, STUDENT_KINDS, TrainConfig
 from .ensemble import Gate, HostHead
 from .records import TrainSummary
-from .snn import StudentSNN, StudentSpec, conv_layout, run_network_torch
+from .snn import StudentSNN, StudentSpec, conv_layout, run_network_torch, weight_shapes
 
 __all__ = ["TrainConfig", "TrainedModel", "student_layout", "student_spec", "resolve_device", "encode", "member_counts"]
 
@@ -39,10 +39,17 @@ class TrainedModel:
     summary: Optional[TrainSummary] = None  # filled in by training / the checkpoint
 
 
+# What one student may hold: far beyond any student worth deploying on a neuromorphic core (the
+# defaults have about a thousand neurons), far below what would exhaust memory in training
+MAX_STUDENT_NEURONS = 2_000_000
+MAX_STUDENT_WEIGHTS = 50_000_000
+
+
 def student_spec(cfg: TrainConfig, input_shape: tuple) -> StudentSpec:
-    """What every student of ``cfg`` shares, for inputs of ``input_shape`` (a resolved config)."""
+    """What every student of ``cfg`` shares, for inputs of ``input_shape`` (a resolved config);
+    students too large to train are refused here, before the teacher trains."""
     hidden, convs = student_layout(cfg, input_shape)
-    return StudentSpec(
+    spec = StudentSpec(
         int(np.prod(input_shape)),
         tuple(hidden),
         tuple(convs),
@@ -51,6 +58,17 @@ def student_spec(cfg: TrainConfig, input_shape: tuple) -> StudentSpec:
         cfg.dv,
         float(cfg.input_delta),
     )
+    n_out = max(1, int(cfg.feat_dim) * int(cfg.population) // max(1, int(cfg.members)))  # about one group
+    sizes = spec.sizes(n_out)
+    neurons = sum(sizes[1:])
+    weights = sum(o * i for o, i in weight_shapes(sizes, spec.convs))
+    if neurons > MAX_STUDENT_NEURONS or weights > MAX_STUDENT_WEIGHTS:
+        option = "--conv-layers" if convs else "--hidden"
+        raise InputError(
+            f"{option}: each student would have {neurons:,} neurons and {weights:,} weights (limits "
+            f"{MAX_STUDENT_NEURONS:,} and {MAX_STUDENT_WEIGHTS:,}); choose smaller layers"
+        )
+    return spec
 
 
 def student_layout(cfg: TrainConfig, input_shape: tuple) -> tuple[list[int], list[ConvGeometry]]:

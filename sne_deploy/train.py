@@ -24,7 +24,7 @@ from .data import Dataset, Split, load_dataset
 from .ensemble import Gate, HostHead
 from .evaluate import evaluate
 from .head_gate import finetune_head, gate_targets, head_from_plain, train_gate
-from .model import TrainConfig, TrainedModel, member_counts, resolve_device, student_layout
+from .model import TrainConfig, TrainedModel, member_counts, resolve_device, student_spec
 from .partition import partition_features
 from .snn import StudentSNN
 from .students import MemberClassifier, TrainedStudents, train_students
@@ -51,7 +51,7 @@ def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Mo
     timings: dict[str, float] = {}
     t = time.perf_counter()
     ds = load_dataset(cfg.data, cfg.data_dir, cfg.seed)
-    student_layout(cfg, ds.input_shape)  # a student that cannot fit the input fails before the teacher trains
+    student_spec(cfg, ds.input_shape)  # a student that cannot fit the input, or memory, fails before the teacher trains
     train_split = ds.train
     if cfg.limit_train:
         train_split = Split(ds.train.x[: cfg.limit_train], ds.train.y[: cfg.limit_train])

@@ -17,7 +17,7 @@ from sne_deploy import checkpoint, cli
 from sne_deploy.deploy import bundle_parts
 from sne_deploy.exporters.bundle import BundleError, load_bundle, write_bundle
 from sne_deploy.exporters.checks import ExportError
-from sne_deploy.simulators import to_nir
+from sne_deploy.simulators import from_nir, to_nir
 from sne_deploy.simulators.errors import GraphError
 from sne_deploy.simulators.random_nets import random_spikes, random_ternary_network
 from tests.helpers import edit_manifest
@@ -196,6 +196,8 @@ def test_run_nir_checks_standard_fields_against_exact_metadata(tmp_path, value):
         (["train", "--student", "conv", "--conv-layers", "8,5,0,1"], ["--conv-layers", "stride >= 1"]),
         (["train", "--conv-layers", "8,5,3,1"], ["--conv-layers", "--student conv"]),
         (["train", "--student", "conv", "--conv-layers", "8,40,1,0"], ["--conv-layers '8,40,1,0'", "does not fit"]),
+        (["train", "--student", "conv", "--conv-layers", "100000,3,1,1"], ["--conv-layers", "neurons", "limits"]),
+        (["train", "--hidden", "100000000"], ["--hidden", "weights", "limits"]),
     ],
 )
 def test_train_arguments_are_checked_before_any_work(capsys, tmp_path, args, words):
@@ -474,3 +476,95 @@ def test_manifest_and_member_graphs_must_agree_even_with_recomputed_checksums(bu
     edit_manifest(bundle_copy, fix_sums)
     with pytest.raises(BundleError, match="member 1 .* says member = 2"):
         load_bundle(bundle_copy)
+
+
+# third pass, cause 6 ------------------------------------------------------------------------------
+def test_unbounded_event_counts_and_a_nonsense_dt_are_one_line(capsys, tmp_path):
+    import nir
+
+    g = to_nir(random_ternary_network((6, 5, 3), seed=0))
+    nir.write(str(tmp_path / "g.nir"), g)
+    huge = np.zeros((2, 4, 6), np.int64)
+    huge[0, 0, 0] = 2**63 - 1
+    np.savez(tmp_path / "x.npz", spikes=huge)
+    code, err = run_cli(capsys, "run-nir", str(tmp_path / "g.nir"), "--inputs", str(tmp_path / "x.npz"))
+    one_line(code, err, "event count", "65536")
+    g.metadata["dt"] = "fast"
+    nir.write(str(tmp_path / "fast.nir"), g)
+    np.savez(tmp_path / "ok.npz", spikes=np.ones((2, 4, 6), bool))
+    code, err = run_cli(capsys, "run-nir", str(tmp_path / "fast.nir"), "--inputs", str(tmp_path / "ok.npz"))
+    one_line(code, err, "'fast'", "the graph's metadata", "--dt")
+
+
+# third pass, cause 8 ------------------------------------------------------------------------------
+def test_out_files_replace_only_the_projects_own_kind(capsys, tmp_path, digits_bundle):
+    """train --out and run-nir --out never replace a user's other file (an earlier result of
+    their own kind they do); the refusal comes before any work."""
+    notes = tmp_path / "notes.pt"
+    notes.write_text("my notes")
+    code, err = run_cli(capsys, "train", "--out", str(notes))
+    one_line(code, err, str(notes), "not an sne-deploy model checkpoint")
+    (tmp_path / "m.summary.json").write_text('{"my": "data"}')
+    code, err = run_cli(capsys, "train", "--out", str(tmp_path / "m.pt"))
+    one_line(code, err, "m.summary.json", "not a training summary")
+    member = digits_bundle.path / digits_bundle.manifest.member_files[0]
+    np.savez(tmp_path / "x.npz", spikes=np.ones((2, 16, digits_bundle.networks[0].n_in), bool))
+    mine = tmp_path / "mine.npz"
+    np.savez(mine, data=np.arange(3))
+    code, err = run_cli(capsys, "run-nir", str(member), "--inputs", str(tmp_path / "x.npz"), "--out", str(mine))
+    one_line(code, err, str(mine), "not an earlier 'run-nir --out' result")
+    assert notes.read_text() == "my notes" and np.load(mine)["data"].tolist() == [0, 1, 2]
+    ours = tmp_path / "ours.npz"
+    for _ in range(2):  # an earlier result of run-nir is replaced
+        code, err = run_cli(capsys, "run-nir", str(member), "--inputs", str(tmp_path / "x.npz"), "--out", str(ours))
+        assert code == 0, err
+
+
+def test_unclear_messages_now_say_what_happened(capsys, tmp_path):
+    """A folder given as inputs, an .npz of Python objects, a self-loop that is no neuron's own
+    loop: each message says what it is."""
+    import nir
+
+    (tmp_path / "d").mkdir()
+    g = to_nir(random_ternary_network((6, 5, 3), seed=0))
+    nir.write(str(tmp_path / "g.nir"), g)
+    code, err = run_cli(capsys, "run-nir", str(tmp_path / "g.nir"), "--inputs", str(tmp_path / "d"))
+    one_line(code, err, str(tmp_path / "d"), "is a folder")
+    np.savez(tmp_path / "obj.npz", spikes=np.array([{"a": 1}], dtype=object))
+    code, err = run_cli(capsys, "run-nir", str(tmp_path / "g.nir"), "--inputs", str(tmp_path / "obj.npz"))
+    one_line(code, err, "Python objects", "never loaded")
+    g.edges.append(("lif1", "fc1"))  # a cycle through two layers: no neuron's own loop
+    with pytest.raises(GraphError, match="own loop through one weight node .* is supported; other cycles are not"):
+        from_nir(g)
+
+
+def test_a_checkpoint_names_itself_in_its_errors(tmp_path, digits_model):
+    from sne_deploy import checkpoint
+    from sne_deploy.checkpoint import CheckpointError
+
+    checkpoint.save(digits_model, tmp_path / "m.pt")
+    p = torch_load(tmp_path / "m.pt")
+    for bad in ({"data": "nonsense"}, {"steps": 0}, {"encoding": "poisson"}):
+        q = {**p, "config": {**p["config"], **bad}}
+        torch_save(q, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match=f"{tmp_path / 'bad.pt'}: its config is not usable"):
+            checkpoint.load(tmp_path / "bad.pt")
+    q = {
+        **p,
+        "students": [dict(p["students"][0], **{"weights.0": p["students"][0]["weights.0"][:, :5]})] + p["students"][1:],
+    }
+    torch_save(q, tmp_path / "shape.pt")
+    with pytest.raises(CheckpointError, match="size mismatch for weights.0"):
+        checkpoint.load(tmp_path / "shape.pt")
+
+
+def torch_load(path):  # type: ignore[no-untyped-def]
+    import torch
+
+    return torch.load(path, weights_only=True)
+
+
+def torch_save(obj, path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    torch.save(obj, path)
