@@ -48,7 +48,7 @@ def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
     pending = "v = v - sprev * vth\nsprev = 0\n" if dyn.reset == "subtract-next" else ""  # sprev is 0 or 1: exact
     common: dict[str, Any] = dict(
         threshold="v >= vth" if dyn.firing == "ge" else "v > vth",
-        reset={"zero": "v = 0", "subtract": "v = v - vth", "subtract-next": "sprev = 1"}[dyn.reset],
+        reset={"zero": "v = 0", "subtract": "v = v - vth", "subtract-next": "sprev = 1", "none": ""}[dyn.reset],
         ibias=None if ib is None else np.asarray(ib, dtype=np.float64),
     )
     if fixed is not None and mode == "fixed":

@@ -100,7 +100,7 @@ class LIFFixedParams(NamedTuple):
 
 
 FIRINGS = ("gt", "ge")
-RESETS = ("zero", "subtract", "subtract-next")
+RESETS = ("zero", "subtract", "subtract-next", "none")
 DECAYS = ("euler", "exp")
 
 
@@ -114,7 +114,8 @@ class Dynamics:
       ``subtract`` subtracts vth right after the spike, so the remainder decays with v (sinabs,
       SpikingJelly with ``v_reset=None``); ``subtract-next`` subtracts vth at the next step after
       the decay, undecayed (snnTorch's default ``reset_mechanism="subtract"``:
-      ``mem = beta*mem + input - reset*threshold`` with ``reset`` from the previous step).
+      ``mem = beta*mem + input - reset*threshold`` with ``reset`` from the previous step); ``none``
+      leaves v as it is (a reset-free neuron: snnTorch's ``reset_mechanism="none"``).
     * ``decay``: how NIR's continuous time constants become per-step factors (used when a graph is
       read): ``euler`` replaces every dt/tau by itself (forward Euler: ours, snnTorch, norse);
       ``exp`` by 1 - exp(-dt/tau), the exact decay over one step (sinabs, Rockpool).
@@ -179,7 +180,7 @@ def _reset(v: Any, s: Any, vth: Any, dyn: Dynamics, xp: Any) -> Any:
         return xp.where(s > 0, xp.zeros_like(v), v)
     if dyn.reset == "subtract":
         return xp.where(s > 0, v - vth, v)
-    return v  # subtract-next: see _subtract_pending
+    return v  # none: v keeps integrating; subtract-next: see _subtract_pending
 
 
 def lif_step_float(

@@ -506,7 +506,7 @@ def _add_run_nir(sub: Any) -> None:
         default=None,
         choices=RESETS,
         help="zero: v = 0 after a spike (Loihi, default); subtract: v -= threshold at once; "
-        "subtract-next: threshold taken off at the next step (snnTorch)",
+        "subtract-next: threshold taken off at the next step (snnTorch); none: no reset (a reset-free neuron)",
     )
     r.add_argument(
         "--decay",
@@ -573,11 +573,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at interpreter exit
+        return code
     except USER_ERRORS as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"sne-deploy: error: {msg}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `sne-deploy run-nir --json | head`: the reader left; end quietly, as cat does
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt:
         print("sne-deploy: interrupted", file=sys.stderr)
         return 130

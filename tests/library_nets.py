@@ -117,7 +117,7 @@ def snntorch_leaky(
     folder: Path, integer: bool, reset: str = "subtract", seed: int = 0, per_neuron: bool = False
 ) -> Export:
     """Linear -> Leaky -> Linear -> Leaky. NIR cannot say which reset a Leaky uses: the preset
-    assumes snnTorch's default (subtract); reset_mechanism='zero' needs --reset zero. With
+    assumes snnTorch's default (subtract); reset_mechanism='zero' needs --reset zero, 'none' --reset none. With
     ``per_neuron`` every neuron has its own beta and threshold."""
     import snntorch as snn
 
@@ -142,7 +142,7 @@ def snntorch_leaky(
         _flat_inputs(x),
         trains,
         "snntorch",
-        () if reset == "subtract" else ("--reset", "zero"),
+        () if reset == "subtract" else ("--reset", reset),
         loihi=reset == "zero" and not per_neuron,
     )
 

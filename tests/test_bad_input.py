@@ -296,7 +296,7 @@ def test_disk_full_names_the_users_path(tmp_path, digits_model, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full)
-    with pytest.raises(WriteError, match=f"cannot write {tmp_path / 'm.pt'}: No space left"):
+    with pytest.raises(WriteError, match=f"no space left on the device to write {tmp_path / 'm.pt'}"):
         checkpoint.save(digits_model, tmp_path / "m.pt")
     assert list(tmp_path.iterdir()) == []
 
@@ -568,3 +568,17 @@ def torch_save(obj, path) -> None:  # type: ignore[no-untyped-def]
     import torch
 
     torch.save(obj, path)
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`sne-deploy run-nir --json | true`: the reader is gone before anything is written; no traceback."""
+    import subprocess
+    import sys
+
+    import nir
+
+    nir.write(str(tmp_path / "g.nir"), to_nir(random_ternary_network((6, 5, 3), seed=0)))
+    np.savez(tmp_path / "x.npz", spikes=np.ones((2, 4, 6), bool))
+    cmd = f"{sys.executable} -m sne_deploy run-nir {tmp_path / 'g.nir'} --inputs {tmp_path / 'x.npz'} --json 2>{tmp_path / 'err'} | true"
+    subprocess.run(["bash", "-c", cmd], check=True, timeout=120)
+    assert (tmp_path / "err").read_text() == ""

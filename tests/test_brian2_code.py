@@ -74,8 +74,8 @@ def _layer_net(dyn: Dynamics, ibias: bool) -> Network:
 
 @pytest.mark.parametrize(
     "dyn",
-    [Dynamics(), Dynamics("ge", "subtract"), Dynamics("gt", "subtract-next")],
-    ids=["loihi", "ge-subtract", "subtract-next"],
+    [Dynamics(), Dynamics("ge", "subtract"), Dynamics("gt", "subtract-next"), Dynamics("gt", "none")],
+    ids=["loihi", "ge-subtract", "subtract-next", "reset-none"],
 )
 @pytest.mark.parametrize("ibias", [False, True], ids=["no-ibias", "ibias"])
 @pytest.mark.parametrize("mode", ["float", "fixed"])

@@ -141,6 +141,8 @@ LIBRARY_CASES = {
     "snntorch-leaky-float-subtract": ("snntorch_leaky", False, "subtract"),
     "snntorch-leaky-int-zero": ("snntorch_leaky", True, "zero"),
     "snntorch-leaky-float-zero": ("snntorch_leaky", False, "zero"),
+    "snntorch-leaky-int-none": ("snntorch_leaky", True, "none"),
+    "snntorch-leaky-float-none": ("snntorch_leaky", False, "none"),
     "snntorch-synaptic": ("snntorch_synaptic",),
     "snntorch-synaptic-bias": ("snntorch_synaptic", 3, True),
     "snntorch-leaky-per-neuron": ("snntorch_leaky", True, "subtract", 2, True),
