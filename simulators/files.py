@@ -63,6 +63,13 @@ def _naming(path: Path) -> Iterator[None]:
             raise WriteError(f"no space left on the device to write {path}") from None
         if isinstance(e, RuntimeError):
             raise  # not a write failure: a bug keeps its traceback
+        if e.errno == errno.EROFS:
+            raise WriteError(f"cannot write {path}: it is on a read-only file system") from None
+        if e.errno == errno.EBUSY:
+            raise WriteError(
+                f"cannot replace {path}: it is a mount point or in use (the report folder is swapped in whole; "
+                "name a folder inside it instead)"
+            ) from None
         raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
 
 

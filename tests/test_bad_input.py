@@ -582,3 +582,22 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     cmd = f"{sys.executable} -m sne_deploy run-nir {tmp_path / 'g.nir'} --inputs {tmp_path / 'x.npz'} --json 2>{tmp_path / 'err'} | true"
     subprocess.run(["bash", "-c", cmd], check=True, timeout=120)
     assert (tmp_path / "err").read_text() == ""
+
+
+def test_a_report_folder_that_is_a_mount_point_says_so(capsys, tmp_path, digits_bundle):
+    """--report naming a mount point (a read-only one in the report) cannot be swapped in whole:
+    one line that says why, not 'Device or resource busy'."""
+    import subprocess
+
+    rep = tmp_path / "rep"
+    rep.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(rep)]).returncode:
+        pytest.skip("mounting a tmpfs needs root here")  # the message is only reachable through a mount point
+    try:
+        code, err = run_cli(
+            capsys, "simulate", str(digits_bundle.path), "--backend", "torch", "--limit", "10", "--report", str(rep)
+        )
+        one_line(code, err, f"cannot replace {rep}", "mount point")
+        assert list(rep.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(rep)])
