@@ -44,7 +44,7 @@ import numpy as np
 
 from .batching import batch_inputs, n_batches, unbatch_counts, unbatch_steps
 from .brian2_code import LayerCode, layer_code
-from .errors import Brian2Error, check_choice
+from .errors import Brian2Error, GraphError, check_choice
 from .network import Network
 from .paths import brian2_cache_dir
 from .result import Result, check_inputs, make_result
@@ -110,6 +110,11 @@ def run_brian2(
 ) -> Result:
     """Run ``spikes`` (N, T, n_in) through ``network`` on Brian2 (target: see the module docstring)."""
     spikes = check_inputs(network, spikes, mode)
+    if network.dynamics.spikes == "multi":
+        raise GraphError(
+            "multi-spike neurons (--spikes multi) run on the reference backend; Brian2's threshold emits one "
+            "spike per neuron and step"
+        )
     target = target or os.environ.get("SNE_BRIAN2_TARGET", "cython")
     check_choice("Brian2 target", target, BRIAN2_TARGETS, Brian2Error)
     if target == "cpp_standalone":

@@ -80,7 +80,8 @@ def run_loop(
     params = [_params(l, fixed, lib) for l in layers]
     states = [LIFState(lib.zeros((n, l.n_out), state_dtype), lib.zeros((n, l.n_out), state_dtype)) for l in layers]
     counts = [lib.zeros((n, l.n_out), "int64") for l in layers]
-    trains = [lib.zeros((n, steps, l.n_out), "bool") for l in layers] if record else None
+    multi = dyn.spikes == "multi"  # spikes per neuron and step are counts, not 0/1
+    trains = [lib.zeros((n, steps, l.n_out), "int64" if multi else "bool") for l in layers] if record else None
     saturated = np.zeros(len(layers), np.int64)
     readout = None if layers[-1].spiking else lib.zeros((n, steps, layers[-1].n_out), state_dtype)
     for t in range(steps):
@@ -97,6 +98,8 @@ def run_loop(
                 saturated[i] += int(over.sum())
             else:
                 states[i], spk = lif_step_float(states[i], a, params[i], lib.xp, dyn=dyn)
+            if multi:
+                spk = lib.asarray(spk, "int64")
             counts[i] += spk
             if on_spikes is not None:
                 on_spikes(i, spk)

@@ -102,6 +102,7 @@ class LIFFixedParams(NamedTuple):
 FIRINGS = ("gt", "ge")
 RESETS = ("zero", "subtract", "subtract-next", "none")
 DECAYS = ("euler", "exp")
+SPIKES = ("single", "multi")
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,10 @@ class Dynamics:
     * ``decay``: how NIR's continuous time constants become per-step factors (used when a graph is
       read): ``euler`` replaces every dt/tau by itself (forward Euler: ours, snnTorch, norse);
       ``exp`` by 1 - exp(-dt/tau), the exact decay over one step (sinabs, Rockpool).
+    * ``spikes``: ``single``, at most one spike per neuron and step (Loihi's LIF); ``multi``,
+      floor(v / vth) spikes in a step where the firing comparison holds (sinabs' ``MultiSpike``,
+      its default; Rockpool's ``max_spikes_per_dt``): the subtracting resets take off that many
+      thresholds, and the next layer receives the count (n x weight, n synaptic events).
 
     The default is Loihi's own neuron, the only one Lava's LIF runs.
     """
@@ -126,12 +131,14 @@ class Dynamics:
     firing: str = "gt"
     reset: str = "zero"
     decay: str = "euler"
+    spikes: str = "single"
 
     def __post_init__(self) -> None:
         for what, value, allowed in (
             ("firing", self.firing, FIRINGS),
             ("reset", self.reset, RESETS),
             ("decay", self.decay, DECAYS),
+            ("spikes", self.spikes, SPIKES),
         ):
             check_choice(what, value, allowed, GraphError)
 
@@ -140,12 +147,12 @@ class Dynamics:
 
     @classmethod
     def from_dict(cls, d: Any) -> "Dynamics":
-        return plain.record(cls, d, firing=plain.text, reset=plain.text, decay=plain.text)
+        return plain.record(cls, d, firing=plain.text, reset=plain.text, decay=plain.text, spikes=plain.text)
 
     @property
     def is_loihi(self) -> bool:
         """Whether the step is Loihi's (``decay`` only shapes the import, not the step)."""
-        return self.firing == "gt" and self.reset == "zero"
+        return self.firing == "gt" and self.reset == "zero" and self.spikes == "single"
 
 
 LOIHI = Dynamics()
@@ -168,10 +175,23 @@ def _fires(x: Any, dyn: Dynamics, spike_fn: Callable[[Any], Any] = _strict_heavi
     return spike_fn(x) if dyn.firing == "gt" else x >= 0
 
 
+def _count(v: Any, vth: Any, fired: Any, dyn: Dynamics, xp: Any, integer: bool) -> Any:
+    """``multi``: floor(v / vth) spikes where the neuron fired (one where vth is 0); ``single``:
+    the 0/1 spikes as they are. Fixed point divides its integers exactly (``//``)."""
+    if dyn.spikes == "single":
+        return fired
+    positive = vth > 0
+    safe = xp.where(positive, vth, xp.ones_like(vth))
+    n = v // safe if integer else xp.floor(v / safe)
+    return xp.where(fired > 0, xp.where(positive, n, xp.ones_like(n)), xp.zeros_like(n))
+
+
 def _subtract_pending(v: Any, state: LIFState, vth: Any, dyn: Dynamics, xp: Any) -> Any:
     """``subtract-next``: the threshold of last step's spikes comes off after this step's decay."""
     if dyn.reset != "subtract-next" or state.s is None:
         return v
+    if dyn.spikes == "multi":
+        return v - state.s * vth
     return v - xp.where(state.s > 0, vth, xp.zeros_like(v))
 
 
@@ -179,7 +199,7 @@ def _reset(v: Any, s: Any, vth: Any, dyn: Dynamics, xp: Any) -> Any:
     if dyn.reset == "zero":
         return xp.where(s > 0, xp.zeros_like(v), v)
     if dyn.reset == "subtract":
-        return xp.where(s > 0, v - vth, v)
+        return v - s * vth if dyn.spikes == "multi" else xp.where(s > 0, v - vth, v)
     return v  # none: v keeps integrating; subtract-next: see _subtract_pending
 
 
@@ -198,7 +218,7 @@ def lif_step_float(
         u = u + p.ibias
     v = state.v * (1.0 - p.dv) + u + p.bias
     v = _subtract_pending(v, state, p.vth, dyn, xp)
-    s = _fires(v - p.vth, dyn, spike_fn)
+    s = _count(v, p.vth, _fires(v - p.vth, dyn, spike_fn), dyn, xp, integer=False)
     v = _reset(v, s, p.vth, dyn, xp)
     return LIFState(u, v, s if dyn.reset == "subtract-next" else None), s
 
@@ -245,7 +265,7 @@ def lif_step_fixed_checked(
     u = wrap_u(u_raw, xp)
     v_raw = _subtract_pending(decay_fixed(state.v, p.dv_fx, xp) + u + effective_bias(p), state, vth, dyn, xp)
     v_sat = xp.clip(v_raw, -V_LIMIT, V_LIMIT)
-    s = _fires(v_sat - vth, dyn)
+    s = _count(v_sat, vth, _fires(v_sat - vth, dyn), dyn, xp, integer=True)
     v = _reset(v_sat, s, vth, dyn, xp)
     return LIFState(u, v, s if dyn.reset == "subtract-next" else None), s, (u != u_raw) | (v_raw != v_sat)
 

@@ -47,12 +47,12 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "sinabs",
             1.0,
-            Dynamics("ge", "subtract", "exp"),
+            Dynamics("ge", "subtract", "exp", "multi"),
             "sinabs works in steps (dt = 1) with the exact decay alpha = exp(-1 / tau_mem) and, as LIF's default "
-            "norm_input=True, an input gain of 1 - alpha; SingleSpike fires at v >= threshold and MembraneSubtract "
-            "takes the threshold off right away; sinabs' to_nir writes the input shape with its time axis, read as "
-            "leading axes (layers with the default MultiSpike emit several spikes in one step, which a 0/1 spike "
-            "train cannot carry: use SingleSpike)",
+            "norm_input=True, an input gain of 1 - alpha; its default MultiSpike emits floor(v / threshold) spikes "
+            "where v >= threshold and MembraneSubtract takes that many thresholds off right away (layers with "
+            "SingleSpike need --spikes single; the file cannot say which was used); sinabs' to_nir writes the input "
+            "shape with its time axis, read as leading axes",
         ),
         Preset(
             "spikingjelly",

@@ -12,7 +12,7 @@ from sne_deploy.exporters.checks import EXPORT_TARGETS
 from sne_deploy.simulators import BACKENDS as SIM_BACKENDS
 from sne_deploy.simulators.errors import InputError, SneError
 from sne_deploy.simulators.files import atomic_file, read_npz
-from sne_deploy.simulators.neuron import DECAYS, FIRINGS, RESETS
+from sne_deploy.simulators.neuron import DECAYS, FIRINGS, RESETS, SPIKES
 from sne_deploy.simulators.presets import PRESETS
 from sne_deploy.simulators.result import MODES
 
@@ -182,7 +182,7 @@ def _read_nir(a: argparse.Namespace):
 
     preset = get_preset(a.preset) if a.preset else None
     base = preset.dynamics if preset else LOIHI
-    dyn = Dynamics(a.firing or base.firing, a.reset or base.reset, a.decay or base.decay)
+    dyn = Dynamics(a.firing or base.firing, a.reset or base.reset, a.decay or base.decay, a.spikes or base.spikes)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GraphWarning)
         net = from_nir(Path(a.graph), dt=a.dt, dynamics=dyn, default_dt=preset.dt if preset else 1.0)
@@ -212,7 +212,7 @@ def cmd_run_nir(a: argparse.Namespace) -> int:
     res = simulators.run(net, spikes, backend=a.backend, mode=a.mode, record=a.out is not None, **_backend_options(a))
     summary = res.summary()
     summary["dt"] = net.dt
-    summary["dynamics"] = {"firing": net.dynamics.firing, "reset": net.dynamics.reset, "decay": net.dynamics.decay}
+    summary["dynamics"] = net.dynamics.to_dict()
     if quant is not None:
         summary["quantization"] = quant
     if a.out:
@@ -507,6 +507,13 @@ def _add_run_nir(sub: Any) -> None:
         choices=RESETS,
         help="zero: v = 0 after a spike (Loihi, default); subtract: v -= threshold at once; "
         "subtract-next: threshold taken off at the next step (snnTorch); none: no reset (a reset-free neuron)",
+    )
+    r.add_argument(
+        "--spikes",
+        default=None,
+        choices=SPIKES,
+        help="single: at most one spike per neuron and step (Loihi, default); multi: floor(v / threshold) "
+        "spikes where the neuron fires, the next layer receiving the count (sinabs' MultiSpike)",
     )
     r.add_argument(
         "--decay",

@@ -11,7 +11,7 @@ import pytest
 
 from sne_deploy.simulators import GraphError, from_nir, run, to_nir
 from sne_deploy.simulators.network import FixedLayer, Network, make_layer
-from sne_deploy.simulators.neuron import LIFFixedParams, LIFState, lif_step_fixed
+from sne_deploy.simulators.neuron import Dynamics, LIFFixedParams, LIFState, lif_step_fixed
 from sne_deploy.simulators.random_nets import random_spikes, random_ternary_network
 
 CASES = [  # (sizes, seed, du, dv, bias)
@@ -487,3 +487,31 @@ def test_only_a_neurons_own_loop_is_recurrent():
     g.edges.append(("input", "rec"))
     with pytest.raises(GraphError, match="recurrent edge"):
         from_nir(g)
+
+
+# --- multi-spike neurons ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reset, want", [("zero", [2, 2, 2, 2]), ("subtract", [2, 3, 2, 3]), ("none", [2, 5, 7, 10])])
+def test_multi_spike_neurons_emit_floor_v_over_vth(reset, want):
+    """An IF neuron fed 5 per step with threshold 2 emits floor(v / 2) spikes a step, takes that
+    many thresholds off (subtract), nothing (none) or all of v (zero); float, fixed point and the
+    torch reference agree, and the next layer receives the counts."""
+    from sne_deploy.simulators.fixed_point import quantize_network
+    from sne_deploy.snn import run_network_torch
+
+    net = Network(
+        (make_layer("l", np.array([[5.0]]), 1.0, 0.0, 2.0), make_layer("next", np.array([[1.0]]), 1.0, 0.0, 0.5)),
+        dynamics=Dynamics("ge", reset, "euler", "multi"),
+    )
+    x = np.ones((1, 4, 1), bool)
+    float_run = run(net, x, "reference", "float", record=True)
+    fixed_run = run(quantize_network(net)[0], x, "reference", "fixed", record=True)
+    torch_run = run_network_torch(net, x, "float", record=True)
+    for r in (float_run, fixed_run, torch_run):
+        assert r.trains[0][0, :, 0].tolist() == want
+    assert float_run.synaptic_events[0, 1] == sum(want)  # one event per spike and synapse
+    with pytest.raises(GraphError, match="multi-spike neurons .* run on the reference"):
+        run(net, x, "brian2", "float")
+    with pytest.raises(GraphError, match="multi spikes runs on the reference backends"):
+        run(quantize_network(net)[0], x, "lava", "fixed")
