@@ -110,11 +110,8 @@ def run_brian2(
 ) -> Result:
     """Run ``spikes`` (N, T, n_in) through ``network`` on Brian2 (target: see the module docstring)."""
     spikes = check_inputs(network, spikes, mode)
-    if network.dynamics.spikes == "multi":
-        raise GraphError(
-            "multi-spike neurons (--spikes multi) run on the reference backend; Brian2's threshold emits one "
-            "spike per neuron and step"
-        )
+    if network.dynamics.spikes == "multi" and any(np.any(np.asarray(l.params.vth) <= 0) for l in network.layers):
+        raise GraphError("multi-spike neurons with a threshold <= 0 run on the reference backend only")
     target = target or os.environ.get("SNE_BRIAN2_TARGET", "cython")
     check_choice("Brian2 target", target, BRIAN2_TARGETS, Brian2Error)
     if target == "cpp_standalone":
@@ -163,16 +160,16 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
         code = layer_code(layer, mode, network.dynamics)
         g = _neuron_group(b2, code, size, li, bsz, steps, dt)
         counts = li == 0 and table.dtype != np.bool_
-        syn = _synapses(b2, prev, g, code.weight, bsz, li, stim if counts else None)
+        syn = _synapses(b2, prev, g, code.weight, bsz, li, stim if counts else None, multi=code.multi and li > 0)
         counter = b2.StateMonitor(
             g, ["count", "over"], record=True, dt=steps * dt, when="start", order=li, name=f"sne_count{li}"
         )
         objects += [g, syn, counter]
         if code.recurrent is not None:
-            objects.append(_recurrent_synapses(b2, g, code.recurrent, bsz, li))
+            objects.append(_recurrent_synapses(b2, g, code.recurrent, bsz, li, code.multi))
         counters.append((counter, size))
         if record:
-            mon = b2.SpikeMonitor(g, name=f"sne_spikes{li}")
+            mon = b2.SpikeMonitor(g, variables=["nspk"] if code.multi else [], name=f"sne_spikes{li}")
             objects.append(mon)
             trains.append(mon)
         prev = g
@@ -195,13 +192,14 @@ def _neuron_group(b2: Any, code: LayerCode, size: int, li: int, bsz: int, steps:
            wrapped : 1
            sprev : 1
            fresh : 1
+           nspk : 1
            vth : 1 (constant)
            bias : 1 (constant)
            ibias : 1 (constant)
            mu : 1 (constant)
            mv : 1 (constant)""",
         threshold=code.threshold,
-        reset=code.reset + "\ncount = count + 1",
+        reset=code.reset + ("\ncount = count + nspk" if code.multi else "\ncount = count + 1"),
         name=f"sne_layer{li}",
     )
     g.vth, g.bias = np.tile(code.vth, bsz), np.tile(code.bias, bsz)
@@ -217,7 +215,7 @@ def _neuron_group(b2: Any, code: LayerCode, size: int, li: int, bsz: int, steps:
     )
     # counters are read at "start" (order li) before this zeroing (order 100 + li)
     g.run_regularly(
-        "u = 0\nv = 0\nsprev = 0\ncount = 0\nover = 0\nfresh = 1",
+        "u = 0\nv = 0\nsprev = 0\ncount = 0\nover = 0\nfresh = 1\nnspk = 0",
         dt=steps * dt,
         when="start",
         order=100 + li,
@@ -242,13 +240,17 @@ def _readout(built: Built, n: int, bsz: int, steps: int) -> Optional[np.ndarray]
     return unbatch_steps(v[:-1], n, steps, bsz, v.shape[1] // bsz)
 
 
-def _synapses(b2: Any, prev: Any, g: Any, wmat: np.ndarray, bsz: int, li: int, counts: Any = None) -> Any:
+def _synapses(
+    b2: Any, prev: Any, g: Any, wmat: np.ndarray, bsz: int, li: int, counts: Any = None, multi: bool = False
+) -> Any:
     """Only the non-zero synapses exist, as on chip; copy c connects only to copy c. They deliver
     into u in the synapses slot, after u's decay (order 10*l + 1). With event-count inputs
     (``counts``: the input table) the first layer's synapses deliver w times this step's count."""
     size, n_in = wmat.shape
     post, pre = np.nonzero(wmat)
     on_pre = "u_post += w" if counts is None else "u_post += w * sne_input_table(t, i_pre)"
+    if multi:  # a spike event of a multi-spike layer stands for nspk spikes
+        on_pre = "u_post += w * nspk_pre"
     syn = b2.Synapses(
         prev,
         g,
@@ -264,14 +266,15 @@ def _synapses(b2: Any, prev: Any, g: Any, wmat: np.ndarray, bsz: int, li: int, c
     return syn
 
 
-def _recurrent_synapses(b2: Any, g: Any, wmat: np.ndarray, bsz: int, li: int) -> Any:
+def _recurrent_synapses(b2: Any, g: Any, wmat: np.ndarray, bsz: int, li: int, multi: bool = False) -> Any:
     """A layer's synapses onto itself, after its input synapses and before its update (order
     10*l + 2): they see the spikes of the layer's last threshold, the previous step. At a
     sample's first step those belong to the previous sample of the copy, so ``fresh`` (1 from the
     batch's zeroing until the update) holds them back; w * 1 and w * 0 are exact."""
     size = wmat.shape[0]
     post, pre = np.nonzero(wmat)
-    syn = b2.Synapses(g, g, "w : 1 (constant)", on_pre="u_post += w * (1 - fresh_post)", name=f"sne_rec{li}")
+    on_pre = "u_post += w * (1 - fresh_post)" + (" * nspk_pre" if multi else "")
+    syn = b2.Synapses(g, g, "w : 1 (constant)", on_pre=on_pre, name=f"sne_rec{li}")
     copies = np.repeat(np.arange(bsz), len(pre))
     syn.connect(i=np.tile(pre, bsz) + copies * size, j=np.tile(post, bsz) + copies * size)
     syn.w = np.tile(wmat[post, pre], bsz)
@@ -300,8 +303,9 @@ def _read_monitors(built: "Built", n: int, bsz: int, steps: int, dt: Any) -> Mon
         if trains:
             idx = np.asarray(trains[li].i[:], dtype=np.int64)
             step = np.round(np.asarray(trains[li].t[:] / dt)).astype(np.int64)
-            raster = np.zeros((n_batches(n, bsz) * steps + 1, bsz * size), bool)
-            raster[step, idx] = True
+            multi = "nspk" in getattr(trains[li], "record_variables", ())  # an event is nspk spikes
+            raster = np.zeros((n_batches(n, bsz) * steps + 1, bsz * size), np.int64 if multi else bool)
+            raster[step, idx] = np.rint(np.asarray(trains[li].nspk[:])).astype(np.int64) if multi else True
             rasters.append(unbatch_steps(raster[:-1], n, steps, bsz, size))
     return Monitored(counts, rasters if trains else None, overflow, _readout(built, n, bsz, steps))
 

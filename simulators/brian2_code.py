@@ -31,6 +31,9 @@ class LayerCode(NamedTuple):
     reset: str = "v = 0"  # Brian2's reset statements
     ibias: Optional[np.ndarray] = None  # (n_out,) constant current into u, after the synaptic input
     recurrent: Optional[np.ndarray] = None  # (n_out, n_out) added to u per spike of the layer's last step
+    # multi-spike neurons: ``nspk`` spikes in a step (computed with v, before the threshold, so the
+    # next layer's synapses read it in the same step); a spike event then stands for nspk spikes
+    multi: bool = False
 
 
 def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
@@ -45,12 +48,23 @@ def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
         raise ValueError(f"layer '{layer.name}' has no fixed-point form (the backend checks this first)")
     ib = layer.params.ibias if fixed is None or mode == "float" else fixed.params.ibias
     add_ibias = "u = u + ibias\n" if ib is not None else ""
-    pending = "v = v - sprev * vth\nsprev = 0\n" if dyn.reset == "subtract-next" else ""  # sprev is 0 or 1: exact
+    pending = "v = v - sprev * vth\nsprev = 0\n" if dyn.reset == "subtract-next" else ""  # sprev: a spike count, exact
+    multi = dyn.spikes == "multi"
+    fires = "v >= vth" if dyn.firing == "ge" else "v > vth"
+    n = "nspk" if multi else "1"
     common: dict[str, Any] = dict(
-        threshold="v >= vth" if dyn.firing == "ge" else "v > vth",
-        reset={"zero": "v = 0", "subtract": "v = v - vth", "subtract-next": "sprev = 1", "none": ""}[dyn.reset],
+        threshold="nspk > 0" if multi else fires,
+        reset={
+            "zero": "v = 0",
+            "subtract": f"v = v - {n} * vth" if multi else "v = v - vth",
+            "subtract-next": f"sprev = {n}",
+            "none": "",
+        }[dyn.reset],
         ibias=None if ib is None else np.asarray(ib, dtype=np.float64),
+        multi=multi,
     )
+    # floor(v / vth) of integers held in float64 is exact here: |v| < 2^24, vth < 2^24 (fixed point)
+    count_spikes = f"\nnspk = int({fires}) * floor(v / vth)" if multi else ""
     if fixed is not None and mode == "fixed":
         f = fixed.params
         vth = np.asarray(f.vth, dtype=np.float64) * (1 << VTH_SHIFT) * np.ones(size)
@@ -69,7 +83,7 @@ def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
                 "v = v + bias\n"
                 + pending  # before saturation, as in the neuron step
                 + f"over = over + int(wrapped + int(abs(v) > {V_LIMIT}) > 0)\n"
-                f"v = clip(v, -{V_LIMIT}, {V_LIMIT})"
+                f"v = clip(v, -{V_LIMIT}, {V_LIMIT})" + count_spikes
             ),
             weight=fixed.weight.astype(np.float64) * (1 << ACT_SHIFT),
             recurrent=None if fixed.recurrent is None else fixed.recurrent.astype(np.float64) * (1 << ACT_SHIFT),
@@ -82,7 +96,7 @@ def layer_code(layer: Layer, mode: str, dyn: Dynamics = LOIHI) -> LayerCode:
         mu=np.broadcast_to(1.0 - np.asarray(p.du, dtype=np.float64), (size,)).copy(),
         mv=np.broadcast_to(1.0 - np.asarray(p.dv, dtype=np.float64), (size,)).copy(),
         decay_u="u = u * mu",
-        update_v=(add_ibias + "v = v * mv\nv = v + u\nv = v + bias\n" + pending).rstrip("\n"),
+        update_v=(add_ibias + "v = v * mv\nv = v + u\nv = v + bias\n" + pending).rstrip("\n") + count_spikes,
         weight=layer.weight,
         recurrent=layer.recurrent,
         **common,

@@ -55,9 +55,7 @@ def require_loihi_dynamics(network: Network) -> None:
     if not d.is_loihi:
         raise GraphError(
             f"the Lava backend runs Loihi's LIF, which fires once at v > threshold and resets v to 0; "
-            f"firing '{d.firing}' with reset '{d.reset}' and {d.spikes} spikes runs on the reference"
-            + ("" if d.spikes == "multi" else " and brian2")
-            + " backends"
+            f"firing '{d.firing}' with reset '{d.reset}' and {d.spikes} spikes runs on the reference and brian2 backends"
         )
     for layer in network.layers:
         if layer.params.ibias is not None:

@@ -48,20 +48,21 @@ def _run(code: LayerCode, spikes: np.ndarray) -> np.ndarray:
         wrapped=zeros,
         sprev=zeros,
         fresh=zeros,
+        nspk=zeros,
         vth=code.vth,
         bias=code.bias,
         mu=code.mu,
         mv=code.mv,
         ibias=np.zeros(size) if code.ibias is None else code.ibias,
     )
-    out = np.zeros((n, steps, size), bool)
+    out = np.zeros((n, steps, size), np.int64)
     for t in range(steps):
         _execute(code.decay_u, state)
         state["u"] = state["u"] + spikes[:, t].astype(np.float64) @ code.weight.T
         _execute(code.update_v, state)
         fired = eval(code.threshold, {"__builtins__": {}}, state)
+        out[:, t] = np.rint(state["nspk"]) * fired if code.multi else fired  # an event is nspk spikes
         _execute(code.reset, state, fired)
-        out[:, t] = fired
     return out
 
 
@@ -74,8 +75,16 @@ def _layer_net(dyn: Dynamics, ibias: bool) -> Network:
 
 @pytest.mark.parametrize(
     "dyn",
-    [Dynamics(), Dynamics("ge", "subtract"), Dynamics("gt", "subtract-next"), Dynamics("gt", "none")],
-    ids=["loihi", "ge-subtract", "subtract-next", "reset-none"],
+    [
+        Dynamics(),
+        Dynamics("ge", "subtract"),
+        Dynamics("gt", "subtract-next"),
+        Dynamics("gt", "none"),
+        Dynamics("ge", "subtract", spikes="multi"),
+        Dynamics("gt", "subtract-next", spikes="multi"),
+        Dynamics("ge", "zero", spikes="multi"),
+    ],
+    ids=["loihi", "ge-subtract", "subtract-next", "reset-none", "multi-subtract", "multi-subtract-next", "multi-zero"],
 )
 @pytest.mark.parametrize("ibias", [False, True], ids=["no-ibias", "ibias"])
 @pytest.mark.parametrize("mode", ["float", "fixed"])

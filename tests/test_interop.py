@@ -388,8 +388,6 @@ def test_sinabs_exports_run_spike_exact_with_its_preset(tmp_path, request, sinab
             x, lib = f["spikes"], [f["layer0"], f["layer1"]]
         if name.endswith("_multi"):  # sinabs' default MultiSpike: the preset's default
             assert max(int(t.max()) for t in lib) > 1  # the nets do emit several spikes in a step
-            if backend != "reference":
-                continue  # multi-spike neurons run on the reference (Brian2: one spike per step)
             ours = _run_nir(tmp_path, folder / f"{name}.nir", x, "sinabs", backend)
         else:
             ours = _run_nir(tmp_path, folder / f"{name}.nir", x, "sinabs", backend, extra=("--spikes", "single"))
