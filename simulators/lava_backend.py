@@ -54,7 +54,7 @@ def require_loihi_dynamics(network: Network) -> None:
     d = network.dynamics
     if not d.is_loihi:
         raise GraphError(
-            f"the Lava backend runs Loihi's LIF, which fires once at v > threshold and resets v to 0; "
+            f"the Lava backend runs Loihi's LIF, which fires at v > threshold (one spike a step) and resets v to 0; "
             f"firing '{d.firing}' with reset '{d.reset}' and {d.spikes} spikes runs on the reference and brian2 backends"
         )
     for layer in network.layers:

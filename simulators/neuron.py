@@ -103,6 +103,7 @@ FIRINGS = ("gt", "ge")
 RESETS = ("zero", "subtract", "subtract-next", "none")
 DECAYS = ("euler", "exp")
 SPIKES = ("single", "multi")
+GAINS = ("nir", "rockpool")
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,10 @@ class Dynamics:
       floor(v / vth) spikes in a step where the firing comparison holds (sinabs' ``MultiSpike``,
       its default; Rockpool's ``max_spikes_per_dt``): the subtracting resets take off that many
       thresholds, and the next layer receives the count (n x weight, n synaptic events).
+    * ``gain`` (import only): ``nir`` reads a neuron's input gain from NIR's ``r`` and ``w_in``
+      (the module docstring of :mod:`~sne_deploy.simulators.nir_read`); ``rockpool`` as Rockpool
+      simulates, whatever its exporter wrote there (``r = tau e^(-dt/tau) / dt``, no ``w_in``):
+      e^(-dt / tau_syn) into a CubaLIF's current (its input is decayed with it), 1 into a LIF's v.
 
     The default is Loihi's own neuron, the only one Lava's LIF runs.
     """
@@ -132,6 +137,7 @@ class Dynamics:
     reset: str = "zero"
     decay: str = "euler"
     spikes: str = "single"
+    gain: str = "nir"
 
     def __post_init__(self) -> None:
         for what, value, allowed in (
@@ -139,6 +145,7 @@ class Dynamics:
             ("reset", self.reset, RESETS),
             ("decay", self.decay, DECAYS),
             ("spikes", self.spikes, SPIKES),
+            ("gain", self.gain, GAINS),
         ):
             check_choice(what, value, allowed, GraphError)
 
@@ -147,7 +154,9 @@ class Dynamics:
 
     @classmethod
     def from_dict(cls, d: Any) -> "Dynamics":
-        return plain.record(cls, d, firing=plain.text, reset=plain.text, decay=plain.text, spikes=plain.text)
+        return plain.record(
+            cls, d, firing=plain.text, reset=plain.text, decay=plain.text, spikes=plain.text, gain=plain.text
+        )
 
     @property
     def is_loihi(self) -> bool:

@@ -308,9 +308,12 @@ def _continuous(name: str, node: Any, dt: float, dyn: Dynamics, n: int, nir: Any
     if isinstance(node, nir.CubaLIF):
         tau_syn = _positive(name, "tau_syn", node.tau_syn)
         tau_mem = _positive(name, "tau_mem", node.tau_mem)
-        gain = _gain(dt, tau_syn, _finite(name, "w_in", node.w_in), dyn) * _gain(
-            dt, tau_mem, _finite(name, "r", node.r), dyn
-        )
+        if dyn.gain == "rockpool":  # isyn = (isyn + input) * e^(-dt/tau_syn), v gets isyn undecayed
+            gain = np.exp(-dt / np.asarray(tau_syn, dtype=np.float64))
+        else:
+            gain = _gain(dt, tau_syn, _finite(name, "w_in", node.w_in), dyn) * _gain(
+                dt, tau_mem, _finite(name, "r", node.r), dyn
+            )
         return _Continuous(
             _rate(dt, tau_syn, dyn),
             _rate(dt, tau_mem, dyn),
@@ -319,12 +322,8 @@ def _continuous(name: str, node: Any, dt: float, dyn: Dynamics, n: int, nir: Any
         )
     if isinstance(node, (nir.LIF, nir.LI)):
         tau = _positive(name, "tau", node.tau)
-        return _Continuous(
-            1.0,
-            _rate(dt, tau, dyn),
-            _gain(dt, tau, _finite(name, "r", node.r), dyn),
-            _gain(dt, tau, _finite(name, "v_leak", node.v_leak), dyn),
-        )
+        gain = np.ones(n) if dyn.gain == "rockpool" else _gain(dt, tau, _finite(name, "r", node.r), dyn)
+        return _Continuous(1.0, _rate(dt, tau, dyn), gain, _gain(dt, tau, _finite(name, "v_leak", node.v_leak), dyn))
     return _Continuous(1.0, 0.0, dt * _finite(name, "r", node.r), np.zeros(n))  # IF
 
 

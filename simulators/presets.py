@@ -55,6 +55,17 @@ PRESETS: dict[str, Preset] = {
             "shape with its time axis, read as leading axes",
         ),
         Preset(
+            "rockpool",
+            1e-3,
+            Dynamics("ge", "subtract", "exp", "multi", "rockpool"),
+            "Rockpool's torch modules step at dt = 1e-3 with the exact decays exp(-dt / tau); LIFTorch (a CubaLIF) "
+            "adds its input to the synaptic current before that current decays, so the input gain is "
+            "exp(-dt / tau_syn), and LIFNeuronTorch (a LIF) adds it to v with gain 1, whatever the exported r says "
+            "(Rockpool writes r = tau exp(-dt / tau) / dt and no w_in); both emit floor(v / threshold) spikes where "
+            "v >= threshold (max_spikes_per_dt, 2^16 by default, is not modelled) and subtract that many "
+            "thresholds; the exporter drops biases",
+        ),
+        Preset(
             "spikingjelly",
             1e-4,
             Dynamics("ge", "zero", "euler"),

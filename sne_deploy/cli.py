@@ -182,7 +182,9 @@ def _read_nir(a: argparse.Namespace):
 
     preset = get_preset(a.preset) if a.preset else None
     base = preset.dynamics if preset else LOIHI
-    dyn = Dynamics(a.firing or base.firing, a.reset or base.reset, a.decay or base.decay, a.spikes or base.spikes)
+    dyn = Dynamics(
+        a.firing or base.firing, a.reset or base.reset, a.decay or base.decay, a.spikes or base.spikes, base.gain
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GraphWarning)
         net = from_nir(Path(a.graph), dt=a.dt, dynamics=dyn, default_dt=preset.dt if preset else 1.0)

@@ -211,6 +211,51 @@ def snntorch_recurrent(folder: Path, integer: bool, kind: str = "RLeaky", seed: 
     )
 
 
+# --- Rockpool --------------------------------------------------------------------------------
+
+
+def rockpool_mlp(folder: Path, integer: bool, kind: str = "LIFTorch", seed: int = 13) -> Export:
+    """LinearTorch -> LIFTorch (CubaLIF) or LIFNeuronTorch (LIF) -> LinearTorch -> the same, in
+    Rockpool's torch modules at its default dt = 1 ms, multi-spike as Rockpool's default is."""
+    import warnings
+
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import LIFNeuronTorch, LIFTorch, LinearTorch
+    from rockpool.nn.modules.torch.nir import to_nir
+
+    fc1, fc2 = linears(integer, seed)
+    thr = 2.0 if integer else 0.3
+
+    def neurons(n: int):  # type: ignore[no-untyped-def]
+        if kind == "LIFTorch":
+            return LIFTorch(n, tau_mem=0.004, tau_syn=0.002, threshold=torch.full((n,), thr))
+        return LIFNeuronTorch(n, tau_mem=0.004, threshold=torch.full((n,), thr))
+
+    lins = [LinearTorch((N_IN, HIDDEN), has_bias=False), LinearTorch((HIDDEN, N_OUT), has_bias=False)]
+    with torch.no_grad():
+        for lin, fc in zip(lins, (fc1, fc2)):
+            lin.weight.copy_(fc.weight.T)
+    net = Sequential(lins[0], neurons(HIDDEN), lins[1], neurons(N_OUT))
+    x = inputs(seed)
+    xb = x.permute(1, 0, 2)  # Rockpool's (batch, time, channels)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, _, rec = net(xb, record=True)
+        graph = to_nir(net, xb[:1])
+    trains = [np.rint(rec[k]["spikes"].numpy()).astype(np.int64) for k in sorted(rec) if k.endswith(kind)]
+    path = folder / "rockpool.nir"
+    nir.write(str(path), graph)
+    return Export(
+        "rockpool",
+        f"{kind} MLP, {'integer' if integer else 'float'} weights, multi-spike",
+        path,
+        _flat_inputs(x),
+        trains,
+        "rockpool",
+        loihi=False,
+    )
+
+
 # --- SpikingJelly ----------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from sne_deploy.simulators.errors import GraphError
 from sne_deploy.simulators.fixed_point import quantize_network
 from sne_deploy.simulators.neuron import Dynamics, LIFParams, LIFState, lif_step_float
 from sne_deploy.simulators.nir_io import from_nir
+from sne_deploy.simulators.presets import get_preset
 
 from . import library_nets
 from .helpers import need
@@ -127,7 +128,9 @@ def _build(name: str, *args):  # type: ignore[no-untyped-def]
     try:
         return getattr(library_nets, name)(*args)
     except ImportError as e:
-        need(e.name or name, False, "pip install -e '.[test]' (the test extra installs snntorch and spikingjelly)")
+        need(
+            e.name or name, False, "pip install -e '.[test]' (the test extra installs snntorch, spikingjelly, rockpool)"
+        )
 
 
 def _reproduces(tmp_path, ex, backend="reference", mode="float", extra=()) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
@@ -155,6 +158,10 @@ LIBRARY_CASES = {
     "snntorch-rleaky-float": ("snntorch_recurrent", False, "RLeaky"),
     "snntorch-rsynaptic-int": ("snntorch_recurrent", True, "RSynaptic"),
     "snntorch-rsynaptic-float": ("snntorch_recurrent", False, "RSynaptic"),
+    "rockpool-lif-int": ("rockpool_mlp", True, "LIFNeuronTorch"),
+    "rockpool-lif-float": ("rockpool_mlp", False, "LIFNeuronTorch"),
+    "rockpool-cubalif-int": ("rockpool_mlp", True, "LIFTorch"),
+    "rockpool-cubalif-float": ("rockpool_mlp", False, "LIFTorch"),
     "norse-lifbox-int": ("norse_lifbox", True),
     "norse-lifbox-float": ("norse_lifbox", False),
 }
@@ -236,6 +243,18 @@ def test_runs_on_brian2_and_is_refused_by_lava(tmp_path, brian2_ready, capsys, c
     _reproduces(tmp_path, ex, "brian2", "fixed", ("--quantize",))
     options = ex.options if ex.options else (("--reset", "zero") if name == "snntorch_synaptic" else ())
     assert refusal in _refusal(tmp_path, capsys, ex.path, "--preset", ex.preset, *options, "--backend", "lava")
+
+
+@pytest.mark.parametrize("kind", ["LIFNeuronTorch", "LIFTorch"])
+def test_rockpool_multi_spike_exports_on_brian2(tmp_path, brian2_ready, kind):
+    """Rockpool's default neurons emit several spikes a step; its exports run spike-exact on Brian2
+    with --preset rockpool (multi-spike, exp decays, its gains), and Lava refuses them in one line."""
+    ex = _build("rockpool_mlp", tmp_path, False, kind)
+    assert max(int(t.max()) for t in ex.trains) > 1
+    _reproduces(tmp_path, ex, "brian2")
+    preset = get_preset("rockpool")
+    with pytest.raises(GraphError, match="multi spikes runs on the reference and brian2 backends"):
+        run(from_nir(ex.path, dynamics=preset.dynamics, default_dt=preset.dt), ex.inputs, "lava", "float")
 
 
 @pytest.mark.parametrize("backend", ["brian2", "lava"])
