@@ -233,11 +233,17 @@ def watch_parent(job_dir: Path) -> threading.Thread:
         while os.getppid() == parent:
             time.sleep(PARENT_POLL_S)
         group = os.getpgrp()
-        for pid in group_members(group):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+        # Lava's runtime may be forking while we look: kill until the group stays empty
+        quiet, deadline = 0, time.monotonic() + 5.0
+        while quiet < 3 and time.monotonic() < deadline:
+            members = group_members(group)
+            for pid in members:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            quiet = 0 if members else quiet + 1
+            time.sleep(0.05)
         shutil.rmtree(job_dir, ignore_errors=True)
-        os._exit(3)
+        os.killpg(group, signal.SIGKILL)  # whatever is left, this process included, at once
 
     thread = threading.Thread(target=watch, name="sne-watch-parent", daemon=True)
     thread.start()
@@ -245,12 +251,13 @@ def watch_parent(job_dir: Path) -> threading.Thread:
 
 
 def group_members(pgid: int) -> set[int]:
-    """Every process of group ``pgid`` (zombies and the caller included), from /proc."""
+    """The live processes of group ``pgid`` other than the caller, from /proc (a zombie is dead)."""
     out = set()
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, ...
+                if int(fields[2]) == pgid and fields[0] != "Z":
                     out.add(int(d.name))
             except (OSError, IndexError, ValueError):
                 continue
