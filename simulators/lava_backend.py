@@ -300,7 +300,7 @@ def _run_worker(py: Path, job_dir: Path, timeout: float) -> int:
             now = time.monotonic()
             if now > deadline:
                 raise WorkerError(f"the Lava worker timed out after {timeout:.0f} s and was killed (pid {proc.pid})")
-            alive, zombies = _group_members(proc.pid)
+            alive, zombies = group_members(proc.pid)
             if (seen - alive or zombies) and vanished_at is None:  # gone, or dead and not reaped
                 vanished_at = now
             seen |= alive
@@ -315,7 +315,7 @@ def _run_worker(py: Path, job_dir: Path, timeout: float) -> int:
         _kill_group(proc)
 
 
-def _group_members(pgid: int) -> tuple[set[int], set[int]]:
+def group_members(pgid: int) -> tuple[set[int], set[int]]:
     """(live, zombie) processes of process group ``pgid``, other than its leader."""
     alive: set[int] = set()
     zombies: set[int] = set()

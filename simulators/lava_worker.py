@@ -42,6 +42,7 @@ import numpy as np
 
 from sne_deploy.simulators.batching import batch_inputs, n_batches
 from sne_deploy.simulators.errors import GraphError
+from sne_deploy.simulators.lava_backend import group_members
 from sne_deploy.simulators.linear_maps import is_sparse
 from sne_deploy.simulators.network import Layer, Network
 
@@ -232,11 +233,11 @@ def watch_parent(job_dir: Path) -> threading.Thread:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(PARENT_POLL_S)
-        group = os.getpgrp()
+        group = os.getpgrp()  # this process leads it (the host starts it in a session of its own)
         # Lava's runtime may be forking while we look: kill until the group stays empty
         quiet, deadline = 0, time.monotonic() + 5.0
         while quiet < 3 and time.monotonic() < deadline:
-            members = group_members(group)
+            members, _zombies = group_members(group)  # the live ones other than this process
             for pid in members:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
@@ -248,20 +249,6 @@ def watch_parent(job_dir: Path) -> threading.Thread:
     thread = threading.Thread(target=watch, name="sne-watch-parent", daemon=True)
     thread.start()
     return thread
-
-
-def group_members(pgid: int) -> set[int]:
-    """The live processes of group ``pgid`` other than the caller, from /proc (a zombie is dead)."""
-    out = set()
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, ...
-                if int(fields[2]) == pgid and fields[0] != "Z":
-                    out.add(int(d.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return out - {os.getpid()}
 
 
 def main(argv: list[str]) -> int:
