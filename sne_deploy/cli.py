@@ -34,8 +34,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     import torch
 
     from . import checkpoint
+    from .distributed import ranks_from_env, session
+    from .model import resolve_device
     from .report import format_train_summary
-    from .train import train
+    from .train import train_on_ranks
 
     _at_least(a, 1, "--threads")
     cfg = _config_from_args(a).checked()  # every rule, before minutes of teacher training
@@ -45,7 +47,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     _check_replaceable(out, checkpoint.is_checkpoint, "an sne-deploy model checkpoint")
     _check_replaceable(out.with_suffix(".summary.json"), _is_summary, "a training summary")
     torch.set_num_threads(a.threads or max(1, torch.get_num_threads()))
-    model = train(cfg, progress=_progress(a))
+    ranks = ranks_from_env()  # torchrun: DDP over WORLD_SIZE ranks; rank 0 writes the files
+    with session(ranks, ranks.device(resolve_device(cfg.device))):
+        model = train_on_ranks(cfg, ranks, progress=_progress(a))
+    if model is None:
+        return 0
     checkpoint.save(model, out)
     summary, summary_path = model.summary, out.with_suffix(".summary.json")
     assert summary is not None  # train() always evaluates

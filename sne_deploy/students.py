@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from .config import check_objective
 from .data import Split, minibatches
+from .distributed import SINGLE, Ranks, Share
 from .ensemble import placement
 from .head_gate import dropout_awake
 from .member_stack import MemberStack
@@ -118,24 +119,37 @@ class _ClassTerms:
         )
 
 
-@dataclass
-class _Objective:
+class _Objective(nn.Module):
     """One minibatch's loss: every member's task and activity terms, the twins' (TNA), the
     classification terms (each member's own, the ensemble's with member dropout, KD on the
-    teacher's logits) or the labels baseline's plain classifier."""
+    teacher's logits) or the labels baseline's plain classifier.
 
-    cfg: TrainConfig
-    stack: MemberStack
-    twin: Optional[MemberStack]
-    targets: torch.Tensor  # (N, K, G) standardised teacher features, padded
-    labels: torch.Tensor  # (N,)
-    plain: Optional[nn.Linear]  # the labels objective's classifier on member readouts
-    ce: Optional[_ClassTerms]
-    gen: torch.Generator  # member dropout of the ensemble term
+    A module, so that DDP (:mod:`~sne_deploy.distributed`) can wrap everything that trains in
+    one piece: the students, their twins and the classifier trained with them."""
 
-    def __call__(self, b: np.ndarray, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, spikes per member and sample (K, N)) of the samples ``b`` with input spikes ``s``."""
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        stack: MemberStack,
+        twin: Optional[MemberStack],
+        targets: torch.Tensor,  # (N, K, G) standardised teacher features, padded
+        labels: torch.Tensor,  # (N,)
+        plain: Optional[nn.Linear],  # the labels objective's classifier on member readouts
+        ce: Optional[_ClassTerms],
+        gen: torch.Generator,  # member dropout of the ensemble term
+    ) -> None:
+        super().__init__()
+        self.cfg, self.stack, self.twin, self.plain, self.ce, self.gen = cfg, stack, twin, plain, ce, gen
+        self.targets, self.labels = targets, labels
+        # the teacher's classifier trains end to end with cfg.train_head: a submodule, so DDP syncs it
+        self.head = ce.classifier if ce is not None and cfg.train_head else None
+
+    def forward(self, batch: np.ndarray, share: Share, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, spikes per member and sample (K, n)) of this rank's ``share`` of the minibatch
+        ``batch`` (every sample, one process), whose input spikes are ``s``. Member dropout is
+        drawn for the whole minibatch, so every rank sees the draws one process would."""
         cfg, stack, k = self.cfg, self.stack, self.stack.n_members
+        b = batch[share.positions]
         target = None if self.plain is not None else self.targets[b].permute(1, 0, 2)  # labels: the task loss below
         loss, zs, total = stack_loss(stack, s, target, cfg)
         if self.twin is not None:
@@ -153,8 +167,9 @@ class _Objective:
                 ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(k))
                 loss = loss + cfg.member_ce * k * ce  # a sum over members, like the other terms
             if cfg.ensemble_ce > 0:  # the ensemble with member dropout, as the head will see it
-                awake = dropout_awake(len(b), k, cfg.member_dropout, self.gen).to(zs.device)
-                awake[: len(b) // 4] = 1.0
+                awake = dropout_awake(len(batch), k, cfg.member_dropout, self.gen)
+                awake[: len(batch) // 4] = 1.0
+                awake = awake[torch.from_numpy(share.positions)].to(zs.device)
                 logits = c.classifier((z_feat * awake.T[:, :, None]).sum(0) * c.f_std + c.f_mean)
                 loss = loss + cfg.ensemble_ce * F.cross_entropy(logits, y)
                 if cfg.logit_kd > 0:
@@ -170,17 +185,7 @@ class _Objective:
             valid = stack.out_mask.reshape(-1).bool()  # (K*G,) the real outputs, in member order
             readouts = zs.permute(1, 0, 2).reshape(len(b), -1)[:, valid]
             loss = loss + F.cross_entropy(self.plain(readouts), y)
-        return loss, total
-
-    def parameters(self) -> list[nn.Parameter]:
-        """Everything the optimiser trains: the students, their twins, the plain classifier or the
-        teacher's classifier when it trains end to end."""
-        params = list(self.stack.parameters()) + (list(self.twin.parameters()) if self.twin is not None else [])
-        if self.plain is not None:
-            params += list(self.plain.parameters())
-        if self.ce is not None and self.cfg.train_head:
-            params += list(self.ce.classifier.parameters())
-        return params
+        return loss * share.scale, total
 
 
 def _padded_targets(z: np.ndarray, groups: list[np.ndarray], width: int) -> torch.Tensor:
@@ -199,6 +204,7 @@ def train_students(
     progress: bool,
     n_classes: int = 10,
     member_classifier: Optional[MemberClassifier] = None,
+    ranks: Ranks = SINGLE,
 ) -> TrainedStudents:
     """Train all students (and their twins) together; returns them as separate students, the
     loss log (loss, spikes per sample, seconds per epoch) and the classifier trained with them,
@@ -228,22 +234,25 @@ def train_students(
         ce,
         torch.Generator().manual_seed(cfg.seed),
     )
+    trainer = ranks.wrap(objective, device)  # DDP over the ranks under torchrun, else the objective itself
     opt = torch.optim.Adam(objective.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     rng = np.random.default_rng(cfg.seed)
     xf = split.flat()
-    log: dict = {"loss": [], "spikes_per_sample": [], "epoch_s": [], "device": str(device)}
+    log: dict = {"loss": [], "spikes_per_sample": [], "epoch_s": [], "device": str(device), "ranks": ranks.world}
     bar = tqdm(range(cfg.epochs), desc="students", disable=not progress, leave=False)
     for _ in bar:
         t0 = time.perf_counter()
         tot, spk, nb = 0.0, 0.0, 0
-        for b in minibatches(len(xf), cfg.batch_size, rng):
+        for batch in minibatches(len(xf), cfg.batch_size, rng):
+            share = ranks.share(len(batch))
             opt.zero_grad()
-            loss, total = objective(b, encode(xf[b], cfg.steps, cfg.encoding).to(device))
+            loss, total = trainer(batch, share, encode(xf[batch[share.positions]], cfg.steps, cfg.encoding).to(device))
             loss.backward()
             opt.step()
-            tot, nb = tot + float(loss.detach()), nb + 1
-            spk += float(total.detach().sum(0).mean())
+            tot, nb = tot + float(loss.detach()) / ranks.world, nb + 1
+            spk += float(total.detach().sum(0).mean()) * share.scale / ranks.world
+        tot, spk = ranks.sum([tot, spk])  # each rank holds its share of the minibatches' means
         sched.step()
         log["loss"].append(tot / nb)
         log["spikes_per_sample"].append(spk / nb)

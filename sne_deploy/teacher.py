@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from sne_deploy.simulators.errors import InputError
 
 from .data import Dataset, minibatches
+from .distributed import SINGLE, Ranks, sync_batch_norm
 
 
 class MLPTeacher(nn.Module):
@@ -141,26 +142,35 @@ def train_teacher(
     seed: int,
     progress: bool,
     device: Optional[torch.device] = None,
+    ranks: Ranks = SINGLE,
 ) -> None:
     """Adam with a cosine learning-rate schedule; image teachers see :func:`augment`ed batches.
-    Batches are drawn and augmented on the CPU (the same draws on every device) and trained on
-    ``device``; the teacher comes back on the CPU, where features, export and checkpoints want it."""
+    Batches are drawn and augmented on the CPU (the same draws on every device and every rank) and
+    trained on ``device``; under torchrun each rank trains on its share of every batch in DDP
+    (:mod:`~sne_deploy.distributed`). The teacher comes back on the CPU, where features, export
+    and checkpoints want it."""
     device = device or torch.device("cpu")
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     x, y = torch.from_numpy(ds.train.x), torch.from_numpy(ds.train.y)
     images = x.dim() == 4 and x.shape[-1] > 8  # digits' 8x8 images are too small to shift
-    teacher.to(device)
-    opt = torch.optim.Adam(teacher.parameters(), lr=2e-3 if images else 1e-3)
+    module = sync_batch_norm(teacher, ranks, device).to(device)
+    trainer = ranks.wrap(module, device)
+    opt = torch.optim.Adam(module.parameters(), lr=2e-3 if images else 1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
-    teacher.train()
+    trainer.train()
     for _ in tqdm(range(epochs), desc="teacher", disable=not progress, leave=False):
         for b in minibatches(len(y), batch, rng):
             xb = augment(x[b], gen) if images else x[b]
+            share = ranks.share(len(b))
+            pos = torch.from_numpy(share.positions)
             opt.zero_grad()
-            F.cross_entropy(teacher(xb.to(device)), y[b].to(device)).backward()
+            loss = F.cross_entropy(trainer(xb[pos].to(device)), y[b][pos].to(device))
+            (loss * share.scale).backward()
             opt.step()
         sched.step()
+    if module is not teacher:  # SyncBatchNorm copies: the trained values go back into the plain teacher
+        teacher.load_state_dict(module.state_dict())
     teacher.cpu().eval()
 
 

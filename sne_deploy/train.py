@@ -21,6 +21,7 @@ from torch import nn
 from sne_deploy.simulators.errors import InputError
 
 from .data import Dataset, Split, load_dataset
+from .distributed import SINGLE, Ranks
 from .ensemble import Gate, HostHead
 from .evaluate import evaluate
 from .head_gate import finetune_head, gate_targets, head_from_plain, train_gate
@@ -30,7 +31,7 @@ from .snn import StudentSNN
 from .students import MemberClassifier, TrainedStudents, train_students
 from .teacher import load_torchscript_teacher, make_teacher, teacher_features, train_teacher
 
-__all__ = ["TrainConfig", "TrainedModel", "train"]
+__all__ = ["TrainConfig", "TrainedModel", "train", "train_on_ranks"]
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,21 @@ class FeatureTargets:
 
 
 def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Module, str]] = None) -> TrainedModel:
-    """The whole pipeline. ``teacher`` = (module, kind) reuses a trained teacher instead of
-    training one (the benchmark's ablations share the main model's teacher)."""
+    """The whole pipeline in this process. ``teacher`` = (module, kind) reuses a trained teacher
+    instead of training one (the benchmark's ablations share the main model's teacher)."""
+    model = train_on_ranks(cfg, SINGLE, progress, teacher)
+    assert model is not None  # rank 0 of 1
+    return model
+
+
+def train_on_ranks(
+    cfg: TrainConfig, ranks: Ranks, progress: bool = True, teacher: Optional[tuple[nn.Module, str]] = None
+) -> Optional[TrainedModel]:
+    """The pipeline on one of several DDP ranks (:mod:`~sne_deploy.distributed`; the process group
+    is up): every rank trains the teacher and the students on its share of each minibatch, rank 0
+    goes on alone with the head, the gate and the evaluation and returns the model; the other
+    ranks return None."""
+    progress = progress and ranks.main
     cfg = cfg.checked()  # every rule on the settings, before the teacher trains
     torch.manual_seed(cfg.seed)
     timings: dict[str, float] = {}
@@ -56,7 +70,7 @@ def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Mo
     if cfg.limit_train:
         train_split = Split(ds.train.x[: cfg.limit_train], ds.train.y[: cfg.limit_train])
     teacher_net, kind = teacher or get_teacher(
-        cfg, Dataset(ds.name, train_split, ds.val, ds.test, ds.n_classes), progress
+        cfg, Dataset(ds.name, train_split, ds.val, ds.test, ds.n_classes), progress, ranks
     )
     timings["teacher_s"] = time.perf_counter() - t
 
@@ -70,9 +84,12 @@ def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Mo
         progress,
         ds.n_classes,
         member_classifier(teacher_net, targets) if cfg.member_ce > 0 or cfg.ensemble_ce > 0 else None,
+        ranks,
     )
     students, log = trained.students, trained.log
     timings["students_s"] = time.perf_counter() - t
+    if not ranks.main:
+        return None
 
     t = time.perf_counter()
     networks = [s.to_network(f"member{k}") for k, s in enumerate(students)]
@@ -97,11 +114,12 @@ def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Mo
     return model
 
 
-def get_teacher(cfg: TrainConfig, ds: Dataset, progress: bool) -> tuple[nn.Module, str]:
+def get_teacher(cfg: TrainConfig, ds: Dataset, progress: bool, ranks: Ranks = SINGLE) -> tuple[nn.Module, str]:
     """A built-in teacher trained from scratch on ``ds``, or the user's TorchScript teacher."""
     if cfg.teacher in ("mlp", "cnn"):
         teacher = make_teacher(cfg.teacher, ds.input_shape, cfg.feat_dim, ds.n_classes)
-        train_teacher(teacher, ds, cfg.teacher_epochs, cfg.batch_size, cfg.seed, progress, resolve_device(cfg.device))
+        device = ranks.device(resolve_device(cfg.device))
+        train_teacher(teacher, ds, cfg.teacher_epochs, cfg.batch_size, cfg.seed, progress, device, ranks)
         kind = cfg.teacher
     else:
         teacher = load_torchscript_teacher(Path(cfg.teacher))
