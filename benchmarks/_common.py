@@ -72,3 +72,29 @@ def write_results(name: str | Path, doc: dict) -> Path:
 def table_head(title: str, first: str, columns: list[str] | tuple[str, ...]) -> list[str]:
     """A README table's title line and header: ``| first | col | ... |`` and its rule."""
     return ["", title, "", f"| {first} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+
+
+def add_cluster_options(ap: argparse.ArgumentParser) -> None:
+    """``--workers N`` / ``--cluster ADDRESS``: the script's independent jobs (seeds, ablations) as
+    Ray tasks; ``--job-threads``: torch threads per job, serial or not (equal counts, equal results)."""
+    ap.add_argument("--workers", type=int, default=None, help="run the independent jobs on N local Ray workers")
+    ap.add_argument("--cluster", default=None, metavar="ADDRESS", help="... or on the Ray cluster at ADDRESS")
+    ap.add_argument(
+        "--job-threads",
+        type=int,
+        default=None,
+        help="torch threads per job (default: all of this machine's, serial; results depend on it)",
+    )
+
+
+def executor(a: argparse.Namespace) -> Any:
+    """The executor ``--workers``/``--cluster`` ask for (Serial when neither is given)."""
+    from sne_deploy.cluster import executor_for
+
+    return executor_for(a.workers, a.cluster, progress=PROGRESS)
+
+
+def job_threads(a: argparse.Namespace) -> int:
+    import torch
+
+    return a.job_threads or torch.get_num_threads()

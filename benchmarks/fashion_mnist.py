@@ -36,7 +36,7 @@ from sne_deploy.report import plot_sweep
 from sne_deploy.runtime import simulate
 from sne_deploy.train import TrainConfig, train
 
-from _common import PROGRESS, RESULTS, ROOT, benchmark_parser, table_head
+from _common import PROGRESS, RESULTS, ROOT, add_cluster_options, benchmark_parser, executor, job_threads, table_head
 from _plots import plot_ablations, plot_noise
 
 SWEEP_POLICIES = ("gate", "cascade", "fixed", "random")
@@ -99,6 +99,19 @@ ABLATIONS = {  # group -> variant -> changes to the ablation base (the defaults:
 }
 
 
+def ablation_run(job) -> dict:  # type: ignore[no-untyped-def]
+    """One ablation training run, (config, teacher) -> its accuracies and spikes: a job of its own,
+    here or as a Ray task (it references only the installed toolkit)."""
+    cfg, teacher = job
+    m = train(cfg, progress=False, teacher=teacher).summary
+    return {
+        "float": m.ensemble_accuracy["float"],
+        "fixed": m.ensemble_accuracy["fixed"],
+        "spikes": m.spikes_per_sample["fixed"],
+        "teacher": m.teacher_accuracy,
+    }
+
+
 def ablations(a: argparse.Namespace, seeds: list[int], teacher) -> dict:  # type: ignore[no-untyped-def]
     """Every variant for every seed, all with the main model's teacher; identical configurations
     (informed / kd+ce / none / T4_h64 are the same run) are trained once."""
@@ -112,7 +125,6 @@ def ablations(a: argparse.Namespace, seeds: list[int], teacher) -> dict:  # type
         gate_epochs=1,
         head_epochs=5,
     )
-    cache: dict = {}
     out: dict = {
         "scale": {
             "train_samples": a.ablation_train,
@@ -122,17 +134,17 @@ def ablations(a: argparse.Namespace, seeds: list[int], teacher) -> dict:  # type
         }
     }
     jobs = [(g, n, kw, s) for g, vs in ABLATIONS.items() for n, kw in vs.items() for s in seeds]
-    for group, name, kw, seed in tqdm(jobs, desc="ablations", disable=not PROGRESS):
-        key = (tuple(sorted(kw.items())), seed)
-        if key not in cache:
-            m = train(replace(base, seed=seed, **kw), progress=False, teacher=teacher).summary
-            cache[key] = {
-                "float": m.ensemble_accuracy["float"],
-                "fixed": m.ensemble_accuracy["fixed"],
-                "spikes": m.spikes_per_sample["fixed"],
-                "teacher": m.teacher_accuracy,
-            }
-        out.setdefault(group, {}).setdefault(name, []).append(cache[key])
+    keys = list(dict.fromkeys((tuple(sorted(kw.items())), seed) for _, _, kw, seed in jobs))  # each once, in order
+    runs = executor(a).map(
+        ablation_run,
+        [(replace(base, seed=seed, **dict(kw)), teacher) for kw, seed in keys],
+        threads=job_threads(a),
+        desc="ablations",
+        progress=PROGRESS,
+    )
+    cache = dict(zip(keys, runs))
+    for group, name, kw, seed in jobs:
+        out.setdefault(group, {}).setdefault(name, []).append(cache[(tuple(sorted(kw.items())), seed)])
     for group in ABLATIONS:
         for name, runs in out[group].items():
             out[group][name] = {
@@ -280,6 +292,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--ablation-epochs", type=int, default=4)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--skip-ablations", action="store_true")
+    add_cluster_options(ap)
     ap.add_argument(
         "--ablations-only",
         default=None,

@@ -49,7 +49,7 @@ setup_main() {
     local stamp; stamp=$(stamp_of)  # of the inputs this build reads, not of later edits
     new_venv "$venv" "main (torch==2.13.0 CPU, no CUDA packages)"
     "$venv/bin/pip" install -q -c constraints.txt torch==2.13.0
-    "$venv/bin/pip" install -q -c constraints.txt -e ".[test,neurobench,dev]"
+    "$venv/bin/pip" install -q -c constraints.txt -e ".[test,neurobench,dev,cluster]"
     "$venv/bin/python" -c 'import torch, norse, nir, brian2, onnx, sne_deploy.simulators, sne_deploy.exporters' \
         || die "main environment failed its import check"
     echo "$stamp" > "$venv/.sne-stamp"

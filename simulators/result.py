@@ -191,3 +191,39 @@ def make_result(
         readout=readout,
         recurrent_fan_out=[layer.recurrent_fan_out(mode) for layer in network.layers],
     )
+
+
+def concat_results(parts: Sequence[Result]) -> Result:
+    """One result of the runs of one network over consecutive shards of its samples (a cluster's
+    shards, in sample order): per-sample arrays are joined, overflow counters added, times summed
+    (work, not wall-clock: the shards ran side by side). ``details`` are the first shard's, with
+    the number of shards."""
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+
+    def joined(arrays: Sequence[Optional[np.ndarray]]) -> Optional[np.ndarray]:
+        return None if arrays[0] is None else np.concatenate(arrays, axis=0)  # type: ignore[arg-type]
+
+    overflow = None
+    if first.overflow is not None:
+        overflow = tuple(int(sum(o)) for o in zip(*(p.overflow or () for p in parts)))
+    trains = None
+    if first.trains is not None:
+        trains = [np.concatenate([p.trains[i] for p in parts], axis=0) for i in range(len(first.trains))]  # type: ignore[index]
+    return Result(
+        backend=first.backend,
+        mode=first.mode,
+        steps=first.steps,
+        layer_counts=[np.concatenate([p.layer_counts[i] for p in parts]) for i in range(len(first.layer_counts))],
+        input_counts=np.concatenate([p.input_counts for p in parts]),
+        fan_out=first.fan_out,
+        layer_sizes=first.layer_sizes,
+        wall_time=sum(p.wall_time for p in parts),
+        trains=trains,
+        overflow=overflow,
+        build_time=sum(p.build_time for p in parts),
+        details={**first.details, "shards": len(parts)},
+        readout=joined([p.readout for p in parts]),
+        recurrent_fan_out=first.recurrent_fan_out,
+    )

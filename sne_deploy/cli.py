@@ -172,6 +172,35 @@ def _add_brian2_target(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="shard the backend calls over N Ray workers on this machine (needs sne-deploy[cluster])",
+    )
+    p.add_argument(
+        "--cluster",
+        default=None,
+        metavar="ADDRESS",
+        help="shard them over the running Ray cluster at ADDRESS (default: $SNE_RAY_ADDRESS; 'auto' finds one here)",
+    )
+    p.add_argument(
+        "--shard-samples",
+        type=int,
+        default=None,
+        help="cut every backend call into shards of N samples (default: balance the work over the workers, "
+        "no shard under lava 1000, brian2 200, others 50 samples: a shard's start-up must pay for itself)",
+    )
+
+
+def _executor(a: argparse.Namespace):
+    """Serial unless --workers, --cluster or $SNE_RAY_ADDRESS ask for Ray (imported only then)."""
+    from .cluster import executor_for
+
+    return executor_for(a.workers, a.cluster, a.shard_samples, progress=_progress(a) and not a.json)
+
+
 def _backend_options(a: argparse.Namespace) -> dict:
     """Options only one backend understands, passed on only to that backend."""
     return {"target": a.brian2_target} if a.backend == "brian2" and a.brian2_target else {}
@@ -204,7 +233,6 @@ def _read_nir(a: argparse.Namespace):
 
 def cmd_run_nir(a: argparse.Namespace) -> int:
 
-    from sne_deploy import simulators
     from sne_deploy.simulators.fixed_point import quantization_agreement, quantize_network
 
     if a.quantize and a.mode != "fixed":
@@ -217,7 +245,10 @@ def cmd_run_nir(a: argparse.Namespace) -> int:
     if a.quantize:
         net, report = quantize_network(net)
         quant = quantization_agreement(net, spikes, report)
-    res = simulators.run(net, spikes, backend=a.backend, mode=a.mode, record=a.out is not None, **_backend_options(a))
+    from .cluster import Call
+
+    record = a.out is not None
+    (res,) = _executor(a).run([Call(net, spikes, record)], a.backend, a.mode, _backend_options(a))
     summary = res.summary()
     summary["dt"] = net.dt
     summary["dynamics"] = net.dynamics.to_dict()
@@ -333,6 +364,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     if a.limit:
         x, y = x[: a.limit], (y[: a.limit] if y is not None else None)
     compare = not a.no_compare
+    executor = _executor(a)
     if budgets is None:
         r = simulate(
             bundle,
@@ -346,18 +378,19 @@ def cmd_simulate(a: argparse.Namespace) -> int:
             a.seed,
             record_sample=0,
             backend_options=_backend_options(a),
+            executor=executor,
         )
         rows = [r]
         print(json.dumps(r.to_dict()) if a.json else format_simulation(r))
     else:
-        rows = _sweep(bundle, x, y, budgets, a)
+        rows = _sweep(bundle, x, y, budgets, a, executor)
     if a.report:
         write_report(Path(a.report), rows, bundle, x, y)
         print(f"wrote report to {a.report}", file=sys.stderr)
     return 0
 
 
-def _sweep(bundle, x, y, budgets, a) -> list:
+def _sweep(bundle, x, y, budgets, a, executor) -> list:
     from tqdm.auto import tqdm
 
     from .report import format_simulation
@@ -378,6 +411,7 @@ def _sweep(bundle, x, y, budgets, a) -> list:
             a.seed,
             record_sample=0,
             backend_options=_backend_options(a),
+            executor=executor,
         )
         rows.append(r)
         if not a.json:
@@ -405,6 +439,7 @@ ENVIRONMENT = """environment variables:
   SNE_LAVA_TIMEOUT    seconds a Lava run may take before it is killed (default 1800)
   SNE_BRIAN2_TARGET   Brian2 code target when --brian2-target is not given (default cython)
   SNE_BRIAN2_CACHE    Brian2's compiled code (default: the user cache folder, e.g. ~/.cache/sne-deploy/brian2)
+  SNE_RAY_ADDRESS     the Ray cluster simulate and run-nir shard over when --cluster is not given
 """
 
 
@@ -478,6 +513,7 @@ def _add_simulate(sub: Any) -> None:
         "--report", default=None, help="folder for report.json and PNG plots (new, empty or an earlier report)"
     )
     s.add_argument("--quiet", action="store_true", help="no progress bars (they appear only on a terminal anyway)")
+    _add_cluster_options(s)
     s.set_defaults(func=cmd_simulate)
 
 
@@ -489,6 +525,7 @@ def _add_run_nir(sub: Any) -> None:
     r.add_argument("--backend", default="reference", choices=SIM_BACKENDS, help="simulator")
     r.add_argument("--mode", default="float", choices=MODES, help="float model or Loihi's fixed point")
     _add_brian2_target(r)
+    _add_cluster_options(r)
     r.add_argument(
         "--dt",
         type=float,

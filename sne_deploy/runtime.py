@@ -20,30 +20,27 @@ from typing import Optional
 
 import numpy as np
 
-from sne_deploy import simulators
 from sne_deploy.exporters.bundle import Bundle
 from sne_deploy.simulators.errors import GraphError, InputError, check_choice
 from sne_deploy.simulators.network import Network
 from sne_deploy.simulators.result import MODES, Result
 
+from .cluster import Call, Executor, Serial, run_call
 from .energy import Counts
 from .records import Agreement, BackendCall, SimulationReport
 from .scheduler import POLICIES, cascade_order, cascade_stops, check_budget, choose, confidence, threshold_for
 
 BACKENDS = ("torch", "reference", "brian2", "lava")
 YARDSTICK = "torch"
+SERIAL = Serial()
 
 
 def run_member(
     network: Network, spikes: np.ndarray, backend: str, mode: str, record: bool, options: Optional[dict] = None
 ) -> Result:
-    """One member on one backend; ``options`` go to that backend only (e.g. a Brian2 target)."""
-    if backend == "torch":
-        from .snn import run_network_torch
-
-        return run_network_torch(network, spikes, mode, record)
+    """One member on one backend here; ``options`` go to that backend only (e.g. a Brian2 target)."""
     check_choice("backend", backend, BACKENDS, GraphError)
-    return simulators.run(network, spikes, backend=backend, mode=mode, record=record, **(options or {}))
+    return run_call(network, spikes, backend, mode, record, options or {})
 
 
 def check_intensities(bundle: Bundle, x_flat: np.ndarray) -> np.ndarray:
@@ -126,14 +123,17 @@ def run_members(
     record: bool = False,
     options: Optional[dict] = None,
     record_sample: Optional[int] = None,
+    executor: Optional[Executor] = None,
 ) -> MemberRuns:
-    """Run every member over the samples that woke it; ``record`` keeps every member's spike trains,
-    ``record_sample`` those of the members awake for that sample."""
+    """Run every member over the samples that woke it (all members' calls at once on a cluster's
+    ``executor``); ``record`` keeps every member's spike trains, ``record_sample`` those of the
+    members awake for that sample."""
     runs = MemberRuns.empty(bundle, len(spikes))
-    for j, net in enumerate(bundle.networks):
-        idx = np.flatnonzero(awake[:, j])
-        if idx.size:
-            runs.add(j, idx, run_member(net, spikes[idx], backend, mode, record or record_sample in idx, options))
+    woken = [(j, np.flatnonzero(awake[:, j])) for j in range(bundle.n_members)]
+    woken = [(j, idx) for j, idx in woken if idx.size]
+    calls = [Call(bundle.networks[j], spikes[idx], record or record_sample in idx) for j, idx in woken]
+    for (j, idx), res in zip(woken, (executor or SERIAL).run(calls, backend, mode, options)):
+        runs.add(j, idx, res)
     return runs
 
 
@@ -147,11 +147,13 @@ def run_cascade(
     record: bool = False,
     options: Optional[dict] = None,
     record_sample: Optional[int] = None,
+    executor: Optional[Executor] = None,
 ) -> tuple[MemberRuns, np.ndarray, np.ndarray]:
     """The cascade, round by round as a chip would run it: in round r every input still going
     wakes the r-th member of its ``order``; the head then classifies it with the members awake
     so far, and inputs whose confidence reaches ``threshold`` stop. Each round runs each member
-    once over the inputs that woke it. Returns the runs, the awake mask and each input's rounds."""
+    once over the inputs that woke it (a round's calls at once on a cluster's ``executor``).
+    Returns the runs, the awake mask and each input's rounds."""
     n, k = order.shape
     runs = MemberRuns.empty(bundle, n)
     awake = np.zeros((n, k), bool)
@@ -160,13 +162,10 @@ def run_cascade(
     for r in range(k):
         if going.size == 0:
             break
-        for j in np.unique(order[going, r]):
-            idx = going[order[going, r] == j]
-            runs.add(
-                int(j),
-                idx,
-                run_member(bundle.networks[j], spikes[idx], backend, mode, record or record_sample in idx, options),
-            )
+        woken = [(int(j), going[order[going, r] == j]) for j in np.unique(order[going, r])]
+        calls = [Call(bundle.networks[j], spikes[idx], record or record_sample in idx) for j, idx in woken]
+        for (j, idx), res in zip(woken, (executor or SERIAL).run(calls, backend, mode, options)):
+            runs.add(j, idx, res)
         awake[going, order[going, r]] = True
         rounds[going] += 1
         conf = confidence(bundle.head_logits(runs.counts[going], awake[going]))
@@ -242,8 +241,12 @@ def simulate(
     seed: int = 0,
     record_sample: Optional[int] = None,
     backend_options: Optional[dict] = None,
+    executor: Optional[Executor] = None,
 ) -> SimulationReport:
-    """Run the ensemble over ``x_flat`` (N, n_in) in [0, 1] under ``policy`` and ``budget``."""
+    """Run the ensemble over ``x_flat`` (N, n_in) in [0, 1] under ``policy`` and ``budget``; the
+    backend calls run here, or sharded on a Ray cluster's ``executor``
+    (:mod:`~sne_deploy.cluster`) with the same results. Choices (the gate's, the random policy's
+    draw, the cascade's stops) are made here, on the driver."""
     budget = check_run(budget, policy, backend, mode)
     x = check_intensities(bundle, x_flat)
     y = check_labels(bundle, y, len(x))
@@ -266,10 +269,11 @@ def simulate(
             do_compare,
             backend_options,
             record_sample,
+            executor,
         )
     else:
         awake = choose(policy, budget, len(x), bundle.n_members, scores, m.budget_calibration, m.fixed_subsets, seed)
-        runs = run_members(bundle, spikes, awake, backend, mode, do_compare, backend_options, record_sample)
+        runs = run_members(bundle, spikes, awake, backend, mode, do_compare, backend_options, record_sample, executor)
     pred = bundle.head_logits(runs.counts, awake).argmax(1)
     wall = time.perf_counter() - t0
     mean_rounds = float(rounds.mean()) if rounds is not None else None
