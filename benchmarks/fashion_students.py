@@ -26,7 +26,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from sne_deploy.data import load_dataset
 from sne_deploy.deploy import bundle_parts
@@ -34,7 +33,7 @@ from sne_deploy.exporters.bundle import load_bundle, write_bundle
 from sne_deploy.runtime import simulate
 from sne_deploy.train import TrainConfig, get_teacher, train
 
-from _common import PROGRESS, RESULTS, ROOT, benchmark_parser
+from _common import PROGRESS, RESULTS, ROOT, add_cluster_options, benchmark_parser, executor, job_threads
 
 # variant -> changes to the reduced-scale base (the Fashion-MNIST defaults without TNA: 128 hidden
 # units, a sparse input layer, the teacher's classifier trained end to end with KD on its logits,
@@ -94,6 +93,11 @@ def one_run(cfg: TrainConfig, variant: str, teacher, ds) -> dict:  # type: ignor
     }
 
 
+def student_run(job) -> dict:  # type: ignore[no-untyped-def]
+    """One job, here or as a Ray task (``--workers``): (config, variant, teacher, dataset) -> its row."""
+    return one_run(*job)
+
+
 def command_line(a: argparse.Namespace) -> str:
     """The command that wrote the results file, for its ``command`` field."""
     cmd = "benchmarks/fashion_students.py" + "".join(
@@ -114,6 +118,7 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=20000, help="training samples per student run")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--seeds", default="0,1,2")
+    add_cluster_options(ap)
     ap.add_argument("--teacher-epochs", type=int, default=None, help="default: the dataset's (smoke tests: 1)")
     ap.add_argument(
         "--conv",
@@ -139,14 +144,10 @@ def main() -> None:
     teacher = get_teacher(replace(base, limit_train=None, teacher_epochs=a.teacher_epochs).resolved(), ds, PROGRESS)
     teacher_s = time.perf_counter() - t0
     jobs = [(kind, int(s)) for s in a.seeds.split(",") for kind in kinds]
-    rows = []
-    for kind, seed in tqdm(jobs, desc="runs", disable=not PROGRESS):
-        rows.append(one_run(replace(base, seed=seed, **VARIANTS[kind]), kind, teacher, ds))
-        print(
-            json.dumps({k: v for k, v in rows[-1].items() if not k.endswith("breakdown_uj")}),
-            file=sys.stderr,
-            flush=True,
-        )
+    runs = [(replace(base, seed=seed, **VARIANTS[kind]), kind, teacher, ds) for kind, seed in jobs]
+    rows = executor(a).map(student_run, runs, threads=job_threads(a), desc="runs", progress=PROGRESS)
+    for r in rows:
+        print(json.dumps({k: v for k, v in r.items() if not k.endswith("breakdown_uj")}), file=sys.stderr)
     summary = {}
     for kind in kinds:
         rs = [r for r in rows if r.get("variant", r["student"]) == kind]

@@ -247,7 +247,10 @@ def run_job(
                 raise GraphError(last[len("error: ") :])
             raise WorkerError(f"the Lava worker failed ({_status(code)}): {last}")
         if not (tmpd / "info.json").is_file():  # exit 0 without a result: never trust it
-            raise WorkerError(f"the Lava worker exited without its result: {_last_line(tmpd / 'stderr.txt')}")
+            why = ""
+            if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:  # the kernel reaped it: its status is lost
+                why = " (this process ignores SIGCHLD, so how it ended is unknown)"
+            raise WorkerError(f"the Lava worker exited without its result{why}: {_last_line(tmpd / 'stderr.txt')}")
         info = json.loads((tmpd / "info.json").read_text())
         trains = []
         if variant == "recorded":

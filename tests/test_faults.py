@@ -60,41 +60,57 @@ def _find_worker(proc: subprocess.Popen, tmpdir: Path, timeout: float = 60.0) ->
     raise AssertionError("no Lava worker with runtime processes appeared")
 
 
-@pytest.fixture
-def long_lava_run(lava_ready, tmp_path):
-    """Start `run-nir` on Lava with enough samples to run for a minute; yield (process, tmpdir)."""
+# `run-nir` from a parent that ignores SIGCHLD, as Ray's workers do: children are reaped by the
+# kernel, so Popen.wait() sees no exit status (Python reports 0) and Lava's own multiprocessing breaks
+IGNORING_SIGCHLD = (
+    "import signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
+    "from sne_deploy.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _start_run_nir(tmp_path: Path, n: int, ignore_sigchld: bool = False) -> tuple[subprocess.Popen, Path]:
+    """`run-nir` on Lava over ``n`` samples in a process of its own; (process, its TMPDIR)."""
     net = random_ternary_network((64, 128, 10), seed=0, with_bias=True)
     import nir
 
     nir.write(str(tmp_path / "g.nir"), to_nir(net))
-    np.savez(tmp_path / "x.npz", spikes=random_spikes(30000, 16, 64, rate=0.2))
+    np.savez(tmp_path / "x.npz", spikes=random_spikes(n, 16, 64, rate=0.2))
     # a short folder of our own (Lava's sockets live below it; Unix socket paths are short)
     tmpdir = Path(tempfile.mkdtemp(prefix="sne-fault-", dir="/tmp"))
     env = {**os.environ, "TMPDIR": str(tmpdir)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sne_deploy",
-            "run-nir",
-            str(tmp_path / "g.nir"),
-            "--inputs",
-            str(tmp_path / "x.npz"),
-            "--backend",
-            "lava",
-            "--mode",
-            "fixed",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    head = [sys.executable, "-c", IGNORING_SIGCHLD] if ignore_sigchld else [sys.executable, "-m", "sne_deploy"]
+    args = ["run-nir", str(tmp_path / "g.nir"), "--inputs", str(tmp_path / "x.npz"), "--backend", "lava"]
+    args += ["--mode", "fixed", "--out", str(tmp_path / "out.npz")]
+    proc = subprocess.Popen(head + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return proc, tmpdir
+
+
+@pytest.fixture
+def long_lava_run(request, lava_ready, tmp_path):
+    """Start `run-nir` on Lava with enough samples to run for a minute (from a parent that ignores
+    SIGCHLD when the test asks with an indirect parameter True); yield (process, tmpdir)."""
+    proc, tmpdir = _start_run_nir(tmp_path, 30000, getattr(request, "param", False))
     yield proc, tmpdir
     if proc.poll() is None:
         proc.kill()
         proc.wait()
     shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def test_a_parent_ignoring_sigchld_still_gets_lavas_exact_result(lava_ready, tmp_path):
+    from sne_deploy.simulators import run
+
+    proc, tmpdir = _start_run_nir(tmp_path, 200, ignore_sigchld=True)
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    assert proc.returncode == 0, err
+    z = np.load(tmp_path / "out.npz")
+    net = random_ternary_network((64, 128, 10), seed=0, with_bias=True)
+    ref = run(net, random_spikes(200, 16, 64, rate=0.2), backend="reference", mode="fixed", record=True)
+    assert np.array_equal(z["output_counts"], ref.output_counts)
+    assert np.array_equal(z["train_layer0"], ref.trains[0])
 
 
 def _ends_cleanly(proc: subprocess.Popen, tmpdir: Path, worker: int, t_fault: float, code: int, *msgs: str) -> None:
@@ -107,13 +123,18 @@ def _ends_cleanly(proc: subprocess.Popen, tmpdir: Path, worker: int, t_fault: fl
     assert list(tmpdir.iterdir()) == [], "a job folder was left behind"
 
 
+@pytest.mark.parametrize("long_lava_run", [False, True], indirect=True, ids=["parent", "parent-ignoring-SIGCHLD"])
 def test_worker_killed_mid_run(long_lava_run):
     proc, tmpdir = long_lava_run
     worker = _find_worker(proc, tmpdir)
     os.kill(worker, signal.SIGKILL)
-    _ends_cleanly(proc, tmpdir, worker, time.monotonic(), 2, "Lava worker failed (killed by SIGKILL)")
+    # a parent ignoring SIGCHLD never learns the exit status: the missing result is the failure
+    _ends_cleanly(
+        proc, tmpdir, worker, time.monotonic(), 2, "Lava worker failed (killed by SIGKILL)", "exited without its result"
+    )
 
 
+@pytest.mark.parametrize("long_lava_run", [False, True], indirect=True, ids=["parent", "parent-ignoring-SIGCHLD"])
 def test_one_lava_runtime_process_killed_mid_run(long_lava_run):
     proc, tmpdir = long_lava_run
     worker = _find_worker(proc, tmpdir)
