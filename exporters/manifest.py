@@ -17,7 +17,9 @@ from sne_deploy.simulators.encoding import ENCODINGS
 from sne_deploy.simulators.errors import SneError
 
 BUNDLE_FORMAT = "sne-deploy-bundle"
-BUNDLE_VERSION = 3  # 2: cascade_calibration and head_macs; 3: members' exact values under generic sne_ keys
+BUNDLE_VERSION = (
+    4  # 2: cascade_calibration and head_macs; 3: members' exact values under generic sne_ keys; 4: input_normalisation
+)
 IMPUTATION_RULE = "a sleeping member's output spike counts are its training-set mean counts"
 
 
@@ -37,8 +39,11 @@ class CalibrationRow:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    dataset: str
+    dataset: str  # a built-in dataset's name, or the user's .npz file or image folder
     data_seed: int
+    # raw input values to [0, 1]: clip((x - low) / (high - low), 0, 1) for data of dtype (a user's
+    # dataset; identity, 0 and 1, for the built-in ones): simulate --inputs applies it
+    input_normalisation: dict[str, Any]
     input_shape: list[int]
     n_classes: int
     encoding: str
@@ -107,6 +112,7 @@ class Manifest(ModelInfo):
         m = cls(
             dataset=r.get("dataset", str),
             data_seed=r.get("data_seed", _int(0)),
+            input_normalisation=r.get("input_normalisation", _normalisation),
             input_shape=r.get("input_shape", _list(_int(1))),
             n_classes=r.get("n_classes", _int(2)),
             encoding=r.get("encoding", str),
@@ -234,6 +240,15 @@ def _calibration_row(v: Any) -> CalibrationRow:
     return CalibrationRow(
         _float(positive=True)(v.get("budget")), _threshold(v.get("threshold")), _float()(v.get("val_awake_fraction"))
     )
+
+
+def _normalisation(v: Any) -> dict[str, Any]:
+    if not isinstance(v, dict) or not isinstance(v.get("dtype"), str):
+        raise ValueError("expected an object with 'dtype', 'low' and 'high'")
+    low, high = _float()(v.get("low")), _float()(v.get("high"))
+    if high <= low:
+        raise ValueError(f"expected low < high, got {low} and {high}")
+    return {"dtype": v["dtype"], "low": low, "high": high}
 
 
 def _imputation(v: Any) -> list[float]:

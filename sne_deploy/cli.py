@@ -57,6 +57,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     assert summary is not None  # train() always evaluates
     with atomic_file(summary_path) as tmp:
         tmp.write_text(json.dumps(summary.to_dict(), indent=2))
+    if cfg.defaults_from != cfg.data:  # the user's own data: say whose defaults it took
+        print(
+            f"data {cfg.data}: the {cfg.defaults_from} defaults for its image size "
+            f"({cfg.teacher} teacher, {cfg.student} students, T = {cfg.steps}, {cfg.hidden} hidden)"
+        )
     print(format_train_summary(summary))
     print(f"saved {out} and {summary_path}")
     print(f"next: sne-deploy export {out} --target lava")
@@ -333,7 +338,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
     from .data import load_dataset
     from .report import check_report_dir, format_simulation, write_report
-    from .runtime import check_labels, check_run, simulate
+    from .runtime import check_labels, check_run, raw_inputs, simulate
     from .scheduler import check_budget
 
     check_run(a.budget, a.policy, a.backend, a.mode)  # the library's own checks, before a dataset loads
@@ -353,6 +358,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     if a.inputs:
         x, y = _read_inputs(Path(a.inputs))
         try:  # here, so that the message names the user's file
+            x = raw_inputs(bundle, x)
             check_labels(bundle, y, len(x))
         except InputError as e:
             raise InputError(f"{a.inputs}: {e}") from None
@@ -429,7 +435,7 @@ def _number(option: str, text: str) -> float:
 
 
 def _read_inputs(path: Path):
-    z = read_npz(path, "x", "intensities of shape (N, n_in) in [0, 1]")
+    z = read_npz(path, "x", "inputs of shape (N, n_in) or (N, C, H, W), as the training data was stored")
     return z["x"], z.get("y")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from sne_deploy.simulators.encoding import ENCODING_NAME, ENCODINGS
@@ -119,7 +120,12 @@ class TrainConfig:
     as what they hold once resolved, and every function past :func:`~sne_deploy.train.train`'s
     first line sees a resolved config."""
 
-    data: str = option("digits", "dataset (offline only)", choices=DATASETS)
+    data: str = option(
+        "digits",
+        "dataset: digits, fashion-mnist, cifar10 (offline), or your own: an .npz with x_train, y_train, x_test, "
+        "y_test (x_val, y_val optional) or a folder of class folders of images",
+        metavar="{digits,fashion-mnist,cifar10,PATH}",
+    )
     data_dir: Optional[str] = option(None, "folder with the dataset files (fashion-mnist: Debian's by default)")
     members: int = option(8, "K, the number of student SNNs", minimum=1)
     partition: str = option(
@@ -210,15 +216,27 @@ class TrainConfig:
         "auto", "where the teacher and the students train (auto: CUDA when torch sees a GPU)", metavar="{auto,cpu,cuda}"
     )
 
+    @property
+    def defaults_from(self) -> str:
+        """Whose defaults this run takes: the built-in dataset's own, or for the user's data those
+        of the built-in dataset of its image size (:func:`~sne_deploy.own_data.defaults_key`)."""
+        if self.data in DATASET_DEFAULTS:
+            return self.data
+        from .own_data import defaults_key, peek_image_shape
+
+        return defaults_key(peek_image_shape(self.data))
+
     def resolved(self) -> "TrainConfig":
-        """The per-dataset defaults filled in (the labels objective trains no teacher classifier)."""
-        d = DATASET_DEFAULTS.get(self.data, DATASET_DEFAULTS["digits"])
+        """The per-dataset defaults filled in (the labels objective trains no teacher classifier);
+        a path to the user's data made absolute, so that export and simulate find it from anywhere."""
+        d = DATASET_DEFAULTS[self.defaults_from]
         fill = {f.name: getattr(d, f.name) for f in fields(d)}
         if self.objective == "labels":  # no teacher classifier to train, no teacher logits to match
             fill.update(train_head=False, logit_kd=0.0)
         if self.student != "conv":  # only conv students have conv layers (and checked() stays idempotent)
             del fill["conv"]
-        return replace(self, **{k: v for k, v in fill.items() if getattr(self, k) is None})
+        data = self.data if self.data in DATASETS else str(Path(self.data).resolve())
+        return replace(self, data=data, **{k: v for k, v in fill.items() if getattr(self, k) is None})
 
     def check_fields(self) -> None:
         """Each field on its own: its range and its choices (what a stored config must also meet)."""
@@ -239,6 +257,7 @@ class TrainConfig:
         from .model import resolve_device
 
         self.check_fields()
+        check_data(self.data)
         resolve_device(self.device)
         if self.conv is not None and self.student != "conv":
             raise InputError("--conv-layers shapes convolutional students: add --student conv")
@@ -250,6 +269,24 @@ class TrainConfig:
                 f"of the {cfg.data} teacher; each member needs at least one"
             )
         return cfg
+
+
+def check_data(data: str) -> None:
+    """A built-in dataset's name, or an existing .npz file or folder (read and checked when loaded)."""
+    from .own_data import is_own_data
+
+    if data in DATASETS:
+        return
+    if not is_own_data(data):
+        raise InputError(
+            f"--data: unknown dataset '{data}' (choose from {', '.join(DATASETS)}, or give an .npz file "
+            "or a folder of class folders)"
+        )
+    p = Path(data)
+    if not (p.is_dir() or p.is_file()):
+        raise InputError(f"--data {data}: no such file or folder")
+    if p.is_file() and p.suffix != ".npz":
+        raise InputError(f"--data {data}: a dataset file must be an .npz (x_train, y_train, x_test, y_test)")
 
 
 def check_objective(cfg: TrainConfig) -> None:

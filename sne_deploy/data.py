@@ -12,11 +12,11 @@ import pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
-from sne_deploy.simulators.errors import SneError, check_choice
+from sne_deploy.simulators.errors import SneError
 
 DATASETS = ("digits", "fashion-mnist", "cifar10")
 FASHION_DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -47,12 +47,41 @@ class Split:
 
 
 @dataclass(frozen=True)
+class Normalisation:
+    """Raw values to [0, 1]: ``clip((x - low) / (high - low), 0, 1)``, for data of ``dtype``."""
+
+    dtype: str
+    low: float
+    high: float
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        span = self.high - self.low
+        out = (np.asarray(x, dtype=np.float64) - self.low) / (span if span > 0 else 1.0)
+        return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dtype": self.dtype, "low": self.low, "high": self.high}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Normalisation":
+        return cls(str(d["dtype"]), float(d["low"]), float(d["high"]))
+
+    @property
+    def identity(self) -> bool:
+        return self.low == 0.0 and self.high == 1.0
+
+
+IDENTITY = Normalisation("float32", 0.0, 1.0)
+
+
+@dataclass(frozen=True)
 class Dataset:
-    name: str
+    name: str  # a built-in dataset's name, or the user's file or folder
     train: Split
     val: Split
     test: Split
     n_classes: int
+    normalisation: Normalisation = IDENTITY  # how the raw values became [0, 1] (sne_deploy.own_data)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -177,14 +206,22 @@ def load_cifar10(data_dir: Optional[Union[str, Path]] = None, seed: int = 0, val
 
 
 def load_dataset(name: str, data_dir: Optional[Union[str, Path]] = None, seed: int = 0) -> Dataset:
+    """A built-in dataset by name, or the user's own: an ``.npz`` file or an image folder
+    (:mod:`~sne_deploy.own_data`)."""
+    from .own_data import is_own_data, load_image_folder, load_npz_dataset
+
+    if name not in DATASETS and is_own_data(name):
+        p = Path(name)
+        return load_image_folder(p, seed) if p.is_dir() else load_npz_dataset(p, seed)
     if name == "digits":
         return load_digits(seed)
     if name == "fashion-mnist":
         return load_fashion_mnist(data_dir, seed)
     if name == "cifar10":
         return load_cifar10(data_dir, seed)
-    check_choice("dataset", name, DATASETS, DataError)
-    raise AssertionError(name)  # every dataset is handled above
+    raise DataError(
+        f"unknown dataset '{name}' (choose from {', '.join(DATASETS)}, or give an .npz file or a folder of class folders)"
+    )
 
 
 def minibatches(n: int, size: int, rng: np.random.Generator, shuffle: bool = True) -> Iterator[np.ndarray]:

@@ -42,6 +42,7 @@ def bundle_parts(model: TrainedModel, ds: Dataset) -> BundleParts:
     info = ModelInfo(
         dataset=ds.name,
         data_seed=cfg.seed,
+        input_normalisation=ds.normalisation.to_dict(),
         input_shape=[int(d) for d in model.input_shape],
         n_classes=model.n_classes,
         encoding=cfg.encoding,

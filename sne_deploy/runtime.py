@@ -58,6 +58,27 @@ def check_intensities(bundle: Bundle, x_flat: np.ndarray) -> np.ndarray:
     return x
 
 
+def raw_inputs(bundle: Bundle, x: np.ndarray) -> np.ndarray:
+    """Inputs as the training data was stored (images (N, C, H, W) or (N, H, W), or flat (N, n_in);
+    for a user's dataset in its own dtype and range) -> flat (N, n_in) intensities in [0, 1], by
+    the normalisation the bundle recorded (the identity for the built-in datasets). Floats given
+    to a bundle of uint8 (or bool) data are intensities already and stay as they are."""
+    from .data import Normalisation
+
+    a = np.asarray(x)
+    n_in = bundle.manifest.n_inputs
+    if a.ndim > 2 and int(np.prod(a.shape[1:])) == n_in:
+        a = a.reshape(len(a), n_in)
+    norm = Normalisation.from_dict(bundle.manifest.input_normalisation)
+    if norm.identity or not (np.issubdtype(a.dtype, np.number) and not np.iscomplexobj(a)):
+        return a  # check_intensities names what is wrong
+    if norm.dtype in ("uint8", "bool") and np.issubdtype(a.dtype, np.floating):
+        return a
+    if not np.all(np.isfinite(a)):
+        raise InputError("inputs contain NaN or inf")
+    return norm.apply(a)
+
+
 def check_labels(bundle: Bundle, y: Optional[np.ndarray], n: int) -> Optional[np.ndarray]:
     """Labels, when given: one integer class in [0, n_classes) per sample (as int64)."""
     if y is None:
