@@ -13,3 +13,15 @@ try:  # the version lives in pyproject.toml alone
     __version__ = _version("sne-deploy")
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "unknown (not installed)"
+
+# The Python API (sne_deploy.api), loaded on first use: ``import sne_deploy`` imports no torch.
+_API = ("fit", "export", "simulate", "run", "TrainConfig", "TrainedModel", "Bundle", "SimulationReport")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> object:
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'sne_deploy' has no attribute '{name}'")

@@ -21,6 +21,7 @@ from .quantization import TWN_DELTA
 from .records import TrainSummary
 from .snn import StudentSNN
 from .teacher import load_torchscript_teacher, make_teacher
+from .user_teacher import OnnxTeacher, from_torchscript, to_torchscript
 
 FORMAT = "sne-deploy-model"
 VERSION = 2  # 2: the head places features with a matrix (live features only); batched students
@@ -41,8 +42,13 @@ def save(model: TrainedModel, path: Path) -> None:
         "input_shape": list(model.input_shape),
         "n_classes": model.n_classes,
         "groups": [g.tolist() for g in model.groups],
-        "teacher": model.teacher.state_dict() if model.teacher_kind != "torchscript" else {},
-        "teacher_sha256": _sha256(Path(cfg.teacher)) if model.teacher_kind == "torchscript" else "",
+        "teacher": _teacher_state(model),
+        "teacher_sha256": _sha256(Path(cfg.teacher)) if model.teacher_kind in FILE_TEACHERS else "",
+        # a user's nn.Module from the Python API, as traced TorchScript (features, head, classifier)
+        # (as a uint8 tensor: plain bytes do not always pass torch.load(weights_only=True))
+        "teacher_script": _script_tensor(model)
+        if model.teacher_kind == "module"
+        else torch.zeros(0, dtype=torch.uint8),
         "students": [s.state_dict() for s in model.students],
         "head": model.head.state_dict(),
         "gate": model.gate.state_dict(),
@@ -50,6 +56,23 @@ def save(model: TrainedModel, path: Path) -> None:
     }
     with atomic_file(Path(path), suffix=".pt") as tmp:
         torch.save(payload, tmp)
+
+
+FILE_TEACHERS = ("torchscript", "onnx")  # teachers that stay the user's file, checked by sha256
+
+
+def _script_tensor(model: TrainedModel) -> torch.Tensor:
+    return torch.frombuffer(bytearray(to_torchscript(model.teacher, model.input_shape)), dtype=torch.uint8).clone()
+
+
+def _teacher_state(model: TrainedModel) -> dict:
+    """The built-in teachers' weights; an ONNX teacher's classifier (its own Gemm or the probe);
+    nothing for a TorchScript file or a traced module (stored whole)."""
+    if model.teacher_kind in ("mlp", "cnn"):
+        return model.teacher.state_dict()
+    if model.teacher_kind == "onnx":
+        return model.teacher.classifier.state_dict()  # type: ignore[union-attr]
+    return {}
 
 
 def is_checkpoint(path: Path) -> bool:
@@ -131,10 +154,16 @@ def _rebuild(p: dict, path: Path) -> TrainedModel:
         raise CheckpointError(f"{path}: its config is not usable: {e}") from None
     shape = tuple(p["input_shape"])
     teacher: torch.nn.Module
-    if p["teacher_kind"] == "torchscript":
+    if p["teacher_kind"] in FILE_TEACHERS:
         if _sha256(Path(cfg.teacher)) != p["teacher_sha256"]:
-            raise CheckpointError(f"TorchScript teacher {cfg.teacher} changed since training (sha256 differs)")
-        teacher = load_torchscript_teacher(Path(cfg.teacher))
+            raise CheckpointError(f"the teacher {cfg.teacher} changed since training (sha256 differs)")
+        if p["teacher_kind"] == "onnx":
+            teacher = OnnxTeacher(Path(cfg.teacher), str(cfg.features_at), shape)
+            teacher.classifier.load_state_dict(p["teacher"])
+        else:
+            teacher = load_torchscript_teacher(Path(cfg.teacher))
+    elif p["teacher_kind"] == "module":
+        teacher = from_torchscript(p["teacher_script"].numpy().tobytes())
     else:
         teacher = make_teacher(p["teacher_kind"], shape, cfg.feat_dim, p["n_classes"])
         teacher.load_state_dict(p["teacher"])
@@ -163,5 +192,5 @@ def _rebuild(p: dict, path: Path) -> TrainedModel:
 
 def _sha256(path: Path) -> str:
     if not path.is_file():
-        raise CheckpointError(f"TorchScript teacher not found: {path}")
+        raise CheckpointError(f"the teacher file {path} is not found (the checkpoint keeps only its sha256)")
     return sha256_file(path)

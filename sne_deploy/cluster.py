@@ -91,9 +91,9 @@ def run_call(network: Network, spikes: np.ndarray, backend: str, mode: str, reco
         from .snn import run_network_torch
 
         return run_network_torch(network, spikes, mode, record)
-    from sne_deploy import simulators
+    from sne_deploy.simulators import run
 
-    return simulators.run(network, spikes, backend=backend, mode=mode, record=record, **options)
+    return run(network, spikes, backend=backend, mode=mode, record=record, **options)
 
 
 class Serial:

@@ -151,7 +151,14 @@ class TrainConfig:
     logit_reg: float = option(0.0, "weight of the penalty on the mean squared output rate (spikes per step)", minimum=0)
     epochs: int = option(30, "student epochs", minimum=1)
     seed: int = option(0, "seed of data split, initialisation and shuffling")
-    teacher: str = option(None, "mlp, cnn, or a TorchScript file with features() and head()")
+    teacher: str = option(
+        None,
+        "mlp or cnn (trained here), or your trained one: a TorchScript file with features() and head(), or an "
+        "ONNX classifier cut at --features-at",
+    )
+    features_at: Optional[str] = option(
+        None, "an ONNX teacher's feature layer: a node or tensor name of its graph (an unknown one lists them)"
+    )
     teacher_epochs: int = option(None, "teacher epochs", minimum=1)
     feat_dim: int = option(None, "the built-in teacher's feature dimensions", minimum=1, cli=False)
     steps: int = option(None, "time steps T per sample", minimum=1)
@@ -236,7 +243,11 @@ class TrainConfig:
         if self.student != "conv":  # only conv students have conv layers (and checked() stays idempotent)
             del fill["conv"]
         data = self.data if self.data in DATASETS else str(Path(self.data).resolve())
-        return replace(self, data=data, **{k: v for k, v in fill.items() if getattr(self, k) is None})
+        teacher = self.teacher
+        if teacher is not None and teacher not in BUILTIN_TEACHERS:  # the user's file, found from anywhere
+            teacher = str(Path(teacher).resolve())
+        fill = {k: v for k, v in fill.items() if getattr(self, k) is None}
+        return replace(self, **{**fill, "data": data, **({"teacher": teacher} if teacher is not None else {})})
 
     def check_fields(self) -> None:
         """Each field on its own: its range and its choices (what a stored config must also meet)."""
@@ -258,6 +269,8 @@ class TrainConfig:
 
         self.check_fields()
         check_data(self.data)
+        if self.features_at and not str(self.teacher or "").endswith(".onnx"):
+            raise InputError("--features-at names the feature layer of an ONNX teacher: give --teacher MODEL.onnx")
         resolve_device(self.device)
         if self.conv is not None and self.student != "conv":
             raise InputError("--conv-layers shapes convolutional students: add --student conv")

@@ -26,10 +26,12 @@ from .ensemble import Gate, HostHead
 from .evaluate import evaluate
 from .head_gate import finetune_head, gate_targets, head_from_plain, train_gate
 from .model import TrainConfig, TrainedModel, member_counts, resolve_device, student_spec
+from .own_data import defaults_key
 from .partition import partition_features
 from .snn import StudentSNN
 from .students import MemberClassifier, TrainedStudents, train_students
 from .teacher import load_torchscript_teacher, make_teacher, teacher_features, train_teacher
+from .user_teacher import OnnxTeacher, SplitTeacher, fit_probe
 
 __all__ = ["TrainConfig", "TrainedModel", "train", "train_on_ranks"]
 
@@ -44,27 +46,41 @@ class FeatureTargets:
     groups: list[np.ndarray]
 
 
-def train(cfg: TrainConfig, progress: bool = True, teacher: Optional[tuple[nn.Module, str]] = None) -> TrainedModel:
+def train(
+    cfg: TrainConfig,
+    progress: bool = True,
+    teacher: Optional[tuple[nn.Module, str]] = None,
+    data: Optional[Dataset] = None,
+) -> TrainedModel:
     """The whole pipeline in this process. ``teacher`` = (module, kind) reuses a trained teacher
-    instead of training one (the benchmark's ablations share the main model's teacher)."""
-    model = train_on_ranks(cfg, SINGLE, progress, teacher)
+    instead of training one (the benchmark's ablations share the main model's teacher; the
+    Python API passes a user's cut module); ``data`` is a dataset already in memory (else
+    ``cfg.data`` is loaded)."""
+    model = train_on_ranks(cfg, SINGLE, progress, teacher, data)
     assert model is not None  # rank 0 of 1
     return model
 
 
 def train_on_ranks(
-    cfg: TrainConfig, ranks: Ranks, progress: bool = True, teacher: Optional[tuple[nn.Module, str]] = None
+    cfg: TrainConfig,
+    ranks: Ranks,
+    progress: bool = True,
+    teacher: Optional[tuple[nn.Module, str]] = None,
+    data: Optional[Dataset] = None,
 ) -> Optional[TrainedModel]:
     """The pipeline on one of several DDP ranks (:mod:`~sne_deploy.distributed`; the process group
     is up): every rank trains the teacher and the students on its share of each minibatch, rank 0
     goes on alone with the head, the gate and the evaluation and returns the model; the other
     ranks return None."""
     progress = progress and ranks.main
-    cfg = cfg.checked()  # every rule on the settings, before the teacher trains
+    if data is not None:  # in memory: the per-size defaults of its images, its name on the record
+        cfg = replace(replace(cfg, data=defaults_key(data.input_shape)).checked(), data=data.name)
+    else:
+        cfg = cfg.checked()  # every rule on the settings, before the teacher trains
     torch.manual_seed(cfg.seed)
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    ds = load_dataset(cfg.data, cfg.data_dir, cfg.seed)
+    ds = data if data is not None else load_dataset(cfg.data, cfg.data_dir, cfg.seed)
     student_spec(cfg, ds.input_shape)  # a student that cannot fit the input, or memory, fails before the teacher trains
     train_split = ds.train
     if cfg.limit_train:
@@ -72,6 +88,9 @@ def train_on_ranks(
     teacher_net, kind = teacher or get_teacher(
         cfg, Dataset(ds.name, train_split, ds.val, ds.test, ds.n_classes), progress, ranks
     )
+    probe_agreement = with_classifier(teacher_net, train_split)
+    if kind not in ("mlp", "cnn"):  # the user's teacher: its own feature width
+        cfg = replace(cfg, feat_dim=int(teacher_features(teacher_net, train_split.x[:2]).shape[1]))
     timings["teacher_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -110,22 +129,38 @@ def train_on_ranks(
     t = time.perf_counter()
     summary = evaluate(model, ds)
     timings["evaluate_s"] = time.perf_counter() - t
+    if probe_agreement is not None:
+        log = {**log, "teacher_probe_agreement": probe_agreement}
     model.summary = replace(summary, train_log=log, timings=timings, config=asdict(cfg))
     return model
 
 
 def get_teacher(cfg: TrainConfig, ds: Dataset, progress: bool, ranks: Ranks = SINGLE) -> tuple[nn.Module, str]:
-    """A built-in teacher trained from scratch on ``ds``, or the user's TorchScript teacher."""
+    """A built-in teacher trained from scratch on ``ds``, or the user's trained one: TorchScript,
+    or ONNX cut at ``cfg.features_at`` (:mod:`~sne_deploy.user_teacher`)."""
+    teacher: nn.Module
     if cfg.teacher in ("mlp", "cnn"):
         teacher = make_teacher(cfg.teacher, ds.input_shape, cfg.feat_dim, ds.n_classes)
         device = ranks.device(resolve_device(cfg.device))
         train_teacher(teacher, ds, cfg.teacher_epochs, cfg.batch_size, cfg.seed, progress, device, ranks)
         kind = cfg.teacher
+    elif cfg.teacher.endswith(".onnx"):
+        if not cfg.features_at:
+            raise InputError(f"--teacher {cfg.teacher}: an ONNX teacher needs --features-at (a node of its graph)")
+        teacher, kind = OnnxTeacher(Path(cfg.teacher), cfg.features_at, ds.input_shape), "onnx"
     else:
         teacher = load_torchscript_teacher(Path(cfg.teacher))
         kind = "torchscript"
     teacher.eval()
     return teacher, kind
+
+
+def with_classifier(teacher: nn.Module, split: Split) -> Optional[float]:
+    """A cut teacher whose rest is not one Linear gets a linear probe on ``split`` (the ensemble
+    reuses the classifier); returns how often the probe agrees with the teacher, else None."""
+    if getattr(teacher, "probe", False) and isinstance(teacher, (SplitTeacher, OnnxTeacher)):
+        return fit_probe(teacher, split.x)
+    return None
 
 
 def feature_targets(teacher: nn.Module, split: Split, cfg: TrainConfig) -> FeatureTargets:
