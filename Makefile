@@ -4,7 +4,7 @@ PY := .venv/bin/python
 SNE := .venv/bin/sne-deploy
 DEMO := runs/demo
 
-.PHONY: setup lava-env sinabs-env data demo test lint clean
+.PHONY: setup lava-env sinabs-env data demo test lint docs clean
 
 setup:
 	scripts/setup-env.sh main lava
@@ -33,5 +33,10 @@ lint: setup
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
+# The documentation site (mkdocs-material; CLI reference generated from the parser, API reference
+# from the docstrings by mkdocstrings) into site/; strict: a broken link or reference fails.
+docs: setup
+	.venv/bin/mkdocs build --strict --quiet
+
 clean:
-	rm -rf runs .cache .pytest_cache
+	rm -rf runs .cache .pytest_cache site

@@ -16,7 +16,6 @@ except PackageNotFoundError:  # a source tree that was never installed
 
 # The Python API (sne_deploy.api), loaded on first use: ``import sne_deploy`` imports no torch.
 _API = ("fit", "export", "simulate", "run", "TrainConfig", "TrainedModel", "Bundle", "SimulationReport")
-__all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str) -> object:

@@ -55,7 +55,7 @@ def fit(
     config: Optional[TrainConfig] = None,
     teacher: Union[None, str, Path, nn.Module] = None,
     features_at: Optional[str] = None,
-    progress: bool = True,
+    progress: Optional[bool] = None,
 ) -> TrainedModel:
     """Distil ``teacher`` into a gated spiking ensemble on ``data``.
 
@@ -63,7 +63,11 @@ def fit(
     file, or any trained ``nn.Module`` cut at the layer ``features_at`` (a module path such as
     ``"layer4"`` or ``"avgpool"``; the rest of the network is the classifier). ``config`` holds
     every other setting (:class:`TrainConfig`; its ``data`` and ``teacher`` are replaced by these
-    arguments). The model's ``summary`` holds the test accuracies and energy proxies."""
+    arguments). The model's ``summary`` holds the test accuracies and energy proxies. Progress
+    bars show on a terminal (``progress=None``), or as ``progress`` says."""
+    import sys
+
+    progress = sys.stderr.isatty() if progress is None else progress
     cfg = config or TrainConfig()
     ds = _dataset(data, cfg.seed)
     if isinstance(teacher, nn.Module):

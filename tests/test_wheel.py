@@ -5,11 +5,13 @@ written inside site-packages; caches and the Lava environment go to the user's f
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,4 +77,29 @@ def test_wheel_in_a_fresh_venv_trains_exports_and_simulates_on_lava_and_brian2(t
     out = run(sne, "simulate", "m.lava", "--backend", "brian2", "--limit", "30", cwd=work, env=env)
     assert "spike mismatches 0" in out and "compiling" in out and "happens once" in out, out
     assert any((home / "cache" / "sne-deploy" / "brian2").rglob("*")), "Brian2's cache is not in the user cache"
+
+    # the user's own problem, from the wheel: the examples (an .npz and a plain nn.Module teacher
+    # on Lava, an ONNX teacher on Brian2, a budget sweep with its plot), an ImageFolder, bad data
+    py = str(venv / "bin" / "python")
+    examples = work / "examples"
+    shutil.copytree(ROOT / "examples", examples)
+    out = run(py, str(examples / "own_data_module_teacher.py"), cwd=work, env=env)
+    assert "lava: accuracy" in out and "0 spike mismatches" in out, out
+    out = run(py, str(examples / "onnx_teacher_brian2.py"), cwd=work, env=env)
+    assert "ONNX teacher" in out and "brian2: accuracy" in out and "0 spike mismatches" in out, out
+    run(py, str(examples / "budget_sweep.py"), "--out", str(work / "sweep.png"), cwd=work, env=env)
+    assert (work / "sweep.png").stat().st_size > 10_000
+    from .test_own_data import _image_folder
+
+    _image_folder(work / "images", per_class=12)
+    out = run(sne, "train", "--data", "images", "--members", "2", "--epochs", "1", "--out", "img.pt", cwd=work, env=env)
+    assert "the digits defaults for its image size" in out, out
+    np.savez(work / "bad.npz", x_train=np.zeros((10, 4, 4)), y_train=np.arange(10), x_test=np.zeros((2, 4, 4)))
+    bad = subprocess.run(
+        [sne, "train", "--data", "bad.npz", "--out", "b.pt"], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        f"sne-deploy: error: {work / 'bad.npz'}: missing y_test (an .npz dataset holds x_train, y_train, x_test, y_test "
+        "and optionally x_val, y_val)"
+    ], bad.stderr
     assert _files(site) == before, f"written inside site-packages: {sorted(_files(site) - before)[:5]}"
