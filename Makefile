@@ -36,7 +36,7 @@ lint: setup
 # The documentation site (mkdocs-material; CLI reference generated from the parser, API reference
 # from the docstrings by mkdocstrings) into site/; strict: a broken link or reference fails.
 docs: setup
-	.venv/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet
 
 clean:
 	rm -rf runs .cache .pytest_cache site

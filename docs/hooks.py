@@ -28,16 +28,23 @@ def cli_reference() -> str:
 GRIFFE_TREE = ROOT / ".cache" / "griffe"  # mkdocs.yml: mkdocstrings' python handler reads from here
 
 
-def on_config(config: Any, **_: Any) -> Any:
+def link_installed_layout() -> None:
     """The installed layout for mkdocstrings' static reader: ``sne_deploy/`` with ``simulators/``
-    and ``exporters/`` inside it (the wheel's package-dir), as links into the checkout."""
+    and ``exporters/`` inside it (the wheel's package-dir), as links into the checkout. Made when
+    mkdocs loads this file, before any plugin's config event: mkdocstrings drops search paths that
+    do not exist yet when it starts."""
     pkg = GRIFFE_TREE / "sne_deploy"
     pkg.mkdir(parents=True, exist_ok=True)
     for src in sorted((ROOT / "sne_deploy").glob("*.py")) + [ROOT / "simulators", ROOT / "exporters"]:
         link = pkg / src.name
         if not link.is_symlink():
             link.symlink_to(src)
-    return config
+    for link in pkg.iterdir():  # a module removed from the checkout leaves no stale link
+        if link.is_symlink() and not link.exists():
+            link.unlink()
+
+
+link_installed_layout()
 
 
 def on_page_markdown(markdown: str, **_: Any) -> str:
