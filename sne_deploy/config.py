@@ -251,6 +251,7 @@ class TrainConfig:
 
     def check_fields(self) -> None:
         """Each field on its own: its range and its choices (what a stored config must also meet)."""
+        check_data_name(self.data)
         for f in fields(self):
             value, m = getattr(self, f.name), f.metadata
             if value is None:
@@ -284,17 +285,23 @@ class TrainConfig:
         return cfg
 
 
+def check_data_name(data: str) -> None:
+    """A built-in dataset's name, a path to the user's data, or a dataset given in memory."""
+    from .own_data import IN_MEMORY, is_own_data
+
+    if data in DATASETS or is_own_data(data) or data.startswith(IN_MEMORY):
+        return
+    raise InputError(
+        f"--data: unknown dataset '{data}' (choose from {', '.join(DATASETS)}, or give an .npz file "
+        "or a folder of class folders)"
+    )
+
+
 def check_data(data: str) -> None:
     """A built-in dataset's name, or an existing .npz file or folder (read and checked when loaded)."""
-    from .own_data import is_own_data
-
+    check_data_name(data)
     if data in DATASETS:
         return
-    if not is_own_data(data):
-        raise InputError(
-            f"--data: unknown dataset '{data}' (choose from {', '.join(DATASETS)}, or give an .npz file "
-            "or a folder of class folders)"
-        )
     p = Path(data)
     if not (p.is_dir() or p.is_file()):
         raise InputError(f"--data {data}: no such file or folder")

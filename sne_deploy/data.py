@@ -208,8 +208,13 @@ def load_cifar10(data_dir: Optional[Union[str, Path]] = None, seed: int = 0, val
 def load_dataset(name: str, data_dir: Optional[Union[str, Path]] = None, seed: int = 0) -> Dataset:
     """A built-in dataset by name, or the user's own: an ``.npz`` file or an image folder
     (:mod:`~sne_deploy.own_data`)."""
-    from .own_data import is_own_data, load_image_folder, load_npz_dataset
+    from .own_data import IN_MEMORY, is_own_data, load_image_folder, load_npz_dataset
 
+    if name.startswith(IN_MEMORY):
+        raise DataError(
+            f"the dataset '{name[len(IN_MEMORY) :]}' was handed over in Python and has no file to reload: "
+            "pass it again (sne_deploy.export(model, target, out, data=...))"
+        )
     if name not in DATASETS and is_own_data(name):
         p = Path(name)
         return load_image_folder(p, seed) if p.is_dir() else load_npz_dataset(p, seed)

@@ -24,6 +24,7 @@ from .data import DataError, Dataset, Normalisation, Split, _stratified
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")  # x_val / y_val optional
 VAL_FRACTION = 0.1  # of the training split, stratified, when no validation split is given
+IN_MEMORY = "memory:"  # the name of a dataset handed over in Python (nothing to reload by name)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 
@@ -231,6 +232,7 @@ def from_torch_dataset(train: Any, test: Any, val: Any = None, name: str = "torc
             raise DataError(f"{name} ({split}): holds no samples")
         return np.stack(xs), np.asarray(ys)
 
+    name = name if name.startswith(IN_MEMORY) else IN_MEMORY + name
     return build_dataset(
         name, arrays(train, "train"), arrays(test, "test"), arrays(val, "val") if val is not None else None, seed
     )

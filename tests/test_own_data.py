@@ -165,3 +165,21 @@ def test_an_npz_trains_exports_to_lava_and_simulates_raw_inputs_exactly(lava_rea
         runs[name] = json.loads(p.stdout)
     assert runs["raw"]["agreement_with_torch"]["spike_mismatches"] == 0
     assert runs["raw"]["accuracy"] == runs["scaled"]["accuracy"] is not None  # the same rule, applied once
+
+
+def test_a_torch_dataset_of_image_label_pairs_becomes_a_dataset_that_names_itself_in_memory():
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from sne_deploy.own_data import from_torch_dataset
+
+    (xt, yt), (xs, ys) = synthetic(120, 0), synthetic(30, 1)
+    train = TensorDataset(torch.from_numpy(xt[:, None].astype(np.float32) / 255.0), torch.from_numpy(yt))
+    test = TensorDataset(torch.from_numpy(xs[:, None].astype(np.float32) / 255.0), torch.from_numpy(ys))
+    ds = from_torch_dataset(train, test, name="mine")
+    assert ds.name == "memory:mine" and ds.input_shape == (1, 12, 12) and ds.n_classes == 3
+    assert len(ds.train) + len(ds.val) == 120 and ds.normalisation.identity
+    with pytest.raises(DataError, match="'mine' was handed over in Python and has no file to reload"):
+        load_dataset(ds.name)
+    with pytest.raises(DataError, match="item 0 is not an \\(image, label\\) pair"):
+        from_torch_dataset([np.zeros((4, 4))], test)
