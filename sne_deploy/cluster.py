@@ -236,9 +236,8 @@ class RayExecutor:
                     for a, b in bounds
                 ]
             )
-        refs = [r for shards in pending for r in shards]
-        self._gather(refs, f"{backend} shards", self.progress)
-        return [concat_results(self.ray.get(shards)) for shards in pending]
+        values = iter(self._gather([r for shards in pending for r in shards], f"{backend} shards", self.progress))
+        return [concat_results([next(values) for _ in shards]) for shards in pending]
 
     def map(
         self,

@@ -89,12 +89,12 @@ def train_on_ranks(
         cfg, Dataset(ds.name, train_split, ds.val, ds.test, ds.n_classes), progress, ranks
     )
     probe_agreement = with_classifier(teacher_net, train_split)
-    if kind not in ("mlp", "cnn"):  # the user's teacher: its own feature width
-        cfg = replace(cfg, feat_dim=int(teacher_features(teacher_net, train_split.x[:2]).shape[1]))
     timings["teacher_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     targets = feature_targets(teacher_net, train_split, cfg)
+    if kind not in ("mlp", "cnn"):  # the user's teacher: its own feature width, as its features show
+        cfg = replace(cfg, feat_dim=len(targets.mean))
     trained = train_students(
         cfg,
         train_split,
