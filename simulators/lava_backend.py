@@ -72,16 +72,12 @@ def require_loihi_dynamics(network: Network) -> None:
 
 def lava_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
     """What a Lava run checks before starting the worker: the network's neurons are Lava's LIF
-    (:func:`require_loihi_dynamics`), the inputs are valid (:func:`check_inputs`) and binary:
-    Lava's Dense here takes 0/1 spikes (num_message_bits = 0, as on chip for spike input)."""
+    (:func:`require_loihi_dynamics`) and the inputs are valid (:func:`check_inputs`). Event
+    counts per step (an event camera's frames) reach the first layer as graded spikes: its
+    synapses then take graded messages (``lava_worker.message_bits``), and Lava's Dense computes
+    weight x count, as on Loihi 2, whose graded spikes carry up to 24 bits."""
     require_loihi_dynamics(network)
-    spikes = check_inputs(network, spikes, mode)
-    if spikes.dtype != np.bool_:
-        raise GraphError(
-            f"the Lava backend takes 0/1 spikes; these inputs hold event counts up to {int(spikes.max())} "
-            "per step: run them on the reference or brian2 backend"
-        )
-    return spikes
+    return check_inputs(network, spikes, mode)  # counts up to 2^16: well within 24 bits
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,8 @@ def build_and_run(
     prev_port, sparse_layers = source.s_out, []
     for li, layer in enumerate(network.layers):
         procs = _procs(record, first=2 + li, length=length, last=total, path=out_dir / f"layer{li}.npy")
-        prev_port, used_sparse = _add_layer(procs, prev_port, layer, li, mode, bsz, steps, network.is_recurrent)
+        bits = message_bits(spikes) if li == 0 else 0
+        prev_port, used_sparse = _add_layer(procs, prev_port, layer, li, mode, bsz, steps, network.is_recurrent, bits)
         sparse_layers.append(used_sparse)
     t_build = time.perf_counter() - t0
     cfg = Loihi2SimCfg(
@@ -188,18 +189,33 @@ def _procs(record: bool, **recording: Any) -> _Procs:
     return _Procs(Dense, Sparse, neuron, sparse)
 
 
+def message_bits(spikes: np.ndarray) -> int:
+    """Bits per message the first layer's synapses take: 0 (binary spikes, Lava's default) for
+    0/1 inputs; for event counts, graded spikes wide enough for the largest count and a sign
+    (Lava's Dense and Sparse then compute weight x count, as Loihi 2 does with graded spikes)."""
+    return 0 if spikes.dtype == np.bool_ else int(spikes.max()).bit_length() + 1
+
+
 def _add_layer(
-    procs: _Procs, prev_port: Any, layer: Layer, li: int, mode: str, bsz: int, steps: int, recurrent_net: bool
+    procs: _Procs,
+    prev_port: Any,
+    layer: Layer,
+    li: int,
+    mode: str,
+    bsz: int,
+    steps: int,
+    recurrent_net: bool,
+    bits: int = 0,
 ) -> tuple[Any, bool]:
-    """Layer ``li``'s synapses and neurons after ``prev_port``; returns its spike port and whether
-    its synapses are a Sparse process."""
+    """Layer ``li``'s synapses (taking ``bits``-bit graded messages, 0 = binary spikes) and neurons
+    after ``prev_port``; returns its spike port and whether its synapses are a Sparse process."""
     if not layer.spiking:
         raise GraphError(f"layer '{layer.name}': non-spiking (LI) layers are not supported on the Lava backend")
     weight, kw = lava_lif_params(layer, mode)
     kw["bias_mant"] = np.tile(kw["bias_mant"], bsz)
     # a recurrent network's many copies: block-diagonal matrices are mostly zeros
     use_sparse = is_sparse(weight) or (recurrent_net and bsz > 1)
-    conn = _connection(procs, weight, bsz, use_sparse)
+    conn = _connection(procs, weight, bsz, use_sparse, bits)
     lif = procs.neuron(shape=(bsz * layer.n_out,), reset_interval=steps, reset_offset=(2 + li) % steps, **kw)
     prev_port.connect(conn.s_in)
     conn.a_out.connect(lif.a_in)
@@ -211,12 +227,12 @@ def _add_layer(
     return lif.s_out, use_sparse
 
 
-def _connection(procs: _Procs, weight: np.ndarray, bsz: int, use_sparse: bool) -> Any:
+def _connection(procs: _Procs, weight: np.ndarray, bsz: int, use_sparse: bool, bits: int = 0) -> Any:
     """Lava's Sparse or Dense process holding ``bsz`` block-diagonal copies of ``weight``."""
     if use_sparse:
         sp = procs.scipy_sparse
-        return procs.Sparse(weights=sp.block_diag([sp.csr_matrix(weight)] * bsz, format="csr"), num_message_bits=0)
-    return procs.Dense(weights=np.kron(np.eye(bsz, dtype=weight.dtype), weight), num_message_bits=0)
+        return procs.Sparse(weights=sp.block_diag([sp.csr_matrix(weight)] * bsz, format="csr"), num_message_bits=bits)
+    return procs.Dense(weights=np.kron(np.eye(bsz, dtype=weight.dtype), weight), num_message_bits=bits)
 
 
 PARENT_POLL_S = 0.2
@@ -262,7 +278,8 @@ def main(argv: list[str]) -> int:
     try:
         with np.load(job, allow_pickle=False) as a:
             network = Network.from_arrays(a)
-            spikes = np.asarray(a["spikes"], dtype=bool)
+            spikes = np.asarray(a["spikes"])  # 0/1 as bool, event counts as integers
+            spikes = spikes if spikes.dtype == np.bool_ else spikes.astype(np.int64)
             mode = str(a["mode"])
             variant = str(a["variant"]) if "variant" in a else "recorded"
             batch = int(a["batch"]) if "batch" in a else None

@@ -106,14 +106,16 @@ def test_conv_layers_keep_their_geometry_and_run_as_convolutions_spike_exact():
 @pytest.mark.parametrize("backend", ["brian2", "lava"])
 def test_sparse_conv_net_is_spike_exact_on_the_simulators(request, backend):
     """Layers that are mostly zeros run on Lava's Sparse process (and as non-zero synapses on
-    Brian2, as always): spike for spike the reference's, float and fixed point."""
+    Brian2, as always): spike for spike the reference's, float and fixed point, for 0/1 spikes and
+    for event counts (graded spikes into Lava's Sparse)."""
     request.getfixturevalue(f"{backend}_ready")
     from sne_deploy.simulators.fixed_point import quantize_network
 
     net = from_nir(random_conv_graph(in_shape=(2, 14, 14), dense=(20, 5), vth=(2, 3, 3, 4, 3)))
     qnet = quantize_network(net)[0]
     x = random_spikes(5, 20, net.n_in, rate=0.15, seed=3)
-    for network, mode in ((net, "float"), (qnet, "fixed")):
+    counts = x * np.random.default_rng(4).integers(1, 4, x.shape)  # an event camera's frames: counts per bin
+    for network, mode, x in ((net, "float", x), (qnet, "fixed", x), (net, "float", counts), (qnet, "fixed", counts)):
         ref = run(network, x, "reference", mode, record=True)
         got = run(network, x, backend, mode, record=True)
         if backend == "lava":

@@ -297,10 +297,11 @@ def test_quantize_keeps_integer_ratios_and_reports_agreement(tmp_path, capsys):
 
 
 @pytest.mark.brian2
+@pytest.mark.lava
 @pytest.mark.parametrize("mode", ["float", "fixed"])
-def test_event_counts_are_weighted_inputs_on_reference_and_brian2(brian2_ready, mode):
+def test_event_counts_are_weighted_inputs_on_every_backend(brian2_ready, lava_ready, mode):
     """A count c in a bin is c coincident events: c x weight into the current, c synaptic events
-    per synapse; Lava (binary spike input) refuses them in one line."""
+    per synapse; Brian2 weights its synapses by the count, Lava takes them as graded spikes."""
     net = _small_network(Dynamics())
     counts = np.random.default_rng(3).poisson(0.6, (16, 30, 12))
     assert counts.max() > 1
@@ -329,8 +330,10 @@ def test_event_counts_are_weighted_inputs_on_reference_and_brian2(brian2_ready, 
     for a, b in zip(ref.trains, b2.trains):
         assert np.array_equal(a, b)
     assert np.array_equal(ref.synaptic_events, b2.synaptic_events)
-    with pytest.raises(GraphError, match="Lava backend takes 0/1 spikes"):
-        run(net, counts, "lava", mode)
+    lava = run(net, counts, "lava", mode, record=True)
+    for a, b in zip(ref.trains, lava.trains):
+        assert np.array_equal(a, b)
+    assert np.array_equal(ref.synaptic_events, lava.synaptic_events)
 
 
 def replace_weight(layer, k: int):  # type: ignore[no-untyped-def]

@@ -20,9 +20,14 @@ from lava.proc.sparse.process import Sparse
 from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
 
-def _column_sum(csc, s_in: np.ndarray) -> np.ndarray:
-    """Sum of the columns of the inputs that spiked (s_in: one bool per input)."""
-    return csc[:, np.flatnonzero(s_in)].sum(axis=1).A1
+def _column_sum(csc, s_in: np.ndarray, graded: bool) -> np.ndarray:
+    """Sum of the columns of the inputs that spiked, each times its payload when ``graded``
+    (num_message_bits > 0: event counts), as Lava's own models compute ``weights.dot(s_in)``."""
+    active = np.flatnonzero(s_in)
+    cols = csc[:, active]
+    if graded:
+        return np.asarray(cols @ s_in[active]).ravel()
+    return cols.sum(axis=1).A1
 
 
 @implements(proc=Sparse, protocol=LoihiProtocol)
@@ -39,7 +44,9 @@ class ColumnSparseBitAcc(AbstractPySparseModelBitAcc):
             self.weights_set = True
             self._csc = self.weights.tocsc()
         self.a_out.send(self.a_buff)
-        a_accum = _column_sum(self._csc, self.s_in.recv().astype(bool))
+        graded = self.num_message_bits.item() > 0
+        s_in = self.s_in.recv()
+        a_accum = _column_sum(self._csc, s_in if graded else s_in.astype(bool), graded)
         self.a_buff = (
             np.left_shift(a_accum, self.weight_exp)
             if self.weight_exp > 0
@@ -55,4 +62,6 @@ class ColumnSparseFloat(AbstractPySparseModelFloat):
         if getattr(self, "_csc", None) is None:
             self._csc = self.weights.tocsc()
         self.a_out.send(self.a_buff)
-        self.a_buff = _column_sum(self._csc, self.s_in.recv().astype(bool))
+        graded = self.num_message_bits.item() > 0
+        s_in = self.s_in.recv()
+        self.a_buff = _column_sum(self._csc, s_in if graded else s_in.astype(bool), graded)
