@@ -39,11 +39,11 @@ def main() -> None:
             model = sd.fit("digits", sd.TrainConfig(epochs=3, teacher_epochs=10), progress=False)
             bundle = sd.export(model, "nir", Path(tmp) / "model.nir")
         ds = load_dataset(bundle.manifest.dataset, None, bundle.manifest.data_seed)
-        x, y = ds.test.flat(), ds.test.y
+        x, y = ds.test.inputs(), ds.test.y  # the model's inputs already (intensities, or event bins)
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         teacher_uj = None
         for policy in POLICIES:
-            runs = [sd.simulate(bundle, x, y, budget=b, policy=policy, compare=False) for b in BUDGETS]
+            runs = [sd.simulate(bundle, x, y, budget=b, policy=policy, normalised=True, compare=False) for b in BUDGETS]
             ax.plot([r.energy_pj["loihi"] / 1e6 for r in runs], [r.accuracy for r in runs], "o-", label=policy)
             teacher_uj = runs[0].teacher_energy_pj["loihi"] / 1e6
             for r in runs:

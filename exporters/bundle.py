@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from sne_deploy import __version__
-from sne_deploy.simulators.encoding import encode_spikes
+from sne_deploy.simulators.encoding import EVENTS, encode_spikes, events_frame
 from sne_deploy.simulators.errors import GraphError
 from sne_deploy.simulators.files import WriteError, atomic_dir, exclusive, sha256_file
 from sne_deploy.simulators.network import Network
@@ -148,13 +148,20 @@ class Bundle:
         return len(self.networks)
 
     def spikes(self, x_flat: np.ndarray) -> np.ndarray:
-        """Intensities (N, n_in) as the input spikes (N, T, n_in) of the code the students were trained on."""
+        """Intensities (N, n_in) as the input spikes (N, T, n_in) of the code the students were
+        trained on; event data's bins (N, T * n_in) as they are."""
         return encode_spikes(x_flat, self.steps, self.manifest.encoding)
+
+    def gate_view(self, x_flat: np.ndarray) -> np.ndarray:
+        """What the gate (and the teacher) see of the inputs: the intensities, or event data's frames."""
+        if self.manifest.encoding == EVENTS:
+            return events_frame(x_flat, self.steps, float(self.manifest.input_normalisation["high"]))
+        return x_flat
 
     def gate_scores(self, x_flat: np.ndarray) -> np.ndarray:
         from .onnx_export import run_onnx
 
-        return run_onnx(self.path / "gate.onnx", {"x": x_flat})
+        return run_onnx(self.path / "gate.onnx", {"x": self.gate_view(x_flat)})
 
     def head_logits(self, counts: np.ndarray, awake: np.ndarray) -> np.ndarray:
         from .onnx_export import run_onnx

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Optional
 
-from sne_deploy.simulators.encoding import ENCODINGS
+from sne_deploy.simulators.encoding import EVENTS, INPUT_CODES, input_width
 from sne_deploy.simulators.errors import SneError
 
 BUNDLE_FORMAT = "sne-deploy-bundle"
@@ -75,7 +75,14 @@ class Manifest(ModelInfo):
 
     @property
     def n_inputs(self) -> int:
+        """Inputs per time step (a student's input layer; the gate's input)."""
         return math.prod(self.input_shape)
+
+    @property
+    def input_width(self) -> int:
+        """Numbers per sample fed to ``simulate``: ``n_inputs`` intensities, or for event data
+        its counts in each of the ``steps`` bins."""
+        return input_width(self.n_inputs, self.steps, self.encoding)
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION}
@@ -155,8 +162,10 @@ class Manifest(ModelInfo):
             problems.append("imputation.count_mean does not have one value per member output")
         elif any(s[0] != self.n_inputs for s in self.member_sizes):
             problems.append(f"a member's input size differs from input_shape {self.input_shape}")
-        if self.encoding not in ENCODINGS:
-            problems.append(f"encoding '{self.encoding}' is none of {', '.join(ENCODINGS)}")
+        if self.encoding not in INPUT_CODES:
+            problems.append(f"encoding '{self.encoding}' is none of {', '.join(INPUT_CODES)}")
+        elif self.encoding == EVENTS and not float(self.input_normalisation.get("high", 0)) > 0:
+            problems.append("event inputs need input_normalisation.high, the scale of their frames, > 0")
         if sorted(self.fixed_subsets) != list(range(1, k + 1)) or any(
             len(s) != m or any(not 0 <= j < k for j in s) for m, s in self.fixed_subsets.items()
         ):

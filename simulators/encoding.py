@@ -17,6 +17,11 @@ Two codes are named, and a bundle records which one its students were trained on
 
 The arithmetic is done in float64 whatever the input dtype, so a float32 tensor from training and
 a float64 array from a loader give the same spikes.
+
+A third name, ``events``, is no code at all: the data are spike counts per time bin already (an
+event camera's frames, as tonic's ``ToFrame`` makes them). A sample's inputs are then its T bins
+flattened time-major, (N, T * n_in), and the "encoder" only reshapes them; what the teacher and
+the gate see of it is :func:`events_frame`.
 """
 
 from __future__ import annotations
@@ -25,16 +30,58 @@ import numpy as np
 
 from .errors import InputError, check_choice
 
-__all__ = ["encode_regular", "encode_spikes", "ENCODING_NAME", "ENCODINGS"]
+__all__ = [
+    "encode_regular",
+    "encode_spikes",
+    "events_frame",
+    "input_width",
+    "ENCODING_NAME",
+    "ENCODINGS",
+    "EVENTS",
+    "INPUT_CODES",
+]
 
 ENCODING_NAME = "regular-if"  # the default, and what bundles without a name were trained on
 ENCODINGS = {"regular-if": 0.0, "regular-if-centred": 0.5}  # name -> the integrator's initial phase
+EVENTS = "events"  # inputs that are event counts per bin already: no encoder
+INPUT_CODES = (*ENCODINGS, EVENTS)
 
 
 def encode_spikes(x: np.ndarray, steps: int, encoding: str = ENCODING_NAME) -> np.ndarray:
-    """Encode intensities ``x`` (N, n_in) in [0, 1] with the named code as spikes (N, steps, n_in)."""
-    check_choice("input encoding", encoding, tuple(ENCODINGS))
+    """Encode intensities ``x`` (N, n_in) in [0, 1] with the named code as spikes (N, steps, n_in);
+    for ``events``, ``x`` (N, steps * n_in) holds the counts and comes back as (N, steps, n_in)
+    (bool when every count is 0 or 1, else int64)."""
+    check_choice("input encoding", encoding, INPUT_CODES)
+    if encoding == EVENTS:
+        return _event_bins(x, steps)
     return encode_regular(x, steps, ENCODINGS[encoding])
+
+
+def input_width(n_in: int, steps: int, encoding: str) -> int:
+    """How many numbers a sample's inputs hold: one intensity per input, or for ``events`` its
+    count in each of the ``steps`` bins."""
+    return n_in * steps if encoding == EVENTS else n_in
+
+
+def events_frame(x: np.ndarray, steps: int, scale: float) -> np.ndarray:
+    """What a frame-based network (the teacher, the gate) sees of event inputs ``x`` (N, steps *
+    n_in): each input's events summed over the bins, over ``scale`` (the training set's 99th
+    percentile of those sums, recorded with the data), clipped to [0, 1]: (N, n_in) float32."""
+    total = _event_bins(x, steps).sum(axis=1, dtype=np.float64)
+    return np.clip(total / scale, 0.0, 1.0).astype(np.float32)
+
+
+def _event_bins(x: np.ndarray, steps: int) -> np.ndarray:
+    a = np.asarray(x)
+    if a.ndim != 2 or steps < 1 or a.shape[1] % steps:
+        raise InputError(f"event inputs must have shape (N, {steps} x n_in), {steps} bins per sample, got {a.shape}")
+    if a.dtype != np.bool_:
+        if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a) or not np.all(np.isfinite(a)):
+            raise InputError("event inputs must be non-negative whole counts; found NaN, inf or non-numbers")
+        if a.size and (a.min() < 0 or np.any(a != np.round(a))):
+            raise InputError("event inputs must be non-negative whole counts per bin; found negatives or fractions")
+        a = a.astype(bool) if a.size == 0 or a.max() <= 1 else a.astype(np.int64)
+    return a.reshape(len(a), steps, -1)
 
 
 def encode_regular(x: np.ndarray, steps: int, phase: float = 0.0) -> np.ndarray:

@@ -33,11 +33,10 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 def cmd_train(a: argparse.Namespace) -> int:
     import torch
 
-    from . import checkpoint
+    from . import api, checkpoint
     from .distributed import ranks_from_env, session
     from .model import resolve_device
     from .report import format_train_summary
-    from .train import train_on_ranks
 
     _at_least(a, 1, "--threads")
     cfg = _config_from_args(a).checked()  # every rule, before minutes of teacher training
@@ -49,7 +48,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     torch.set_num_threads(a.threads or max(1, torch.get_num_threads()))
     ranks = ranks_from_env()  # torchrun: DDP over WORLD_SIZE ranks; rank 0 writes the files
     with session(ranks, ranks.device(resolve_device(cfg.device))):
-        model = train_on_ranks(cfg, ranks, progress=_progress(a))
+        model = api.fit_on_ranks(cfg.data, cfg, progress=_progress(a), ranks=ranks)
     if model is None:
         return 0
     checkpoint.save(model, out)
@@ -61,6 +60,11 @@ def cmd_train(a: argparse.Namespace) -> int:
         print(
             f"data {cfg.data}: the {cfg.defaults_from} defaults for its image size "
             f"({cfg.teacher} teacher, {cfg.student} students, T = {cfg.steps}, {cfg.hidden} hidden)"
+            + (
+                "; event data: their counts per bin are the input spikes, no encoder"
+                if cfg.encoding == "events"
+                else ""
+            )
         )
     print(format_train_summary(summary))
     print(f"saved {out} and {summary_path}")
@@ -294,28 +298,32 @@ def _last_bundle_file() -> Path:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from sne_deploy.exporters.bundle import check_destination, write_bundle
-    from sne_deploy.exporters.checks import check_target
+    import warnings
 
-    from . import checkpoint
-    from .data import load_dataset
-    from .deploy import bundle_parts
+    from . import api, checkpoint
 
-    check_target(a.target)
     model_path = Path(a.model)
     out = Path(a.out) if a.out else model_path.with_suffix(f".{a.target}")
-    check_destination(out, a.force)  # before minutes of loading and calibration
-    model = checkpoint.load(model_path)
-    ds = load_dataset(model.config.data, a.data_dir or model.config.data_dir, model.config.seed)
-    path, warnings = write_bundle(bundle_parts(model, ds), out, a.target, force=a.force, strict=a.strict)
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
+    api.check_export(a.target, out, a.force)  # before the checkpoint loads
+    with warnings.catch_warnings(record=True) as found:
+        warnings.simplefilter("always", api.ExportWarning)
+        bundle = api.export(
+            checkpoint.load(model_path),
+            a.target,
+            out,
+            force=a.force,
+            strict=a.strict,
+            data_dir=a.data_dir,
+        )
+    for w in found:
+        print(f"warning: {w.message}", file=sys.stderr)
+    path = bundle.path
     try:
         with atomic_file(_last_bundle_file()) as tmp:
             tmp.write_text(str(path.resolve()))
     except OSError as e:  # a convenience only: never fail an export for it
         print(f"warning: could not remember the bundle for 'simulate' ({e})", file=sys.stderr)
-    print(f"wrote bundle {path.resolve()} (target {a.target}, {model.config.members} members)")
+    print(f"wrote bundle {path.resolve()} (target {a.target}, {bundle.n_members} members)")
     print(f"next: sne-deploy simulate {path} --budget 0.3 --backend {'brian2' if a.target == 'brian2' else 'lava'}")
     return 0
 
@@ -338,7 +346,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
     from .data import load_dataset
     from .report import check_report_dir, format_simulation, write_report
-    from .runtime import check_labels, check_run, raw_inputs, simulate
+    from .runtime import check_labels, check_run, raw_inputs
     from .scheduler import check_budget
 
     check_run(a.budget, a.policy, a.backend, a.mode)  # the library's own checks, before a dataset loads
@@ -366,27 +374,13 @@ def cmd_simulate(a: argparse.Namespace) -> int:
         name = a.data or bundle.manifest.dataset
         ds = load_dataset(name, a.data_dir, bundle.manifest.data_seed)
         split = ds.split(a.split)
-        x, y = split.flat(), split.y
+        x, y = split.inputs(), split.y
     if a.limit:
         x, y = x[: a.limit], (y[: a.limit] if y is not None else None)
-    compare = not a.no_compare
     executor = _executor(a)
     if budgets is None:
-        r = simulate(
-            bundle,
-            x,
-            y,
-            a.budget,
-            a.policy,
-            a.backend,
-            a.mode,
-            compare,
-            a.seed,
-            record_sample=0,
-            backend_options=_backend_options(a),
-            executor=executor,
-        )
-        rows = [r]
+        rows = [_simulate(bundle, x, y, a.budget, a.policy, a, executor)]
+        r = rows[0]
         print(json.dumps(r.to_dict()) if a.json else format_simulation(r))
     else:
         rows = _sweep(bundle, x, y, budgets, a, executor)
@@ -396,29 +390,36 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(bundle, x, y, budget: float, policy: str, a: argparse.Namespace, executor):
+    """One ``sne_deploy.simulate`` call with the command line's settings (``x``: the model's inputs)."""
+    from . import api
+
+    return api.simulate(
+        bundle,
+        x,
+        y,
+        budget,
+        policy,
+        a.backend,
+        a.mode,
+        normalised=True,
+        compare=not a.no_compare,
+        seed=a.seed,
+        record_sample=0,
+        backend_options=_backend_options(a),
+        executor=executor,
+    )
+
+
 def _sweep(bundle, x, y, budgets, a, executor) -> list:
     from tqdm.auto import tqdm
 
     from .report import format_simulation
-    from .runtime import simulate
 
     rows = []
     jobs = [(b, p) for b in budgets for p in ("gate", "cascade", "random", "fixed")]
     for b, p in tqdm(jobs, desc="sweep", disable=a.json or not _progress(a)):
-        r = simulate(
-            bundle,
-            x,
-            y,
-            b,
-            p,
-            a.backend,
-            a.mode,
-            not a.no_compare,
-            a.seed,
-            record_sample=0,
-            backend_options=_backend_options(a),
-            executor=executor,
-        )
+        r = _simulate(bundle, x, y, b, p, a, executor)
         rows.append(r)
         if not a.json:
             tqdm.write(format_simulation(r))

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from sne_deploy.simulators.encoding import ENCODING_NAME, ENCODINGS
+from sne_deploy.simulators.encoding import ENCODING_NAME, EVENTS, INPUT_CODES
 from sne_deploy.simulators.errors import InputError, check_choice
 
-from .data import DATASETS
+from .data import DATASETS, Dataset
 from .partition import MODES as PARTITION_MODES
 from .quantization import TWN_DELTA
 
@@ -216,8 +216,9 @@ class TrainConfig:
     )
     encoding: str = option(
         None,
-        "input spike code: regular-if, floor(T x) spikes per pixel, or regular-if-centred, round(T x)",
-        choices=tuple(ENCODINGS),
+        "input spike code: regular-if, floor(T x) spikes per pixel, or regular-if-centred, round(T x); "
+        "events (event data's own counts per bin, no encoder) is what event data always take",
+        choices=INPUT_CODES,
     )
     device: str = option(
         "auto", "where the teacher and the students train (auto: CUDA when torch sees a GPU)", metavar="{auto,cpu,cuda}"
@@ -235,7 +236,10 @@ class TrainConfig:
 
     def resolved(self) -> "TrainConfig":
         """The per-dataset defaults filled in (the labels objective trains no teacher classifier);
-        a path to the user's data made absolute, so that export and simulate find it from anywhere."""
+        event data's own T and code (:func:`fit_to_data`); a path to the user's data made
+        absolute, so that export and simulate find it from anywhere."""
+        if not self.data.startswith("memory:"):  # a dataset in memory was fitted when it was handed over
+            self = fit_to_data(self, _event_bins(self.data))
         d = DATASET_DEFAULTS[self.defaults_from]
         fill = {f.name: getattr(d, f.name) for f in fields(d)}
         if self.objective == "labels":  # no teacher classifier to train, no teacher logits to match
@@ -283,6 +287,54 @@ class TrainConfig:
                 f"of the {cfg.data} teacher; each member needs at least one"
             )
         return cfg
+
+
+def _event_bins(data: str) -> Optional[int]:
+    """T of a user's event dataset; None for images and the built-in datasets."""
+    if data in DATASETS:
+        return None
+    from .own_data import peek_data_shape
+
+    shape = peek_data_shape(data)
+    return shape.event_bins if shape else None
+
+
+def fit_to_data(cfg: TrainConfig, event_bins: Optional[int]) -> TrainConfig:
+    """Event data (``event_bins`` = their T) decide the time steps and the code: filled in where
+    unset, a one-line refusal where a setting contradicts them (and for ``--encoding events`` on
+    images)."""
+    if event_bins is None:
+        if cfg.encoding == EVENTS:
+            raise InputError(
+                f"--encoding events takes event data (x arrays of shape (N, T, C, H, W)); {cfg.data} holds images"
+            )
+        return cfg
+    if cfg.steps is not None and cfg.steps != event_bins:
+        raise InputError(
+            f"--steps {cfg.steps}: the event data in {cfg.data} have {event_bins} time bins per sample "
+            f"(leave --steps out, or give {event_bins})"
+        )
+    if cfg.encoding is not None and cfg.encoding != EVENTS:
+        raise InputError(
+            f"--encoding {cfg.encoding}: {cfg.data} holds event counts per bin, which the students take as "
+            "they are (encoding events, no encoder)"
+        )
+    return replace(cfg, steps=event_bins, encoding=EVENTS)
+
+
+def checked_for(cfg: TrainConfig, data: Dataset) -> TrainConfig:
+    """:meth:`TrainConfig.checked` for a dataset in memory (the Python API), which no file can
+    tell about: the defaults of the built-in dataset of its image size (a built-in dataset its
+    own), event data's T and code, and its own name on the record (a path made absolute)."""
+    from .own_data import IN_MEMORY, defaults_key
+
+    name = data.name if data.name in DATASETS or data.name.startswith(IN_MEMORY) else str(Path(data.name).resolve())
+    fitted = fit_to_data(replace(cfg, data=name), data.event_bins)
+    as_builtin = replace(fitted, data=data.name if data.name in DATASETS else defaults_key(data.input_shape))
+    if data.event_bins:  # a built-in dataset holds images: its checks run on an image code
+        as_builtin = replace(as_builtin, encoding=ENCODING_NAME)
+    done = as_builtin.checked()
+    return replace(done, data=name, encoding=fitted.encoding if data.event_bins else done.encoding)
 
 
 def check_data_name(data: str) -> None:

@@ -36,14 +36,30 @@ class DataError(SneError, ValueError):
 
 @dataclass(frozen=True)
 class Split:
+    """One split of a dataset. ``x`` is what the teacher and the gate see: images, or for event
+    data each sample's events summed over time (:func:`~sne_deploy.simulators.encoding.events_frame`);
+    ``events`` holds event data's counts per bin (N, T, n_in), which the students take as their
+    input spikes (the encoder does not run)."""
+
     x: np.ndarray  # (N, C, H, W) float32 in [0, 1]
     y: np.ndarray  # (N,) int64
+    events: Optional[np.ndarray] = None  # (N, T, C*H*W) counts per bin, for event data
 
     def __len__(self) -> int:
         return len(self.y)
 
     def flat(self) -> np.ndarray:
+        """The teacher's and the gate's view, one row per sample: (N, C*H*W)."""
         return self.x.reshape(len(self.x), -1)
+
+    def inputs(self) -> np.ndarray:
+        """What the deployed ensemble is fed, one row per sample: the intensities (N, n_in) that
+        the encoder turns into spikes, or event data's bins flattened time-major (N, T * n_in)."""
+        return self.flat() if self.events is None else self.events.reshape(len(self.events), -1)
+
+    def take(self, idx: Any) -> "Split":
+        """The samples ``idx`` (an index array or a slice)."""
+        return Split(self.x[idx], self.y[idx], None if self.events is None else self.events[idx])
 
 
 @dataclass(frozen=True)
@@ -87,17 +103,26 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.x.shape[1:])
 
+    @property
+    def event_bins(self) -> Optional[int]:
+        """T for event data (counts per bin, no encoder), None for images."""
+        return None if self.train.events is None else int(self.train.events.shape[1])
+
     def split(self, name: str) -> Split:
         if name not in ("train", "val", "test"):
             raise DataError(f"unknown split '{name}' (train, val, test)")
         return getattr(self, name)
 
 
-def _stratified(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[Split, Split]:
+def _stratified(
+    x: np.ndarray, y: np.ndarray, fraction: float, seed: int, events: Optional[np.ndarray] = None
+) -> tuple[Split, Split]:
+    """Two stratified parts (the second ``fraction`` of the samples), fixed by ``seed``."""
     from sklearn.model_selection import train_test_split
 
-    xa, xb, ya, yb = train_test_split(x, y, test_size=fraction, stratify=y, random_state=seed)
-    return Split(xa, ya), Split(xb, yb)
+    ia, ib = train_test_split(np.arange(len(y)), test_size=fraction, stratify=y, random_state=seed)
+    whole = Split(x, y, events)
+    return whole.take(ia), whole.take(ib)
 
 
 def load_digits(seed: int = 0) -> Dataset:

@@ -19,9 +19,9 @@ from .scheduler import best_subsets, calibration_table, cascade_order, cascade_t
 def bundle_parts(model: TrainedModel, ds: Dataset) -> BundleParts:
     cfg = model.config
     k = cfg.members
-    val_x = ds.val.flat()
+    val_x = ds.val.flat()  # the gate's view (event data: their frames)
     scores_val = model.gate(torch.from_numpy(val_x)).numpy()
-    counts_val, _ = member_counts(model.networks, val_x, cfg.steps, "fixed", cfg.encoding)
+    counts_val, _ = member_counts(model.networks, ds.val.inputs(), cfg.steps, "fixed", cfg.encoding)
     cv = torch.from_numpy(counts_val)
 
     def val_acc(mask: np.ndarray) -> float:
@@ -35,8 +35,8 @@ def bundle_parts(model: TrainedModel, ds: Dataset) -> BundleParts:
         np.put_along_axis(awake, order[:, : r + 1], 1.0, axis=1)
         conf_by_round[:, r] = confidence(model.head(cv, torch.from_numpy(awake)).numpy())
 
-    test_x = ds.test.flat()[:256]
-    counts_test, _ = member_counts(model.networks, test_x, cfg.steps, "fixed", cfg.encoding)
+    test_x = ds.test.flat()[:256]  # the gate's example input
+    counts_test, _ = member_counts(model.networks, ds.test.inputs()[:256], cfg.steps, "fixed", cfg.encoding)
     awake_ex = (np.random.default_rng(0).random((len(test_x), k)) < 0.5).astype(np.float32)
     s = model.summary
     info = ModelInfo(

@@ -38,7 +38,7 @@ def evaluate(model: TrainedModel, ds: Dataset) -> TrainSummary:
     f_test = teacher_features(model.teacher, test.x)  # one pass of the teacher serves both
     counts, spikes = {}, {}
     for mode in MODES:
-        counts[mode], spikes[mode] = member_counts(model.networks, test.flat(), cfg.steps, mode, cfg.encoding)
+        counts[mode], spikes[mode] = member_counts(model.networks, test.inputs(), cfg.steps, mode, cfg.encoding)
     return TrainSummary(
         dataset=ds.name,
         test_samples=len(test),

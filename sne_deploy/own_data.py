@@ -8,6 +8,14 @@ in [0, 1], int64 labels 0..K-1, a train / val / test split. How the raw values w
 else: the training split's min and max), recorded in the checkpoint's config (the data path) and
 in the bundle's manifest, so ``simulate --inputs`` applies the same rule to raw inputs.
 
+Event data (spike counts per time bin, as tonic's ``ToFrame`` makes them) come as x arrays of
+shape (N, T, C, H, W), or (N, T, H, W) / (N, T, features) with ``layout="events"`` (in the
+``.npz`` a string array ``layout``, in :func:`from_torch_dataset` the argument). The students
+take the counts as their input spikes, bin by bin, with no encoder; the teacher and the gate see
+each sample's events summed over time, over the training set's 99th percentile of those sums and
+clipped to [0, 1] (:func:`~sne_deploy.simulators.encoding.events_frame`), recorded as the
+:class:`Normalisation` ``events`` with that scale as ``high``.
+
 Each malformed input gets one line naming the file and what is wrong (shapes, label range, NaN,
 an empty class, train and test shapes that differ); nothing here writes anything.
 """
@@ -15,16 +23,22 @@ an empty class, train and test shapes that differ); nothing here writes anything
 from __future__ import annotations
 
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+
+from sne_deploy.simulators.encoding import events_frame
+from sne_deploy.simulators.result import MAX_EVENT_COUNT
 
 from .data import DataError, Dataset, Normalisation, Split, _stratified
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")  # x_val / y_val optional
 VAL_FRACTION = 0.1  # of the training split, stratified, when no validation split is given
 IN_MEMORY = "memory:"  # the name of a dataset handed over in Python (nothing to reload by name)
+LAYOUTS = ("images", "events")
+EVENT_SCALE_PERCENTILE = 99.0  # of the training set's non-zero per-input event totals: the frame's 1
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 
@@ -68,6 +82,31 @@ def _images(x: Any, where: str) -> np.ndarray:
     return a
 
 
+def _event_counts(x: Any, where: str) -> np.ndarray:
+    """(N, T, C, H, W), (N, T, H, W) or (N, T, features) of whole counts >= 0 -> (N, T, C, H, W)."""
+    a = np.asarray(x)
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_) or np.iscomplexobj(a):
+        raise DataError(f"{where} must hold event counts (numbers), got an array of dtype {a.dtype}")
+    if a.ndim == 3:
+        a = a[:, :, None, None, :]
+    elif a.ndim == 4:
+        a = a[:, :, None]
+    if a.ndim != 5:
+        raise DataError(
+            f"{where} must be event frames of shape (N, T, C, H, W), (N, T, H, W) or (N, T, features), got {a.shape}"
+        )
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise DataError(f"{where} holds no samples or no time bins (shape {a.shape})")
+    if a.dtype != np.bool_:
+        if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+            raise DataError(f"{where} contains NaN or inf")
+        if a.min() < 0 or np.any(a != np.round(a)):
+            raise DataError(f"{where} must hold whole event counts >= 0 per bin; found negatives or fractions")
+        if a.max() > MAX_EVENT_COUNT:
+            raise DataError(f"{where} holds a count of {a.max():.6g} in one bin; at most {MAX_EVENT_COUNT} are taken")
+    return a.astype(np.uint8 if a.max() <= 255 else np.int32)
+
+
 def _labels(y: Any, n: int, where: str) -> np.ndarray:
     a = np.asarray(y)
     if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
@@ -88,20 +127,27 @@ def build_dataset(
     val: Optional[tuple[Any, Any]] = None,
     seed: int = 0,
     where: str = "",
+    layout: Optional[str] = None,
 ) -> Dataset:
     """Validate and normalise raw (images, labels) splits into a :class:`Dataset`; without ``val``,
-    a stratified tenth of the training split (fixed by ``seed``) validates."""
+    a stratified tenth of the training split (fixed by ``seed``) validates. ``layout`` is
+    ``images`` or ``events`` (None: events when x_train is 5-D)."""
     pre = f"{where}: " if where else ""
-    xs = {"train": _images(train[0], f"{pre}x_train"), "test": _images(test[0], f"{pre}x_test")}
-    ys = {"train": _labels(train[1], len(xs["train"]), f"{pre}y_train")}
-    ys["test"] = _labels(test[1], len(xs["test"]), f"{pre}y_test")
+    if layout is not None and layout not in LAYOUTS:
+        raise DataError(f"{pre}layout '{layout}' is none of {', '.join(LAYOUTS)}")
+    events = layout == "events" or (layout is None and np.ndim(train[0]) == 5)
+    read = _event_counts if events else _images
+    raw = {"train": read(train[0], f"{pre}x_train"), "test": read(test[0], f"{pre}x_test")}
+    ys = {"train": _labels(train[1], len(raw["train"]), f"{pre}y_train")}
+    ys["test"] = _labels(test[1], len(raw["test"]), f"{pre}y_test")
     if val is not None:
-        xs["val"] = _images(val[0], f"{pre}x_val")
-        ys["val"] = _labels(val[1], len(xs["val"]), f"{pre}y_val")
-    shape = xs["train"].shape[1:]
-    for split, x in xs.items():
+        raw["val"] = read(val[0], f"{pre}x_val")
+        ys["val"] = _labels(val[1], len(raw["val"]), f"{pre}y_val")
+    shape = raw["train"].shape[1:]
+    what = "event frames" if events else "images"
+    for split, x in raw.items():
         if x.shape[1:] != shape:
-            raise DataError(f"{pre}x_{split} images have shape {x.shape[1:]} but x_train's have {shape}")
+            raise DataError(f"{pre}x_{split} {what} have shape {x.shape[1:]} but x_train's have {shape}")
     k = int(ys["train"].max()) + 1
     if k < 2:
         raise DataError(f"{pre}y_train holds one class only; a classifier needs at least two")
@@ -112,21 +158,41 @@ def build_dataset(
     for split in ("test", "val"):
         if split in ys and ys[split].max() >= k:
             raise DataError(f"{pre}y_{split} holds class {ys[split].max()}, which y_train never has (0..{k - 1})")
-    norm = normalisation_for(xs["train"], f"{pre}x_train")
-    xn = {s: norm.apply(a) for s, a in xs.items()}
-    train_split = Split(xn["train"], ys["train"])
+    if events:
+        norm, splits = _event_splits(raw, ys, pre)
+    else:
+        norm = normalisation_for(raw["train"], f"{pre}x_train")
+        splits = {s: Split(norm.apply(a), ys[s]) for s, a in raw.items()}
+    train_split = splits["train"]
     if val is None:
         if counts.min() < 2:
             raise DataError(f"{pre}class {int(counts.argmin())} has one training image: give x_val/y_val")
-        train_split, val_split = _stratified(xn["train"], ys["train"], VAL_FRACTION, seed)
+        train_split, val_split = _stratified(train_split.x, train_split.y, VAL_FRACTION, seed, train_split.events)
     else:
-        val_split = Split(xn["val"], ys["val"])
-    return Dataset(name, train_split, val_split, Split(xn["test"], ys["test"]), k, norm)
+        val_split = splits["val"]
+    return Dataset(name, train_split, val_split, splits["test"], k, norm)
+
+
+def _event_splits(raw: dict[str, np.ndarray], ys: dict[str, np.ndarray], pre: str) -> tuple[Normalisation, dict]:
+    """Event data's splits: the counts (N, T, n_in) for the students and their frames for the
+    teacher and the gate, all scaled by the training split's :data:`EVENT_SCALE_PERCENTILE`."""
+    n, steps, c, h, w = raw["train"].shape
+    totals = raw["train"].sum(axis=1, dtype=np.int64)
+    if not totals.any():
+        raise DataError(f"{pre}x_train holds no events at all; there is nothing to learn from")
+    scale = float(np.percentile(totals[totals > 0], EVENT_SCALE_PERCENTILE))
+    splits = {}
+    for s, a in raw.items():
+        events = a.reshape(len(a), steps, c * h * w)
+        frame = events_frame(events.reshape(len(a), -1), steps, scale).reshape(len(a), c, h, w)
+        splits[s] = Split(frame, ys[s], events)
+    return Normalisation("events", 0.0, scale), splits
 
 
 def load_npz_dataset(path: Path, seed: int = 0) -> Dataset:
     """An ``.npz`` with ``x_train``, ``y_train``, ``x_test``, ``y_test`` and optionally
-    ``x_val``, ``y_val`` (object arrays refused: nothing is unpickled)."""
+    ``x_val``, ``y_val`` and ``layout`` ("images" or "events"; object arrays refused: nothing is
+    unpickled)."""
     if not path.is_file():
         raise DataError(f"--data {path}: no such file")
     try:
@@ -147,8 +213,15 @@ def load_npz_dataset(path: Path, seed: int = 0) -> Dataset:
     if ("x_val" in arrays) != ("y_val" in arrays):
         raise DataError(f"{path}: x_val and y_val come together (one of them is missing)")
     val = (arrays["x_val"], arrays["y_val"]) if "x_val" in arrays else None
+    layout = str(arrays["layout"]) if "layout" in arrays else None
     return build_dataset(
-        str(path), (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"]), val, seed, str(path)
+        str(path),
+        (arrays["x_train"], arrays["y_train"]),
+        (arrays["x_test"], arrays["y_test"]),
+        val,
+        seed,
+        str(path),
+        layout,
     )
 
 
@@ -215,9 +288,13 @@ def load_image_folder(root: Path, seed: int = 0) -> Dataset:
     return Dataset(str(root), train, val, test, len(classes), norm)
 
 
-def from_torch_dataset(train: Any, test: Any, val: Any = None, name: str = "torch-dataset", seed: int = 0) -> Dataset:
+def from_torch_dataset(
+    train: Any, test: Any, val: Any = None, name: str = "torch-dataset", seed: int = 0, layout: Optional[str] = None
+) -> Dataset:
     """Any ``torch.utils.data.Dataset`` of (image, label) pairs (a tensor or array image of shape
-    (C, H, W) or (H, W), an int label), for :func:`sne_deploy.fit`."""
+    (C, H, W) or (H, W), an int label), for :func:`sne_deploy.fit`; with ``layout="events"``,
+    (event frames (T, C, H, W), (T, H, W) or (T, features), label) pairs, as tonic's datasets
+    with a ``ToFrame`` transform give them."""
 
     def arrays(ds: Any, split: str) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
@@ -234,21 +311,40 @@ def from_torch_dataset(train: Any, test: Any, val: Any = None, name: str = "torc
 
     name = name if name.startswith(IN_MEMORY) else IN_MEMORY + name
     return build_dataset(
-        name, arrays(train, "train"), arrays(test, "test"), arrays(val, "val") if val is not None else None, seed
+        name,
+        arrays(train, "train"),
+        arrays(test, "test"),
+        arrays(val, "val") if val is not None else None,
+        seed,
+        layout=layout,
     )
 
 
-def peek_image_shape(name: str) -> Optional[tuple[int, ...]]:
-    """(C, H, W) of a user dataset without reading all of it (for the per-size defaults); None
-    when it cannot be told (the loader then says why)."""
+@dataclass(frozen=True)
+class DataShape:
+    """What a user's dataset holds, read without loading it: the image (or event frame) shape
+    (C, H, W) and, for event data, the number of time bins."""
+
+    image: tuple[int, ...]
+    event_bins: Optional[int] = None
+
+
+def peek_data_shape(name: str) -> Optional[DataShape]:
+    """The :class:`DataShape` of a user dataset (for the per-size defaults and event data's T);
+    None when it cannot be told (the loader then says why)."""
     p = Path(name)
     try:
         if p.is_file():
-            with zipfile.ZipFile(p) as zf, zf.open("x_train.npy") as member:
-                major, _ = np.lib.format.read_magic(member)
-                read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-                shape = read_header(member)[0]
-            return (1, *shape[1:]) if len(shape) == 3 else tuple(shape[1:])
+            with zipfile.ZipFile(p) as zf:
+                shape = _npy_shape(zf, "x_train.npy")
+                layout = None
+                if "layout.npy" in zf.namelist():
+                    with zf.open("layout.npy") as member:
+                        layout = str(np.lib.format.read_array(member, allow_pickle=False))
+            if layout == "events" or (layout is None and len(shape) == 5):
+                frame = {3: (1, 1, shape[-1]), 4: (1, *shape[2:]), 5: tuple(shape[2:])}.get(len(shape))
+                return DataShape(frame, int(shape[1])) if frame else None
+            return DataShape((1, *shape[1:]) if len(shape) == 3 else tuple(shape[1:]))
         if p.is_dir():
             from PIL import Image
 
@@ -257,10 +353,23 @@ def peek_image_shape(name: str) -> Optional[tuple[int, ...]]:
                 for file in sorted(d.iterdir()):
                     if file.suffix.lower() in IMAGE_SUFFIXES:
                         with Image.open(file) as im:
-                            return (1 if im.mode in ("L", "1", "I;16", "I") else 3, im.size[1], im.size[0])
+                            return DataShape((1 if im.mode in ("L", "1", "I;16", "I") else 3, im.size[1], im.size[0]))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None
     return None
+
+
+def _npy_shape(zf: zipfile.ZipFile, member_name: str) -> tuple[int, ...]:
+    with zf.open(member_name) as member:
+        major, _ = np.lib.format.read_magic(member)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        return tuple(read_header(member)[0])
+
+
+def peek_image_shape(name: str) -> Optional[tuple[int, ...]]:
+    """(C, H, W) of a user dataset's images (event data: its frames) without reading all of it."""
+    shape = peek_data_shape(name)
+    return shape.image if shape else None
 
 
 def defaults_key(shape: Optional[tuple[int, ...]]) -> str:

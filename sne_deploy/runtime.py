@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 
 from sne_deploy.exporters.bundle import Bundle
+from sne_deploy.simulators.encoding import EVENTS
 from sne_deploy.simulators.errors import GraphError, InputError, check_choice
 from sne_deploy.simulators.network import Network
 from sne_deploy.simulators.result import MODES, Result
@@ -44,31 +45,41 @@ def run_member(
 
 
 def check_intensities(bundle: Bundle, x_flat: np.ndarray) -> np.ndarray:
+    """The inputs of a run, checked: (N, n_in) intensities in [0, 1] (float32), or for a bundle of
+    event data (N, T * n_in) whole counts per bin."""
     x = np.asarray(x_flat)
+    m = bundle.manifest
+    what = "event counts" if m.encoding == EVENTS else "intensities in [0, 1]"
     if np.iscomplexobj(x) or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-        raise InputError(f"inputs must be real intensities in [0, 1], got an array of dtype {x.dtype}")
+        raise InputError(f"inputs must be real {what}, got an array of dtype {x.dtype}")
     if x.ndim >= 1 and len(x) == 0:
         raise InputError("inputs hold no samples (N = 0)")
-    x = x.astype(np.float32)
-    n_in = bundle.manifest.n_inputs
-    if x.ndim != 2 or x.shape[1] != n_in:
-        raise InputError(f"inputs must have shape (N, {n_in}) for this bundle, got {x.shape}")
+    width = m.input_width
+    if x.ndim != 2 or x.shape[1] != width:
+        shape = f"(N, {m.steps} x {m.n_inputs}), {m.steps} bins of counts" if m.encoding == EVENTS else f"(N, {width})"
+        raise InputError(f"inputs must have shape {shape} for this bundle, got {x.shape}")
     if not np.all(np.isfinite(x)):
         raise InputError("inputs contain NaN or inf")
-    return x
+    if m.encoding == EVENTS:
+        bundle.spikes(x)  # whole counts >= 0, or one line saying what is not
+        return x
+    return x.astype(np.float32)
 
 
 def raw_inputs(bundle: Bundle, x: np.ndarray) -> np.ndarray:
     """Inputs as the training data was stored (images (N, C, H, W) or (N, H, W), or flat (N, n_in);
+    event data as (N, T, ...) counts, flattened to (N, T * n_in);
     for a user's dataset in its own dtype and range) -> flat (N, n_in) intensities in [0, 1], by
     the normalisation the bundle recorded (the identity for the built-in datasets). Floats given
     to a bundle of uint8 (or bool) data are intensities already and stay as they are."""
     from .data import Normalisation
 
     a = np.asarray(x)
-    n_in = bundle.manifest.n_inputs
+    n_in = bundle.manifest.input_width
     if a.ndim > 2 and int(np.prod(a.shape[1:])) == n_in:
         a = a.reshape(len(a), n_in)
+    if bundle.manifest.encoding == EVENTS:
+        return check_intensities(bundle, a)  # counts per bin, taken as they are once checked
     norm = Normalisation.from_dict(bundle.manifest.input_normalisation)
     if norm.identity or not (np.issubdtype(a.dtype, np.number) and not np.iscomplexobj(a)):
         return a  # check_intensities names what is wrong

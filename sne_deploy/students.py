@@ -238,7 +238,7 @@ def train_students(
     opt = torch.optim.Adam(objective.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     rng = np.random.default_rng(cfg.seed)
-    xf = split.flat()
+    xf = split.inputs()  # intensities for the encoder, or event data's bins
     log: dict = {"loss": [], "spikes_per_sample": [], "epoch_s": [], "device": str(device), "ranks": ranks.world}
     bar = tqdm(range(cfg.epochs), desc="students", disable=not progress, leave=False)
     for _ in bar:

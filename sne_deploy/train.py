@@ -20,13 +20,13 @@ from torch import nn
 
 from sne_deploy.simulators.errors import InputError
 
+from .config import checked_for
 from .data import Dataset, Split, load_dataset
 from .distributed import SINGLE, Ranks
 from .ensemble import Gate, HostHead
 from .evaluate import evaluate
 from .head_gate import finetune_head, gate_targets, head_from_plain, train_gate
 from .model import TrainConfig, TrainedModel, member_counts, resolve_device, student_spec
-from .own_data import defaults_key
 from .partition import partition_features
 from .snn import StudentSNN
 from .students import MemberClassifier, TrainedStudents, train_students
@@ -74,7 +74,7 @@ def train_on_ranks(
     ranks return None."""
     progress = progress and ranks.main
     if data is not None:  # in memory: the per-size defaults of its images, its name on the record
-        cfg = replace(replace(cfg, data=defaults_key(data.input_shape)).checked(), data=data.name)
+        cfg = checked_for(cfg, data)
     else:
         cfg = cfg.checked()  # every rule on the settings, before the teacher trains
     torch.manual_seed(cfg.seed)
@@ -84,7 +84,7 @@ def train_on_ranks(
     student_spec(cfg, ds.input_shape)  # a student that cannot fit the input, or memory, fails before the teacher trains
     train_split = ds.train
     if cfg.limit_train:
-        train_split = Split(ds.train.x[: cfg.limit_train], ds.train.y[: cfg.limit_train])
+        train_split = ds.train.take(slice(cfg.limit_train))
     teacher_net, kind = teacher or get_teacher(
         cfg, Dataset(ds.name, train_split, ds.val, ds.test, ds.n_classes), progress, ranks
     )
@@ -112,7 +112,7 @@ def train_on_ranks(
 
     t = time.perf_counter()
     networks = [s.to_network(f"member{k}") for k, s in enumerate(students)]
-    counts_train, _ = member_counts(networks, train_split.flat(), cfg.steps, "float", cfg.encoding)
+    counts_train, _ = member_counts(networks, train_split.inputs(), cfg.steps, "float", cfg.encoding)
     head = build_head(cfg, teacher_net, students, targets, trained, counts_train)
     finetune_head(head, counts_train, train_split.y, cfg, progress)
     head.eval()

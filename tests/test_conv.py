@@ -113,9 +113,9 @@ def test_sparse_conv_net_is_spike_exact_on_the_simulators(request, backend):
 
     net = from_nir(random_conv_graph(in_shape=(2, 14, 14), dense=(20, 5), vth=(2, 3, 3, 4, 3)))
     qnet = quantize_network(net)[0]
-    x = random_spikes(5, 20, net.n_in, rate=0.15, seed=3)
-    counts = x * np.random.default_rng(4).integers(1, 4, x.shape)  # an event camera's frames: counts per bin
-    for network, mode, x in ((net, "float", x), (qnet, "fixed", x), (net, "float", counts), (qnet, "fixed", counts)):
+    spikes = random_spikes(5, 20, net.n_in, rate=0.15, seed=3)
+    counts = spikes * np.random.default_rng(4).integers(1, 4, spikes.shape)  # an event camera's frames: counts per bin
+    for network, mode, x in ((n, m, inp) for inp in (spikes, counts) for n, m in ((net, "float"), (qnet, "fixed"))):
         ref = run(network, x, "reference", mode, record=True)
         got = run(network, x, backend, mode, record=True)
         if backend == "lava":

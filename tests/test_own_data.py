@@ -183,3 +183,141 @@ def test_a_torch_dataset_of_image_label_pairs_becomes_a_dataset_that_names_itsel
         load_dataset(ds.name)
     with pytest.raises(DataError, match="item 0 is not an \\(image, label\\) pair"):
         from_torch_dataset([np.zeros((4, 4))], test)
+
+
+# --- event data: counts per time bin, no encoder ---------------------------------------------
+
+
+def synthetic_events(
+    n: int, seed: int, classes: int = 3, steps: int = 6, size: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """Event frames (N, T, 2, H, W) of Poisson counts: class c fires in its own band of rows of
+    polarity c % 2 over a dim background (what tonic's ToFrame makes of a DVS recording)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    rate = np.full((n, steps, 2, size, size), 0.05)
+    band = size // classes
+    for c in range(classes):
+        rate[y == c, :, c % 2, c * band : (c + 1) * band, :] += 0.6
+    return rng.poisson(rate).astype(np.uint8), y
+
+
+def write_events(path: Path, **changes) -> Path:  # type: ignore[no-untyped-def]
+    xt, yt = synthetic_events(300, 0)
+    xs, ys = synthetic_events(90, 1)
+    arrays = {"x_train": xt, "y_train": yt, "x_test": xs, "y_test": ys, **changes}
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return path
+
+
+def test_event_frames_are_the_students_spikes_and_their_sums_the_teachers_frames(tmp_path):
+    from sne_deploy.own_data import peek_data_shape
+    from sne_deploy.simulators.encoding import encode_spikes, events_frame
+
+    ds = load_npz_dataset(write_events(tmp_path / "ev.npz"))
+    assert ds.event_bins == 6 and ds.input_shape == (2, 8, 8) and ds.n_classes == 3
+    assert peek_data_shape(str(tmp_path / "ev.npz")).event_bins == 6
+    raw = synthetic_events(90, 1)[0]
+    assert np.array_equal(ds.test.events, raw.reshape(90, 6, 128))  # the counts, untouched
+    inputs = ds.test.inputs()
+    assert inputs.shape == (90, 6 * 128)
+    assert np.array_equal(encode_spikes(inputs, 6, "events"), raw.reshape(90, 6, 128))  # no encoder: a reshape
+    scale = ds.normalisation.high
+    assert ds.normalisation.dtype == "events" and scale == np.percentile(
+        (t := synthetic_events(300, 0)[0].sum(1).ravel())[t > 0], 99
+    )
+    frame = np.clip(raw.sum(1) / scale, 0, 1).astype(np.float32)
+    assert np.array_equal(ds.test.x, frame) and np.array_equal(ds.test.flat(), events_frame(inputs, 6, scale))
+    # the validation split keeps each sample's frame with its events
+    assert np.array_equal(ds.val.flat(), events_frame(ds.val.inputs(), 6, scale))
+    # (N, T, features) events say so with layout = "events" (else (N, H, W) images)
+    flat_t = write_events(tmp_path / "f.npz", x_train=synthetic_events(300, 0)[0].reshape(300, 6, -1),
+                          x_test=raw.reshape(90, 6, -1), layout=np.array("events"))  # fmt: skip
+    f = load_npz_dataset(flat_t)
+    assert f.event_bins == 6 and f.input_shape == (1, 1, 128) and peek_data_shape(str(flat_t)).image == (1, 1, 128)
+
+
+XE = synthetic_events(300, 0)[0]
+BAD_EVENTS = {
+    "negative": ({"x_train": XE.astype(np.int16) - 1}, "whole event counts >= 0 per bin"),
+    "fraction": ({"x_train": XE * 0.5}, "whole event counts >= 0 per bin"),
+    "bins_differ": ({"x_test": synthetic_events(90, 1, steps=5)[0]}, "x_test event frames have shape (5, 2, 8, 8)"),
+    "silent": ({"x_train": np.zeros_like(XE)}, "x_train holds no events at all"),
+    "layout": ({"layout": np.array("video")}, "layout 'video' is none of images, events"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_EVENTS))
+def test_each_malformed_event_dataset_is_one_line_naming_the_file(tmp_path, case):
+    changes, message = BAD_EVENTS[case]
+    path = write_events(tmp_path / f"{case}.npz", **changes)
+    with pytest.raises(DataError) as e:
+        load_dataset(str(path))
+    assert message in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_event_data_set_the_time_steps_and_the_code_and_refuse_settings_against_them(tmp_path):
+    from sne_deploy.config import TrainConfig
+    from sne_deploy.simulators.errors import InputError
+
+    path = str(write_events(tmp_path / "ev.npz"))
+    cfg = TrainConfig(data=path).checked()
+    assert (cfg.steps, cfg.encoding) == (6, "events")
+    assert TrainConfig(data=path, steps=6, encoding="events").checked() == cfg
+    with pytest.raises(InputError, match="--steps 4: the event data in .*ev.npz have 6 time bins"):
+        TrainConfig(data=path, steps=4).checked()
+    with pytest.raises(InputError, match="--encoding regular-if: .*ev.npz holds event counts"):
+        TrainConfig(data=path, encoding="regular-if").checked()
+    with pytest.raises(InputError, match="--encoding events takes event data"):
+        TrainConfig(encoding="events").checked()
+
+
+@pytest.mark.slow
+@pytest.mark.brian2
+@pytest.mark.lava
+def test_event_data_train_and_run_exactly_on_every_backend_without_an_encoder(brian2_ready, lava_ready, tmp_path):
+    """Counts per bin reach the students as they are, on Lava as graded spikes; the gate and the
+    teacher see their frames; simulate --inputs takes counts as stored (N, T, C, H, W)."""
+    write_events(tmp_path / "ev.npz")
+    p = _cli("train", "--data", "ev.npz", "--members", "3", "--epochs", "4", "--teacher-epochs", "5",
+             "--out", "m.pt", "--quiet", cwd=tmp_path)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "event data: their counts per bin are the input spikes, no encoder" in p.stdout
+    assert _cli("export", "m.pt", "--target", "lava", cwd=tmp_path).returncode == 0
+    manifest = json.loads((tmp_path / "m.lava" / "manifest.json").read_text())
+    assert manifest["encoding"] == "events" and manifest["steps"] == 6 and manifest["input_shape"] == [2, 8, 8]
+    raw, y = synthetic_events(90, 1)
+    assert raw.max() > 1  # counts, not 0/1 spikes
+    np.savez(tmp_path / "raw.npz", x=raw[:40], y=y[:40])
+    for backend in ("reference", "brian2", "lava"):
+        p = _cli("simulate", "m.lava", "--inputs", "raw.npz", "--backend", backend, "--policy", "cascade",
+                 "--budget", "0.5", "--json", cwd=tmp_path)  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        report = json.loads(p.stdout)
+        assert report["agreement_with_torch"]["spike_mismatches"] == 0, backend
+        assert report["agreement_with_torch"]["prediction_agreement"] == 1.0, backend
+    np.savez(tmp_path / "half.npz", x=raw[:40] * 0.5)
+    p = _cli("simulate", "m.lava", "--inputs", "half.npz", cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.strip().splitlines()[-1] == (
+        "sne-deploy: error: half.npz: event inputs must be non-negative whole counts per bin; found negatives or fractions"
+    )
+
+
+def test_a_torch_dataset_of_event_frames_fits_through_the_python_api():
+    """tonic-style (frames (T, C, H, W), label) pairs: the model takes T and the events code from
+    them, and its students are fed the counts."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    import sne_deploy
+    from sne_deploy.own_data import from_torch_dataset
+
+    (xt, yt), (xs, ys) = synthetic_events(150, 0), synthetic_events(40, 1)
+    ds = from_torch_dataset(
+        TensorDataset(torch.from_numpy(xt), torch.from_numpy(yt)), TensorDataset(torch.from_numpy(xs), torch.from_numpy(ys)),
+        name="dvs",
+    )  # fmt: skip
+    assert ds.event_bins == 6 and ds.name == "memory:dvs"
+    model = sne_deploy.fit(ds, sne_deploy.TrainConfig(members=2, epochs=1, teacher_epochs=1), progress=False)
+    assert (model.config.steps, model.config.encoding, model.config.data) == (6, "events", "memory:dvs")
+    assert model.summary is not None and model.summary.encoding == "events"
