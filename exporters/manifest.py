@@ -17,9 +17,8 @@ from sne_deploy.simulators.encoding import EVENTS, INPUT_CODES, input_width
 from sne_deploy.simulators.errors import SneError
 
 BUNDLE_FORMAT = "sne-deploy-bundle"
-BUNDLE_VERSION = (
-    4  # 2: cascade_calibration and head_macs; 3: members' exact values under generic sne_ keys; 4: input_normalisation
-)
+BUNDLE_VERSION = 5  # 2: cascade_calibration and head_macs; 3: members' exact values under generic sne_ keys; 4: input_normalisation;  # 5: host_work (the teacher's, gate's and head's MACs, weights and activations, for the memory energy model)
+HOST_NETWORKS = ("gate", "head")  # always in host_work; "teacher" when the model knew it
 IMPUTATION_RULE = "a sleeping member's output spike counts are its training-set mean counts"
 
 
@@ -60,6 +59,8 @@ class ModelInfo:
     teacher_macs: Optional[int]
     teacher_accuracy: Optional[float]
     trained_accuracy: dict[str, Optional[float]]  # mode -> test accuracy at training time
+    # network -> one sample's pass: {"macs", "weights", "activations"} (sne_deploy.energy.AnnWork)
+    host_work: dict[str, dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class Manifest(ModelInfo):
             teacher_macs=r.get("teacher_macs", _optional(_int(0))),
             teacher_accuracy=r.get("teacher_accuracy", _optional(_float())),
             trained_accuracy=r.get("trained_accuracy", _dict(_optional(_float()))),
+            host_work=r.get("host_work", _host_work),
             target=r.get("target", str),
             members=members,
             member_files=r.get("member_files", _list(str)),
@@ -249,6 +251,17 @@ def _calibration_row(v: Any) -> CalibrationRow:
     return CalibrationRow(
         _float(positive=True)(v.get("budget")), _threshold(v.get("threshold")), _float()(v.get("val_awake_fraction"))
     )
+
+
+def _host_work(v: Any) -> dict[str, dict[str, float]]:
+    work = _dict(_dict(_float()))(v)
+    for name in HOST_NETWORKS:
+        if name not in work:
+            raise ValueError(f"expected the work of the {name}")
+    for name, w in work.items():
+        if sorted(w) != ["activations", "macs", "weights"] or min(w.values()) < 0:
+            raise ValueError(f"{name}: expected macs, weights and activations >= 0")
+    return work
 
 
 def _normalisation(v: Any) -> dict[str, Any]:

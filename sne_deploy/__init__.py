@@ -15,7 +15,17 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "unknown (not installed)"
 
 # The Python API (sne_deploy.api), loaded on first use: ``import sne_deploy`` imports no torch.
-_API = ("fit", "export", "simulate", "run", "TrainConfig", "TrainedModel", "Bundle", "SimulationReport", "ExportWarning")
+_API = (
+    "fit",
+    "export",
+    "simulate",
+    "run",
+    "TrainConfig",
+    "TrainedModel",
+    "Bundle",
+    "SimulationReport",
+    "ExportWarning",
+)
 
 
 def __getattr__(name: str) -> object:

@@ -16,6 +16,7 @@ from sne_deploy.simulators.neuron import DECAYS, FIRINGS, RESETS, SPIKES
 from sne_deploy.simulators.presets import PRESETS
 from sne_deploy.simulators.result import MODES
 
+from .energy import MODELS as ENERGY_MODELS
 from .runtime import BACKENDS as RUNTIME_BACKENDS
 from .scheduler import POLICIES
 
@@ -345,10 +346,15 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     from sne_deploy.exporters.bundle import load_bundle
 
     from .data import load_dataset
+    from .energy import check_models, constants_table
     from .report import check_report_dir, format_simulation, write_report
     from .runtime import check_labels, check_run, raw_inputs
     from .scheduler import check_budget
 
+    if a.energy_table:
+        print(constants_table())
+        return 0
+    a.energy_models = check_models(a.energy_model)
     check_run(a.budget, a.policy, a.backend, a.mode)  # the library's own checks, before a dataset loads
     _at_least(a, 1, "--limit")
     if a.report:
@@ -408,6 +414,7 @@ def _simulate(bundle, x, y, budget: float, policy: str, a: argparse.Namespace, e
         record_sample=0,
         backend_options=_backend_options(a),
         executor=executor,
+        energy_models=a.energy_models,
     )
 
 
@@ -516,6 +523,15 @@ def _add_simulate(sub: Any) -> None:
     s.add_argument("--sweep", default=None, help="comma-separated budgets: run gate/cascade/random/fixed at each")
     s.add_argument("--no-compare", action="store_true", help="skip the agreement check against PyTorch")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument(
+        "--energy-model",
+        default=",".join(ENERGY_MODELS),
+        metavar="MODEL[,MODEL]",
+        help="energy models to report, side by side: loihi (Loihi's measured per-op energies), 45nm-ops (45 nm "
+        "arithmetic, no memory), memory (45 nm arithmetic plus every weight and state access, priced by memory "
+        "size); --energy-table lists their constants and sources",
+    )
+    s.add_argument("--energy-table", action="store_true", help="print every energy constant with its source and exit")
     s.add_argument(
         "--report", default=None, help="folder for report.json and PNG plots (new, empty or an earlier report)"
     )

@@ -11,8 +11,25 @@ from sne_deploy.exporters.manifest import ModelInfo
 from sne_deploy.simulators.result import MODES
 
 from .data import Dataset
+from .energy import AnnWork
 from .model import TrainedModel, member_counts
 from .scheduler import best_subsets, calibration_table, cascade_order, cascade_table, confidence
+from .teacher import ann_work
+
+
+def host_work(model: TrainedModel) -> dict[str, dict[str, float]]:
+    """One sample's pass through the teacher, the gate and the head (for the memory energy model)."""
+    head = model.head
+    readouts = float(sum(head.sizes))
+    classifier = float(head.head.in_features * head.head.out_features)
+    return {
+        "teacher": ann_work(model.teacher, model.input_shape).to_dict(),
+        "gate": ann_work(model.gate, (int(np.prod(model.input_shape)),)).to_dict(),
+        # an affine readout per member output, then the classifier: counts in, features, logits
+        "head": AnnWork(
+            readouts + classifier, readouts * 2 + classifier, readouts + head.head.in_features + head.head.out_features
+        ).to_dict(),
+    }
 
 
 @torch.no_grad()
@@ -59,5 +76,6 @@ def bundle_parts(model: TrainedModel, ds: Dataset) -> BundleParts:
         teacher_macs=s.teacher_macs if s else None,
         teacher_accuracy=s.teacher_accuracy if s else None,
         trained_accuracy=dict(s.ensemble_accuracy) if s else {m: None for m in MODES},
+        host_work=host_work(model),
     )
     return BundleParts(model.networks, model.gate, model.head, test_x, (counts_test, awake_ex), info)

@@ -111,3 +111,30 @@ def member_metrics(network: Network, spikes: np.ndarray, mode: str = "fixed", ba
         float(r["ConnectionSparsity"]),
         int(r["Footprint"]),
     )
+
+
+def ann_metrics(net: nn.Module, x: np.ndarray, batch: int = 1000) -> NeuroBenchMetrics:
+    """NeuroBench's static and workload metrics on an ANN (a baseline, a teacher) over inputs ``x``:
+    its Effective_MACs count only the multiplications by non-zero inputs, its ActivationSparsity
+    is that of the ReLU outputs."""
+    from neurobench.benchmarks import Benchmark
+    from neurobench.metrics.static import ConnectionSparsity, Footprint
+    from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
+    from neurobench.models import TorchModel
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model = TorchModel(net.eval())
+    model.add_activation_module(nn.ReLU)
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    loader = DataLoader(TensorDataset(xt, torch.zeros(len(xt), dtype=torch.int64)), batch_size=batch, shuffle=False)
+    bench = Benchmark(
+        model, loader, [], [], [[Footprint, ConnectionSparsity], [SynapticOperations, ActivationSparsity]]
+    )
+    r = bench.run(quiet=True)
+    return NeuroBenchMetrics(
+        float(r["SynapticOperations"]["Effective_ACs"]),
+        float(r["SynapticOperations"]["Effective_MACs"]),
+        float(r["ActivationSparsity"]),
+        float(r["ConnectionSparsity"]),
+        int(r["Footprint"]),
+    )

@@ -17,7 +17,7 @@ import numpy as np
 from sne_deploy.simulators.files import to_plain as plain
 from sne_deploy.simulators.result import MODES
 
-from .energy import CONSTANT_SETS, Counts, ann_energy_pj, energy_breakdown_pj, snn_energy_pj
+from .energy import MODELS, AnnWork, Counts, HostWork, SnnSizes, ann_energy_pj, energy_breakdown_pj
 
 
 @dataclass(frozen=True)
@@ -149,11 +149,20 @@ class SimulationReport:
     agreement: Optional[Agreement] = None
     raster: Optional[dict[int, list[np.ndarray]]] = field(default=None, repr=False)
     mean_rounds: Optional[float] = None  # the cascade's mean number of sequential rounds
+    sizes: Optional[SnnSizes] = None  # one member's synapses and neurons (the memory model)
+    host: Optional[HostWork] = None  # the gate's and head's work and runs per sample (the memory model)
+    teacher_work: Optional[AnnWork] = None  # the teacher's pass (the memory model)
+    energy_models: tuple[str, ...] = MODELS  # which models the text and the JSON report
+
+    @property
+    def _models(self) -> tuple[str, ...]:
+        """The chosen models this run can price (the memory model needs the sizes and host work)."""
+        return tuple(m for m in self.energy_models if m != "memory" or (self.sizes and self.host))
 
     @property
     def energy_breakdown_pj(self) -> dict[str, dict[str, float]]:
-        """constants set -> where the energy goes (input layer, other layers, updates, gate, head)."""
-        return {s: energy_breakdown_pj(self.counts, s) for s in CONSTANT_SETS}
+        """energy model -> where the energy goes (input layer, other layers, updates, gate, head)."""
+        return {m: energy_breakdown_pj(self.counts, m, self.sizes, self.host) for m in self._models}
 
     @property
     def overflow(self) -> dict[int, tuple[int, ...]]:
@@ -174,16 +183,22 @@ class SimulationReport:
 
     @property
     def energy_pj(self) -> dict[str, float]:
-        return {s: snn_energy_pj(self.counts, s) for s in CONSTANT_SETS}
+        """energy model -> the ensemble's energy per sample, gate and head included."""
+        return {m: sum(parts.values()) for m, parts in self.energy_breakdown_pj.items()}
+
+    def teacher_pj(self, precision: str = "fp32") -> dict[str, Optional[float]]:
+        """energy model -> the teacher's energy per sample at ``precision`` (None: not known)."""
+        work = self.teacher_work if self.teacher_work is not None else self.teacher_macs
+        return {m: ann_energy_pj(work, m, precision) for m in self._models}
 
     @property
-    def teacher_energy_pj(self) -> dict[str, float]:
-        return {s: ann_energy_pj(self.teacher_macs, s) for s in CONSTANT_SETS}
+    def teacher_energy_pj(self) -> dict[str, Optional[float]]:
+        return self.teacher_pj("fp32")
 
     @property
-    def teacher_to_sne_energy_ratio(self) -> dict[str, float]:
+    def teacher_to_sne_energy_ratio(self) -> dict[str, Optional[float]]:
         e, t = self.energy_pj, self.teacher_energy_pj
-        return {s: t[s] / max(e[s], 1e-12) for s in CONSTANT_SETS}
+        return {m: None if (tm := t[m]) is None else tm / max(e[m], 1e-12) for m in e}
 
     @property
     def neurobench(self) -> dict:
@@ -219,6 +234,7 @@ class SimulationReport:
             "teacher_macs": self.teacher_macs,
             "energy_pj": self.energy_pj,
             "teacher_energy_pj": self.teacher_energy_pj,
+            "teacher_energy_int8_pj": self.teacher_pj("int8"),
             "energy_breakdown_pj": self.energy_breakdown_pj,
             "wall_time_s": self.wall_time_s,
             "backend_time_s": self.backend_time_s,

@@ -40,6 +40,9 @@ def format_train_summary(s: TrainSummary) -> str:
     return "\n".join(lines)
 
 
+MODEL_LABELS = {"loihi": "Loihi", "45nm-ops": "45 nm ops", "memory": "memory"}  # sne_deploy.energy.MODELS
+
+
 def _uj(pj: float) -> str:
     return f"{pj / 1e6:.3f} µJ"
 
@@ -67,13 +70,21 @@ def format_simulation(r: SimulationReport) -> str:
     ]
     if r.mean_rounds is not None:
         lines.append(f"  cascade rounds              {r.mean_rounds:.2f} on average (sequential on a chip)")
-    lines += [
-        f"  energy / sample  Loihi      {_uj(e['loihi'])}   (teacher {_uj(te['loihi'])}; {_ratio(ratio['loihi'])})",
-        f"  energy / sample  45 nm      {_uj(e['45nm'])}   (teacher {_uj(te['45nm'])}; {_ratio(ratio['45nm'])})",
-        "  Loihi energy by part        "
-        + ", ".join(f"{k.replace('_', ' ')} {_uj(v)}" for k, v in r.energy_breakdown_pj["loihi"].items()),
-        f"  wall time                   {r.wall_time_s:.2f} s (backend {r.backend_time_s:.2f} s)",
-    ]
+    t8 = r.teacher_pj("int8")
+    for m, pj in e.items():
+        fp32, int8, ratio_m = te[m], t8[m], ratio[m]
+        teacher = (
+            f"teacher {_uj(fp32)} fp32, {_uj(int8)} int8; {_ratio(ratio_m)}"
+            if fp32 is not None and int8 is not None and ratio_m is not None
+            else "teacher unknown"
+        )
+        lines.append(f"  energy / sample  {MODEL_LABELS[m]:10s} {_uj(pj)}   ({teacher})")
+    for m, parts in r.energy_breakdown_pj.items():
+        lines.append(
+            f"  {MODEL_LABELS[m] + ' by part':27s} "
+            + ", ".join(f"{k.replace('_', ' ')} {_uj(v)}" for k, v in parts.items())
+        )
+    lines.append(f"  wall time                   {r.wall_time_s:.2f} s (backend {r.backend_time_s:.2f} s)")
     if r.mode == "fixed":
         hit = {j: v for j, v in r.overflow.items() if sum(v) > 0}
         lines.append(
@@ -146,14 +157,16 @@ def plot_sweep(rows: list[dict], teacher: dict, out_png: str, title: str, consta
                 fontsize=7,
                 color=color,
             )
-    mac = CONSTANTS[constants]["mac"][0]
+    what = (
+        f"MACs at {CONSTANTS[constants]['mac'].pj:g} pJ" if constants in CONSTANTS else "fp32 with its memory accesses"
+    )
     ax.scatter(
         [teacher["energy_pj"][constants] / 1e6],
         [teacher["accuracy"]],
         marker="*",
         s=150,
         c="k",
-        label=f"teacher (ANN), MACs at {mac:g} pJ",
+        label=f"teacher (ANN), {what}",
     )
     ax.set_xscale("log")
     import math
@@ -167,7 +180,7 @@ def plot_sweep(rows: list[dict], teacher: dict, out_png: str, title: str, consta
     ax.xaxis.set_minor_formatter(FuncFormatter(two_and_five))
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel(
-        f"estimated energy per sample [µJ] ({'Loihi' if constants == 'loihi' else constants} constants, incl. gate and head)"
+        f"estimated energy per sample [µJ] ({MODEL_LABELS.get(constants, constants)} model, incl. gate and head)"
     )
     ax.set_ylabel("test accuracy")
     ax.set_title(title + "\n(numbers next to points: budget = mean fraction of members awake)", fontsize=10)
@@ -249,7 +262,7 @@ def write_report(
     never mix with this one's, and a second concurrent writer is refused."""
     from sne_deploy.simulators.files import atomic_dir, exclusive
 
-    from .energy import CONSTANTS
+    from .energy import constants_json
 
     check_report_dir(out)
     with exclusive(out), atomic_dir(out) as tmp:
@@ -258,7 +271,7 @@ def write_report(
             "bundle": str(bundle.path.resolve()),
             "teacher": teacher,
             "runs": [r.to_dict() for r in rows],
-            "energy_constants": {k: {op: list(v) for op, v in t.items()} for k, t in CONSTANTS.items()},
+            "energy_constants": constants_json(),
         }
         (tmp / "report.json").write_text(json.dumps(doc, indent=2))
         main = next((r for r in rows if r.policy == "gate"), rows[0])

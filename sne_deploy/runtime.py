@@ -27,7 +27,7 @@ from sne_deploy.simulators.network import Network
 from sne_deploy.simulators.result import MODES, Result
 
 from .cluster import Call, Executor, Serial, run_call
-from .energy import Counts
+from .energy import MODELS, AnnWork, Counts, HostWork, SnnSizes
 from .records import Agreement, BackendCall, SimulationReport
 from .scheduler import POLICIES, cascade_order, cascade_stops, check_budget, choose, confidence, threshold_for
 
@@ -274,6 +274,7 @@ def simulate(
     record_sample: Optional[int] = None,
     backend_options: Optional[dict] = None,
     executor: Optional[Executor] = None,
+    energy_models: tuple[str, ...] = MODELS,
 ) -> SimulationReport:
     """Run the ensemble over ``x_flat`` (N, n_in) in [0, 1] under ``policy`` and ``budget``; the
     backend calls run here, or sharded on a Ray cluster's ``executor``
@@ -340,4 +341,32 @@ def simulate(
         predictions=pred,
         agreement=compare_with_yardstick(bundle, spikes, awake, runs, mode, pred, y) if do_compare else None,
         raster=sample_raster(runs, record_sample) if record_sample is not None else None,
+        sizes=member_sizes(bundle.networks),
+        host=HostWork(
+            _work(m.host_work, "gate"), _work(m.host_work, "head"), 1.0 if uses_gate else 0.0, mean_rounds or 1.0
+        ),
+        teacher_work=_work(m.host_work, "teacher"),
+        energy_models=energy_models,
+    )
+
+
+def _work(host_work: dict, name: str) -> Optional[AnnWork]:
+    return AnnWork.from_dict(host_work[name]) if name in host_work else None
+
+
+def member_sizes(networks: list[Network]) -> SnnSizes:
+    """What the largest member stores (the memory energy model sizes its memories by it): its
+    synapses (a convolution's kernel once, a recurrent layer's loop too) and its neurons."""
+
+    def stored(layer) -> int:
+        own = int(np.prod(layer.conv.kernel)) if layer.conv is not None else layer.weight.size
+        rec = layer.recurrent_weight("float")
+        return own + (rec.size if rec is not None else 0)
+
+    return max(
+        (
+            SnnSizes(float(sum(stored(l) for l in net.layers)), float(sum(l.n_out for l in net.layers)))
+            for net in networks
+        ),
+        key=lambda s: (s.weights, s.neurons),
     )

@@ -17,6 +17,7 @@ from sne_deploy.simulators.errors import InputError
 
 from .data import Dataset, minibatches
 from .distributed import SINGLE, Ranks, sync_batch_norm
+from .energy import AnnWork
 
 
 class MLPTeacher(nn.Module):
@@ -101,28 +102,41 @@ def teacher_macs(teacher: nn.Module, in_shape: tuple[int, ...]) -> int:
     an ONNX teacher counts its graph's (``macs``)."""
     if isinstance(getattr(teacher, "macs", None), int):
         return int(teacher.macs)  # type: ignore[arg-type]
-    macs = 0
+    return int(ann_work(teacher, in_shape).macs)
+
+
+def ann_work(net: nn.Module, in_shape: tuple[int, ...]) -> AnnWork:
+    """One sample's pass through ``net``'s Linear and Conv2d layers: MACs, weights stored and
+    activations (the input and those layers' outputs), for the energy models; an ONNX teacher
+    brings its graph's (``work``)."""
+    if isinstance(getattr(net, "work", None), AnnWork):
+        return net.work  # type: ignore[return-value]
+    macs, weights, activations = 0, 0, int(np.prod(in_shape))
     hooks = []
 
     def lin(m: nn.Linear, inp, out) -> None:
-        nonlocal macs
+        nonlocal macs, weights, activations
         macs += m.in_features * m.out_features
+        weights += m.in_features * m.out_features
+        activations += int(out[0].numel())
 
     def conv(m: nn.Conv2d, inp, out) -> None:
-        nonlocal macs
+        nonlocal macs, weights, activations
         k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
         macs += int(out[0].numel()) * k
+        weights += m.out_channels * k
+        activations += int(out[0].numel())
 
-    for m in teacher.modules():
+    for m in net.modules():
         if isinstance(m, nn.Linear):
             hooks.append(m.register_forward_hook(lin))
         elif isinstance(m, nn.Conv2d):
             hooks.append(m.register_forward_hook(conv))
     with torch.no_grad():
-        teacher(torch.zeros((1, *in_shape)))
+        net(torch.zeros((1, *in_shape)))
     for h in hooks:
         h.remove()
-    return macs
+    return AnnWork(float(macs), float(weights), float(activations))
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -27,6 +27,8 @@ from torch import fx, nn
 
 from sne_deploy.simulators.errors import InputError
 
+from .energy import AnnWork
+
 PASS_THROUGH = (nn.Flatten, nn.Dropout, nn.Identity)
 PASS_THROUGH_FUNCTIONS = {torch.flatten, torch.nn.functional.dropout, operator.getitem}
 MAX_NAMES = 40  # layer names listed in the "not found" line
@@ -236,7 +238,8 @@ class OnnxTeacher(nn.Module):
                 f"{where}: the output '{self.output_name}' has shape {logits.shape}; a classifier gives (N, classes)"
             )
         self.feature_shape = tuple(f.shape[1:])
-        self.macs = onnx_macs(inferred, self.input_name)
+        self.work = onnx_work(inferred, self.input_name)
+        self.macs = int(self.work.macs)
         found = _onnx_linear(rest)
         self.probe = found is None
         self.classifier = found if found is not None else nn.Linear(int(np.prod(self.feature_shape)), logits.shape[1])
@@ -284,24 +287,36 @@ def _onnx_linear(rest: Any) -> Optional[nn.Linear]:
 
 
 def onnx_macs(model: Any, input_name: str) -> int:
-    """Multiply-accumulates of one input through the graph's Gemm, MatMul and Conv nodes (from
-    their weight shapes and the inferred output shapes; a batch dimension counts as 1)."""
+    """Multiply-accumulates of one input through the graph's Gemm, MatMul and Conv nodes."""
+    return int(onnx_work(model, input_name).macs)
+
+
+def onnx_work(model: Any, input_name: str) -> AnnWork:
+    """One input's pass through the graph's Gemm, MatMul and Conv nodes (from their weight shapes
+    and the inferred output shapes; a batch dimension counts as 1): MACs, weights, activations
+    (the input and those nodes' outputs)."""
     from onnx import numpy_helper
 
     inits = {i.name: numpy_helper.to_array(i).shape for i in model.graph.initializer}
     shapes = {}
-    for v in list(model.graph.value_info) + list(model.graph.output):
+    for v in list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input):
         dims = [d.dim_value if d.dim_value > 0 else 1 for d in v.type.tensor_type.shape.dim]
         shapes[v.name] = dims
-    macs = 0
+    macs = weights = 0
+    activations = int(np.prod(shapes.get(input_name, [1])[1:]))
     for n in model.graph.node:
+        out = shapes.get(n.output[0]) if n.output else None
         if n.op_type in ("Gemm", "MatMul") and len(n.input) > 1 and n.input[1] in inits:
             macs += int(np.prod(inits[n.input[1]]))
-        elif n.op_type == "Conv" and n.input[1] in inits and n.output[0] in shapes:
+            weights += int(np.prod(inits[n.input[1]]))
+        elif n.op_type == "Conv" and n.input[1] in inits and out is not None:
             w = inits[n.input[1]]  # (C_out, C_in / groups, kh, kw)
-            out = shapes[n.output[0]]
             macs += int(np.prod(out[1:])) * int(np.prod(w[1:]))
-    return macs
+            weights += int(np.prod(w))
+        else:
+            continue
+        activations += int(np.prod(out[1:])) if out is not None else 0
+    return AnnWork(float(macs), float(weights), float(activations))
 
 
 @torch.no_grad()

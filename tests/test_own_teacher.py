@@ -105,6 +105,10 @@ def test_an_onnx_teacher_equals_its_network_counts_its_macs_and_lists_its_nodes(
         assert torch.allclose(t(x), net(x), atol=1e-5) and torch.allclose(t.head(t.features(x)), net(x), atol=1e-5)
         assert not t.probe and torch.allclose(t.classifier(t.features(x)), net(x), atol=1e-5)  # its own last Gemm
     assert t.macs == teacher_macs(net, (1, 12, 12)) == 6 * 9 * 144 + 54 * 24 + 24 * 3
+    from sne_deploy.teacher import ann_work
+
+    assert t.work == ann_work(net, (1, 12, 12))  # weights and activations too (the memory energy model)
+    assert t.work.weights == 6 * 9 + 54 * 24 + 24 * 3 and t.work.activations == 144 + 6 * 144 + 24 + 3
     assert OnnxTeacher(path, "/3/Flatten", (1, 12, 12)).probe  # Gemm, Relu, Gemm after it: a probe
     with pytest.raises(InputError, match=r"no node or tensor 'fc' \(--features-at\); it has: /0/Conv, /1/Relu"):
         OnnxTeacher(path, "fc", (1, 12, 12))

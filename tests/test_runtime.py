@@ -19,12 +19,53 @@ from sne_deploy.scheduler import calibrate, calibrate_cascade, cascade_rounds, c
 def test_energy_constants_by_hand():
     c = Counts(synaptic_events=10, neuron_updates=100, spikes=5, gate_macs=2)
     assert snn_energy_pj(c, "loihi") == pytest.approx(10 * 23.6 + 5 * 81 + 95 * 52 + 2 * 4.6)
-    assert snn_energy_pj(c, "45nm") == pytest.approx(10 * 0.9 + 100 * 4.6 + 2 * 4.6)
-    assert ann_energy_pj(1000, "45nm") == pytest.approx(4600)
+    assert snn_energy_pj(c, "45nm-ops") == pytest.approx(10 * 0.9 + 100 * 4.6 + 2 * 4.6)
+    assert ann_energy_pj(1000, "45nm-ops") == pytest.approx(4600)
+    assert ann_energy_pj(1000, "45nm-ops", "int8") == pytest.approx(230)
+    assert ann_energy_pj(1000, "memory") is None  # a bare MAC count says nothing of memory
     c = Counts(synaptic_events=10, neuron_updates=100, spikes=5, gate_macs=2, head_macs=3, input_synaptic_events=7)
     parts = energy_breakdown_pj(c, "loihi")
     assert parts["input_layer_synops"] == pytest.approx(7 * 23.6) and parts["other_synops"] == pytest.approx(3 * 23.6)
     assert parts["head"] == pytest.approx(3 * 4.6) and sum(parts.values()) == pytest.approx(snn_energy_pj(c, "loihi"))
+
+
+def test_memory_model_prices_every_access_by_the_size_of_its_memory():
+    from sne_deploy.energy import AnnWork, HostWork, SnnSizes, ann_memory_pj, sram_pj
+
+    # Horowitz 2014's 64-bit SRAM reads: 10 pJ at 8 KiB, 20 pJ at 32 KiB, 100 pJ at 1 MiB; between them log-log
+    assert sram_pj(64, 8 << 10) == pytest.approx(10) and sram_pj(64, 32 << 10) == pytest.approx(20)
+    assert sram_pj(64, 1 << 20) == pytest.approx(100) and sram_pj(64, 100) == pytest.approx(10)
+    assert 20 < sram_pj(64, 256 << 10) < 100 and sram_pj(64, 4 << 20) == pytest.approx(200)  # past 1 MiB: sqrt
+    assert sram_pj(64, 64 << 20) == pytest.approx(2000)  # off chip: DRAM
+    assert sram_pj(2, 8 << 10) == pytest.approx(10 / 32)  # a ternary weight is 2 bits of a word
+    # a member of 32768 ternary synapses (8 KiB) and 1000 neurons (6 KB of u, v): small memories, 10 pJ a word
+    sizes, w = SnnSizes(32768, 1000), 10 / 64
+    host = HostWork(AnnWork(100, 100, 30), AnnWork(10, 12, 5), gate_runs=1.0, head_runs=2.0)
+    c = Counts(synaptic_events=10, neuron_updates=100, spikes=5, input_synaptic_events=7)
+    parts = energy_breakdown_pj(c, "memory", sizes, host)
+    event = 2 * w + 2 * 24 * w + 0.1  # weight read, accumulator read + write, add
+    assert parts["input_layer_synops"] == pytest.approx(7 * event) and parts["other_synops"] == pytest.approx(3 * event)
+    update = 2 * 48 * w + 2 * 3.1 + 3 * 0.1  # u, v read + written, two decays, three adds
+    assert parts["neuron_updates"] == pytest.approx(100 * update + 5 * 16 * w)
+    # an ANN at fp32: MAC + 32-bit weight read per MAC, each activation written and read once
+    assert parts["gate"] == pytest.approx(100 * (4.6 + 32 * w) + 30 * 2 * 32 * w)
+    assert parts["head"] == pytest.approx(ann_memory_pj(AnnWork(20, 12, 10), "fp32"))  # two rounds
+    assert ann_memory_pj(AnnWork(100, 100, 30), "int8") == pytest.approx(100 * (0.23 + 8 * w) + 30 * 2 * 8 * w)
+    # a bigger model reads from bigger, dearer memories: 1 M fp32 weights sit in 4 MiB (200 pJ a word)
+    big = AnnWork(1 << 20, 1 << 20, 0)
+    assert ann_memory_pj(big, "fp32") == pytest.approx((1 << 20) * (4.6 + 100))
+    with pytest.raises(Exception, match="needs the members' sizes"):
+        energy_breakdown_pj(c, "memory")
+
+
+def test_ann_work_counts_macs_weights_and_activations_of_linear_and_conv_layers():
+    import torch.nn as nn
+
+    from sne_deploy.teacher import ann_work
+
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 10))
+    w = ann_work(net, (1, 8, 8))
+    assert w.macs == 64 * 9 + 64 * 10 and w.weights == 4 * 9 + 640 and w.activations == 64 + 64 + 10
 
 
 def test_cascade_calibration_hits_the_budget():
@@ -268,3 +309,39 @@ def test_simulate_reports_fixed_point_overflow_per_member_in_text_and_json(digit
     assert json.loads(sne(digits_bundle.path, "fixed", "--json").stdout)["overflow_neuron_steps_total"] == 0
     assert "overflow        0 neuron-steps (none" in sne(digits_bundle.path).stdout
     assert json.loads(sne(bundle, "float", "--json").stdout)["overflow_neuron_steps"] is None
+
+
+def test_simulate_reports_every_energy_model_side_by_side_and_as_chosen(digits_bundle):
+    """The JSON carries loihi, 45nm-ops and memory for the ensemble and the teacher (fp32 and
+    int8); --energy-model picks; a name that is none of them is one line."""
+
+    def sne(*more: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "sne_deploy", "simulate", str(digits_bundle.path), "--limit", "30", "--json", *more],
+            capture_output=True,
+            text=True,
+        )
+
+    d = json.loads(sne().stdout)
+    assert set(d["energy_pj"]) == set(d["teacher_energy_pj"]) == set(d["teacher_energy_int8_pj"]) == {
+        "loihi", "45nm-ops", "memory"
+    }  # fmt: skip
+    for m, parts in d["energy_breakdown_pj"].items():
+        assert sum(parts.values()) == pytest.approx(d["energy_pj"][m])
+    assert all(d["teacher_energy_int8_pj"][m] < d["teacher_energy_pj"][m] for m in d["energy_pj"])
+    # memory costs more than the arithmetic alone, for the ensemble and the teacher
+    assert d["energy_pj"]["memory"] > d["energy_pj"]["45nm-ops"]
+    assert d["teacher_energy_pj"]["memory"] > d["teacher_energy_pj"]["45nm-ops"]
+    manifest = json.loads((digits_bundle.path / "manifest.json").read_text())
+    assert manifest["host_work"]["teacher"]["macs"] == manifest["teacher_macs"]
+    assert manifest["host_work"]["gate"]["macs"] == manifest["gate_macs"]
+    only = json.loads(sne("--energy-model", "memory").stdout)
+    assert set(only["energy_pj"]) == {"memory"} and only["energy_pj"]["memory"] == pytest.approx(
+        d["energy_pj"]["memory"]
+    )
+    bad = sne("--energy-model", "loihi,tpu")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "sne-deploy: error: unknown --energy-model 'tpu' (choose from loihi, 45nm-ops, memory)"
+    ]
+    table = sne("--energy-table").stdout
+    assert "Davies et al. 2018" in table and "sram_64bit_1024KiB" in table and "Horowitz 2014" in table
