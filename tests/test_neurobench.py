@@ -66,3 +66,25 @@ def test_neurobench_adapter_runs_the_one_loop_recurrence_and_dynamics_included()
     assert after_the_end.mean() > 0
     assert nb.effective_acs == pytest.approx(ours.synaptic_events.sum(1).mean() - after_the_end.mean(), rel=1e-12)
     assert nb.activation_sparsity == pytest.approx(1 - ours.layer_spikes.sum() / ours.neuron_updates.sum(), rel=1e-12)
+
+
+def test_neurobench_counts_an_ann_baselines_macs_on_its_non_zero_inputs():
+    """The baselines' Effective_MACs (benchmarks/fashion_baselines.py): NeuroBench counts the
+    multiplications by non-zero inputs, which for an MLP we can count by hand."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from sne_deploy.neurobench_metrics import ann_metrics
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(20, 8), nn.ReLU(), nn.Linear(8, 3))
+    x = np.random.default_rng(0).random((50, 1, 4, 5)).astype(np.float32)
+    x[x < 0.4] = 0.0
+    with torch.no_grad():
+        hidden = torch.relu(net[1](torch.from_numpy(x).flatten(1))).numpy()
+    by_hand = (np.count_nonzero(x.reshape(50, -1), axis=1) * 8 + np.count_nonzero(hidden, axis=1) * 3).mean()
+    m = ann_metrics(net, x, batch=16)
+    assert m.effective_macs == pytest.approx(by_hand) and m.effective_acs == 0
+    assert m.footprint_bytes == 4 * (20 * 8 + 8 + 8 * 3 + 3)
+    assert m.activation_sparsity == pytest.approx(1 - np.count_nonzero(hidden) / hidden.size)
