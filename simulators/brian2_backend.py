@@ -157,7 +157,7 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
     prev = inp
     for li, layer in enumerate(network.layers):
         size = layer.n_out
-        code = layer_code(layer, mode, network.dynamics)
+        code = layer_code(layer, mode, network.layer_dynamics(li))
         g = _neuron_group(b2, code, size, li, bsz, steps, dt)
         counts = li == 0 and table.dtype != np.bool_
         syn = _synapses(b2, prev, g, code.weight, bsz, li, stim if counts else None, multi=code.multi and li > 0)

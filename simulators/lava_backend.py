@@ -58,6 +58,11 @@ def require_loihi_dynamics(network: Network) -> None:
             f"firing '{d.firing}' with reset '{d.reset}' and {d.spikes} spikes runs on the reference and brian2 backends"
         )
     for layer in network.layers:
+        if layer.reset is not None and layer.reset != "zero":
+            raise GraphError(
+                f"layer '{layer.name}': a reset-free neuron (NIR's LI -> Threshold) runs on the reference and brian2 "
+                "backends; Lava's LIF resets v to 0"
+            )
         if layer.params.ibias is not None:
             raise GraphError(
                 f"layer '{layer.name}': a bias feeding a synaptic current (CubaLIF) runs on the reference "

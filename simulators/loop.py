@@ -73,6 +73,7 @@ def run_loop(
     x = lib.asarray(spikes, "float64")
     n, steps, _ = x.shape
     layers, dyn = network.layers, network.dynamics
+    dyns = [network.layer_dynamics(i) for i in range(len(layers))]  # a layer may have its own reset
     drives = [_drive(l, l.mode_weight(mode), lib) for l in layers]
     mode_rec = [l.recurrent_weight(mode) for l in layers]
     rec_drives = [None if w is None else _drive(None, w, lib) for w in mode_rec]
@@ -93,11 +94,11 @@ def run_loop(
                 a = a + rec_drive(last[i])
             if fixed:
                 states[i], spk, over = lif_step_fixed_checked(
-                    states[i], lib.asarray(a, "int64"), params[i], lib.xp, dyn
+                    states[i], lib.asarray(a, "int64"), params[i], lib.xp, dyns[i]
                 )
                 saturated[i] += int(over.sum())
             else:
-                states[i], spk = lif_step_float(states[i], a, params[i], lib.xp, dyn=dyn)
+                states[i], spk = lif_step_float(states[i], a, params[i], lib.xp, dyn=dyns[i])
             if multi:
                 spk = lib.asarray(spk, "int64")
             counts[i] += spk

@@ -9,7 +9,7 @@ exact fixed-point form (:class:`FixedLayer`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 import numpy as np
@@ -60,6 +60,9 @@ class Layer:
     conv: Optional[ConvGeometry] = None  # made from one Conv2d: simulators may compute ``weight`` as a convolution
     # (n_out, n_out) float64: the layer's own spikes of the previous step feed back through these synapses
     recurrent: Optional[np.ndarray] = None
+    # the layer's own reset where it differs from the network's: "none" for a reset-free neuron
+    # written as NIR's LI -> Threshold (Spyx's PSU_LIF)
+    reset: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         return plain.to_dict(self)
@@ -76,6 +79,7 @@ class Layer:
             fixed=FixedLayer.from_dict,
             conv=ConvGeometry.from_dict,
             recurrent=plain.FLOATS,
+            reset=plain.text,
         )
 
     @property
@@ -128,6 +132,12 @@ class Network:
     @property
     def n_out(self) -> int:
         return self.layers[-1].n_out
+
+    def layer_dynamics(self, i: int) -> Dynamics:
+        """How layer ``i``'s neurons fire and reset: the network's dynamics, with the layer's own
+        reset where it has one."""
+        own = self.layers[i].reset
+        return self.dynamics if own is None or own == self.dynamics.reset else replace(self.dynamics, reset=own)
 
     @property
     def is_recurrent(self) -> bool:

@@ -36,7 +36,7 @@ the round trip bit for bit.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, Union
 
@@ -59,8 +59,8 @@ class GraphWarning(UserWarning):
 
 
 SUPPORTED = (
-    "Input, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, CubaLIF, LIF, IF, LI, Flatten, Output "
-    "and nested NIRGraph subgraphs"
+    "Input, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, CubaLIF, LIF, IF, LI, Threshold (after LI or a "
+    "weight node), Flatten, Output and nested NIRGraph subgraphs"
 )
 
 
@@ -172,6 +172,7 @@ def from_nir(
     pending: Optional[_Linear] = None  # the linear map waiting for its neurons
     shape: Optional[tuple[int, ...]] = None  # of the activity flowing along the chain
     chain, loops = linear_chain(graph)
+    chain = _thresholds(chain, nir)
     for name, node in chain:
         if isinstance(node, nir.Input):
             shape = tuple(int(s) for s in np.asarray(node.input_type["input"]).ravel())
@@ -187,7 +188,7 @@ def from_nir(
             pending = step if pending is None else pending.then(step)
             shape = step.out_shape
             continue
-        if isinstance(node, (nir.CubaLIF, nir.LIF, nir.IF, nir.LI)):
+        if isinstance(node, (nir.CubaLIF, nir.LIF, nir.IF, nir.LI, _ResetFree)):
             if pending is None:
                 raise GraphError(f"neuron node '{name}' has no Affine/Linear/Conv2d node before it")
             rec = None
@@ -211,6 +212,39 @@ def from_nir(
             raise GraphError(f"layer '{b.name}' expects {b.n_in} inputs but '{a.name}' has {a.n_out} neurons")
     meta.pop("dt", None)
     return Network(tuple(layers), dt=dt, metadata=meta, dynamics=dyn)
+
+
+@dataclass(frozen=True)
+class _ResetFree:
+    """A spiking neuron that NIR spells as a ``Threshold`` node: after an ``LI`` a leaky,
+    reset-free integrator that spikes where v crosses the threshold (Spyx's PSU_LIF); after a
+    weight node a memoryless one (v is this step's input). ``li`` is the LI node, or None."""
+
+    li: Any
+    threshold: Any
+    metadata: dict
+
+
+def _thresholds(chain: list[tuple[str, Any]], nir: Any) -> list[tuple[str, Any]]:
+    """The chain with each ``Threshold`` folded into the neuron it makes: LI -> Threshold becomes
+    one reset-free spiking layer (named by the LI node), a Threshold after a weight node a
+    memoryless one."""
+    out: list[tuple[str, Any]] = []
+    for name, node in chain:
+        if not isinstance(node, nir.Threshold):
+            out.append((name, node))
+            continue
+        prev_name, prev = out[-1] if out else ("", None)
+        if isinstance(prev, nir.LI):
+            out[-1] = (prev_name, _ResetFree(prev, node.threshold, dict(getattr(node, "metadata", None) or {})))
+        elif isinstance(prev, (nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)):
+            out.append((name, _ResetFree(None, node.threshold, dict(getattr(node, "metadata", None) or {}))))
+        else:
+            raise GraphError(
+                f"Threshold node '{name}' follows '{prev_name}' ({type(prev).__name__}); a Threshold spikes from an LI "
+                "node's membrane or from a weight node's output"
+            )
+    return out
 
 
 @dataclass
@@ -320,6 +354,10 @@ def _continuous(name: str, node: Any, dt: float, dyn: Dynamics, n: int, nir: Any
             gain,
             _gain(dt, tau_mem, _finite(name, "v_leak", node.v_leak), dyn),
         )
+    if isinstance(node, _ResetFree):
+        if node.li is None:  # memoryless: v is this step's input
+            return _Continuous(1.0, 1.0, np.ones(n), np.zeros(n))
+        node = node.li
     if isinstance(node, (nir.LIF, nir.LI)):
         tau = _positive(name, "tau", node.tau)
         gain = np.ones(n) if dyn.gain == "rockpool" else _gain(dt, tau, _finite(name, "r", node.r), dyn)
@@ -354,7 +392,9 @@ def _layer(
     weight, aff_bias = pending.weight, pending.bias if rec is None else pending.bias + rec.bias
     n = weight.shape[0]
     spiking = not isinstance(node, nir.LI)
-    _check_v_reset(name, node, dyn)
+    reset_free = isinstance(node, _ResetFree)
+    if not reset_free:
+        _check_v_reset(name, node, dyn)
     du, dv, gain, bias = _continuous(name, node, dt, dyn, n, nir)
     if not (np.all((0.0 < du) & (du <= 1.0 + _SNAP)) and np.all((0.0 <= dv) & (dv <= 1.0 + _SNAP))):
         raise GraphError(
@@ -372,7 +412,10 @@ def _layer(
             bias = bias + gain * aff_bias  # no synaptic memory: the current is the input, so a bias on v
         else:  # a constant input into a CubaLIF's current (reference and Brian2; Lava refuses it)
             ibias = gain * aff_bias
-    vth = _finite(name, "v_threshold", node.v_threshold).ravel() if spiking else np.full(n, np.inf)
+    if reset_free:
+        vth = np.broadcast_to(_finite(name, "threshold", node.threshold).ravel(), (n,))
+    else:
+        vth = _finite(name, "v_threshold", node.v_threshold).ravel() if spiking else np.full(n, np.inf)
     du, dv = snap_decay(du, _SNAP), snap_decay(dv, _SNAP)
     weight_eff = weight * gain[:, None]
     rec_eff = None if rec is None else rec.weight * gain[:, None]
@@ -389,7 +432,7 @@ def _layer(
     f = exact.get("fixed", {})
     fixed = FixedLayer.from_dict(f) if {"params", "weight"} <= f.keys() and (rec is None or "recurrent" in f) else None
     try:
-        return make_layer(
+        layer = make_layer(
             name,
             weight_eff,
             du,
@@ -404,6 +447,7 @@ def _layer(
         )
     except GraphError as e:
         raise GraphError(f"node '{name}': {e}") from None
+    return replace(layer, reset="none") if reset_free and dyn.reset != "none" else layer
 
 
 def _check_metadata_agrees(name: str, standard: tuple, exact: tuple) -> None:

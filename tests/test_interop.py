@@ -414,3 +414,60 @@ def test_sinabs_exports_run_spike_exact_with_its_preset(tmp_path, request, sinab
         else:
             ours = _run_nir(tmp_path, folder / f"{name}.nir", x, "sinabs", backend, extra=("--spikes", "single"))
         _assert_identical(lib, ours)
+
+
+# --- NIR Threshold nodes: reset-free and memoryless spiking neurons --------------------------
+
+
+def _threshold_graph(rng: np.random.Generator) -> "nir.NIRGraph":
+    """input -> Affine -> LIF (resets) -> Affine -> LI -> Threshold (reset-free, Spyx's PSU_LIF)
+    -> Linear -> Threshold (memoryless)."""
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([5])}),
+        "fc1": nir.Affine(weight=rng.normal(0.6, 1, (8, 5)), bias=np.zeros(8)),
+        "lif": nir.LIF(tau=np.full(8, 0.004), r=np.ones(8), v_leak=np.zeros(8), v_threshold=np.full(8, 0.5)),
+        "fc2": nir.Affine(weight=rng.normal(0.5, 1, (6, 8)), bias=np.zeros(6)),
+        "li": nir.LI(tau=np.full(6, 0.01), r=np.ones(6), v_leak=np.zeros(6)),
+        "th": nir.Threshold(threshold=np.full(6, 0.4)),
+        "fc3": nir.Linear(weight=rng.normal(0.5, 1, (3, 6))),
+        "th2": nir.Threshold(threshold=np.full(3, 0.5)),
+        "output": nir.Output(output_type={"output": np.array([3])}),
+    }
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), type_check=False)
+
+
+@pytest.mark.brian2
+def test_threshold_nodes_are_reset_free_and_memoryless_spiking_neurons(brian2_ready):
+    """LI -> Threshold is a leaky neuron whose v is never reset (whatever the graph's reset); a
+    Threshold after a weight node spikes where this step's input crosses it; Brian2 runs both
+    spike for spike; Lava, whose LIF resets, refuses in one line."""
+    rng = np.random.default_rng(4)
+    net = from_nir(_threshold_graph(rng), dt=1e-3, dynamics=Dynamics("gt", "subtract"))
+    assert [l.reset for l in net.layers] == [None, "none", "none"]
+    assert [l.reset for l in Network.from_arrays(net.to_arrays()).layers] == [None, "none", "none"]  # to a worker
+    x = rng.random((6, 40, 5)) < 0.5
+    ref = run(net, x, "reference", "float", record=True)
+    g = _threshold_graph(np.random.default_rng(4))
+    w1, w2, w3 = (g.nodes[k].weight for k in ("fc1", "fc2", "fc3"))
+    v1, v2, s1, s2 = np.zeros((6, 8)), np.zeros((6, 6)), [], []
+    for t in range(40):  # forward Euler at dt = 1e-3, as the reference is told
+        v1 = v1 * (1 - 0.25) + 0.25 * x[:, t] @ w1.T
+        s1.append(v1 > 0.5)
+        v1 = np.where(s1[-1], v1 - 0.5, v1)  # the graph's reset (subtract) for the LIF layer
+        v2 = v2 * (1 - 0.1) + 0.1 * s1[-1] @ w2.T
+        s2.append(v2 > 0.4)  # and none for LI -> Threshold
+    s1a, s2a = np.stack(s1, 1), np.stack(s2, 1)
+    s3 = (s2a.astype(float) @ w3.T) > 0.5
+    assert all(int(s.sum()) > 0 for s in (s1a, s2a, s3)), "a layer never spiked: the test proves nothing"
+    for got, want in zip(ref.trains, (s1a, s2a, s3)):
+        assert np.array_equal(got, want)
+    for a, b in zip(ref.trains, run(net, x, "brian2", "float", record=True).trains):
+        assert np.array_equal(a, b)
+    with pytest.raises(GraphError, match="layer 'li': a reset-free neuron .* Lava's LIF resets v to 0"):
+        run(Network(net.layers), x, "lava", "float")  # Loihi's dynamics otherwise: the per-layer reset refuses
+    bad = _threshold_graph(rng)
+    bad.nodes["th0"] = nir.Threshold(threshold=np.ones(8))
+    bad.edges = [("input", "fc1"), ("fc1", "lif"), ("lif", "th0"), ("th0", "fc2"), *bad.edges[3:]]
+    with pytest.raises(GraphError, match="Threshold node 'th0' follows 'lif' \\(LIF\\)"):
+        from_nir(bad, dt=1e-3)

@@ -239,7 +239,7 @@ def test_bad_graphs_give_clear_errors():
     with pytest.raises(GraphError, match="not supported"):
         from_nir(
             _graph(
-                {"input": inp, "fc": aff, "th": nir.Threshold(threshold=np.ones(2)), "output": out},
+                {"input": inp, "fc": aff, "th": nir.Delay(delay=np.ones(2)), "output": out},
                 [("input", "fc"), ("fc", "th"), ("th", "output")],
             )
         )
