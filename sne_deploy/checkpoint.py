@@ -180,7 +180,7 @@ def _rebuild(p: dict, path: Path) -> TrainedModel:
     head = HostHead(groups, np.zeros(cfg.feat_dim), np.ones(cfg.feat_dim), head_lin, cfg.steps)
     head.load_state_dict(p["head"])
     head.eval()
-    gate = Gate(n_in, cfg.members, cfg.gate_hidden)
+    gate = Gate(n_in, cfg.members, cfg.gate_hidden, shape, cfg.gate_pool)
     gate.load_state_dict(p["gate"])
     gate.eval()
     networks = [s.to_network(f"member{k}") for k, s in enumerate(students)]

@@ -171,6 +171,7 @@ class TrainConfig:
     head_epochs: int = option(20, "head fine-tuning epochs", minimum=0, cli=False)
     gate_epochs: int = option(60, "gate epochs", minimum=0, cli=False)
     gate_hidden: int = option(64, "gate hidden width", minimum=1, cli=False)
+    gate_pool: int = option(1, "the gate sees the image average-pooled in N x N windows (1: every pixel)", minimum=1)
     limit_train: Optional[int] = option(None, "use only the first N training samples", minimum=1)
     population: int = option(None, "output neurons per teacher feature, averaged by the head", minimum=1)
     ensemble_ce: float = option(

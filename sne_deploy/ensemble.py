@@ -11,7 +11,7 @@ training, export and simulation cannot impute differently.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -79,14 +79,30 @@ class HostHead(nn.Module):
 
 
 class Gate(nn.Module):
-    """A tiny host-side ANN scoring each member's expected benefit for one input."""
+    """A tiny host-side ANN scoring each member's expected benefit for one input.
 
-    def __init__(self, in_dim: int, n_members: int, hidden: int = 16) -> None:
+    With ``pool`` > 1 it sees the image (``image_shape``, C x H x W) average-pooled in ``pool`` x
+    ``pool`` windows first: its first layer, most of its cost, shrinks by ``pool``²
+    (``benchmarks/fashion_gate.py`` measures what that costs the policies)."""
+
+    def __init__(
+        self, in_dim: int, n_members: int, hidden: int = 16, image_shape: Optional[tuple] = None, pool: int = 1
+    ) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_members))
+        self.pool, self.in_dim = pool, in_dim
+        front: list[nn.Module] = [nn.Flatten()]
+        if pool > 1:
+            if image_shape is None or len(image_shape) != 3:
+                raise ValueError("a pooled gate needs the image shape (C, H, W)")
+            c, h, w = (int(d) for d in image_shape)
+            front = [nn.Unflatten(1, (c, h, w)), nn.AvgPool2d(pool), nn.Flatten()]
+            in_dim = c * (h // pool) * (w // pool)
+        self.net = nn.Sequential(*front, nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_members))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
     def macs(self) -> int:
-        return sum(m.in_features * m.out_features for m in self.net if isinstance(m, nn.Linear))
+        """One evaluation: the linear layers' MACs (and, pooled, one add per input pixel)."""
+        linear = sum(m.in_features * m.out_features for m in self.net if isinstance(m, nn.Linear))
+        return linear + (self.in_dim if self.pool > 1 else 0)

@@ -82,6 +82,7 @@ def train_on_ranks(
     t = time.perf_counter()
     ds = data if data is not None else load_dataset(cfg.data, cfg.data_dir, cfg.seed)
     student_spec(cfg, ds.input_shape)  # a student that cannot fit the input, or memory, fails before the teacher trains
+    check_gate_pool(cfg.gate_pool, ds.input_shape)
     train_split = ds.train
     if cfg.limit_train:
         train_split = ds.train.take(slice(cfg.limit_train))
@@ -119,7 +120,7 @@ def train_on_ranks(
     timings["head_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    gate = Gate(int(np.prod(ds.input_shape)), cfg.members, cfg.gate_hidden)
+    gate = Gate(int(np.prod(ds.input_shape)), cfg.members, cfg.gate_hidden, ds.input_shape, cfg.gate_pool)
     train_gate(gate, train_split.flat(), gate_targets(head, counts_train, train_split.y), cfg, progress)
     timings["gate_s"] = time.perf_counter() - t
 
@@ -153,6 +154,14 @@ def get_teacher(cfg: TrainConfig, ds: Dataset, progress: bool, ranks: Ranks = SI
         kind = "torchscript"
     teacher.eval()
     return teacher, kind
+
+
+def check_gate_pool(pool: int, input_shape: tuple[int, ...]) -> None:
+    """A pooled gate needs images at least ``pool`` pixels high and wide."""
+    if pool > 1 and (len(input_shape) != 3 or min(input_shape[1:]) < pool):
+        raise InputError(
+            f"--gate-pool {pool}: the inputs are {'x'.join(map(str, input_shape))}, smaller than one window"
+        )
 
 
 def with_classifier(teacher: nn.Module, split: Split) -> Optional[float]:

@@ -436,3 +436,33 @@ def test_every_train_option_is_declared_once_and_checked_by_the_library():
     ):
         with pytest.raises(InputError, match=words):
             TrainConfig(**bad).checked()
+
+
+def test_a_pooled_gate_sees_the_average_pooled_image_saves_and_exports(tmp_path):
+    """--gate-pool N: the gate's first layer reads the image averaged in N x N windows (N² fewer
+    MACs there); the checkpoint rebuilds it, the exported ONNX computes it, and a window larger
+    than the image is one line."""
+    from sne_deploy.data import load_dataset
+    from sne_deploy.deploy import bundle_parts
+    from sne_deploy.ensemble import Gate
+    from sne_deploy.exporters.bundle import load_bundle, write_bundle
+    from sne_deploy.simulators.errors import InputError
+
+    gate = Gate(64, 4, 16, (1, 8, 8), pool=2)
+    x = torch.rand(5, 64)
+    pooled = torch.nn.functional.avg_pool2d(x.view(5, 1, 8, 8), 2).flatten(1)
+    lin1, lin2 = gate.net[3], gate.net[5]
+    assert torch.allclose(gate(x), lin2(torch.relu(lin1(pooled))))
+    assert gate.macs() == 16 * 16 + 16 * 4 + 64 and Gate(64, 4, 16).macs() == 64 * 16 + 16 * 4
+    cfg = TrainConfig(epochs=1, teacher_epochs=2, limit_train=300, head_epochs=0, gate_epochs=2, gate_pool=2)
+    model = train(cfg, progress=False)
+    path = tmp_path / "m.pt"
+    checkpoint.save(model, path)
+    again = checkpoint.load(path)
+    xs = torch.from_numpy(load_dataset("digits").test.flat()[:30])
+    assert again.config.gate_pool == 2 and torch.equal(again.gate(xs), model.gate(xs))
+    write_bundle(bundle_parts(again, load_dataset("digits")), tmp_path / "b", "nir")
+    onnx_scores = load_bundle(tmp_path / "b").gate_scores(xs.numpy())
+    assert np.allclose(onnx_scores, model.gate(xs).detach().numpy(), atol=1e-5)
+    with pytest.raises(InputError, match="--gate-pool 9: the inputs are 1x8x8, smaller than one window"):
+        train(replace(cfg, gate_pool=9), progress=False)
