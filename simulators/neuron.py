@@ -103,7 +103,7 @@ FIRINGS = ("gt", "ge")
 RESETS = ("zero", "subtract", "subtract-next", "none")
 DECAYS = ("euler", "exp")
 SPIKES = ("single", "multi")
-GAINS = ("nir", "rockpool")
+GAINS = ("nir", "rockpool", "norse")
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,11 @@ class Dynamics:
     * ``gain`` (import only): ``nir`` reads a neuron's input gain from NIR's ``r`` and ``w_in``
       (the module docstring of :mod:`~sne_deploy.simulators.nir_read`); ``rockpool`` as Rockpool
       simulates, whatever its exporter wrote there (``r = tau e^(-dt/tau) / dt``, no ``w_in``):
-      e^(-dt / tau_syn) into a CubaLIF's current (its input is decayed with it), 1 into a LIF's v.
+      e^(-dt / tau_syn) into a CubaLIF's current (its input is decayed with it), 1 into a LIF's v;
+      ``norse`` as norse's LIFCell simulates (``i = i + input``, then ``v += dt tau_mem_inv (v_leak
+      - v + i)``): ``w_in`` undivided by tau_syn into a CubaLIF's current, ``r dt / tau_mem`` on to
+      v (NIR's ``w_in dt / tau_syn`` factor would scale its input by ``dt tau_syn_inv`` too), and
+      ``r`` into an IF's v whatever dt is (norse's IAFCell: ``v = v + input``).
 
     The default is Loihi's own neuron, the only one Lava's LIF runs.
     """

@@ -344,6 +344,8 @@ def _continuous(name: str, node: Any, dt: float, dyn: Dynamics, n: int, nir: Any
         tau_mem = _positive(name, "tau_mem", node.tau_mem)
         if dyn.gain == "rockpool":  # isyn = (isyn + input) * e^(-dt/tau_syn), v gets isyn undecayed
             gain = np.exp(-dt / np.asarray(tau_syn, dtype=np.float64))
+        elif dyn.gain == "norse":  # i = i + w_in input, v += dt/tau_mem (r i - v): no dt/tau_syn on the input
+            gain = _finite(name, "w_in", node.w_in) * _gain(dt, tau_mem, _finite(name, "r", node.r), dyn)
         else:
             gain = _gain(dt, tau_syn, _finite(name, "w_in", node.w_in), dyn) * _gain(
                 dt, tau_mem, _finite(name, "r", node.r), dyn
@@ -362,7 +364,8 @@ def _continuous(name: str, node: Any, dt: float, dyn: Dynamics, n: int, nir: Any
         tau = _positive(name, "tau", node.tau)
         gain = np.ones(n) if dyn.gain == "rockpool" else _gain(dt, tau, _finite(name, "r", node.r), dyn)
         return _Continuous(1.0, _rate(dt, tau, dyn), gain, _gain(dt, tau, _finite(name, "v_leak", node.v_leak), dyn))
-    return _Continuous(1.0, 0.0, dt * _finite(name, "r", node.r), np.zeros(n))  # IF
+    r = _finite(name, "r", node.r)  # IF; norse's IAFCell adds its input whatever dt is
+    return _Continuous(1.0, 0.0, r if dyn.gain == "norse" else dt * r, np.zeros(n))
 
 
 def _check_v_reset(name: str, node: Any, dyn: Dynamics) -> None:

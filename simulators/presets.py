@@ -38,11 +38,12 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "norse",
             1e-6,
-            Dynamics("gt", "zero", "euler"),
+            Dynamics("gt", "zero", "euler", gain="norse"),
             "norse writes tau = dt / tau_inv (not 1 / tau_inv) with its default dt = 1e-3, so dt = 1e-6 recovers the "
-            "per-step factor dt * tau_inv of LIFBox and LIBox; it fires at v > v_th and resets to v_reset = 0. "
-            "Not matched: IAF cells (they add their input undecayed, which needs --dt 1) and LIFCell's CubaLIF "
-            "(written without w_in, and its current reaches v one step late)",
+            "per-step factor dt * tau_inv of LIFBox, LIBox and LIFCell; it fires at v > v_th and resets to v_reset = 0; "
+            "LIFCell (a CubaLIF) adds its input to the current undecayed (i = i + input) and v takes "
+            "dt * tau_mem_inv * i, so the input gain is w_in * dt / tau_mem with no dt / tau_syn factor; IAFCell "
+            "(an IF) adds its input to v whatever dt is, so its gain is r",
         ),
         Preset(
             "sinabs",

@@ -359,6 +359,53 @@ def norse_lifbox(folder: Path, integer: bool = True, seed: int = 9) -> Export:
     )
 
 
+def norse_lifcell(folder: Path, integer: bool = True, seed: int = 9) -> Export:
+    """Linear -> LIFCell -> Linear -> LIFCell: norse's current-based LIF (a CubaLIF in NIR)."""
+    import norse.torch as norse
+
+    fc1, fc2 = linears(integer, seed, scale=4.0)
+
+    def params(n: int) -> Any:
+        return norse.LIFParameters(
+            tau_syn_inv=torch.full((n,), 200.0),
+            tau_mem_inv=torch.full((n,), 100.0),
+            v_th=torch.full((n,), 1.0 if integer else 0.05),
+            v_leak=torch.zeros(n),
+            v_reset=torch.zeros(n),
+        )
+
+    l1, l2 = norse.LIFCell(params(HIDDEN)), norse.LIFCell(params(N_OUT))
+    x = inputs(seed + 1)
+    trains = [t.astype(bool) for t in simulate(x, [fc1, l1, fc2, l2], _norse_step({}))]
+    path = folder / "norse_lifcell.nir"
+    nir.write(str(path), norse.to_nir(norse.SequentialState(fc1, l1, fc2, l2), x[0, :1]))
+    return Export(
+        "norse",
+        f"LIFCell (CubaLIF) MLP, {'integer' if integer else 'float'} weights",
+        path,
+        _flat_inputs(x),
+        trains,
+        "norse",
+    )
+
+
+def norse_iaf(folder: Path, seed: int = 9) -> Export:
+    """Linear -> IAFCell -> Linear -> IAFCell: integrate and fire, no leak (an IF in NIR)."""
+    import norse.torch as norse
+
+    fc1, fc2 = linears(True, seed)
+
+    def params(n: int) -> Any:
+        return norse.IAFParameters(v_th=torch.full((n,), 3.0), v_reset=torch.zeros(n))
+
+    l1, l2 = norse.IAFCell(params(HIDDEN)), norse.IAFCell(params(N_OUT))
+    x = inputs(seed + 1)
+    trains = [t.astype(bool) for t in simulate(x, [fc1, l1, fc2, l2], _norse_step({}))]
+    path = folder / "norse_iaf.nir"
+    nir.write(str(path), norse.to_nir(norse.SequentialState(fc1, l1, fc2, l2), x[0, :1]))
+    return Export("norse", "IAFCell MLP, integer weights", path, _flat_inputs(x), trains, "norse")
+
+
 def norse_li_readout(folder: Path, seed: int = 12) -> Export:
     """Linear -> LIFBoxCell -> Linear -> LIBoxCell: a classifier with a leaky-integrator readout."""
     import norse.torch as norse

@@ -164,6 +164,9 @@ LIBRARY_CASES = {
     "rockpool-cubalif-float": ("rockpool_mlp", False, "LIFTorch"),
     "norse-lifbox-int": ("norse_lifbox", True),
     "norse-lifbox-float": ("norse_lifbox", False),
+    "norse-lifcell-int": ("norse_lifcell", True),
+    "norse-lifcell-float": ("norse_lifcell", False),
+    "norse-iaf": ("norse_iaf",),
 }
 
 
@@ -260,9 +263,10 @@ def test_rockpool_multi_spike_exports_on_brian2(tmp_path, brian2_ready, kind):
 @pytest.mark.parametrize("backend", ["brian2", "lava"])
 def test_norse_on_the_simulators(tmp_path, request, backend):
     request.getfixturevalue(f"{backend}_ready")
-    ex = _build("norse_lifbox", tmp_path, True)
-    _reproduces(tmp_path, ex, backend)
-    _reproduces(tmp_path, ex, backend, "fixed", ("--quantize",))
+    for name in ("norse_lifbox", "norse_lifcell", "norse_iaf"):  # LIF, CubaLIF (its gain read norse's way), IF
+        ex = _build(name, tmp_path, True) if name != "norse_iaf" else _build(name, tmp_path)
+        _reproduces(tmp_path, ex, backend)
+        _reproduces(tmp_path, ex, backend, "fixed", ("--quantize",))
 
 
 # --- --quantize ------------------------------------------------------------------------------
