@@ -121,7 +121,7 @@ def snn_row(r: Any) -> dict:
     }
 
 
-def single_student(a: argparse.Namespace, model: Any, ds: Dataset, hidden: int, seed: int, x, y) -> dict:
+def single_student(model: Any, ds: Dataset, hidden: int, seed: int, x, y) -> dict:
     cfg = replace(model.config, members=1, hidden=hidden, seed=seed)
     single = train(cfg, progress=False, teacher=(model.teacher, model.teacher_kind), data=ds)
     (row,) = sne_rows(single, ds, x, y, policies=(), budgets=())
@@ -475,17 +475,18 @@ def main() -> None:
     by = {(r["policy"], r["budget"]): r for r in sne}
     full, cascade = by[("all", 1.0)], by[("cascade", 0.3)]
     h = int(model.config.hidden)
-    member_uj = (full["energy_pj"]["loihi"] - full["energy_breakdown_pj"]["loihi"]["head"]) / model.config.members
-    widths = {
-        "single_at_cascade": max(8, round(h * (cascade["energy_pj"]["loihi"] - by[("all", 1.0)]["energy_breakdown_pj"]["loihi"]["head"]) / member_uj)),
-        "single_at_full": max(8, round(h * (full["energy_pj"]["loihi"] - full["energy_breakdown_pj"]["loihi"]["head"]) / member_uj)),
-    }  # fmt: skip
+    head_uj = full["energy_breakdown_pj"]["loihi"]["head"]  # what a single student pays besides its member
+    member_uj = (full["energy_pj"]["loihi"] - head_uj) / model.config.members
+    widths = {  # a member's energy grows with its hidden width (its input layer's events do)
+        name: max(8, round(h * (row["energy_pj"]["loihi"] - head_uj) / member_uj))
+        for name, row in (("single_at_cascade", cascade), ("single_at_full", full))
+    }
 
     baselines: dict[str, dict] = {}
     t = time.perf_counter()
     for name, width in widths.items():
         rows = [
-            single_student(a, model, ds, width, s, x.reshape(len(x), -1), y)
+            single_student(model, ds, width, s, x.reshape(len(x), -1), y)
             for s in tqdm(seeds, desc=name, disable=not PROGRESS)
         ]
         where = "cascade at 0.3" if name == "single_at_cascade" else "all 8 members"

@@ -90,41 +90,27 @@ class NeuroBenchMetrics:
 
 def member_metrics(network: Network, spikes: np.ndarray, mode: str = "fixed", batch: int = 512) -> NeuroBenchMetrics:
     """Run NeuroBench's Benchmark with its static and workload metrics on one deployed member."""
-    from neurobench.benchmarks import Benchmark
-    from neurobench.metrics.static import ConnectionSparsity, Footprint
-    from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
-    from neurobench.models import TorchModel
-    from torch.utils.data import DataLoader, TensorDataset
-
-    model = TorchModel(DeployedMember(network, mode))
-    model.add_activation_module(Spikes)
-    x = torch.as_tensor(np.asarray(spikes, dtype=np.float32))
-    loader = DataLoader(TensorDataset(x, torch.zeros(len(x), dtype=torch.int64)), batch_size=batch, shuffle=False)
-    bench = Benchmark(
-        model, loader, [], [], [[Footprint, ConnectionSparsity], [SynapticOperations, ActivationSparsity]]
-    )
-    r = bench.run(quiet=True)
-    return NeuroBenchMetrics(
-        float(r["SynapticOperations"]["Effective_ACs"]),
-        float(r["SynapticOperations"]["Effective_MACs"]),
-        float(r["ActivationSparsity"]),
-        float(r["ConnectionSparsity"]),
-        int(r["Footprint"]),
-    )
+    return _benchmark(DeployedMember(network, mode), Spikes, spikes, batch)
 
 
 def ann_metrics(net: nn.Module, x: np.ndarray, batch: int = 1000) -> NeuroBenchMetrics:
     """NeuroBench's static and workload metrics on an ANN (a baseline, a teacher) over inputs ``x``:
     its Effective_MACs count only the multiplications by non-zero inputs, its ActivationSparsity
     is that of the ReLU outputs."""
+    return _benchmark(net.eval(), nn.ReLU, x, batch)
+
+
+def _benchmark(net: nn.Module, activation: type, x: np.ndarray, batch: int) -> NeuroBenchMetrics:
+    """NeuroBench's Footprint, ConnectionSparsity, SynapticOperations and ActivationSparsity of
+    ``net`` over ``x``, its neurons found as ``activation`` modules."""
     from neurobench.benchmarks import Benchmark
     from neurobench.metrics.static import ConnectionSparsity, Footprint
     from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
     from neurobench.models import TorchModel
     from torch.utils.data import DataLoader, TensorDataset
 
-    model = TorchModel(net.eval())
-    model.add_activation_module(nn.ReLU)
+    model = TorchModel(net)
+    model.add_activation_module(activation)
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
     loader = DataLoader(TensorDataset(xt, torch.zeros(len(xt), dtype=torch.int64)), batch_size=batch, shuffle=False)
     bench = Benchmark(
