@@ -31,6 +31,7 @@ import json
 import tempfile
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -184,7 +185,7 @@ def int8_copy(net: nn.Module, calib: np.ndarray) -> nn.Module:
         w = m.weight
         s = w.abs().flatten(1).amax(1).clamp_min(1e-12) / 127
         m.weight.copy_(torch.round(w / s.view(-1, *([1] * (w.dim() - 1)))) * s.view(-1, *([1] * (w.dim() - 1))))
-    ranges = {m: [0.0, True] for m in layers}  # largest |input|, and whether every input is >= 0
+    ranges: dict[nn.Module, list] = {m: [0.0, True] for m in layers}  # largest |input|, and whether every input is >= 0
 
     def observe(m: nn.Module, inp: tuple) -> None:
         r = ranges[m]
@@ -225,9 +226,38 @@ def ann_row(name: str, net: nn.Module, work: AnnWork, ds: Dataset, x: np.ndarray
     }
 
 
+def distilled_row(
+    name: str, make: Callable[[], nn.Module], ds: Dataset, logits: torch.Tensor, epochs: int, seed: int, x, y
+) -> dict:
+    """A net from ``make`` (initialised under ``seed``) distilled from the teacher's ``logits`` and
+    measured: one ANN baseline row."""
+    torch.manual_seed(seed)
+    net = distil(make(), ds, logits, epochs, seed)
+    return ann_row(name, net, ann_work(net, (1, 28, 28)), ds, x, y, seed)
+
+
 def cnn_width_for(macs: float) -> int:
     """The CNN teacher's width whose MACs come closest to ``macs``."""
     return min(range(1, 33), key=lambda w: abs(ann_work(CNNTeacher((1, 28, 28), 64, 10, w), (1, 28, 28)).macs - macs))
+
+
+class RowCache:
+    """Finished rows on disk (``runs/``, ignored), so a run stopped part way resumes where it was:
+    the full run takes most of an hour on 2 cores. Keyed by the settings that change a row."""
+
+    def __init__(self, path: Path, settings: dict) -> None:
+        self.path, self.settings = path, settings
+        old = json.loads(path.read_text()) if path.is_file() else {}
+        self.rows: dict[str, dict] = old.get("rows", {}) if old.get("settings") == settings else {}
+
+    def get(self, key: str, make: Callable[..., dict], *args: Any) -> dict:
+        if key not in self.rows:
+            self.rows[key] = make(*args)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"settings": self.settings, "rows": self.rows}))
+            tmp.replace(self.path)
+        return self.rows[key]
 
 
 # --- summary, targets, plots ---
@@ -468,9 +498,14 @@ def main() -> None:
     model = main_model(a)
     timings = {"main_model_s": time.perf_counter() - t0}
     seeds = [int(s) for s in a.seeds.split(",")]
+    ckpt = Path(a.checkpoint)
+    settings = {k: getattr(a, k) for k in ("epochs", "ann_epochs", "limit_train", "test_limit", "checkpoint")}
+    cache = RowCache(
+        ROOT / "runs" / f"fashion_baselines_cache{suffix}.json", {**settings, "mtime": ckpt.stat().st_mtime}
+    )
 
     t = time.perf_counter()
-    sne = sne_rows(model, ds, x.reshape(len(x), -1), y)
+    sne = cache.get("sne", lambda: {"rows": sne_rows(model, ds, x.reshape(len(x), -1), y)})["rows"]
     timings["sne_s"] = time.perf_counter() - t
     by = {(r["policy"], r["budget"]): r for r in sne}
     full, cascade = by[("all", 1.0)], by[("cascade", 0.3)]
@@ -486,7 +521,7 @@ def main() -> None:
     t = time.perf_counter()
     for name, width in widths.items():
         rows = [
-            single_student(model, ds, width, s, x.reshape(len(x), -1), y)
+            cache.get(f"{name}/{width}/{s}", single_student, model, ds, width, s, x.reshape(len(x), -1), y)
             for s in tqdm(seeds, desc=name, disable=not PROGRESS)
         ]
         where = "cascade at 0.3" if name == "single_at_cascade" else "all 8 members"
@@ -500,18 +535,21 @@ def main() -> None:
     for name, hidden in MLPS.items():
         rows = []
         for s in tqdm(seeds, desc=name, disable=not PROGRESS):
-            torch.manual_seed(s)
-            net = distil(MLP(hidden), ds, logits, a.ann_epochs, s)
-            rows.append(ann_row(name, net, ann_work(net, (1, 28, 28)), ds, x, y, s))
+            rows.append(
+                cache.get(f"{name}/{s}", distilled_row, name, partial(MLP, hidden), ds, logits, a.ann_epochs, s, x, y)
+            )
         label = "ANN MLP 784-" + "-".join(map(str, hidden)) + f"-10 ({rows[0]['work']['macs'] / 1e3:.0f}k MACs)"
         baselines[name] = {"label": label, "rows": rows, "ann": True}
     target_macs = cascade["energy_pj"]["loihi"] / ann_energy_pj(1.0, "loihi")
     width = cnn_width_for(target_macs)
     rows = []
     for s in tqdm(seeds, desc="shrunk teacher", disable=not PROGRESS):
-        torch.manual_seed(s)
-        net = distil(CNNTeacher((1, 28, 28), 64, 10, width), ds, logits, a.ann_epochs, s)
-        rows.append(ann_row("shrunk_teacher", net, ann_work(net, (1, 28, 28)), ds, x, y, s))
+        net = partial(CNNTeacher, (1, 28, 28), 64, 10, width)
+        rows.append(
+            cache.get(
+                f"shrunk_teacher/{width}/{s}", distilled_row, "shrunk_teacher", net, ds, logits, a.ann_epochs, s, x, y
+            )
+        )
     baselines["shrunk_teacher"] = {
         "label": f"teacher CNN, width {width} ({rows[0]['work']['macs'] / 1e3:.0f}k MACs = cascade's Loihi energy)",
         "rows": rows,
