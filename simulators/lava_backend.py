@@ -47,41 +47,14 @@ def lava_python() -> Path:
     return py
 
 
-def require_loihi_dynamics(network: Network) -> None:
-    """Lava's LIF processes (LIF, LIFReset, TernaryLIF, LIFRefractory in lava-nc 0.10) all fire at
-    v > vth and reset v to 0, with one du and dv per process; anything else would silently run a
-    different network."""
-    d = network.dynamics
-    if not d.is_loihi:
-        raise GraphError(
-            f"the Lava backend runs Loihi's LIF, which fires at v > threshold (one spike a step) and resets v to 0; "
-            f"firing '{d.firing}' with reset '{d.reset}' and {d.spikes} spikes runs on the reference and brian2 backends"
-        )
-    for layer in network.layers:
-        if layer.reset is not None and layer.reset != "zero":
-            raise GraphError(
-                f"layer '{layer.name}': a reset-free neuron (NIR's LI -> Threshold) runs on the reference and brian2 "
-                "backends; Lava's LIF resets v to 0"
-            )
-        if layer.params.ibias is not None:
-            raise GraphError(
-                f"layer '{layer.name}': a bias feeding a synaptic current (CubaLIF) runs on the reference "
-                "and brian2 backends; Lava's LIF has a bias on v only"
-            )
-        if np.ndim(layer.params.du) or np.ndim(layer.params.dv):
-            raise GraphError(
-                f"layer '{layer.name}': per-neuron time constants run on the reference and brian2 "
-                "backends; Lava's LIF takes one du and dv per population"
-            )
-
-
 def lava_inputs(network: Network, spikes: np.ndarray, mode: str) -> np.ndarray:
-    """What a Lava run checks before starting the worker: the network's neurons are Lava's LIF
-    (:func:`require_loihi_dynamics`) and the inputs are valid (:func:`check_inputs`). Event
-    counts per step (an event camera's frames) reach the first layer as graded spikes: its
-    synapses then take graded messages (``lava_worker.message_bits``), and Lava's Dense computes
-    weight x count, as on Loihi 2, whose graded spikes carry up to 24 bits."""
-    require_loihi_dynamics(network)
+    """What a Lava run checks before starting the worker: the inputs are valid
+    (:func:`check_inputs`). Every neuron runs: Loihi's LIF on Lava's own ``LIFReset``, any other
+    (``>=`` firing, other resets, multi-spike, per-neuron parameters, a current bias, an LI
+    readout) on the project's ``GeneralLIF`` process (``lava_worker.uses_lava_lif``). Event counts
+    per step (an event camera's frames) and multi-spike counts reach the next synapses as graded
+    spikes (``lava_worker.message_bits``), and Lava's Dense computes weight x count, as on Loihi 2,
+    whose graded spikes carry up to 24 bits."""
     return check_inputs(network, spikes, mode)  # counts up to 2^16: well within 24 bits
 
 
@@ -96,6 +69,7 @@ class WorkerInfo:
     lava_steps: int
     batch: int
     sparse_layers: tuple[bool, ...] = ()
+    general_layers: tuple[bool, ...] = ()  # which layers ran on GeneralLIF (else Lava's LIF)
     runs: int = 1
 
     @classmethod
@@ -108,6 +82,7 @@ class WorkerInfo:
             lava_steps=int(d.get("lava_steps", 0)),
             batch=int(d["batch"]),
             sparse_layers=tuple(bool(b) for b in d.get("sparse_layers", ())),
+            general_layers=tuple(bool(b) for b in d.get("general_layers", ())),
         )
 
     def __add__(self, other: "WorkerInfo") -> "WorkerInfo":
@@ -133,6 +108,7 @@ class WorkerInfo:
         return {
             "batch": self.batch,
             "sparse_layers": list(self.sparse_layers),
+            "general_lif_layers": list(self.general_layers),
             "runs": self.runs,
             "worker_build_s": self.build_s,
             "lava_run_s": self.run_s,
@@ -154,6 +130,10 @@ def run_lava(
     by the worker, see ``lava_worker.batch_size``)."""
     spikes = lava_inputs(network, spikes, mode)
     info, trains = _work_in_runs(network, spikes, mode, timeout, batch)
+    readout = None
+    if not network.layers[-1].spiking:  # an LI readout's recording is its membrane; it never spikes
+        readout = trains[-1]
+        trains[-1] = np.zeros(readout.shape, dtype=bool)
     counts = [t.sum(axis=1) for t in trains]
     details = info.details()
     overflow = None
@@ -169,6 +149,7 @@ def run_lava(
         info.wall_s,
         trains if record else None,
         details,
+        readout=readout,
         overflow=overflow,
         build_time=info.wall_s - info.run_s,
     )
@@ -226,6 +207,8 @@ def run_job(
     the host's ``wall_s``) and, for the ``recorded`` variant, every layer's (N, T, n) trains.
     ``variant`` ``raw`` and ``naive`` are for benchmarks (Lava's plain LIFReset with nothing
     recorded; one build and run per sample)."""
+    from .lava_worker import record_kind
+
     py = lava_python()
     timeout = timeout or lava_timeout()
     t0 = time.perf_counter()
@@ -253,15 +236,25 @@ def run_job(
                 why = " (this process ignores SIGCHLD, so how it ended is unknown)"
             raise WorkerError(f"the Lava worker exited without its result{why}: {_last_line(tmpd / 'stderr.txt')}")
         info = json.loads((tmpd / "info.json").read_text())
-        trains = []
+        trains: list[np.ndarray] = []
         if variant == "recorded":
             for li, layer in enumerate(network.layers):
-                bsz = info["batch"]
-                packed = np.load(tmpd / f"layer{li}.npy")
-                flat = np.unpackbits(packed, axis=1, count=bsz * layer.n_out).astype(bool)
-                trains.append(unbatch_steps(flat, n, steps, bsz, layer.n_out))
+                trains.append(
+                    _layer_file(tmpd / f"layer{li}.npy", record_kind(network, li), n, steps, info["batch"], layer.n_out)
+                )
     info["wall_s"] = time.perf_counter() - t0
     return info, trains
+
+
+def _layer_file(path: Path, kind: str, n: int, steps: int, bsz: int, size: int) -> np.ndarray:
+    """One layer's recording (``lava_worker.record_kind``) as (n, T, size) per sample: bool
+    spikes, int64 counts, or an LI readout's membrane v."""
+    raw = np.load(path)
+    if kind == "bits":
+        raw = np.unpackbits(raw, axis=1, count=bsz * size).astype(bool)
+    elif kind == "counts":
+        raw = raw.astype(np.int64)
+    return unbatch_steps(raw, n, steps, bsz, size)
 
 
 # How long the worker may keep running after one of its Lava processes vanished: Lava's own

@@ -20,6 +20,11 @@ optionally ``batch``. All N samples run in one long Lava run:
   which zeroes u and v exactly when a new batch reaches it.
 * **Recording without extra processes.** Each layer is a RecordingLIFReset (Lava's LIFReset models
   plus a buffer) that writes ``layer<l>.npy`` itself at the last step.
+* **Neurons that are not Loihi's LIF** (``>=`` firing, other resets, multi-spike, per-neuron
+  parameters, a current bias, an LI readout, a recurrent layer that fires without input) are a
+  :class:`~sne_deploy.simulators.lava_procs.general_lif.GeneralLIF` layer instead
+  (:func:`uses_lava_lif`), with the same schedule and its own recording; a multi-spike layer's
+  counts reach the next synapses as graded spikes.
 
 ``stop()`` always runs, or Lava hangs at interpreter exit.
 """
@@ -77,20 +82,18 @@ def recurrent_batch(network: Network, n: int) -> int:
     return int(max(1, min(n, _RECURRENT_MAX_BATCH, _SPARSE_BUDGET // max(synapses, 1))))
 
 
-def check_recurrent_start(network: Network, mode: str) -> None:
-    """Layer l starts its first sample at Lava step 2 + l; before that it runs with no input. A
-    recurrent layer that fires then would feed those spikes into its first real step, so such
-    a network is refused (it needs a bias that reaches threshold without input)."""
+def restless_layers(network: Network, mode: str) -> frozenset[int]:
+    """The recurrent layers that fire without input (a bias reaching threshold). Layer l starts
+    its first sample at Lava step 2 + l and runs with no input before that; Lava's LIF would feed
+    the spikes of those steps through its recurrent synapses into its first real step. Such a
+    layer runs on GeneralLIF, which stays silent until its first sample arrives."""
     from sne_deploy.simulators.loop import run_loop
 
+    if not network.is_recurrent:
+        return frozenset()
     quiet = np.zeros((1, len(network.layers) + 1, network.n_in), dtype=bool)
     counts = run_loop(network, quiet, mode).counts
-    for layer, c in zip(network.layers, counts):
-        if layer.recurrent is not None and c.any():
-            raise GraphError(
-                f"layer '{layer.name}' is recurrent and fires without input (its bias reaches threshold): "
-                "on Lava those spikes would reach its first step; run it on the reference or Brian2"
-            )
+    return frozenset(i for i, (l, c) in enumerate(zip(network.layers, counts)) if l.recurrent is not None and c.any())
 
 
 def lava_lif_params(layer: Layer, mode: str) -> tuple[np.ndarray, dict]:
@@ -119,12 +122,41 @@ def lava_lif_params(layer: Layer, mode: str) -> tuple[np.ndarray, dict]:
     return weight, kw
 
 
+def uses_lava_lif(network: Network, li: int) -> bool:
+    """Whether layer ``li`` is a neuron Lava's own LIF computes (fires at v > vth, resets v to 0,
+    one spike a step, one du, dv and vth per population, a bias on v only, spiking): then it runs
+    on Lava's ``LIFReset``, else on the project's :class:`~sne_deploy.simulators.lava_procs.general_lif.GeneralLIF`."""
+    layer = network.layers[li]
+    p = layer.params
+    return (
+        layer.spiking
+        and network.layer_dynamics(li).is_loihi
+        and p.ibias is None
+        and np.ndim(p.du) == 0
+        and np.ndim(p.dv) == 0
+        and np.unique(np.asarray(p.vth)).size == 1
+    )
+
+
+def record_kind(network: Network, li: int) -> str:
+    """What layer ``li``'s recording file holds: ``bits`` (0/1 spikes, packed), ``counts`` (int32
+    spikes per step of multi-spike neurons) or ``v`` (an LI readout's membrane, which never spikes)."""
+    if not network.layers[li].spiking:
+        return "v"
+    return "counts" if network.dynamics.spikes == "multi" else "bits"
+
+
+GRADED_BITS = 24  # Loihi 2's graded spikes carry up to 24 bits: what a multi-spike count is sent as
+
+
 class _Procs(NamedTuple):
     """The Lava processes a run is wired from (imported only inside the Lava environment)."""
 
     Dense: Any
     Sparse: Any
     neuron: Any  # LIFReset, or partial(RecordingLIFReset, ...) keeping the spikes
+    general: Any  # GeneralLIF
+    record: Any  # the recording settings (None: nothing recorded)
     scipy_sparse: Any
 
 
@@ -145,16 +177,21 @@ def build_and_run(
     if network.is_recurrent:
         if bsz < n:
             raise GraphError(f"a recurrent network runs all {n} samples in one batch here, got batch {bsz}")
-        check_recurrent_start(network, mode)
     length = n_batches(n, bsz) * steps
     total = length + len(network.layers) + 1
     source = RingBuffer(data=batch_inputs(spikes, bsz, total).T.astype(np.int32))
-    prev_port, sparse_layers = source.s_out, []
-    for li, layer in enumerate(network.layers):
+    prev_port, sparse_layers, general_layers = source.s_out, [], []
+    restless = restless_layers(network, mode)
+    for li in range(len(network.layers)):
         procs = _procs(record, first=2 + li, length=length, last=total, path=out_dir / f"layer{li}.npy")
-        bits = message_bits(spikes) if li == 0 else 0
-        prev_port, used_sparse = _add_layer(procs, prev_port, layer, li, mode, bsz, steps, network.is_recurrent, bits)
+        if li == 0:
+            bits = message_bits(spikes)
+        else:  # a multi-spike layer sends its counts as graded spikes
+            bits = GRADED_BITS if record_kind(network, li - 1) == "counts" else 0
+        general = li in restless or not uses_lava_lif(network, li)
+        prev_port, used_sparse = _add_layer(procs, prev_port, network, li, mode, bsz, steps, bits, general)
         sparse_layers.append(used_sparse)
+        general_layers.append(general)
     t_build = time.perf_counter() - t0
     cfg = Loihi2SimCfg(
         select_tag="fixed_pt" if mode == "fixed" else "floating_pt",
@@ -173,6 +210,7 @@ def build_and_run(
         "steps_per_s": total / t_run,
         "batch": bsz,
         "sparse_layers": sparse_layers,
+        "general_layers": general_layers,
     }
 
 
@@ -182,11 +220,13 @@ def _procs(record: bool, **recording: Any) -> _Procs:
     from lava.proc.sparse.process import Sparse
     from scipy import sparse
 
+    from sne_deploy.simulators.lava_procs.general_lif import GeneralLIF
     from sne_deploy.simulators.lava_procs.recording_lif import RecordingLIFReset
 
+    recording = {**recording, "path": str(recording["path"])}
     # with recording: the same Lava neuron model, keeping its spikes (none for the raw benchmark)
-    neuron = partial(RecordingLIFReset, **{**recording, "path": str(recording["path"])}) if record else LIFReset
-    return _Procs(Dense, Sparse, neuron, sparse)
+    neuron = partial(RecordingLIFReset, **recording) if record else LIFReset
+    return _Procs(Dense, Sparse, neuron, GeneralLIF, recording if record else None, sparse)
 
 
 def message_bits(spikes: np.ndarray) -> int:
@@ -196,32 +236,58 @@ def message_bits(spikes: np.ndarray) -> int:
     return 0 if spikes.dtype == np.bool_ else int(spikes.max()).bit_length() + 1
 
 
+def _neurons(procs: _Procs, network: Network, li: int, mode: str, bsz: int, steps: int, general: bool) -> Any:
+    """Layer ``li``'s neurons for ``bsz`` copies: Lava's LIFReset, or (``general``) a GeneralLIF
+    with the reference's own step parameters (per-neuron ones tiled per copy), silent until its
+    first sample arrives at step 2 + li."""
+    from sne_deploy.simulators.loop import step_params
+
+    layer = network.layers[li]
+    schedule = {"reset_interval": steps, "reset_offset": (2 + li) % steps}
+    if not general:
+        weight, kw = lava_lif_params(layer, mode)
+        kw["bias_mant"] = np.tile(kw["bias_mant"], bsz)
+        return weight, procs.neuron(shape=(bsz * layer.n_out,), **schedule, **kw)
+    params = step_params(layer, mode == "fixed")
+    tiled = params._replace(**{k: np.tile(v, bsz) for k, v in params._asdict().items() if np.ndim(v) > 0})
+    record = None if procs.record is None else {**procs.record, "what": record_kind(network, li)}
+    weight = layer.fixed.weight.astype(np.int32) if mode == "fixed" else layer.weight.astype(np.float64)
+    neurons = procs.general(
+        shape=(bsz * layer.n_out,),
+        params=tiled,
+        dynamics=network.layer_dynamics(li),
+        start=2 + li,
+        record=record,
+        **schedule,
+    )
+    return weight, neurons
+
+
 def _add_layer(
     procs: _Procs,
     prev_port: Any,
-    layer: Layer,
+    network: Network,
     li: int,
     mode: str,
     bsz: int,
     steps: int,
-    recurrent_net: bool,
     bits: int = 0,
+    general: bool = False,
 ) -> tuple[Any, bool]:
     """Layer ``li``'s synapses (taking ``bits``-bit graded messages, 0 = binary spikes) and neurons
-    after ``prev_port``; returns its spike port and whether its synapses are a Sparse process."""
-    if not layer.spiking:
-        raise GraphError(f"layer '{layer.name}': non-spiking (LI) layers are not supported on the Lava backend")
-    weight, kw = lava_lif_params(layer, mode)
-    kw["bias_mant"] = np.tile(kw["bias_mant"], bsz)
+    (``general``: GeneralLIF, else Lava's LIF) after ``prev_port``; returns its spike port and
+    whether its synapses are a Sparse process."""
+    layer = network.layers[li]
+    weight, lif = _neurons(procs, network, li, mode, bsz, steps, general)
     # a recurrent network's many copies: block-diagonal matrices are mostly zeros
-    use_sparse = is_sparse(weight) or (recurrent_net and bsz > 1)
+    use_sparse = is_sparse(weight) or (network.is_recurrent and bsz > 1)
     conn = _connection(procs, weight, bsz, use_sparse, bits)
-    lif = procs.neuron(shape=(bsz * layer.n_out,), reset_interval=steps, reset_offset=(2 + li) % steps, **kw)
     prev_port.connect(conn.s_in)
     conn.a_out.connect(lif.a_in)
     rec = layer.recurrent_weight(mode)
     if rec is not None:  # the layer's spikes, one step late (Lava's synapses always are), into itself
-        rec_conn = _connection(procs, rec.astype(weight.dtype), bsz, bsz > 1 or is_sparse(rec))
+        own_bits = GRADED_BITS if record_kind(network, li) == "counts" else 0
+        rec_conn = _connection(procs, rec.astype(weight.dtype), bsz, bsz > 1 or is_sparse(rec), own_bits)
         lif.s_out.connect(rec_conn.s_in)
         rec_conn.a_out.connect(lif.a_in)
     return lif.s_out, use_sparse

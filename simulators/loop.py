@@ -78,7 +78,7 @@ def run_loop(
     mode_rec = [l.recurrent_weight(mode) for l in layers]
     rec_drives = [None if w is None else _drive(None, w, lib) for w in mode_rec]
     last = [None if w is None else lib.zeros((n, l.n_out), "float64") for w, l in zip(mode_rec, layers)]
-    params = [_params(l, fixed, lib) for l in layers]
+    params = [step_params(l, fixed, lib) for l in layers]
     states = [LIFState(lib.zeros((n, l.n_out), state_dtype), lib.zeros((n, l.n_out), state_dtype)) for l in layers]
     counts = [lib.zeros((n, l.n_out), "int64") for l in layers]
     multi = dyn.spikes == "multi"  # spikes per neuron and step are counts, not 0/1
@@ -127,7 +127,9 @@ def _drive(layer: Any, weight: np.ndarray, lib: ArrayLib) -> Callable[[Any], Any
     return lambda s: s @ w_t
 
 
-def _params(layer: Any, fixed: bool, lib: ArrayLib) -> Any:
+def step_params(layer: Any, fixed: bool, lib: ArrayLib = NUMPY) -> Any:
+    """The parameters the step functions take for ``layer`` (fixed or float), as the loop runs
+    them; Lava's GeneralLIF process gets the same ones."""
     if fixed:
         f = layer.fixed.params
         # an LI readout never fires: a threshold beyond v's 24-bit range (its vth field is unused)
@@ -141,10 +143,11 @@ def _params(layer: Any, fixed: bool, lib: ArrayLib) -> Any:
             None if f.ibias is None else lib.asarray(np.asarray(f.ibias), "int64"),
         )
     p = layer.params
+    vth = p.vth if layer.spiking else np.full(layer.n_out, np.inf)  # an LI readout never fires
     return LIFParams(
         _decay(p.du, "float64", lib),
         _decay(p.dv, "float64", lib),
-        lib.asarray(p.vth, "float64"),
+        lib.asarray(vth, "float64"),
         lib.asarray(p.bias, "float64"),
         None if p.ibias is None else lib.asarray(p.ibias, "float64"),
     )

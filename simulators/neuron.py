@@ -24,7 +24,8 @@ Both forms are delay-free: layer l at step t sees layer l-1's spikes of the same
 Graphs from other libraries may need conventions Loihi does not have; they are options of the same
 step functions, off by default: :class:`Dynamics` (``>=`` firing, subtracting resets), per-neuron
 ``du``/``dv``, and a constant current ``ibias`` on u. The reference and Brian2 run them; Lava's LIF
-cannot, and the Lava backend refuses them.
+cannot, so the Lava backend runs such layers on its ``GeneralLIF`` process
+(:mod:`sne_deploy.simulators.lava_procs.general_lif`), whose models call these functions.
 """
 
 from __future__ import annotations
@@ -134,7 +135,8 @@ class Dynamics:
       v (NIR's ``w_in dt / tau_syn`` factor would scale its input by ``dt tau_syn_inv`` too), and
       ``r`` into an IF's v whatever dt is (norse's IAFCell: ``v = v + input``).
 
-    The default is Loihi's own neuron, the only one Lava's LIF runs.
+    The default is Loihi's own neuron, the only one Lava's LIF runs (the others run on Lava as
+    ``GeneralLIF`` layers).
     """
 
     firing: str = "gt"

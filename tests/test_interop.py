@@ -18,7 +18,6 @@ from sne_deploy.simulators.errors import GraphError
 from sne_deploy.simulators.fixed_point import quantize_network
 from sne_deploy.simulators.neuron import Dynamics, LIFParams, LIFState, lif_step_float
 from sne_deploy.simulators.nir_io import from_nir
-from sne_deploy.simulators.presets import get_preset
 
 from . import library_nets
 from .helpers import need
@@ -76,7 +75,7 @@ def _small_network(dyn: Dynamics) -> Network:
     return quantize_network(Network((l1, l2), dynamics=dyn))[0]
 
 
-DYNAMICS = [Dynamics("ge", "zero"), Dynamics("gt", "subtract"), Dynamics("ge", "subtract-next")]
+DYNAMICS = [Dynamics("ge", "zero"), Dynamics("gt", "subtract"), Dynamics("ge", "subtract-next"), Dynamics("gt", "none")]
 
 
 @pytest.mark.brian2
@@ -94,10 +93,18 @@ def test_run_options_are_spike_exact_on_brian2(brian2_ready, dyn, mode):
 
 
 @pytest.mark.parametrize("dyn", DYNAMICS, ids=lambda d: f"{d.firing}-{d.reset}")
-def test_lava_refuses_what_its_lif_cannot_do(dyn):
+def test_run_options_are_spike_exact_on_lava(lava_ready, dyn):
+    """What Lava's LIF is not (>= firing, subtracting and no resets) runs on the GeneralLIF
+    process, float and fixed point, spike for spike with the reference."""
     net = _small_network(dyn)
-    with pytest.raises(GraphError, match="Lava backend runs Loihi's LIF"):
-        run(net, np.zeros((1, 5, 12), np.uint8), "lava", "fixed")
+    x = (np.random.default_rng(2).random((16, 30, 12)) < 0.4).astype(np.uint8)
+    for mode in ("float", "fixed"):
+        ref = run(net, x, "reference", mode, record=True)
+        lava = run(net, x, "lava", mode, record=True)
+        assert lava.details["general_lif_layers"] == [True] * len(net.layers)
+        for a, b in zip(ref.trains, lava.trains):
+            assert np.array_equal(a, b)
+    assert run(Network(net.layers), x, "lava", "fixed").details["general_lif_layers"] == [False] * len(net.layers)
 
 
 def test_exponential_decay_option(tmp_path):
@@ -227,37 +234,44 @@ def test_snntorch_recurrent_layer_keeps_its_loop(tmp_path):
     np.testing.assert_array_equal(net.layers[0].params.bias, w_rec.bias)
 
 
+@pytest.mark.parametrize("case", list(LIBRARY_CASES))
+def test_library_export_runs_spike_exact_on_lava(tmp_path, lava_ready, case):
+    """Every library network of the reference test on Lava: Loihi's LIF where the neurons are
+    Loihi's, the GeneralLIF process where not (>= firing, subtracting or no resets, a bias on the
+    current, per-neuron time constants, multi-spike); in fixed point (--quantize) bit for bit
+    the reference's fixed point, which equals the library where the decays lie on Loihi's grid."""
+    name, *args = LIBRARY_CASES[case]
+    ex = _build(name, tmp_path, *args)
+    _reproduces(tmp_path, ex, "lava")
+    fixed = (*ex.options, "--quantize")
+    ref = _run_nir(tmp_path, ex.path, ex.inputs, ex.preset, "reference", "fixed", fixed)
+    _assert_identical(ref, _run_nir(tmp_path, ex.path, ex.inputs, ex.preset, "lava", "fixed", fixed))
+
+
 @pytest.mark.brian2
 @pytest.mark.parametrize(
-    "case, refusal",
-    [
-        (("spikingjelly_mlp", True, "LIF", 5), "fires at v > threshold"),
-        (("snntorch_synaptic", 3, True), "synaptic current"),
-        (("snntorch_leaky", True, "zero", 2, True), "per-neuron time constants"),
-    ],
+    "case",
+    [("spikingjelly_mlp", True, "LIF", 5), ("snntorch_synaptic", 3, True), ("snntorch_leaky", True, "zero", 2, True)],
     ids=["ge-firing", "current-bias", "per-neuron"],
 )
-def test_runs_on_brian2_and_is_refused_by_lava(tmp_path, brian2_ready, capsys, case, refusal):
+def test_non_loihi_neurons_run_on_brian2(tmp_path, brian2_ready, case):
     """What Lava's LIF cannot run (>= firing, a bias on the current, per-neuron time constants)
-    runs exactly on Brian2, float and fixed point, and Lava refuses it in one line."""
+    runs exactly on Brian2, float and fixed point."""
     name, *args = case
     ex = _build(name, tmp_path, *args)
     _reproduces(tmp_path, ex, "brian2")
     _reproduces(tmp_path, ex, "brian2", "fixed", ("--quantize",))
-    options = ex.options if ex.options else (("--reset", "zero") if name == "snntorch_synaptic" else ())
-    assert refusal in _refusal(tmp_path, capsys, ex.path, "--preset", ex.preset, *options, "--backend", "lava")
 
 
+@pytest.mark.parametrize("backend", ["brian2", "lava"])
 @pytest.mark.parametrize("kind", ["LIFNeuronTorch", "LIFTorch"])
-def test_rockpool_multi_spike_exports_on_brian2(tmp_path, brian2_ready, kind):
+def test_rockpool_multi_spike_exports_on_the_simulators(tmp_path, request, backend, kind):
     """Rockpool's default neurons emit several spikes a step; its exports run spike-exact on Brian2
-    with --preset rockpool (multi-spike, exp decays, its gains), and Lava refuses them in one line."""
+    and Lava with --preset rockpool (multi-spike, exp decays, its gains)."""
+    request.getfixturevalue(f"{backend}_ready")
     ex = _build("rockpool_mlp", tmp_path, False, kind)
     assert max(int(t.max()) for t in ex.trains) > 1
-    _reproduces(tmp_path, ex, "brian2")
-    preset = get_preset("rockpool")
-    with pytest.raises(GraphError, match="multi spikes runs on the reference and brian2 backends"):
-        run(from_nir(ex.path, dynamics=preset.dynamics, default_dt=preset.dt), ex.inputs, "lava", "float")
+    _reproduces(tmp_path, ex, backend)
 
 
 @pytest.mark.parametrize("backend", ["brian2", "lava"])
@@ -399,7 +413,7 @@ def sinabs_exports(sinabs_python, tmp_path_factory):  # type: ignore[no-untyped-
     return out, done.stdout.split()
 
 
-@pytest.mark.parametrize("backend", ["reference", "brian2"])
+@pytest.mark.parametrize("backend", ["reference", "brian2", "lava"])
 def test_sinabs_exports_run_spike_exact_with_its_preset(tmp_path, request, sinabs_exports, backend):
     """sinabs' own to_nir files (0-d tau, (T, n) input shapes, written by nir 1.0.4), read by our
     nir; exponential decay, >= firing and subtraction from --preset sinabs."""
@@ -442,10 +456,10 @@ def _threshold_graph(rng: np.random.Generator) -> "nir.NIRGraph":
 
 
 @pytest.mark.brian2
-def test_threshold_nodes_are_reset_free_and_memoryless_spiking_neurons(brian2_ready):
+def test_threshold_nodes_are_reset_free_and_memoryless_spiking_neurons(brian2_ready, lava_ready):
     """LI -> Threshold is a leaky neuron whose v is never reset (whatever the graph's reset); a
-    Threshold after a weight node spikes where this step's input crosses it; Brian2 runs both
-    spike for spike; Lava, whose LIF resets, refuses in one line."""
+    Threshold after a weight node spikes where this step's input crosses it; Brian2 and Lava (its
+    GeneralLIF process) run both spike for spike."""
     rng = np.random.default_rng(4)
     net = from_nir(_threshold_graph(rng), dt=1e-3, dynamics=Dynamics("gt", "subtract"))
     assert [l.reset for l in net.layers] == [None, "none", "none"]
@@ -468,8 +482,8 @@ def test_threshold_nodes_are_reset_free_and_memoryless_spiking_neurons(brian2_re
         assert np.array_equal(got, want)
     for a, b in zip(ref.trains, run(net, x, "brian2", "float", record=True).trains):
         assert np.array_equal(a, b)
-    with pytest.raises(GraphError, match="layer 'li': a reset-free neuron .* Lava's LIF resets v to 0"):
-        run(Network(net.layers), x, "lava", "float")  # Loihi's dynamics otherwise: the per-layer reset refuses
+    for a, b in zip(ref.trains, run(net, x, "lava", "float", record=True).trains):
+        assert np.array_equal(a, b)
     bad = _threshold_graph(rng)
     bad.nodes["th0"] = nir.Threshold(threshold=np.ones(8))
     bad.edges = [("input", "fc1"), ("fc1", "lif"), ("lif", "th0"), ("th0", "fc2"), *bad.edges[3:]]
