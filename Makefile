@@ -4,13 +4,16 @@ PY := .venv/bin/python
 SNE := .venv/bin/sne-deploy
 DEMO := runs/demo
 
-.PHONY: setup lava-env sinabs-env data demo test lint docs clean
+.PHONY: setup lava-env sinabs-env spyx-env data demo test lint docs clean
 
 setup:
 	scripts/setup-env.sh main lava
 
 sinabs-env:
 	scripts/setup-env.sh sinabs
+
+spyx-env:
+	scripts/setup-env.sh spyx
 
 lava-env:
 	scripts/setup-env.sh lava
@@ -24,7 +27,7 @@ demo: setup
 	$(SNE) export $(DEMO)/model.pt --target lava --force
 	$(SNE) simulate $(DEMO)/model.lava --budget 0.3 --backend lava --mode fixed
 
-test: setup data sinabs-env
+test: setup data sinabs-env spyx-env
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 # Lint, import order and formatting (ruff), types (mypy); configured in pyproject.toml.

@@ -9,6 +9,8 @@
 #   scripts/setup-env.sh data   # Debian's dataset-fashion-mnist, when apt-get can install it
 #   scripts/setup-env.sh sinabs # .venv-sinabs: Python 3.11, torch 2.13.0 CPU, sinabs 3.1.3 (pins nir<=1.0.4),
 #                               #                only for the interop tests' sinabs exports
+#   scripts/setup-env.sh spyx   # .venv-spyx: Python 3.11, Spyx 1.0.0 (JAX, flax), only for the interop
+#                               #             tests' Spyx exports (kept apart like sinabs: JAX's own pins)
 #
 # Python 3.10 for the Lava environment is found through $SNE_LAVA_PYTHON, then python3.10 on
 # PATH, then pyenv (any 3.10.x pyenv knows).
@@ -89,6 +91,19 @@ setup_sinabs() {
     say "sinabs environment ready"
 }
 
+setup_spyx() {
+    # Spyx runs on JAX and flax; the interop tests build, simulate and export its networks here
+    # (tests/spyx_nets.py) and read the files in the main environment
+    local venv=$ROOT/.venv-spyx
+    fresh "$venv" spyx && return 0
+    local stamp; stamp=$(stamp_of)
+    new_venv "$venv" "spyx (Spyx 1.0.0 on JAX, CPU)"
+    "$venv/bin/pip" install -q -c constraints.txt spyx==1.0.0
+    "$venv/bin/python" -c 'import spyx, nir' || die "spyx environment failed its import check"
+    echo "$stamp" > "$venv/.sne-stamp"
+    say "spyx environment ready"
+}
+
 [ $# -ge 1 ] || set -- main lava
 for what in "$@"; do
     case "$what" in
@@ -96,6 +111,7 @@ for what in "$@"; do
         lava) setup_lava ;;
         data) setup_data ;;
         sinabs) setup_sinabs ;;
-        *) die "unknown environment '$what' (main, lava, data, sinabs)" ;;
+        spyx) setup_spyx ;;
+        *) die "unknown environment '$what' (main, lava, data, sinabs, spyx)" ;;
     esac
 done

@@ -110,6 +110,12 @@ def run_brian2(
 ) -> Result:
     """Run ``spikes`` (N, T, n_in) through ``network`` on Brian2 (target: see the module docstring)."""
     spikes = check_inputs(network, spikes, mode)
+    for layer in network.layers:
+        if layer.delay:
+            raise GraphError(
+                f"layer '{layer.name}' sends its spikes {layer.delay} step(s) late (Spyx's timing): that runs on the "
+                "reference and lava backends"
+            )
     if network.dynamics.spikes == "multi" and any(np.any(np.asarray(l.params.vth) <= 0) for l in network.layers):
         raise GraphError("multi-spike neurons with a threshold <= 0 run on the reference backend only")
     target = target or os.environ.get("SNE_BRIAN2_TARGET", "cython")

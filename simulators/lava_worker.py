@@ -130,6 +130,7 @@ def uses_lava_lif(network: Network, li: int) -> bool:
     p = layer.params
     return (
         layer.spiking
+        and layer.delay == 0
         and network.layer_dynamics(li).is_loihi
         and p.ibias is None
         and np.ndim(p.du) == 0
@@ -257,6 +258,7 @@ def _neurons(procs: _Procs, network: Network, li: int, mode: str, bsz: int, step
         params=tiled,
         dynamics=network.layer_dynamics(li),
         start=2 + li,
+        delay=layer.delay,
         record=record,
         **schedule,
     )
@@ -278,6 +280,11 @@ def _add_layer(
     (``general``: GeneralLIF, else Lava's LIF) after ``prev_port``; returns its spike port and
     whether its synapses are a Sparse process."""
     layer = network.layers[li]
+    if layer.delay and layer.recurrent is not None:
+        raise GraphError(
+            f"layer '{layer.name}' is recurrent with a spike delay (Spyx's timing): its loop would see the delayed "
+            "spikes on Lava; run it on the reference backend"
+        )
     weight, lif = _neurons(procs, network, li, mode, bsz, steps, general)
     # a recurrent network's many copies: block-diagonal matrices are mostly zeros
     use_sparse = is_sparse(weight) or (network.is_recurrent and bsz > 1)

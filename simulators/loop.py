@@ -85,6 +85,9 @@ def run_loop(
     trains = [lib.zeros((n, steps, l.n_out), "int64" if multi else "bool") for l in layers] if record else None
     saturated = np.zeros(len(layers), np.int64)
     readout = None if layers[-1].spiking else lib.zeros((n, steps, layers[-1].n_out), state_dtype)
+    # a layer with delay d emits the spikes of step t at step t + d (Spyx reads a step's spike from
+    # the previous step's membrane): its held-back spikes, oldest first (its own loop sees them undelayed)
+    held = [[lib.zeros((n, l.n_out), "int64" if multi else "bool") for _ in range(l.delay)] for l in layers]
     for t in range(steps):
         s = x[:, t]
         for i in range(len(layers)):
@@ -101,14 +104,17 @@ def run_loop(
                 states[i], spk = lif_step_float(states[i], a, params[i], lib.xp, dyn=dyns[i])
             if multi:
                 spk = lib.asarray(spk, "int64")
+            if last[i] is not None:
+                last[i] = lib.asarray(spk, "float64")
+            if held[i]:
+                held[i].append(spk)
+                spk = held[i].pop(0)
             counts[i] += spk
             if on_spikes is not None:
                 on_spikes(i, spk)
             if trains is not None:
                 trains[i][:, t] = spk
             s = lib.asarray(spk, "float64")
-            if last[i] is not None:
-                last[i] = s
         if readout is not None:
             readout[:, t] = states[-1].v
     return LoopOutput(

@@ -63,6 +63,9 @@ class Layer:
     # the layer's own reset where it differs from the network's: "none" for a reset-free neuron
     # written as NIR's LI -> Threshold (Spyx's PSU_LIF)
     reset: Optional[str] = None
+    # steps between this step's update and the spike the next layer sees: 1 where a library reads
+    # a step's spike from the previous step's membrane (Spyx); see simulators.result.delayed
+    delay: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return plain.to_dict(self)
@@ -80,6 +83,7 @@ class Layer:
             conv=ConvGeometry.from_dict,
             recurrent=plain.FLOATS,
             reset=plain.text,
+            delay=int,
         )
 
     @property

@@ -104,7 +104,7 @@ FIRINGS = ("gt", "ge")
 RESETS = ("zero", "subtract", "subtract-next", "none")
 DECAYS = ("euler", "exp")
 SPIKES = ("single", "multi")
-GAINS = ("nir", "rockpool", "norse")
+GAINS = ("nir", "rockpool", "norse", "spyx")
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,12 @@ class Dynamics:
       - v + i)``): ``w_in`` undivided by tau_syn into a CubaLIF's current, ``r dt / tau_mem`` on to
       v (NIR's ``w_in dt / tau_syn`` factor would scale its input by ``dt tau_syn_inv`` too), and
       ``r`` into an IF's v whatever dt is (norse's IAFCell: ``v = v + input``).
+      ``spyx`` as Spyx 1.0 simulates (it writes ``r = beta`` and no ``w_in``): every neuron adds
+      its input with gain 1 (``V = beta V + x``; a CuBaLIF's ``I = alpha I + x``, ``V = beta V + I``);
+      and, being how Spyx steps rather than a gain, its LIF, IF and CuBaLIF read a step's spike
+      from the previous step's membrane (a one-step ``Layer.delay``; its LI -> Threshold
+      ``PSU_LIF`` spikes from this step's), and a CuBaLIF subtracts the threshold before its
+      membrane decays (``subtract``; its LIF and IF subtract after: ``subtract-next``).
 
     The default is Loihi's own neuron, the only one Lava's LIF runs (the others run on Lava as
     ``GeneralLIF`` layers).

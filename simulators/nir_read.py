@@ -52,6 +52,7 @@ from .linear_maps import (
 from .network import FixedLayer, Layer, Network, make_layer
 from .neuron import DECAY_UNITY, LOIHI, Dynamics, LIFParams, snap_decay
 from .nir_graph import EXACT, linear_chain, nir_module, read_exact
+from .presets import PRESETS
 
 
 class GraphWarning(UserWarning):
@@ -173,6 +174,7 @@ def from_nir(
     shape: Optional[tuple[int, ...]] = None  # of the activity flowing along the chain
     chain, loops = linear_chain(graph)
     chain = _thresholds(chain, nir)
+    channels_last: Optional[tuple[int, ...]] = None  # a (C, H, W) shape Spyx flattened channels-last
     for name, node in chain:
         if isinstance(node, nir.Input):
             shape = tuple(int(s) for s in np.asarray(node.input_type["input"]).ravel())
@@ -181,10 +183,15 @@ def from_nir(
             continue
         if isinstance(node, nir.Flatten):  # our activity is always the C-order flat vector
             assert shape is not None  # the chain starts at the Input node, which sets it
+            if dyn.gain == "spyx" and len(shape) == 3:  # Spyx flattens its (H, W, C) arrays
+                channels_last = shape
             shape = (int(np.prod(shape)),)
             continue
         if isinstance(node, (nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)):
             step = _linear(name, node, shape, nir)
+            if channels_last is not None:
+                step = replace(step, weight=step.weight[:, _hwc_columns(channels_last)])
+                channels_last = None
             pending = step if pending is None else pending.then(step)
             shape = step.out_shape
             continue
@@ -313,6 +320,13 @@ def _linear(name: str, node: Any, shape: Optional[tuple[int, ...]], nir: Any) ->
     return _Linear(name, matrix, bias, out)
 
 
+def _hwc_columns(chw: tuple[int, ...]) -> np.ndarray:
+    """For each element of a C-order (C, H, W) flat vector, its index in the (H, W, C) flat
+    vector: the columns of a weight written for a channels-last flatten, in our order."""
+    c, h, w = chw
+    return np.arange(c * h * w).reshape(h, w, c).transpose(2, 0, 1).ravel()
+
+
 def _fmt(x: Any) -> str:
     a = np.asarray(x, dtype=np.float64)
     return f"{float(a):.8g}" if a.ndim == 0 else f"{a.min():.8g}..{a.max():.8g} (per neuron)"
@@ -342,7 +356,9 @@ def _continuous(name: str, node: Any, dt: float, dyn: Dynamics, n: int, nir: Any
     if isinstance(node, nir.CubaLIF):
         tau_syn = _positive(name, "tau_syn", node.tau_syn)
         tau_mem = _positive(name, "tau_mem", node.tau_mem)
-        if dyn.gain == "rockpool":  # isyn = (isyn + input) * e^(-dt/tau_syn), v gets isyn undecayed
+        if dyn.gain == "spyx":  # I = alpha I + x, V = beta V + I
+            gain = np.ones(n)
+        elif dyn.gain == "rockpool":  # isyn = (isyn + input) * e^(-dt/tau_syn), v gets isyn undecayed
             gain = np.exp(-dt / np.asarray(tau_syn, dtype=np.float64))
         elif dyn.gain == "norse":  # i = i + w_in input, v += dt/tau_mem (r i - v): no dt/tau_syn on the input
             gain = _finite(name, "w_in", node.w_in) * _gain(dt, tau_mem, _finite(name, "r", node.r), dyn)
@@ -362,10 +378,10 @@ def _continuous(name: str, node: Any, dt: float, dyn: Dynamics, n: int, nir: Any
         node = node.li
     if isinstance(node, (nir.LIF, nir.LI)):
         tau = _positive(name, "tau", node.tau)
-        gain = np.ones(n) if dyn.gain == "rockpool" else _gain(dt, tau, _finite(name, "r", node.r), dyn)
+        gain = np.ones(n) if dyn.gain in ("rockpool", "spyx") else _gain(dt, tau, _finite(name, "r", node.r), dyn)
         return _Continuous(1.0, _rate(dt, tau, dyn), gain, _gain(dt, tau, _finite(name, "v_leak", node.v_leak), dyn))
     r = _finite(name, "r", node.r)  # IF; norse's IAFCell adds its input whatever dt is
-    return _Continuous(1.0, 0.0, r if dyn.gain == "norse" else dt * r, np.zeros(n))
+    return _Continuous(1.0, 0.0, r if dyn.gain in ("norse", "spyx") else dt * r, np.zeros(n))
 
 
 def _check_v_reset(name: str, node: Any, dyn: Dynamics) -> None:
@@ -403,7 +419,7 @@ def _layer(
         raise GraphError(
             f"node '{name}': dt / tau gives du = {_fmt(du)}, dv = {_fmt(dv)} with dt = {dt:g} from {dt_from}, but decays must "
             f"lie in (0, 1]; NIR files rarely state their time step: pass the one the graph was made for with --dt "
-            f"or name the library that wrote it with --preset snntorch|norse|sinabs|spikingjelly"
+            f"or name the library that wrote it with --preset {'|'.join(PRESETS)}"
         )
     if not np.all(np.isfinite(weight)) or not np.all(np.isfinite(aff_bias)):
         raise GraphError(f"node '{pending.name}': weights or bias hold NaN or inf")
@@ -450,7 +466,20 @@ def _layer(
         )
     except GraphError as e:
         raise GraphError(f"node '{name}': {e}") from None
-    return replace(layer, reset="none") if reset_free and dyn.reset != "none" else layer
+    if reset_free:
+        return replace(layer, reset="none") if dyn.reset != "none" else layer
+    return _spyx_timing(layer, node, dyn, nir) if dyn.gain == "spyx" else layer
+
+
+def _spyx_timing(layer: Layer, node: Any, dyn: Dynamics, nir: Any) -> Layer:
+    """How Spyx steps its LIF, IF and CuBaLIF (``spikes = H(V - thr)`` before ``V`` takes this
+    step's input): the spike of a step is the delay-free neuron's of the step before (delay 1),
+    and a CuBaLIF takes the threshold off before its membrane decays (``subtract``). Spyx's LI
+    (a readout) and LI -> Threshold (``PSU_LIF``) have no such delay."""
+    if not layer.spiking:
+        return layer
+    reset = "subtract" if isinstance(node, nir.CubaLIF) and dyn.reset == "subtract-next" else layer.reset
+    return replace(layer, delay=1, reset=reset)
 
 
 def _check_metadata_agrees(name: str, standard: tuple, exact: tuple) -> None:

@@ -67,6 +67,18 @@ PRESETS: dict[str, Preset] = {
             "thresholds; the exporter drops biases",
         ),
         Preset(
+            "spyx",
+            1.0,
+            Dynamics("gt", "subtract-next", "euler", gain="spyx"),
+            "Spyx 1.0 steps in units of dt = 1 (its to_nir default) and writes tau = dt / (1 - beta), r = beta and "
+            "no w_in: every neuron adds its input with gain 1 (V = beta V + x; a CuBaLIF's I = alpha I + x, "
+            "V = beta V + I); it fires at V > threshold, but reads a step's spike from the membrane before that "
+            "step's input, so each LIF, IF and CuBaLIF layer's spikes come one step later than the delay-free "
+            "neuron's; LIF and IF subtract the threshold after the decay (subtract-next), CuBaLIF before it "
+            "(subtract); LI -> Threshold (PSU_LIF) is reset-free and spikes in the same step; its conv nets flatten "
+            "channels-last (H, W, C), which the weights after a Flatten are reordered for",
+        ),
+        Preset(
             "spikingjelly",
             1e-4,
             Dynamics("ge", "zero", "euler"),

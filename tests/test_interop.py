@@ -364,7 +364,7 @@ def replace_weight(layer, k: int):  # type: ignore[no-untyped-def]
 # --- LI readouts -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["reference", "brian2"])
+@pytest.mark.parametrize("backend", ["reference", "brian2", "lava"])
 def test_norse_li_readout_returns_its_membrane_trace(tmp_path, request, backend, capsys):
     """Linear -> LIFBox -> Linear -> LIBox, norse's classifier shape: the readout never spikes, so
     its membrane trace is the result (--out holds it, --json summarises it)."""
@@ -382,6 +382,66 @@ def test_norse_li_readout_returns_its_membrane_trace(tmp_path, request, backend,
     assert _run_nir_cli(ex, tmp_path, "norse", "--backend", backend, "--json") == 0
     summary = json.loads(capsys.readouterr().out)["readout"]
     assert summary["argmax_of_max_over_time"] == ex.readout.max(axis=1).argmax(axis=1).tolist()
+
+
+# --- Spyx, in its own environment --------------------------------------------------------------
+
+SPYX_NETS = ("if_mlp", "lif_mlp", "cubalif_mlp", "psu_lif_mlp", "lif_mlp_bias", "lif_mlp_per_neuron", "if_conv")
+
+
+@pytest.fixture(scope="session")
+def spyx_exports(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """tests/spyx_nets.py run by the Spyx environment: (folder, names written)."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    py = Path(os.environ.get("SNE_SPYX_ENV", root / ".venv-spyx")) / "bin" / "python"
+    need("the Spyx environment", py.exists(), "run 'make spyx-env' (Spyx runs on JAX: its own venv)")
+    out = tmp_path_factory.mktemp("spyx")
+    done = subprocess.run(
+        [str(py), str(root / "tests" / "spyx_nets.py"), str(out)], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out, done.stdout.split()
+
+
+@pytest.mark.parametrize("backend", ["reference", "lava"])
+def test_spyx_exports_run_spike_exact_with_its_preset(tmp_path, request, spyx_exports, backend):
+    """Spyx 1.0.0's own to_nir files, unpatched: IF, LIF, CuBaLIF MLPs (biases and Spyx's default
+    per-neuron betas too), a channels-last conv net with SumPool and a reset-free PSU_LIF (LI ->
+    Threshold) give Spyx's trains in every layer with --preset spyx (its one-step spike delay, gain
+    1, CuBaLIF's reset before the decay, channels-last flatten); on Lava in fixed point
+    (--quantize) bit for bit the reference's fixed point."""
+    if backend != "reference":
+        request.getfixturevalue(f"{backend}_ready")
+    folder, names = spyx_exports
+    assert sorted(names) == sorted(SPYX_NETS)
+    for name in names:
+        with np.load(folder / f"{name}.npz") as f:
+            x, lib = f["spikes"], [f[k] for k in sorted(k for k in f.files if k.startswith("layer"))]
+        _assert_identical(lib, _run_nir(tmp_path, folder / f"{name}.nir", x, "spyx", backend))
+        if backend == "lava":
+            ref = _run_nir(tmp_path, folder / f"{name}.nir", x, "spyx", "reference", "fixed", ("--quantize",))
+            _assert_identical(
+                ref, _run_nir(tmp_path, folder / f"{name}.nir", x, "spyx", "lava", "fixed", ("--quantize",))
+            )
+
+
+def test_spyx_timing_without_its_preset_and_on_brian2(tmp_path, spyx_exports, capsys):
+    """Without the one-step delay Spyx's trains are not reproduced; Brian2 refuses the delay in one line."""
+    folder, _ = spyx_exports
+    with np.load(folder / "lif_mlp.npz") as f:
+        x, lib = f["spikes"], [f["layer0"], f["layer1"]]
+    ours = _run_nir(tmp_path, folder / "lif_mlp.nir", x, "snntorch", extra=("--dt", "1"))
+    assert any((a != b).any() for a, b in zip(lib, ours))
+    np.savez(tmp_path / "x.npz", spikes=x[:2])
+    capsys.readouterr()
+    args = ["run-nir", str(folder / "lif_mlp.nir"), "--inputs", str(tmp_path / "x.npz"), "--preset", "spyx"]
+    assert main([*args, "--backend", "brian2"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "1 step(s) late (Spyx's timing)" in line and "reference and lava" in line
 
 
 # --- sinabs, in its own environment ------------------------------------------------------------

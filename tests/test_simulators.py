@@ -543,3 +543,27 @@ def test_multi_spike_networks_are_spike_exact_on_brian2_and_lava(request, backen
         for a, b in zip(ref.trains, b2.trains):
             np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(ref.synaptic_events, b2.synaptic_events)
+
+
+def test_a_layer_delay_sends_each_steps_spikes_one_step_later():
+    """Layer.delay = 1 (Spyx's timing): a layer's spikes reach the next layer and the trains one
+    step later, with its bias and its own dynamics unchanged; the torch reference agrees."""
+    from dataclasses import replace
+
+    from sne_deploy.snn import run_network_torch
+
+    rng = np.random.default_rng(3)
+    first = make_layer("a", rng.normal(0, 0.8, (10, 6)), 1.0, 0.25, 1.0, 0.05)
+    second = make_layer("b", rng.normal(0, 0.8, (4, 10)), 1.0, 0.25, 1.0, 0.1)
+    x = rng.random((8, 25, 6)) < 0.5
+    plain = run(Network((first, second)), x, "reference", "float", record=True)
+    late = Network((replace(first, delay=1), second))
+    got = run(late, x, "reference", "float", record=True)
+    assert plain.trains[0][:, :-1].any()
+    np.testing.assert_array_equal(got.trains[0][:, 1:], plain.trains[0][:, :-1])  # the same spikes, a step later
+    assert not got.trains[0][:, 0].any()
+    assert (got.trains[1] != plain.trains[1]).any()  # the next layer sees them later
+    torch_run = run_network_torch(late, x, "float", record=True)
+    for a, b in zip(got.trains, torch_run.trains):
+        np.testing.assert_array_equal(a, b)
+    assert Network.from_dict(late.to_dict()).layers[0].delay == 1

@@ -49,7 +49,9 @@ class GeneralLIF(AbstractProcess):
     in fixed point, scalars or one value per neuron) stepping under ``dynamics``; u, v and the
     pending spikes are zeroed at every step where ``time_step % reset_interval == reset_offset``;
     before step ``start`` (when the first sample reaches the layer) the neurons stay silent, so no
-    spike of those input-less steps reaches the first sample through a recurrent loop.
+    spike of those input-less steps reaches the first sample through a recurrent loop. ``delay``
+    d > 0 sends each step's spikes d steps later (Spyx's timing; ``Layer.delay``), none of one
+    sample's reaching the next.
     ``record`` (optional): ``{"first", "length", "last", "path", "what"}``, ``what`` one of
     ``bits``, ``counts``, ``v``."""
 
@@ -62,6 +64,7 @@ class GeneralLIF(AbstractProcess):
         reset_interval: int,
         reset_offset: int,
         start: int = 1,
+        delay: int = 0,
         record: Any = None,
     ) -> None:
         super().__init__(
@@ -71,6 +74,7 @@ class GeneralLIF(AbstractProcess):
             reset_interval=reset_interval,
             reset_offset=reset_offset,
             start=start,
+            delay=delay,
             record=record,
         )
         self.a_in = InPort(shape=shape)
@@ -89,6 +93,8 @@ class _GeneralModel(PyLoihiProcessModel):
         self._interval = int(proc_params["reset_interval"])
         self._offset = int(proc_params["reset_offset"]) % self._interval
         self._start = int(proc_params["start"])
+        self._delay = int(proc_params["delay"])
+        self._held: list = []  # spikes waiting for their step, oldest first
         self._pending = None  # subtract-next: last step's spikes
         rec = proc_params["record"]
         self._rec = rec
@@ -111,12 +117,16 @@ class _GeneralModel(PyLoihiProcessModel):
             self.u[:] = 0
             self.v[:] = 0
             self._pending = None
+            self._held = []
         state = LIFState(self.u.astype(self._state_dtype), self.v.astype(self._state_dtype), self._pending)
         state, s = self._step(state, np.asarray(a).astype(self._state_dtype))
         self.u[:] = state.u
         self.v[:] = state.v
         self._pending = state.s
         out = s.astype(np.int32) if self._dyn.spikes == "multi" else np.asarray(s, dtype=bool)
+        if self._delay:
+            self._held.append(out)
+            out = self._held.pop(0) if len(self._held) > self._delay else np.zeros_like(out)
         self._record(out, state.v)
         self.s_out.send(out)
 
