@@ -9,9 +9,9 @@ padding, ``padding="same"`` only with stride 1.
 
 The matrix is the one description of a layer's synapses (fixed-point mapping, energy counts and
 every backend read it). A layer made from one ``Conv2d`` also keeps its :class:`ConvGeometry`, so
-that a simulator may *compute* the same product as a convolution (:func:`conv_kernel` reads the
-kernel back out of whichever matrix it runs, float or fixed point, and refuses when the matrix is
-not that convolution): a typical conv layer's matrix is 97 % zeros.
+that its kernel can be written back out (:func:`conv_kernel` reads it out of the matrix, float or
+fixed point, and refuses when the matrix is not that convolution) and the reference computes it
+as the sparse product it is: a typical conv layer's matrix is 97 % zeros.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from . import plain
 from .errors import GraphError
@@ -164,32 +163,6 @@ def conv_kernel(matrix: np.ndarray, geom: ConvGeometry) -> Optional[np.ndarray]:
     return kernel if np.array_equal(geometry_matrix(kernel, geom), matrix) else None
 
 
-def conv_operator(kernel: np.ndarray, geom: ConvGeometry) -> Callable[[np.ndarray], np.ndarray]:
-    """x (N, C*H*W) -> x @ matrix.T (N, C_out*OH*OW), computed as a convolution: the input
-    windows gathered into columns (im2col) and one matrix product per group with the kernel,
-    so the work is the synapses', not the dense matrix's entries."""
-    (c_in, h, w), (c_out, oh, ow) = geom.in_shape, geom.out_shape
-    _, c_in_g, kh, kw = geom.kernel
-    (sh, sw), (ph, pw), (dh, dw), g = geom.stride, geom.padding, geom.dilation, geom.groups
-    per_group = c_out // g
-    # (groups, C_in/groups * kH * kW, C_out/groups): the kernel as the right-hand matrix of each group
-    right = np.ascontiguousarray(kernel.reshape(g, per_group, c_in_g * kh * kw).transpose(0, 2, 1))
-
-    def apply(x: np.ndarray) -> np.ndarray:
-        n = x.shape[0]
-        xp = np.pad(x.reshape(n, c_in, h, w), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        # numpy's stubs type ``axis`` as one int; the function takes a tuple
-        win = sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))  # type: ignore[call-overload]
-        win = win[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, ::dh, ::dw]  # (N, C, OH, OW, kH, kW)
-        out = np.empty((n, oh, ow, c_out), dtype=np.result_type(x, kernel))
-        for k in range(g):
-            cols = win[:, k * c_in_g : (k + 1) * c_in_g].transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1)
-            out[..., k * per_group : (k + 1) * per_group] = (cols @ right[k]).reshape(n, oh, ow, per_group)
-        return out.transpose(0, 3, 1, 2).reshape(n, -1)
-
-    return apply
-
-
 def sumpool2d_matrix(
     in_shape: Sequence[int], kernel_size: Pair, stride: Pair, padding: Pair = 0
 ) -> tuple[np.ndarray, tuple[int, int, int]]:
@@ -211,18 +184,16 @@ def is_sparse(weight: np.ndarray) -> bool:
 
 def synapse_operator(weight: np.ndarray, conv: Optional[ConvGeometry] = None) -> Callable[[np.ndarray], np.ndarray]:
     """The fastest exact way to compute ``x @ weight.T`` for activity x (N, n_in), chosen once per
-    layer: a convolution when the layer is one (and ``weight`` is still exactly that convolution),
-    a scipy sparse product when the matrix is mostly zeros, else BLAS on the dense matrix. All three
-    add the same products (integers stay exact; float sums may differ in their last bit only in
-    the order of addition, as BLAS's own blocking already does)."""
-    if conv is not None:
-        kernel = conv_kernel(weight, conv)
-        if kernel is not None:
-            return conv_operator(kernel.astype(np.float64), conv)
-    if is_sparse(weight):
+    layer: a scipy sparse product when the matrix is mostly zeros or is a convolution (an unrolled
+    convolution is: each output sees k² C_in inputs), else BLAS on the dense matrix. Measured at
+    N = 1,000 on convolutions from 2x8x8 -> 4x8x8 to 1x28x28 -> 16x28x28 (5x5), the sparse product
+    ran 1.3-5x faster than an im2col convolution (numpy's sliding windows, one matrix product
+    per group; the reference's operator until 2026-12) and 1.5-7x faster than the dense product. Both add the same products (integers stay exact; float sums may differ in their last
+    bit only in the order of addition, as BLAS's own blocking already does)."""
+    if conv is not None or is_sparse(weight):
         import scipy.sparse
 
-        csr = scipy.sparse.csr_matrix(weight.astype(np.float64))
-        return lambda x: (csr @ x.T).T
+        right = scipy.sparse.csr_matrix(np.ascontiguousarray(weight.T, dtype=np.float64))
+        return lambda x: np.asarray(x @ right)
     dense_t = np.ascontiguousarray(weight.T, dtype=np.float64)
     return lambda x: x @ dense_t

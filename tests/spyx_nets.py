@@ -1,7 +1,7 @@
 """Spyx networks for the interop tests, run by the Spyx environment's Python (``.venv-spyx``:
 Spyx 1.0.0 on JAX, kept out of the main environment as sinabs is).
 
-    .venv-spyx/bin/python tests/spyx_nets.py OUT_DIR
+    .venv-spyx/bin/python tests/spyx_nets.py OUT_DIR [--samples N]
 
 Builds the networks a Spyx user writes (``flax.nnx`` layers and Spyx neurons, as its tutorials
 do): IF, LIF and CuBaLIF MLPs, a conv net with SumPool (channels-last, as JAX convolves), and a
@@ -10,9 +10,14 @@ exported with ``spyx.nir.to_nir`` unpatched, and written as ``<name>.nir`` plus 
 (``spikes`` (N, T, n_in) in channels-first order, ``layer<i>`` (N, T, n_i) spikes per neuron layer,
 channels-first too). Integer weights and dyadic decays keep Spyx's float32 arithmetic exact, so a
 simulator that follows its conventions must give identical trains. Prints the names it wrote.
+``timings.json`` holds, per network, Spyx's own jitted run (``nnx.jit`` of ``spyx.nn.run``, the
+``jax.lax.scan`` a Spyx user runs) over the same N samples: the first call (with compilation) and
+the median of three further calls (``benchmarks/interop.py`` sets N = 1,000 for its speed table).
 """
 
+import json
 import sys
+import time
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -22,7 +27,7 @@ from flax import nnx
 from spyx import nn as snn
 from spyx.nir import to_nir
 
-N, T = 32, 30
+N, T = 32, 30  # N: --samples
 NEURONS = (snn.IF, snn.LIF, snn.CuBaLIF, snn.PSU_LIF)
 
 
@@ -99,6 +104,21 @@ def simulate(model, x):
     return out
 
 
+def jitted_seconds(model, x) -> dict:
+    """Spyx's own jitted simulation of ``x`` (N, T, ...): first call, then the median of three."""
+    run = nnx.jit(lambda m, xs: snn.run(m, xs, batch_major=True)[0])
+    xs = jnp.asarray(x, dtype=jnp.float32)
+    t0 = time.perf_counter()
+    run(model, xs).block_until_ready()
+    first = time.perf_counter() - t0
+    again = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        run(model, xs).block_until_ready()
+        again.append(time.perf_counter() - t0)
+    return {"first_call_s": first, "run_s": sorted(again)[1]}
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -106,13 +126,18 @@ def main(out: Path) -> None:
     nets["lif_mlp_bias"] = mlp(rng, "LIF", bias=True)
     nets["lif_mlp_per_neuron"] = mlp(rng, "LIF_per_neuron", bias=True)
     nets["if_conv"] = conv(rng)
+    timings = {}
     for name, (model, x_spyx, x_ours, inp, outp) in nets.items():
         trains = simulate(model, x_spyx)
         assert all(t.any() for t in trains), f"{name}: a layer never spiked"
         nir.write(str(out / f"{name}.nir"), to_nir(model, inp, outp))
         np.savez(out / f"{name}.npz", spikes=x_ours, **{f"layer{i}": t for i, t in enumerate(trains)})
+        timings[name] = jitted_seconds(model, x_spyx)
         print(name)
+    (out / "timings.json").write_text(json.dumps({"samples": N, "steps": T, "nets": timings}))
 
 
 if __name__ == "__main__":
+    if "--samples" in sys.argv:
+        N = int(sys.argv[sys.argv.index("--samples") + 1])
     main(Path(sys.argv[1]))

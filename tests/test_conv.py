@@ -15,7 +15,6 @@ from sne_deploy.simulators.linear_maps import (
     conv2d_geometry,
     conv2d_matrix,
     conv_kernel,
-    conv_operator,
     geometry_matrix,
     sumpool2d_matrix,
     synapse_operator,
@@ -54,9 +53,9 @@ def test_conv2d_matrix_is_torch_conv2d(c_in, c_out, k, stride, padding, dilation
 
 
 @pytest.mark.parametrize(CONV_ARGS, CONV_CASES + [(2, 8, 5, 2, 2, 1, 1)])
-def test_conv_operator_computes_the_unrolled_matrix_exactly(c_in, c_out, k, stride, padding, dilation, groups):
-    """The im2col convolution adds the same integer products as the dense matrix (fixed point:
-    exact), and the kernel read back out of the matrix is the kernel put in."""
+def test_the_conv_product_computes_the_unrolled_matrix_exactly(c_in, c_out, k, stride, padding, dilation, groups):
+    """The reference's product for a conv layer adds the same integer products as the dense matrix
+    (fixed point: exact), and the kernel read back out of the matrix is the kernel put in."""
     rng = np.random.default_rng(3)
     kh, kw = (k, k) if isinstance(k, int) else k
     kernel = rng.integers(-3, 4, size=(c_out, c_in // groups, kh, kw)).astype(np.float64)
@@ -65,7 +64,6 @@ def test_conv_operator_computes_the_unrolled_matrix_exactly(c_in, c_out, k, stri
     np.testing.assert_array_equal(matrix, conv2d_matrix(kernel, (c_in, 9, 7), stride, padding, dilation, groups)[0])
     np.testing.assert_array_equal(conv_kernel(matrix, geom), kernel)
     x = rng.integers(0, 3, size=(5, matrix.shape[1])).astype(np.float64)  # spikes or event counts
-    np.testing.assert_array_equal(conv_operator(kernel, geom)(x), x @ matrix.T)
     np.testing.assert_array_equal(synapse_operator(matrix, geom)(x), x @ matrix.T)
 
 
