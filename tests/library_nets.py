@@ -13,6 +13,7 @@ shape check in snnTorch's exporter, and ``nir.write`` cannot store norse's 0-d t
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -22,6 +23,9 @@ import numpy as np
 import torch
 
 N, T, N_IN, HIDDEN, N_OUT = 32, 50, 20, 16, 5
+# seconds of each library's own simulation, appended by every builder (benchmarks/interop.py's
+# speed table reads the last one after a build with N set larger)
+SIM_SECONDS: list[float] = []
 
 
 @dataclass(frozen=True)
@@ -61,12 +65,14 @@ def linears(
 def simulate(x: torch.Tensor, layers: list, step: Callable[[Any, torch.Tensor], torch.Tensor]) -> list:
     """The library's own step-by-step run of (linear, neuron) pairs; every neuron's output per step."""
     outs: list = [[] for _ in range(len(layers) // 2)]
+    t0 = time.perf_counter()
     with torch.no_grad():
         for t in range(T):
             a = x[t]
             for i in range(0, len(layers), 2):
                 a = step(layers[i + 1], layers[i](a))
                 outs[i // 2].append(a)
+    SIM_SECONDS.append(time.perf_counter() - t0)
     return [torch.stack(o, 1).numpy() for o in outs]
 
 
@@ -147,6 +153,27 @@ def snntorch_leaky(
     )
 
 
+def snntorch_deep(folder: Path, seed: int = 11) -> Export:
+    """A deeper snnTorch MLP: four Linear -> Leaky pairs (20-16-16-12-5), integer weights, the
+    default reset (subtraction at the next step)."""
+    import snntorch as snn
+
+    torch.manual_seed(seed)
+    sizes = (N_IN, HIDDEN, HIDDEN, 12, N_OUT)
+    layers: list = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        fc = torch.nn.Linear(n_in, n_out, bias=False)
+        with torch.no_grad():
+            fc.weight.copy_(torch.randint(-2, 4, fc.weight.shape).float())
+        layers += [
+            fc,
+            snn.Leaky(beta=torch.full((n_out,), 0.75), threshold=torch.full((n_out,), 2.0), init_hidden=True),
+        ]
+    x = inputs(seed)
+    trains, path = _snntorch_run_and_write(folder, layers, x)
+    return Export("snntorch", "Leaky MLP, four layers, integer weights", path, _flat_inputs(x), trains, "snntorch")
+
+
 def snntorch_synaptic(folder: Path, seed: int = 3, bias: bool = False) -> Export:
     """Linear -> Synaptic -> Linear -> Synaptic (CubaLIF), integer weights, default reset; with
     ``bias`` the Linear layers keep PyTorch's default bias (integer-valued here)."""
@@ -214,9 +241,10 @@ def snntorch_recurrent(folder: Path, integer: bool, kind: str = "RLeaky", seed: 
 # --- Rockpool --------------------------------------------------------------------------------
 
 
-def rockpool_mlp(folder: Path, integer: bool, kind: str = "LIFTorch", seed: int = 13) -> Export:
+def rockpool_mlp(folder: Path, integer: bool, kind: str = "LIFTorch", seed: int = 13, single: bool = False) -> Export:
     """LinearTorch -> LIFTorch (CubaLIF) or LIFNeuronTorch (LIF) -> LinearTorch -> the same, in
-    Rockpool's torch modules at its default dt = 1 ms, multi-spike as Rockpool's default is."""
+    Rockpool's torch modules at its default dt = 1 ms, multi-spike as Rockpool's default is
+    (``single``: ``max_spikes_per_dt=1``, run with --spikes single)."""
     import warnings
 
     from rockpool.nn.combinators import Sequential
@@ -227,9 +255,10 @@ def rockpool_mlp(folder: Path, integer: bool, kind: str = "LIFTorch", seed: int 
     thr = 2.0 if integer else 0.3
 
     def neurons(n: int):  # type: ignore[no-untyped-def]
+        cap = {"max_spikes_per_dt": 1} if single else {}
         if kind == "LIFTorch":
-            return LIFTorch(n, tau_mem=0.004, tau_syn=0.002, threshold=torch.full((n,), thr))
-        return LIFNeuronTorch(n, tau_mem=0.004, threshold=torch.full((n,), thr))
+            return LIFTorch(n, tau_mem=0.004, tau_syn=0.002, threshold=torch.full((n,), thr), **cap)
+        return LIFNeuronTorch(n, tau_mem=0.004, threshold=torch.full((n,), thr), **cap)
 
     lins = [LinearTorch((N_IN, HIDDEN), has_bias=False), LinearTorch((HIDDEN, N_OUT), has_bias=False)]
     with torch.no_grad():
@@ -240,18 +269,21 @@ def rockpool_mlp(folder: Path, integer: bool, kind: str = "LIFTorch", seed: int 
     xb = x.permute(1, 0, 2)  # Rockpool's (batch, time, channels)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
         _, _, rec = net(xb, record=True)
+        SIM_SECONDS.append(time.perf_counter() - t0)
         graph = to_nir(net, xb[:1])
     trains = [np.rint(rec[k]["spikes"].numpy()).astype(np.int64) for k in sorted(rec) if k.endswith(kind)]
     path = folder / "rockpool.nir"
     nir.write(str(path), graph)
     return Export(
         "rockpool",
-        f"{kind} MLP, {'integer' if integer else 'float'} weights, multi-spike",
+        f"{kind} MLP, {'integer' if integer else 'float'} weights, " + ("single-spike" if single else "multi-spike"),
         path,
         _flat_inputs(x),
         trains,
         "rockpool",
+        options=("--spikes", "single") if single else (),
         loihi=False,
     )
 
@@ -309,11 +341,13 @@ def spikingjelly_conv(folder: Path, seed: int = 7) -> Export:
     pool, flat = torch.nn.AvgPool2d(2), torch.nn.Flatten()
     x = inputs(seed + 1, (1, 8, 8))
     s1, s2 = [], []
+    t0 = time.perf_counter()
     with torch.no_grad():
         for t in range(T):
             a = l1(conv(x[t]))
             s1.append(a.flatten(1))
             s2.append(l2(fc(flat(pool(a)))))
+    SIM_SECONDS.append(time.perf_counter() - t0)
     trains = [torch.stack(s, 1).numpy().astype(bool) for s in (s1, s2)]
     path = _spikingjelly_write(folder, torch.nn.Sequential(conv, l1, pool, flat, fc, l2), x[0])
     return Export(
