@@ -404,7 +404,7 @@ def markdown(doc: dict) -> str:
     for group in doc["baselines"].values():
         s, first = group["summary"], group["rows"][0]
         acc = s["accuracy"]
-        a = f"{acc['mean']:.4f} ({acc['min']:.4f}-{acc['max']:.4f}, {acc['n']} seeds)"
+        a = f"{acc['mean']:.4f} ({acc['min']:.4f}-{acc['max']:.4f}, {acc['n']} seed{'s' if acc['n'] > 1 else ''})"
         lines.append(
             f"| {group['label']}{', fp32' if group.get('ann') else ''} | {a} | {uj(s['energy_pj'])} | {nb(first['neurobench'])} |"
         )
