@@ -171,12 +171,11 @@ def spyx_exports(folder: Path, samples: int = 32) -> tuple[list, dict]:
     return out, json.loads((folder / "timings.json").read_text())
 
 
-def _reference_seconds(ex, folder: Path, repeats: int = 3) -> float:  # type: ignore[no-untyped-def]
-    """The median of ``repeats`` reference runs of ``ex`` (run-nir's wall_time_s), after checking
-    that it reproduces the library."""
+def _reference_seconds(ex, folder: Path, repeats: int = 3) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """The median of ``repeats`` reference runs of ``ex`` (run-nir's wall_time_s), and the share
+    of spike trains identical to the library's at this N."""
     rows = [run_nir(ex, folder, "reference", "float") for _ in range(repeats)]
-    assert all(r.get("identical_trains") == 1.0 for r in rows), rows[0]
-    return float(np.median([r["wall_s"] for r in rows]))
+    return float(np.median([r["wall_s"] for r in rows])), rows[0]["identical_trains"]
 
 
 def speed_rows(tmp: str) -> list[dict]:
@@ -203,10 +202,12 @@ def speed_rows(tmp: str) -> list[dict]:
     return rows
 
 
-def _speed_row(ex, library_s: float, first_call_s: Optional[float], reference_s: float) -> dict:  # type: ignore[no-untyped-def]
+def _speed_row(ex, library_s: float, first_call_s: Optional[float], reference: tuple[float, float]) -> dict:  # type: ignore[no-untyped-def]
     n, steps = ex.inputs.shape[:2]
+    reference_s, identical = reference
     row = {"library": ex.library, "network": ex.network, "samples": int(n), "steps": int(steps)}
     row.update(library_s=library_s, reference_s=reference_s, reference_speedup=library_s / reference_s)
+    row["identical_trains"] = identical
     if first_call_s is not None:
         row["library_first_call_s"] = first_call_s
     print(json.dumps(row), flush=True)
@@ -283,14 +284,14 @@ def markdown(doc: dict) -> str:
     if doc.get("speed"):
         lines += [
             "",
-            "| library | network | samples x steps | library's own simulation s | reference s | reference speed-up |",
-            "|---|---|---|---|---|---|",
+            "| library | network | samples x steps | library's own simulation s | reference s | reference speed-up | identical trains |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in doc["speed"]:
             first = f" (first call {r['library_first_call_s']:.2f})" if "library_first_call_s" in r else ""
             lines.append(
                 f"| {r['library']} | {r['network']} | {r['samples']} x {r['steps']} | {r['library_s']:.3f}{first} | "
-                f"{r['reference_s']:.3f} | {r['reference_speedup']:.2f}x |"
+                f"{r['reference_s']:.3f} | {r['reference_speedup']:.2f}x | {100 * r['identical_trains']:.3f} % |"
             )
     return "\n".join(lines)
 
