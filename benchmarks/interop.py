@@ -150,6 +150,8 @@ SPYX_NAMES = {
     "psu_lif_mlp": "PSU_LIF (reset-free) then LIF",
     "lif_mlp_bias": "LIF MLP with biases",
     "lif_mlp_per_neuron": "LIF MLP, per-neuron learnable betas",
+    "rif_mlp": "RIF (recurrent) then IF",
+    "rlif_mlp": "RLIF (recurrent) then LIF, with biases",
     "if_conv": "conv net (Conv, SumPool, Flatten, Linear), channels-last",
 }
 

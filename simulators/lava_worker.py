@@ -280,11 +280,6 @@ def _add_layer(
     (``general``: GeneralLIF, else Lava's LIF) after ``prev_port``; returns its spike port and
     whether its synapses are a Sparse process."""
     layer = network.layers[li]
-    if layer.delay and layer.recurrent is not None:
-        raise GraphError(
-            f"layer '{layer.name}' is recurrent with a spike delay (Spyx's timing): its loop would see the delayed "
-            "spikes on Lava; run it on the reference backend"
-        )
     weight, lif = _neurons(procs, network, li, mode, bsz, steps, general)
     # a recurrent network's many copies: block-diagonal matrices are mostly zeros
     use_sparse = is_sparse(weight) or (network.is_recurrent and bsz > 1)
@@ -295,7 +290,7 @@ def _add_layer(
     if rec is not None:  # the layer's spikes, one step late (Lava's synapses always are), into itself
         own_bits = GRADED_BITS if record_kind(network, li) == "counts" else 0
         rec_conn = _connection(procs, rec.astype(weight.dtype), bsz, bsz > 1 or is_sparse(rec), own_bits)
-        lif.s_out.connect(rec_conn.s_in)
+        (lif.s_now if general else lif.s_out).connect(rec_conn.s_in)  # undelayed: the loop's own timing
         rec_conn.a_out.connect(lif.a_in)
     return lif.s_out, use_sparse
 

@@ -100,15 +100,44 @@ def _self_loops(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> dict[str
     return loops
 
 
-def linear_chain(graph: Any) -> tuple[list[tuple[str, Any]], dict[str, tuple[str, Any]]]:
+def _input_beside_loop(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Edges with every ``x -> w -> lif``, where ``w`` (Affine/Linear) feeds only ``lif`` and also
+    takes ``lif -> w``, turned into ``x -> lif`` (the loop ``lif -> w -> lif`` stays)."""
+    nir = nir_module()
+    ins: dict[str, list[str]] = {}
+    outs: dict[str, list[str]] = {}
+    for s, d in edges:
+        outs.setdefault(s, []).append(d)
+        ins.setdefault(d, []).append(s)
+    moved: dict[tuple[str, str], tuple[str, str]] = {}
+    for w, node in nodes.items():
+        targets = outs.get(w, [])
+        if not (isinstance(node, (nir.Affine, nir.Linear)) and len(targets) == 1):
+            continue
+        lif = targets[0]
+        if not isinstance(nodes[lif], (nir.CubaLIF, nir.LIF, nir.IF)) or lif not in ins.get(w, []):
+            continue
+        for x in ins.get(w, []):
+            if x != lif:
+                moved[(x, w)] = (x, lif)
+    return [moved.get(e, e) for e in edges]
+
+
+def linear_chain(
+    graph: Any, input_through_loop: bool = False
+) -> tuple[list[tuple[str, Any]], dict[str, tuple[str, Any]]]:
     """The nodes of the chain, in order from the top-level Input, and the recurrent loops
-    ({neuron: (weight node name, weight node)}) taken out of it."""
+    ({neuron: (weight node name, weight node)}) taken out of it. ``input_through_loop``: a loop
+    written as ``x -> w_rec -> lif <-> w_rec`` is read as ``x -> lif`` with the loop ``lif -> w_rec
+    -> lif`` (how Spyx exports RIF, RLIF and RCuBaLIF, which compute ``V + x + W_rec s``)."""
     nir = nir_module()
     nodes, edges = _flatten(graph)
     for s, d in edges:
         for n in (s, d):
             if n not in nodes:
                 raise GraphError(f"edge ({s} -> {d}) names an unknown node '{n}'")
+    if input_through_loop:
+        edges = _input_beside_loop(nodes, edges)
     loops = _self_loops(nodes, edges)
     loop_nodes = set(loops.values())
     succ: dict[str, list[str]] = {}

@@ -172,7 +172,7 @@ def from_nir(
     layers: list[Layer] = []
     pending: Optional[_Linear] = None  # the linear map waiting for its neurons
     shape: Optional[tuple[int, ...]] = None  # of the activity flowing along the chain
-    chain, loops = linear_chain(graph)
+    chain, loops = linear_chain(graph, input_through_loop=dyn.gain == "spyx")
     chain = _thresholds(chain, nir)
     channels_last: Optional[tuple[int, ...]] = None  # a (C, H, W) shape Spyx flattened channels-last
     for name, node in chain:

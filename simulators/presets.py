@@ -75,8 +75,9 @@ PRESETS: dict[str, Preset] = {
             "V = beta V + I); it fires at V > threshold, but reads a step's spike from the membrane before that "
             "step's input, so each LIF, IF and CuBaLIF layer's spikes come one step later than the delay-free "
             "neuron's; LIF and IF subtract the threshold after the decay (subtract-next), CuBaLIF before it "
-            "(subtract); LI -> Threshold (PSU_LIF) is reset-free and spikes in the same step; its conv nets flatten "
-            "channels-last (H, W, C), which the weights after a Flatten are reordered for",
+            "(subtract); LI -> Threshold (PSU_LIF) is reset-free and spikes in the same step; its recurrent layers, "
+            "exported as input -> w_rec -> lif <-> w_rec, add the input to the neuron directly (V + x + W_rec s); its "
+            "conv nets flatten channels-last (H, W, C), which the weights after a Flatten are reordered for",
         ),
         Preset(
             "spikingjelly",

@@ -28,7 +28,7 @@ from spyx import nn as snn
 from spyx.nir import to_nir
 
 N, T = 32, 30  # N: --samples
-NEURONS = (snn.IF, snn.LIF, snn.CuBaLIF, snn.PSU_LIF)
+NEURONS = (snn.IF, snn.LIF, snn.CuBaLIF, snn.PSU_LIF, snn.RIF, snn.RLIF)
 
 
 def _ints(rng, shape, lo=-2, hi=4):
@@ -43,6 +43,12 @@ def _linear(rng, n_in, n_out, bias=False):
     return layer
 
 
+def _recurrent(rng, layer):
+    n = layer.hidden_shape[0]
+    layer.recurrent_w[...] = _ints(rng, (n, n), -1, 2)  # integer loop weights, as the feed-forward ones
+    return layer
+
+
 def mlp(rng, kind, bias=False):
     neuron = {
         "IF": lambda n: snn.IF((n,), threshold=2.0, rngs=nnx.Rngs(0)),
@@ -51,8 +57,11 @@ def mlp(rng, kind, bias=False):
         "LIF_per_neuron": lambda n: snn.LIF((n,), threshold=2.0, rngs=nnx.Rngs(n)),
         "CuBaLIF": lambda n: snn.CuBaLIF((n,), alpha=0.5, beta=0.75, threshold=2.0, rngs=nnx.Rngs(0)),
         "PSU_LIF": lambda n: snn.PSU_LIF((n,), beta=0.5, threshold=3.0, rngs=nnx.Rngs(0)),
+        "RIF": lambda n: _recurrent(rng, snn.RIF((n,), threshold=2.0, rngs=nnx.Rngs(0))),
+        "RLIF": lambda n: _recurrent(rng, snn.RLIF((n,), beta=0.75, threshold=2.0, rngs=nnx.Rngs(0))),
     }
-    second = "LIF" if kind == "PSU_LIF" else kind  # a reset-free layer, then a resetting one
+    # a reset-free or recurrent layer, then a plain one
+    second = {"PSU_LIF": "LIF", "RIF": "IF", "RLIF": "LIF"}.get(kind, kind)
     layers = [_linear(rng, 12, 20, bias), neuron[kind](20), _linear(rng, 20, 8, bias), neuron[second](8)]
     x = rng.random((N, T, 12)) < 0.4
     return snn.Sequential(*layers), x, x, {"input": np.array([12])}, {"output": np.array([8])}
@@ -125,6 +134,8 @@ def main(out: Path) -> None:
     nets = {f"{k.lower()}_mlp": mlp(rng, k) for k in ("IF", "LIF", "CuBaLIF", "PSU_LIF")}
     nets["lif_mlp_bias"] = mlp(rng, "LIF", bias=True)
     nets["lif_mlp_per_neuron"] = mlp(rng, "LIF_per_neuron", bias=True)
+    nets["rif_mlp"] = mlp(rng, "RIF")
+    nets["rlif_mlp"] = mlp(rng, "RLIF", bias=True)
     nets["if_conv"] = conv(rng)
     timings = {}
     for name, (model, x_spyx, x_ours, inp, outp) in nets.items():

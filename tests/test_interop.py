@@ -389,7 +389,17 @@ def test_norse_li_readout_returns_its_membrane_trace(tmp_path, request, backend,
 
 # --- Spyx, in its own environment --------------------------------------------------------------
 
-SPYX_NETS = ("if_mlp", "lif_mlp", "cubalif_mlp", "psu_lif_mlp", "lif_mlp_bias", "lif_mlp_per_neuron", "if_conv")
+SPYX_NETS = (
+    "if_mlp",
+    "lif_mlp",
+    "cubalif_mlp",
+    "psu_lif_mlp",
+    "lif_mlp_bias",
+    "lif_mlp_per_neuron",
+    "rif_mlp",
+    "rlif_mlp",
+    "if_conv",
+)
 
 
 @pytest.fixture(scope="session")
@@ -413,10 +423,11 @@ def spyx_exports(tmp_path_factory):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("backend", ["reference", "lava"])
 def test_spyx_exports_run_spike_exact_with_its_preset(tmp_path, request, spyx_exports, backend):
     """Spyx 1.0.0's own to_nir files, unpatched: IF, LIF, CuBaLIF MLPs (biases and Spyx's default
-    per-neuron betas too), a channels-last conv net with SumPool and a reset-free PSU_LIF (LI ->
-    Threshold) give Spyx's trains in every layer with --preset spyx (its one-step spike delay, gain
-    1, CuBaLIF's reset before the decay, channels-last flatten); on Lava in fixed point
-    (--quantize) bit for bit the reference's fixed point."""
+    per-neuron betas too), recurrent RIF and RLIF layers, a channels-last conv net with SumPool and
+    a reset-free PSU_LIF (LI -> Threshold) give Spyx's trains in every layer with --preset spyx
+    (its one-step spike delay, gain 1, CuBaLIF's reset before the decay, its recurrent export's
+    input read as going to the neuron, channels-last flatten); on Lava in fixed point (--quantize)
+    bit for bit the reference's fixed point."""
     if backend != "reference":
         request.getfixturevalue(f"{backend}_ready")
     folder, names = spyx_exports
@@ -445,6 +456,11 @@ def test_spyx_timing_without_its_preset_and_on_brian2(tmp_path, spyx_exports, ca
     assert main([*args, "--backend", "brian2"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "1 step(s) late (Spyx's timing)" in line and "reference and lava" in line
+    with np.load(folder / "rif_mlp.npz") as f:  # its recurrent export routes the input through w_rec:
+        np.savez(tmp_path / "r.npz", spikes=f["spikes"][:2])  # only the preset reads it Spyx's way
+    rec = ["run-nir", str(folder / "rif_mlp.nir"), "--inputs", str(tmp_path / "r.npz"), "--preset", "snntorch"]
+    assert main(rec) == 2
+    assert "recurrent edge" in capsys.readouterr().err
 
 
 # --- sinabs, in its own environment ------------------------------------------------------------

@@ -50,8 +50,8 @@ class GeneralLIF(AbstractProcess):
     pending spikes are zeroed at every step where ``time_step % reset_interval == reset_offset``;
     before step ``start`` (when the first sample reaches the layer) the neurons stay silent, so no
     spike of those input-less steps reaches the first sample through a recurrent loop. ``delay``
-    d > 0 sends each step's spikes d steps later (Spyx's timing; ``Layer.delay``), none of one
-    sample's reaching the next.
+    d > 0 sends each step's spikes d steps later on ``s_out`` (Spyx's timing; ``Layer.delay``), none
+    of one sample's reaching the next; ``s_now`` sends them undelayed, for the layer's own loop.
     ``record`` (optional): ``{"first", "length", "last", "path", "what"}``, ``what`` one of
     ``bits``, ``counts``, ``v``."""
 
@@ -79,6 +79,7 @@ class GeneralLIF(AbstractProcess):
         )
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
+        self.s_now = OutPort(shape=shape)  # this step's spikes before any delay: a recurrent loop's
         self.u = Var(shape=shape, init=0)
         self.v = Var(shape=shape, init=0)
 
@@ -111,7 +112,9 @@ class _GeneralModel(PyLoihiProcessModel):
     def run_spk(self) -> None:
         a = self.a_in.recv()
         if self.time_step < self._start:  # no sample has reached this layer yet
-            self.s_out.send(np.zeros(a.shape, dtype=np.int32 if self._dyn.spikes == "multi" else bool))
+            silent = np.zeros(a.shape, dtype=np.int32 if self._dyn.spikes == "multi" else bool)
+            self.s_out.send(silent)
+            self.s_now.send(silent)
             return
         if self.time_step % self._interval == self._offset:  # a new sample reaches this layer
             self.u[:] = 0
@@ -124,6 +127,7 @@ class _GeneralModel(PyLoihiProcessModel):
         self.v[:] = state.v
         self._pending = state.s
         out = s.astype(np.int32) if self._dyn.spikes == "multi" else np.asarray(s, dtype=bool)
+        self.s_now.send(out)
         if self._delay:
             self._held.append(out)
             out = self._held.pop(0) if len(self._held) > self._delay else np.zeros_like(out)
@@ -151,6 +155,7 @@ class PyGeneralLifFixed(_GeneralModel):
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    s_now: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     u: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     _state_dtype = np.int64
@@ -168,6 +173,7 @@ class PyGeneralLifFloat(_GeneralModel):
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    s_now: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     u: np.ndarray = LavaPyType(np.ndarray, float)
     v: np.ndarray = LavaPyType(np.ndarray, float)
 
