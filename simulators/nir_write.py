@@ -59,6 +59,10 @@ def to_nir(network: Network) -> Any:
         p, n = layer.params, layer.n_out
         if p.ibias is not None:
             raise GraphError(f"layer '{layer.name}': writing a current bias (ibias) is not supported")
+        if layer.delay or layer.reset is not None:  # NIR has no field for either: they would be lost
+            raise GraphError(
+                f"layer '{layer.name}': writing a spike delay (Spyx's timing) or a layer's own reset is not supported"
+            )
         if np.any(np.asarray(p.dv) <= 0):
             raise GraphError(f"layer '{layer.name}': dv = 0 cannot be written as CubaLIF (tau_mem would be infinite)")
         tau_syn, tau_mem = np.full(n, dt / p.du), np.full(n, dt / p.dv)

@@ -567,6 +567,8 @@ def test_a_layer_delay_sends_each_steps_spikes_one_step_later():
     for a, b in zip(got.trains, torch_run.trains):
         np.testing.assert_array_equal(a, b)
     assert Network.from_dict(late.to_dict()).layers[0].delay == 1
+    with pytest.raises(GraphError, match="layer 'a': writing a spike delay"):
+        to_nir(late)  # NIR cannot say it: refused, not lost
 
 
 def test_delayed_recurrent_layers_run_exactly_on_lava(lava_ready):
