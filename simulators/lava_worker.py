@@ -96,11 +96,17 @@ def restless_layers(network: Network, mode: str) -> frozenset[int]:
     return frozenset(i for i, (l, c) in enumerate(zip(network.layers, counts)) if l.recurrent is not None and c.any())
 
 
+def lava_weight(layer: Layer, mode: str) -> np.ndarray:
+    """A layer's input synapses as Lava's Dense/Sparse take them: int32 in fixed point, float64 in float."""
+    return layer.fixed.weight.astype(np.int32) if mode == "fixed" else layer.weight.astype(np.float64)
+
+
 def lava_lif_params(layer: Layer, mode: str) -> tuple[np.ndarray, dict]:
     """(weights, LIF keyword arguments) of one layer in Lava's terms for ``mode``."""
+    weight = lava_weight(layer, mode)
     if mode == "fixed":
         f = layer.fixed.params
-        weight, vth = layer.fixed.weight.astype(np.int32), np.unique(np.asarray(f.vth))
+        vth = np.unique(np.asarray(f.vth))
         kw = {
             "du": int(f.du_fx),
             "dv": int(f.dv_fx),
@@ -109,7 +115,7 @@ def lava_lif_params(layer: Layer, mode: str) -> tuple[np.ndarray, dict]:
         }
     else:
         p = layer.params
-        weight, vth = layer.weight.astype(np.float64), np.unique(np.asarray(p.vth))
+        vth = np.unique(np.asarray(p.vth))
         kw = {
             "du": float(p.du),
             "dv": float(p.dv),
@@ -252,7 +258,7 @@ def _neurons(procs: _Procs, network: Network, li: int, mode: str, bsz: int, step
     params = step_params(layer, mode == "fixed")
     tiled = params._replace(**{k: np.tile(v, bsz) for k, v in params._asdict().items() if np.ndim(v) > 0})
     record = None if procs.record is None else {**procs.record, "what": record_kind(network, li)}
-    weight = layer.fixed.weight.astype(np.int32) if mode == "fixed" else layer.weight.astype(np.float64)
+    weight = lava_weight(layer, mode)
     neurons = procs.general(
         shape=(bsz * layer.n_out,),
         params=tiled,

@@ -75,16 +75,22 @@ def _reject_cycles(succ: dict[str, list[str]]) -> None:
             visit(n)
 
 
-def _self_loops(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> dict[str, str]:
-    """{neuron: weight node} for every recurrent loop neuron -> Affine/Linear -> the same neuron
-    whose weight node has no other edge (snnTorch's RLeaky and RSynaptic, NIR's recurrent CubaLIF).
-    Other cycles stay cycles (and are refused)."""
-    nir = nir_module()
+def _adjacency(edges: list[tuple[str, str]]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(sources into each node, destinations out of each node) of ``edges``."""
     ins: dict[str, list[str]] = {}
     outs: dict[str, list[str]] = {}
     for s, d in edges:
         outs.setdefault(s, []).append(d)
         ins.setdefault(d, []).append(s)
+    return ins, outs
+
+
+def _self_loops(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> dict[str, str]:
+    """{neuron: weight node} for every recurrent loop neuron -> Affine/Linear -> the same neuron
+    whose weight node has no other edge (snnTorch's RLeaky and RSynaptic, NIR's recurrent CubaLIF).
+    Other cycles stay cycles (and are refused)."""
+    nir = nir_module()
+    ins, outs = _adjacency(edges)
     loops: dict[str, str] = {}
     for w, node in nodes.items():
         src = ins.get(w, [])
@@ -104,11 +110,7 @@ def _input_beside_loop(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> l
     """Edges with every ``x -> w -> lif``, where ``w`` (Affine/Linear) feeds only ``lif`` and also
     takes ``lif -> w``, turned into ``x -> lif`` (the loop ``lif -> w -> lif`` stays)."""
     nir = nir_module()
-    ins: dict[str, list[str]] = {}
-    outs: dict[str, list[str]] = {}
-    for s, d in edges:
-        outs.setdefault(s, []).append(d)
-        ins.setdefault(d, []).append(s)
+    ins, outs = _adjacency(edges)
     moved: dict[tuple[str, str], tuple[str, str]] = {}
     for w, node in nodes.items():
         targets = outs.get(w, [])

@@ -96,6 +96,7 @@ class _GeneralModel(PyLoihiProcessModel):
         self._start = int(proc_params["start"])
         self._delay = int(proc_params["delay"])
         self._held: list = []  # spikes waiting for their step, oldest first
+        self._spike_dtype = np.int32 if self._dyn.spikes == "multi" else bool  # counts or 0/1
         self._pending = None  # subtract-next: last step's spikes
         rec = proc_params["record"]
         self._rec = rec
@@ -112,7 +113,7 @@ class _GeneralModel(PyLoihiProcessModel):
     def run_spk(self) -> None:
         a = self.a_in.recv()
         if self.time_step < self._start:  # no sample has reached this layer yet
-            silent = np.zeros(a.shape, dtype=np.int32 if self._dyn.spikes == "multi" else bool)
+            silent = np.zeros(a.shape, dtype=self._spike_dtype)
             self.s_out.send(silent)
             self.s_now.send(silent)
             return
@@ -126,7 +127,7 @@ class _GeneralModel(PyLoihiProcessModel):
         self.u[:] = state.u
         self.v[:] = state.v
         self._pending = state.s
-        out = s.astype(np.int32) if self._dyn.spikes == "multi" else np.asarray(s, dtype=bool)
+        out = np.asarray(s).astype(self._spike_dtype)
         self.s_now.send(out)
         if self._delay:
             self._held.append(out)
