@@ -364,7 +364,7 @@ def plot(doc: dict, model: str, out_png: Path) -> None:
     ax.plot([t["energy_int8_pj"][model] / 1e6], [t["accuracy_int8"]], "*", color="k", mfc="white", ms=14)
     ax.set_xscale("log")
     ax.set_xlabel(f"energy per sample [µJ], {MODEL_LABELS[model]} model (SNE: awake members + gate + head)")
-    ax.set_ylabel("test accuracy (Fashion-MNIST, 10k images)")
+    ax.set_ylabel(f"test accuracy (Fashion-MNIST, {doc['test_samples']:,} test images)")
     ax.set_title(
         f"The SNE against what a user would deploy instead: {MODEL_LABELS[model]} energy model\n"
         "(ANNs: filled fp32, hollow int8; baselines: mean over seeds, bars min to max)",
