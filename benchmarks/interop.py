@@ -259,7 +259,6 @@ def _cell(r: dict) -> str:
             ("Loihi's LIF", "firing/reset"),
             ("per-neuron", "per-neuron τ"),
             ("synaptic current", "current bias"),
-            ("Spyx's timing", "spike delay"),
         ):
             if key in why:
                 return f"refused ({short})"

@@ -6,6 +6,8 @@ Exactness needs two things (both measured: without either, spikes drift from the
   of layer l runs in the ``synapses`` slot with ``order`` 10*l + k: decay u (k=0), synaptic
   propagation from layer l-1's spikes of this very step (k=1), update v (k=2), threshold (k=3).
   The input group fires in the earlier ``thresholds`` slot. Reset (v = 0) runs in ``resets``.
+  A layer that sends its spikes late (``Layer.delay``, Spyx's timing) sends them through a relay
+  group at orders 10*l + 5..7, zeroed with each sample (see :func:`_delay_relay`).
 * **The same floating-point operations.** Each float statement does one operation, so no compiler
   can contract ``v*kv + u`` into an FMA; we also pass ``-ffp-contract=off``. Fixed point runs on
   float64 variables that hold integers (< 2^53, so every operation is exact), following Lava's
@@ -110,12 +112,6 @@ def run_brian2(
 ) -> Result:
     """Run ``spikes`` (N, T, n_in) through ``network`` on Brian2 (target: see the module docstring)."""
     spikes = check_inputs(network, spikes, mode)
-    for layer in network.layers:
-        if layer.delay:
-            raise GraphError(
-                f"layer '{layer.name}' sends its spikes {layer.delay} step(s) late (Spyx's timing): that runs on the "
-                "reference and lava backends"
-            )
     if network.dynamics.spikes == "multi" and any(np.any(np.asarray(l.params.vth) <= 0) for l in network.layers):
         raise GraphError("multi-spike neurons with a threshold <= 0 run on the reference backend only")
     target = target or os.environ.get("SNE_BRIAN2_TARGET", "cython")
@@ -171,14 +167,22 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
             g, ["count", "over"], record=True, dt=steps * dt, when="start", order=li, name=f"sne_count{li}"
         )
         objects += [g, syn, counter]
-        if code.recurrent is not None:
+        if code.recurrent is not None:  # its own loop sees the spikes undelayed, as in the reference
             objects.append(_recurrent_synapses(b2, g, code.recurrent, bsz, li, code.multi))
-        counters.append((counter, size))
+        sender = g
+        if layer.delay and layer.spiking:  # what the layer sends, counts and records: its spikes d steps late
+            sender, relay_objects = _delay_relay(b2, g, layer.delay, size, li, bsz, steps, dt, code.multi)
+            objects += relay_objects
+            sent = b2.StateMonitor(
+                sender, ["count"], record=True, dt=steps * dt, when="start", order=li, name=f"sne_sent{li}"
+            )
+            objects.append(sent)
+        counters.append(Counter(counter, counter if sender is g else sent, size))
         if record:
-            mon = b2.SpikeMonitor(g, variables=["nspk"] if code.multi else [], name=f"sne_spikes{li}")
+            mon = b2.SpikeMonitor(sender, variables=["nspk"] if code.multi else [], name=f"sne_spikes{li}")
             objects.append(mon)
             trains.append(mon)
-        prev = g
+        prev = sender
     readout = None
     if not network.layers[-1].spiking:  # an LI readout: its membrane after every step
         readout = b2.StateMonitor(prev, "v", record=True, when="end", name="sne_readout")
@@ -231,10 +235,54 @@ def _neuron_group(b2: Any, code: LayerCode, size: int, li: int, bsz: int, steps:
     return g
 
 
+def _delay_relay(
+    b2: Any, g: Any, delay: int, size: int, li: int, bsz: int, steps: int, dt: Any, multi: bool
+) -> tuple[Any, list]:
+    """A group that re-emits layer ``li``'s spikes ``delay`` steps late (Spyx's timing, see
+    :class:`~sne_deploy.simulators.network.Layer`), through a shift register ``h1..hd`` per neuron.
+    In the synapses slot, after the layer's threshold (order 10*l + 4): the register shifts and its
+    oldest entry becomes this step's ``nspk`` (order 10*l + 5), the layer's spikes of this step enter
+    ``h1`` (10*l + 6), and the relay fires where ``nspk > 0`` (10*l + 7), before the next layer's
+    synapses (10*l + 11) read it. Zeroed with the layer at each batch boundary, so the spikes of a
+    sample's last ``delay`` steps are never sent, as in the reference. Brian2's own synaptic delays
+    would carry them into the next sample of the copy."""
+    regs = [f"h{k}" for k in range(1, delay + 1)]
+    relay = b2.NeuronGroup(
+        bsz * size,
+        "\n".join(f"{v} : 1" for v in [*regs, "nspk", "count"]),
+        threshold="nspk > 0",
+        reset="count = count + nspk",
+        name=f"sne_delay{li}",
+    )
+    shift = [f"nspk = {regs[-1]}"] + [f"{regs[k]} = {regs[k - 1]}" for k in range(delay - 1, 0, -1)] + ["h1 = 0"]
+    relay.run_regularly("\n".join(shift), when="synapses", order=10 * li + 5, name=f"sne_delay{li}_shift")
+    relay.run_regularly(
+        "\n".join(f"{v} = 0" for v in [*regs, "nspk", "count"]),
+        dt=steps * dt,
+        when="start",
+        order=100 + li,
+        name=f"sne_delay{li}_zero",
+    )
+    relay.thresholder["spike"].when, relay.thresholder["spike"].order = "synapses", 10 * li + 7
+    into = b2.Synapses(g, relay, on_pre="h1_post = nspk_pre" if multi else "h1_post = 1", name=f"sne_into_delay{li}")
+    into.connect(j="i")
+    into.pre.when, into.pre.order = "synapses", 10 * li + 6
+    return relay, [relay, into]
+
+
+class Counter(NamedTuple):
+    """Where a layer's counters are read: ``over`` on the layer, ``count`` on what it sends (the
+    layer itself, or its delay relay)."""
+
+    over: Any  # StateMonitor of the layer's count and over
+    sent: Any  # StateMonitor whose count is the layer's (delayed) spikes
+    size: int
+
+
 class Built(NamedTuple):
     net: Any
     stim: Any  # the input TimedArray (a run_arg for standalone)
-    counters: list  # (StateMonitor of count, layer size) per layer
+    counters: list  # a Counter per layer
     trains: list  # SpikeMonitor per layer, when recorded
     readout: Any  # StateMonitor of the LI readout's v, or None
 
@@ -301,8 +349,8 @@ def _read_monitors(built: "Built", n: int, bsz: int, steps: int, dt: Any) -> Mon
     counts: list[np.ndarray] = []
     rasters: list[np.ndarray] = []
     overflow: list[int] = []
-    for li, (counter, size) in enumerate(counters):
-        c = np.asarray(counter.count[:]).T  # (n_batches + 1, bsz*size); row b+1 closes batch b
+    for li, (counter, sent, size) in enumerate(counters):
+        c = np.asarray(sent.count[:]).T  # (n_batches + 1, bsz*size); row b+1 closes batch b
         counts.append(unbatch_counts(np.rint(c[1:]).astype(np.int64), n, size))
         o = np.asarray(counter.over[:]).T
         overflow.append(int(unbatch_counts(np.rint(o[1:]).astype(np.int64), n, size).sum()))
@@ -358,7 +406,7 @@ def _result(
 def _project_dir(network: Network, mode: str, bsz: int, steps: int, record: bool) -> Path:
     """One C++ project per network shape. Weights and inputs are data files; a new synapse count
     changes a few generated files, which make recompiles alone."""
-    shape = [(l.n_in, l.n_out, l.recurrent is not None) for l in network.layers]
+    shape = [(l.n_in, l.n_out, l.recurrent is not None, l.delay) for l in network.layers]
     key = hashlib.sha256(repr((shape, mode, bsz, steps, record)).encode()).hexdigest()[:16]
     return cache_dir() / "standalone" / key
 

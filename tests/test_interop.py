@@ -420,14 +420,15 @@ def spyx_exports(tmp_path_factory):  # type: ignore[no-untyped-def]
     return out, done.stdout.split()
 
 
-@pytest.mark.parametrize("backend", ["reference", "lava"])
+@pytest.mark.parametrize("backend", ["reference", "brian2", "lava"])
 def test_spyx_exports_run_spike_exact_with_its_preset(tmp_path, request, spyx_exports, backend):
     """Spyx 1.0.0's own to_nir files, unpatched: IF, LIF, CuBaLIF MLPs (biases and Spyx's default
     per-neuron betas too), recurrent RIF and RLIF layers, a channels-last conv net with SumPool and
     a reset-free PSU_LIF (LI -> Threshold) give Spyx's trains in every layer with --preset spyx
     (its one-step spike delay, gain 1, CuBaLIF's reset before the decay, its recurrent export's
-    input read as going to the neuron, channels-last flatten); on Lava in fixed point (--quantize)
-    bit for bit the reference's fixed point."""
+    input read as going to the neuron, channels-last flatten), on the reference, Brian2 (the delay
+    through its relay group) and Lava; on Lava in fixed point (--quantize) bit for bit the
+    reference's fixed point."""
     if backend != "reference":
         request.getfixturevalue(f"{backend}_ready")
     folder, names = spyx_exports
@@ -443,19 +444,15 @@ def test_spyx_exports_run_spike_exact_with_its_preset(tmp_path, request, spyx_ex
             )
 
 
-def test_spyx_timing_without_its_preset_and_on_brian2(tmp_path, spyx_exports, capsys):
-    """Without the one-step delay Spyx's trains are not reproduced; Brian2 refuses the delay in one line."""
+def test_spyx_timing_is_its_preset(tmp_path, spyx_exports, capsys):
+    """Without the one-step delay Spyx's trains are not reproduced, and its recurrent export is
+    refused as a graph whose input runs through the loop unless the preset reads it Spyx's way."""
     folder, _ = spyx_exports
     with np.load(folder / "lif_mlp.npz") as f:
         x, lib = f["spikes"], [f["layer0"], f["layer1"]]
     ours = _run_nir(tmp_path, folder / "lif_mlp.nir", x, "snntorch", extra=("--dt", "1"))
     assert any((a != b).any() for a, b in zip(lib, ours))
-    np.savez(tmp_path / "x.npz", spikes=x[:2])
     capsys.readouterr()
-    args = ["run-nir", str(folder / "lif_mlp.nir"), "--inputs", str(tmp_path / "x.npz"), "--preset", "spyx"]
-    assert main([*args, "--backend", "brian2"]) == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()
-    assert "1 step(s) late (Spyx's timing)" in line and "reference and lava" in line
     with np.load(folder / "rif_mlp.npz") as f:  # its recurrent export routes the input through w_rec:
         np.savez(tmp_path / "r.npz", spikes=f["spikes"][:2])  # only the preset reads it Spyx's way
     rec = ["run-nir", str(folder / "rif_mlp.nir"), "--inputs", str(tmp_path / "r.npz"), "--preset", "snntorch"]
