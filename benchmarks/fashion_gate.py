@@ -18,6 +18,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ from sne_deploy.deploy import bundle_parts
 from sne_deploy.ensemble import Gate
 from sne_deploy.exporters.bundle import load_bundle, write_bundle
 from sne_deploy.head_gate import gate_targets, train_gate
-from sne_deploy.model import member_counts
+from sne_deploy.model import TrainedModel, member_counts
 from sne_deploy.runtime import simulate
 
 from _common import RESULTS, ROOT, benchmark_parser
@@ -53,6 +54,26 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def train_targets(model: TrainedModel, ds: Dataset) -> np.ndarray:
+    """The gate's training targets of ``model`` (what each member adds, per training image)."""
+    counts, _ = member_counts(model.networks, ds.train.inputs(), model.config.steps, "float", model.config.encoding)
+    return gate_targets(model.head, counts, ds.train.y)
+
+
+def with_gate(
+    model: TrainedModel, ds: Dataset, pool: int, hidden: int, targets: Optional[np.ndarray] = None
+) -> TrainedModel:
+    """``model`` with only its gate retrained: an average ``pool`` of the image, then ``hidden``
+    units (the same targets, epochs and seed as its own gate)."""
+    cfg = model.config
+    targets = train_targets(model, ds) if targets is None else targets
+    torch.manual_seed(cfg.seed)
+    gate = Gate(int(np.prod(model.input_shape)), cfg.members, hidden, model.input_shape, pool)
+    vcfg = replace(cfg, gate_pool=pool, gate_hidden=hidden)
+    train_gate(gate, ds.train.flat(), targets, vcfg, progress=False)
+    return replace(model, config=vcfg, gate=gate)
+
+
 def main() -> None:
     ap = benchmark_parser(__doc__, markdown)
     ap.add_argument("--checkpoint", default=str(ROOT / "runs" / "fashion" / "model.pt"))
@@ -70,16 +91,11 @@ def main() -> None:
         ds = Dataset(
             ds.name, ds.train.take(slice(2000)), ds.val.take(slice(500)), ds.test.take(slice(500)), ds.n_classes
         )
-    counts, _ = member_counts(model.networks, ds.train.inputs(), cfg.steps, "float", cfg.encoding)
-    targets = gate_targets(model.head, counts, ds.train.y)
+    targets = train_targets(model, ds)
     rows = []
     for pool, hidden in VARIANTS:
-        torch.manual_seed(cfg.seed)
-        gate = Gate(int(np.prod(model.input_shape)), cfg.members, hidden, model.input_shape, pool)
-        vcfg = replace(cfg, gate_pool=pool, gate_hidden=hidden)
-        train_gate(gate, ds.train.flat(), targets, vcfg, progress=False)
-        variant = replace(model, config=vcfg, gate=gate)
-        row: dict = {"pool": pool, "hidden": hidden, "gate_macs": gate.macs()}
+        variant = with_gate(model, ds, pool, hidden, targets)
+        row: dict = {"pool": pool, "hidden": hidden, "gate_macs": variant.gate.macs()}
         with tempfile.TemporaryDirectory() as tmp:
             path, _ = write_bundle(bundle_parts(variant, ds), Path(tmp) / "m.nir", "nir")
             bundle = load_bundle(path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -44,6 +44,9 @@ class Result:
     readout: Optional[np.ndarray] = None
     # per layer, (n_l,) non-zero recurrent synapses per neuron of the layer itself; None: feed-forward
     recurrent_fan_out: list = field(default_factory=list)
+    # (N,) steps each sample ran when a run stopped some samples early (:func:`stopped_early`);
+    # None: every sample ran all ``steps``
+    steps_run: Optional[np.ndarray] = None
 
     @property
     def run_time(self) -> float:
@@ -76,8 +79,11 @@ class Result:
 
     @property
     def neuron_updates(self) -> np.ndarray:
-        """(N, L): every neuron of an awake network is updated at every step."""
-        return np.tile(np.asarray(self.layer_sizes, dtype=np.int64) * self.steps, (self.n_samples, 1))
+        """(N, L): every neuron of an awake network is updated at every step it runs."""
+        sizes = np.asarray(self.layer_sizes, dtype=np.int64)
+        if self.steps_run is not None:
+            return np.outer(np.asarray(self.steps_run, dtype=np.int64), sizes)
+        return np.tile(sizes * self.steps, (self.n_samples, 1))
 
     def summary(self) -> dict:
         """Counters and timing as plain JSON-able numbers."""
@@ -193,6 +199,36 @@ def make_result(
     )
 
 
+def stopped_early(res: Result, spikes: np.ndarray, steps_run: np.ndarray) -> Result:
+    """``res`` as if sample i had stopped after its first ``steps_run[i]`` steps (0..T; 0: it
+    never ran, as for a member asleep for that sample).
+
+    A network is causal, so its first t steps are the same whether it goes on or not: counting
+    what those steps did (their spikes, so their synaptic events, and t neuron updates per
+    neuron) is the run that stopped there, on any backend. This is how an early exit in time is
+    charged. ``res`` must hold its trains and ``spikes`` be its (N, T, n_in) inputs; trains and
+    the readout of the steps not run are zeroed. The fixed-point overflow counter stays the whole
+    run's (an upper bound)."""
+    if res.trains is None:
+        raise ValueError("stopped_early needs a run with its spike trains recorded")
+    n, steps = len(spikes), res.steps
+    stop = np.asarray(steps_run, dtype=np.int64)
+    if stop.shape != (n,) or n != res.n_samples or stop.min(initial=0) < 0 or stop.max(initial=0) > steps:
+        raise ValueError(f"steps_run must hold one step count in 0..{steps} per sample ({n})")
+    ran = np.arange(steps)[None, :] < stop[:, None]  # (N, T)
+    trains = [t * ran[:, :, None].astype(t.dtype) for t in res.trains]
+    readout = None if res.readout is None else res.readout * ran[:, :, None].astype(res.readout.dtype)
+    return replace(
+        res,
+        layer_counts=[t.sum(axis=1, dtype=np.int64) for t in trains],
+        input_counts=(np.asarray(spikes) * ran[:, :, None]).sum(axis=1, dtype=np.int64),
+        trains=trains,
+        readout=readout,
+        steps_run=stop,
+        details={**res.details, "stopped_early": True},
+    )
+
+
 def concat_results(parts: Sequence[Result]) -> Result:
     """One result of the runs of one network over consecutive shards of its samples (a cluster's
     shards, in sample order): per-sample arrays are joined, overflow counters added, times summed
@@ -226,4 +262,7 @@ def concat_results(parts: Sequence[Result]) -> Result:
         details={**first.details, "shards": len(parts)},
         readout=joined([p.readout for p in parts]),
         recurrent_fan_out=first.recurrent_fan_out,
+        steps_run=None
+        if all(p.steps_run is None for p in parts)
+        else np.concatenate([p.steps_run if p.steps_run is not None else np.full(p.n_samples, p.steps) for p in parts]),
     )

@@ -141,6 +141,54 @@ def cascade_table(conf_by_round: np.ndarray, budgets: Sequence[float] = CALIBRAT
     )
 
 
+def time_checkpoint_logits(
+    out_trains: Sequence[np.ndarray], order: np.ndarray, head_logits: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """(N, K*T, classes): the head's logits after every step of every round of a cascade that can
+    also stop within a round (an early exit in time, as DT-SNN, arXiv 2305.17346, does for one
+    network). Checkpoint c = r*T + t - 1 is round r's member after t of its T steps: the members
+    of the earlier rounds give their whole counts, this one its counts so far scaled by T/t (the
+    head was trained on T-step counts). At t = T this is the plain cascade's round r.
+    ``out_trains[j]`` is member j's (N, T, n_j) output trains; ``order`` (N, K) the cascade's."""
+    n, k = order.shape
+    steps = out_trains[0].shape[1]
+    offs = np.cumsum([0] + [tr.shape[2] for tr in out_trains])
+    so_far = [np.cumsum(tr, axis=1, dtype=np.float32) for tr in out_trains]  # (N, T, n_j)
+    counts = np.zeros((n, offs[-1]), np.float32)
+    awake = np.zeros((n, k), bool)
+    rows = np.arange(n)
+    out: Optional[np.ndarray] = None
+    for r in range(k):
+        awake[rows, order[:, r]] = True
+        members = [(int(j), rows[order[:, r] == j]) for j in np.unique(order[:, r])]
+        for t in range(1, steps + 1):
+            c = counts.copy()
+            for j, idx in members:
+                c[idx, offs[j] : offs[j + 1]] = so_far[j][idx, t - 1] * np.float32(steps / t)
+            logits = np.asarray(head_logits(c, awake))
+            if out is None:
+                out = np.empty((n, k * steps, logits.shape[1]), logits.dtype)
+            out[:, r * steps + t - 1] = logits
+        for j, idx in members:
+            counts[idx, offs[j] : offs[j + 1]] = so_far[j][idx, -1]
+    assert out is not None
+    return out
+
+
+def time_exit_steps(order: np.ndarray, checkpoints: np.ndarray, steps: int) -> np.ndarray:
+    """(N, K) steps each member runs for each input that stops at ``checkpoints`` (1-based, in
+    :func:`time_checkpoint_logits`' order): T for the members of its earlier rounds, the rest of
+    its last round for that round's member, 0 for the members that never wake."""
+    n, k = order.shape
+    c = np.asarray(checkpoints, dtype=np.int64) - 1
+    last_round, last_steps = c // steps, c % steps + 1
+    run = np.zeros((n, k), np.int64)
+    for r in range(k):
+        ran = np.where(r < last_round, steps, np.where(r == last_round, last_steps, 0))
+        run[np.arange(n), order[:, r]] = ran
+    return run
+
+
 def random_awake(n: int, k: int, budget: float, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     target = budget * k

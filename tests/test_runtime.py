@@ -345,3 +345,73 @@ def test_simulate_reports_every_energy_model_side_by_side_and_as_chosen(digits_b
     ]
     table = sne("--energy-table").stdout
     assert "Davies et al. 2018" in table and "sram_64bit_1024KiB" in table and "Horowitz 2014" in table
+
+
+def test_a_run_stopped_early_is_the_run_of_its_first_steps():
+    """stopped_early charges what a network's first t steps did: the same counts, synaptic
+    events, neuron updates and trains as running only those t steps (a network is causal); 0
+    steps cost nothing."""
+    from sne_deploy.simulators.random_nets import random_spikes, random_ternary_network
+    from sne_deploy.simulators.reference import run_reference
+    from sne_deploy.simulators.result import stopped_early
+
+    net = random_ternary_network((12, 20, 6), seed=1)
+    x = random_spikes(9, 8, 12, seed=2)
+    full = run_reference(net, x, "float", record=True)
+    stop = np.array([1, 2, 3, 4, 5, 6, 7, 8, 0])
+    cut = stopped_early(full, x, stop)
+    for i, t in enumerate(stop):
+        if t == 0:
+            assert cut.synaptic_events[i].sum() == 0 and cut.neuron_updates[i].sum() == 0
+            continue
+        alone = run_reference(net, x[i : i + 1, :t], "float", record=True)
+        np.testing.assert_array_equal(cut.synaptic_events[i], alone.synaptic_events[0])
+        np.testing.assert_array_equal(cut.neuron_updates[i], alone.neuron_updates[0])
+        for a, b in zip(cut.trains, alone.trains):
+            np.testing.assert_array_equal(a[i, :t], b[0])
+            assert not a[i, t:].any()
+    assert cut.synaptic_events.sum() < full.synaptic_events.sum()
+    with pytest.raises(ValueError, match="0..8"):
+        stopped_early(full, x, np.full(9, 9))
+
+
+def test_time_checkpoints_extend_the_cascade_within_its_rounds():
+    """The cascade in time: after every step of a round the head reads the counts so far, scaled
+    to T steps; at a round's last step that is the plain cascade. Its calibration meets a budget
+    of member-steps, and the steps each member runs follow the stop."""
+    from sne_deploy.scheduler import time_checkpoint_logits, time_exit_steps
+
+    rng = np.random.default_rng(0)
+    n, k, steps, width = 300, 3, 4, 5
+    trains = [rng.random((n, steps, width)) < 0.4 for _ in range(k)]
+    order = np.argsort(rng.random((n, k)), axis=1)
+    w = rng.standard_normal((k * width, 4)).astype(np.float32)
+
+    def head(counts, awake):  # type: ignore[no-untyped-def]
+        return counts @ w + awake.sum(1, keepdims=True)
+
+    logits = time_checkpoint_logits(trains, order, head)
+    assert logits.shape == (n, k * steps, 4)
+    counts, awake = np.zeros((n, k * width), np.float32), np.zeros((n, k), bool)
+    for r in range(k):  # the plain cascade's rounds
+        for i in range(n):
+            j = order[i, r]
+            awake[i, j] = True
+            counts[i, j * width : (j + 1) * width] = trains[j][i].sum(0)
+        np.testing.assert_allclose(logits[:, r * steps + steps - 1], head(counts, awake), rtol=1e-6)
+    first = order[:, 0]
+    half = np.stack([trains[j][i, :2].sum(0) * 2 for i, j in enumerate(first)])  # after 2 of 4 steps, x 4/2
+    one = np.zeros((n, k * width), np.float32)
+    for i, j in enumerate(first):
+        one[i, j * width : (j + 1) * width] = half[i]
+    np.testing.assert_allclose(logits[:, 1], head(one, np.eye(k, dtype=bool)[first]), rtol=1e-6)
+    conf = np.sort(rng.random((n, k * steps)), axis=1)
+    for b in (0.2, 0.5):
+        used = cascade_rounds(conf, calibrate_cascade(conf, b))
+        assert abs(used.mean() / (k * steps) - b) < 0.01
+        run = time_exit_steps(order, used, steps)
+        np.testing.assert_array_equal(run.sum(1), used)  # member-steps = checkpoints used
+        assert set(np.unique(run)) <= set(range(steps + 1))
+    run = time_exit_steps(order[:3], np.array([1, steps, steps + 2]), steps)
+    assert run[0, order[0, 0]] == 1 and run[0].sum() == 1
+    assert run[1, order[1, 0]] == steps and run[2, order[2, 0]] == steps and run[2, order[2, 1]] == 2
