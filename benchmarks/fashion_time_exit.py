@@ -35,9 +35,9 @@ from fashion_gate import with_gate
 from sne_deploy import checkpoint
 from sne_deploy.data import load_dataset
 from sne_deploy.deploy import bundle_parts
-from sne_deploy.energy import MODELS, AnnWork, HostWork, snn_energy_pj
+from sne_deploy.energy import MODELS, HostWork, snn_energy_pj
 from sne_deploy.exporters.bundle import Bundle, load_bundle, write_bundle
-from sne_deploy.runtime import MemberRuns, member_sizes, run_member
+from sne_deploy.runtime import MemberRuns, host_ann_work, member_sizes, run_member
 from sne_deploy.scheduler import (
     calibrate_cascade,
     cascade_order,
@@ -87,8 +87,8 @@ class SplitRun:
         gate_macs = float(m.gate_macs) if self.has_gate else 0.0
         counts = runs.mean_counts(gate_macs, head_runs * m.head_macs)
         host = HostWork(
-            _work(m.host_work, "gate") if self.has_gate else None,
-            _work(m.host_work, "head"),
+            host_ann_work(m.host_work, "gate") if self.has_gate else None,
+            host_ann_work(m.host_work, "head"),
             1.0 if self.has_gate else 0.0,
             head_runs,
         )
@@ -102,10 +102,6 @@ class SplitRun:
             "head_reads": head_runs,
             "energy_pj": {mod: snn_energy_pj(counts, mod, sizes, host) for mod in models},
         }
-
-
-def _work(host_work: dict, name: str) -> Optional[AnnWork]:
-    return AnnWork.from_dict(host_work[name]) if name in host_work else None
 
 
 def sweep(label: str, val: SplitRun, test: SplitRun, budgets: tuple[float, ...]) -> list[dict]:

@@ -169,15 +169,14 @@ def _build(b2: Any, network: Network, mode: str, table: np.ndarray, bsz: int, st
         objects += [g, syn, counter]
         if code.recurrent is not None:  # its own loop sees the spikes undelayed, as in the reference
             objects.append(_recurrent_synapses(b2, g, code.recurrent, bsz, li, code.multi))
-        sender = g
+        sender, sent = g, counter
         if layer.delay and layer.spiking:  # what the layer sends, counts and records: its spikes d steps late
             sender, relay_objects = _delay_relay(b2, g, layer.delay, size, li, bsz, steps, dt, code.multi)
-            objects += relay_objects
             sent = b2.StateMonitor(
                 sender, ["count"], record=True, dt=steps * dt, when="start", order=li, name=f"sne_sent{li}"
             )
-            objects.append(sent)
-        counters.append(Counter(counter, counter if sender is g else sent, size))
+            objects += [*relay_objects, sent]
+        counters.append(Counter(counter, sent, size))
         if record:
             mon = b2.SpikeMonitor(sender, variables=["nspk"] if code.multi else [], name=f"sne_spikes{li}")
             objects.append(mon)

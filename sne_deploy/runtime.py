@@ -343,14 +343,18 @@ def simulate(
         raster=sample_raster(runs, record_sample) if record_sample is not None else None,
         sizes=member_sizes(bundle.networks),
         host=HostWork(
-            _work(m.host_work, "gate"), _work(m.host_work, "head"), 1.0 if uses_gate else 0.0, mean_rounds or 1.0
+            host_ann_work(m.host_work, "gate"),
+            host_ann_work(m.host_work, "head"),
+            1.0 if uses_gate else 0.0,
+            mean_rounds or 1.0,
         ),
-        teacher_work=_work(m.host_work, "teacher"),
+        teacher_work=host_ann_work(m.host_work, "teacher"),
         energy_models=energy_models,
     )
 
 
-def _work(host_work: dict, name: str) -> Optional[AnnWork]:
+def host_ann_work(host_work: dict, name: str) -> Optional[AnnWork]:
+    """A bundle's recorded host network (``teacher``, ``gate``, ``head``) as AnnWork, if it has one."""
     return AnnWork.from_dict(host_work[name]) if name in host_work else None
 
 
