@@ -17,7 +17,10 @@ from sne_deploy.simulators.encoding import EVENTS, INPUT_CODES, input_width
 from sne_deploy.simulators.errors import SneError
 
 BUNDLE_FORMAT = "sne-deploy-bundle"
-BUNDLE_VERSION = 5  # 2: cascade_calibration and head_macs; 3: members' exact values under generic sne_ keys; 4: input_normalisation;  # 5: host_work (the teacher's, gate's and head's MACs, weights and activations, for the memory energy model)
+# 2: cascade_calibration and head_macs; 3: members' exact values under generic sne_ keys; 4: input_normalisation;
+# 5: host_work (the teacher's, gate's and head's MACs, weights and activations, for the memory energy model);
+# 6: time_exit_calibration (the cascade-time policy's thresholds, in member-steps)
+BUNDLE_VERSION = 6
 HOST_NETWORKS = ("gate", "head")  # always in host_work; "teacher" when the model knew it
 IMPUTATION_RULE = "a sleeping member's output spike counts are its training-set mean counts"
 
@@ -29,7 +32,8 @@ class BundleError(SneError, ValueError):
 @dataclass(frozen=True)
 class CalibrationRow:
     """A threshold that wakes ``budget`` of the members on validation data: the gate's score
-    threshold (``budget_calibration``) or the cascade's confidence threshold (``cascade_calibration``)."""
+    threshold (``budget_calibration``), the cascade's confidence threshold (``cascade_calibration``)
+    or that of the cascade in time (``time_exit_calibration``, the budget in member-steps)."""
 
     budget: float
     threshold: float  # may be +inf (only the best member) or -inf (all members)
@@ -53,6 +57,7 @@ class ModelInfo:
     count_mean: list[float]  # imputation values, concatenated over members
     budget_calibration: list[CalibrationRow]
     cascade_calibration: list[CalibrationRow]  # head-confidence thresholds of the cascade policy
+    time_exit_calibration: list[CalibrationRow]  # those of cascade-time (read after every step; member-steps)
     fixed_subsets: dict[int, list[int]]  # size m -> best static subset of m members
     gate_macs: int
     head_macs: int  # one evaluation of the host head (readouts + classifier)
@@ -91,7 +96,7 @@ class Manifest(ModelInfo):
             v = getattr(self, f.name)
             if f.name == "count_mean":
                 d["imputation"] = {"rule": IMPUTATION_RULE, "count_mean": v}
-            elif f.name in ("budget_calibration", "cascade_calibration"):
+            elif f.name in ("budget_calibration", "cascade_calibration", "time_exit_calibration"):
                 d[f.name] = [
                     {
                         "budget": r.budget,
@@ -131,6 +136,7 @@ class Manifest(ModelInfo):
             count_mean=r.get("imputation", _imputation),
             budget_calibration=r.get("budget_calibration", _list(_calibration_row)),
             cascade_calibration=r.get("cascade_calibration", _list(_calibration_row)),
+            time_exit_calibration=r.get("time_exit_calibration", _list(_calibration_row)),
             fixed_subsets={int(k): v for k, v in r.get("fixed_subsets", _dict(_list(_int(0)))).items()},
             gate_macs=r.get("gate_macs", _int(0)),
             head_macs=r.get("head_macs", _int(0)),

@@ -509,7 +509,8 @@ def _add_simulate(sub: Any) -> None:
         "--policy",
         default="cascade",
         metavar=_choices(POLICIES),
-        help="which members wake per input (cascade: the gate's order, stop when the head is confident)",
+        help="which members wake per input (cascade: the gate's order, stop when the head is confident; "
+        "cascade-time: also within a round, after any step, the budget in member-steps)",
     )
     s.add_argument("--backend", default="torch", metavar=_choices(RUNTIME_BACKENDS), help="where the members run")
     s.add_argument("--mode", default="fixed", metavar=_choices(MODES), help="float model or Loihi's fixed point")

@@ -12,8 +12,8 @@ from sne_deploy.simulators.result import MODES
 
 from .data import Dataset
 from .energy import AnnWork
-from .model import TrainedModel, member_counts
-from .scheduler import best_subsets, calibration_table, cascade_order, cascade_table, confidence
+from .model import TrainedModel, member_counts, member_output_trains
+from .scheduler import best_subsets, calibration_table, cascade_order, cascade_table, confidence, time_checkpoint_logits
 from .teacher import ann_work
 
 
@@ -38,8 +38,11 @@ def bundle_parts(model: TrainedModel, ds: Dataset) -> BundleParts:
     k = cfg.members
     val_x = ds.val.flat()  # the gate's view (event data: their frames)
     scores_val = model.gate(torch.from_numpy(val_x)).numpy()
-    counts_val, _ = member_counts(model.networks, ds.val.inputs(), cfg.steps, "fixed", cfg.encoding)
-    cv = torch.from_numpy(counts_val)
+    trains_val = member_output_trains(model.networks, ds.val.inputs(), cfg.steps, "fixed", cfg.encoding)
+    cv = torch.from_numpy(np.concatenate([t.sum(axis=1) for t in trains_val], axis=1).astype(np.float32))
+
+    def head_logits(counts: np.ndarray, awake: np.ndarray) -> np.ndarray:
+        return model.head(torch.from_numpy(counts), torch.from_numpy(awake.astype(np.float32))).numpy()
 
     def val_acc(mask: np.ndarray) -> float:
         awake = torch.from_numpy(np.tile(mask, (len(val_x), 1)).astype(np.float32))
@@ -51,6 +54,7 @@ def bundle_parts(model: TrainedModel, ds: Dataset) -> BundleParts:
         awake = np.zeros((len(val_x), k), np.float32)
         np.put_along_axis(awake, order[:, : r + 1], 1.0, axis=1)
         conf_by_round[:, r] = confidence(model.head(cv, torch.from_numpy(awake)).numpy())
+    conf_by_step = confidence(time_checkpoint_logits(trains_val, order, head_logits))  # (N, K*T)
 
     test_x = ds.test.flat()[:256]  # the gate's example input
     counts_test, _ = member_counts(model.networks, ds.test.inputs()[:256], cfg.steps, "fixed", cfg.encoding)
@@ -70,6 +74,7 @@ def bundle_parts(model: TrainedModel, ds: Dataset) -> BundleParts:
         count_mean=model.head.count_mean.tolist(),
         budget_calibration=calibration_table(scores_val),
         cascade_calibration=cascade_table(conf_by_round),
+        time_exit_calibration=cascade_table(conf_by_step),
         fixed_subsets=best_subsets(k, val_acc),
         gate_macs=model.gate.macs(),
         head_macs=model.head.macs(),

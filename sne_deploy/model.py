@@ -103,6 +103,21 @@ def encode(x_flat: np.ndarray, steps: int, encoding: str = ENCODING_NAME) -> tor
 
 
 @torch.no_grad()
+def member_output_trains(
+    networks: list[Network], x_flat: np.ndarray, steps: int, mode: str, encoding: str, batch: int = 1000
+) -> list[np.ndarray]:
+    """PyTorch-reference output spike trains per member, (N, T, n_out) each, every member awake
+    (what the cascade in time reads step by step)."""
+    outs: list[list[np.ndarray]] = [[] for _ in networks]
+    for i in range(0, len(x_flat), batch):
+        s = encode_spikes(x_flat[i : i + batch], steps, encoding)
+        for o, net in zip(outs, networks):
+            trains = run_network_torch(net, s, mode, record=True).trains
+            assert trains is not None
+            o.append(trains[-1].astype(np.uint8))
+    return [np.concatenate(o) for o in outs]
+
+
 def member_counts(
     networks: list[Network], x_flat: np.ndarray, steps: int, mode: str, encoding: str, batch: int = 1000
 ) -> tuple[np.ndarray, np.ndarray]:

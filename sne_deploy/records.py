@@ -148,7 +148,9 @@ class SimulationReport:
     predictions: np.ndarray = field(repr=False)  # (N,) predicted class
     agreement: Optional[Agreement] = None
     raster: Optional[dict[int, list[np.ndarray]]] = field(default=None, repr=False)
-    mean_rounds: Optional[float] = None  # the cascade's mean number of sequential rounds
+    mean_rounds: Optional[float] = (
+        None  # the cascade's mean number of sequential rounds (cascade-time: member-steps / T)
+    )
     sizes: Optional[SnnSizes] = None  # one member's synapses and neurons (the memory model)
     host: Optional[HostWork] = None  # the gate's and head's work and runs per sample (the memory model)
     teacher_work: Optional[AnnWork] = None  # the teacher's pass (the memory model)

@@ -68,7 +68,12 @@ def format_simulation(r: SimulationReport) -> str:
         f"  neuron updates / sample     {c.neuron_updates:.1f}",
         f"  host cost                   gate {c.gate_macs:.0f} + head {c.head_macs:.0f} MACs / sample",
     ]
-    if r.mean_rounds is not None:
+    if r.mean_rounds is not None and r.policy == "cascade-time":
+        lines.append(
+            f"  member-steps                {r.mean_rounds:.2f} rounds' worth on average "
+            f"({r.mean_rounds / len(r.member_wakes):.3f} of all; the head read after every step)"
+        )
+    elif r.mean_rounds is not None:
         lines.append(f"  cascade rounds              {r.mean_rounds:.2f} on average (sequential on a chip)")
     t8 = r.teacher_pj("int8")
     for m, pj in e.items():

@@ -24,12 +24,24 @@ from sne_deploy.exporters.bundle import Bundle
 from sne_deploy.simulators.encoding import EVENTS
 from sne_deploy.simulators.errors import GraphError, InputError, check_choice
 from sne_deploy.simulators.network import Network
-from sne_deploy.simulators.result import MODES, Result
+from sne_deploy.simulators.result import MODES, Result, stopped_early
 
 from .cluster import Call, Executor, Serial, run_call
 from .energy import MODELS, AnnWork, Counts, HostWork, SnnSizes
 from .records import Agreement, BackendCall, SimulationReport
-from .scheduler import POLICIES, cascade_order, cascade_stops, check_budget, choose, confidence, threshold_for
+from .scheduler import (
+    CASCADES,
+    POLICIES,
+    cascade_order,
+    cascade_stops,
+    check_budget,
+    choose,
+    confidence,
+    first_confident_step,
+    round_step_logits,
+    scale_to_steps,
+    threshold_for,
+)
 
 BACKENDS = ("torch", "reference", "brian2", "lava")
 YARDSTICK = "torch"
@@ -129,7 +141,10 @@ class MemberRuns:
         """Book one backend call: member ``j`` ran over samples ``idx``."""
         self.backend_time += res.wall_time
         self.results.append((j, idx, res))
-        self.counts[idx, self.offsets[j] : self.offsets[j + 1]] = res.output_counts
+        counts = res.output_counts
+        if res.steps_run is not None:  # stopped early (the cascade in time): read as T steps' counts
+            counts = scale_to_steps(counts, res.steps_run, res.steps)
+        self.counts[idx, self.offsets[j] : self.offsets[j + 1]] = counts
         self.synaptic_events[idx] += res.synaptic_events.sum(1)
         self.input_synaptic_events[idx] += res.synaptic_events[:, 0]
         self.neuron_updates[idx] += res.neuron_updates.sum(1)
@@ -180,28 +195,50 @@ def run_cascade(
     options: Optional[dict] = None,
     record_sample: Optional[int] = None,
     executor: Optional[Executor] = None,
+    in_time: bool = False,
 ) -> tuple[MemberRuns, np.ndarray, np.ndarray]:
     """The cascade, round by round as a chip would run it: in round r every input still going
     wakes the r-th member of its ``order``; the head then classifies it with the members awake
     so far, and inputs whose confidence reaches ``threshold`` stop. Each round runs each member
     once over the inputs that woke it (a round's calls at once on a cluster's ``executor``).
-    Returns the runs, the awake mask and each input's rounds."""
+
+    ``in_time`` (the ``cascade-time`` policy) lets an input stop within a round too: the head
+    reads after every step (:func:`~sne_deploy.scheduler.round_step_logits`), and a member that
+    stops after t steps is charged its first t steps (:func:`stopped_early`: the network is
+    causal, so that is the run that stopped there) and read as its counts scaled to T. Its
+    members run with their trains recorded, as the head must see every step.
+    Returns the runs, the awake mask and each input's rounds (member-steps / T with ``in_time``)."""
     n, k = order.shape
     runs = MemberRuns.empty(bundle, n)
     awake = np.zeros((n, k), bool)
-    rounds = np.zeros(n, np.int64)
+    rounds = np.zeros(n, np.float64)
     going = np.arange(n)
     for r in range(k):
         if going.size == 0:
             break
         woken = [(int(j), going[order[going, r] == j]) for j in np.unique(order[going, r])]
-        calls = [Call(bundle.networks[j], spikes[idx], record or record_sample in idx) for j, idx in woken]
-        for (j, idx), res in zip(woken, (executor or SERIAL).run(calls, backend, mode, options)):
-            runs.add(j, idx, res)
+        calls = [Call(bundle.networks[j], spikes[idx], in_time or record or record_sample in idx) for j, idx in woken]
+        results = list(zip(woken, (executor or SERIAL).run(calls, backend, mode, options)))
         awake[going, order[going, r]] = True
-        rounds[going] += 1
-        conf = confidence(bundle.head_logits(runs.counts[going], awake[going]))
-        going = going[~cascade_stops(conf, threshold)]
+        if not in_time:
+            for (j, idx), res in results:
+                runs.add(j, idx, res)
+            rounds[going] += 1
+            conf = confidence(bundle.head_logits(runs.counts[going], awake[going]))
+            going = going[~cascade_stops(conf, threshold)]
+            continue
+        local = {int(i): p for p, i in enumerate(going)}  # sample -> row among the inputs going
+        running = [(j, np.array([local[int(i)] for i in idx]), res.trains[-1]) for (j, idx), res in results]
+        step_conf = confidence(
+            round_step_logits(runs.counts[going], awake[going], running, runs.offsets, bundle.head_logits)
+        )  # (inputs going, T)
+        stop = first_confident_step(step_conf, threshold)  # 0: not confident within this round
+        steps_run = np.where(stop > 0, stop, bundle.steps)
+        for (j, idx), res in results:
+            rows = np.array([local[int(i)] for i in idx])
+            runs.add(j, idx, stopped_early(res, spikes[idx], steps_run[rows]))
+        rounds[going] += steps_run / bundle.steps
+        going = going[stop == 0]
     return runs, awake, rounds
 
 
@@ -220,6 +257,8 @@ def compare_with_yardstick(
     mismatches = 0
     for j, idx, res in runs.results:
         ref_res = run_member(bundle.networks[j], spikes[idx], YARDSTICK, mode, True)
+        if res.steps_run is not None:  # the cascade in time stopped it: compare the steps it ran
+            ref_res = stopped_early(ref_res, spikes[idx], res.steps_run)
         ref.add(j, idx, ref_res)
         mismatches += sum(int((a != b).sum()) for a, b in zip(res.trains, ref_res.trains))
     ref_pred = bundle.head_logits(ref.counts, awake).argmax(1)
@@ -250,6 +289,16 @@ def sample_raster(runs: MemberRuns, sample: int) -> Optional[dict[int, list[np.n
             pos = int(np.searchsorted(idx, sample))
             raster[j] = [t[pos] for t in res.trains]
     return raster or None
+
+
+def time_exit_table(bundle: Bundle) -> list:
+    """The bundle's ``cascade-time`` thresholds; a bundle exported before the policy has none."""
+    table = bundle.manifest.time_exit_calibration
+    if not table:
+        raise InputError(
+            f"{bundle.path}: this bundle has no time-exit calibration (--policy cascade-time): export it again"
+        )
+    return table
 
 
 def check_run(budget: float, policy: str, backend: str, mode: str) -> float:
@@ -287,22 +336,24 @@ def simulate(
     spikes = bundle.spikes(x)
     t0 = time.perf_counter()
     do_compare = compare and backend != YARDSTICK
-    uses_gate = policy in ("gate", "cascade")
+    uses_gate = policy in ("gate", *CASCADES)
     scores = bundle.gate_scores(x) if uses_gate else None
     rounds = None
-    if policy == "cascade":
+    in_time = policy == "cascade-time"
+    if policy in CASCADES:
         assert scores is not None
         runs, awake, rounds = run_cascade(
             bundle,
             spikes,
             cascade_order(scores),
-            threshold_for(m.cascade_calibration, budget),
+            threshold_for(time_exit_table(bundle) if in_time else m.cascade_calibration, budget),
             backend,
             mode,
             do_compare,
             backend_options,
             record_sample,
             executor,
+            in_time,
         )
     else:
         awake = choose(policy, budget, len(x), bundle.n_members, scores, m.budget_calibration, m.fixed_subsets, seed)
@@ -310,6 +361,7 @@ def simulate(
     pred = bundle.head_logits(runs.counts, awake).argmax(1)
     wall = time.perf_counter() - t0
     mean_rounds = float(rounds.mean()) if rounds is not None else None
+    head_runs = (mean_rounds or 1.0) * (bundle.steps if in_time else 1)  # in time the head reads every step
     calls = tuple(
         BackendCall(
             j,
@@ -329,7 +381,7 @@ def simulate(
         budget=budget,
         samples=len(x),
         accuracy=float((pred == y).mean()) if y is not None else None,
-        counts=runs.mean_counts(float(m.gate_macs) if uses_gate else 0.0, (mean_rounds or 1.0) * m.head_macs),
+        counts=runs.mean_counts(float(m.gate_macs) if uses_gate else 0.0, head_runs * m.head_macs),
         teacher_macs=float(m.teacher_macs or 0),
         mean_rounds=mean_rounds,
         wall_time_s=wall,
@@ -346,7 +398,7 @@ def simulate(
             host_ann_work(m.host_work, "gate"),
             host_ann_work(m.host_work, "head"),
             1.0 if uses_gate else 0.0,
-            mean_rounds or 1.0,
+            head_runs,
         ),
         teacher_work=host_ann_work(m.host_work, "teacher"),
         energy_models=energy_models,

@@ -11,6 +11,12 @@
   confidence (top softmax probability) reaches a threshold calibrated on validation data so the
   mean awake fraction there is b (:func:`calibrate_cascade`). Its rounds are sequential on a
   chip; the runtime runs them round by round (:func:`sne_deploy.runtime.run_cascade`).
+* ``cascade-time`` — the cascade with an early exit in time as well (DT-SNN, arXiv 2305.17346):
+  the head reads after every step of a round, the running member's counts so far scaled to T
+  steps (:func:`scale_to_steps`), and the input stops at the first step whose confidence reaches
+  the threshold. Its budget is in member-steps (0.3 = 30 % of K x T), calibrated on validation
+  data the same way (:func:`time_checkpoint_logits`, :func:`cascade_table`). For one student
+  (K = 1) it is the only policy that saves anything.
 * ``random`` — round(b*K) members drawn at random per input (stochastic rounding keeps the mean b).
 * ``fixed`` — the best static subset of size round(b*K), chosen on validation data.
 * ``all`` — every member, whatever the budget.
@@ -26,7 +32,8 @@ import numpy as np
 from sne_deploy.exporters.manifest import CalibrationRow
 from sne_deploy.simulators.errors import InputError, check_choice
 
-POLICIES = ("gate", "cascade", "random", "fixed", "all")
+POLICIES = ("gate", "cascade", "cascade-time", "random", "fixed", "all")
+CASCADES = ("cascade", "cascade-time")  # the policies that run round by round
 CALIBRATION_BUDGETS = [round(0.01 * i, 2) for i in range(1, 101)]
 
 
@@ -94,10 +101,11 @@ def cascade_order(scores: np.ndarray) -> np.ndarray:
 
 
 def confidence(logits: np.ndarray) -> np.ndarray:
-    """The head's top softmax probability per row."""
-    z = logits - logits.max(axis=1, keepdims=True)
+    """The head's top softmax probability over the last axis (per row; per row and step of
+    :func:`round_step_logits`' (n, T, classes))."""
+    z = logits - logits.max(axis=-1, keepdims=True)
     p = np.exp(z)
-    return (p.max(axis=1) / p.sum(axis=1)).astype(np.float64)
+    return (p.max(axis=-1) / p.sum(axis=-1)).astype(np.float64)
 
 
 def cascade_stops(conf: np.ndarray, threshold: float) -> np.ndarray:
@@ -141,38 +149,73 @@ def cascade_table(conf_by_round: np.ndarray, budgets: Sequence[float] = CALIBRAT
     )
 
 
+def scale_to_steps(counts: np.ndarray, steps_run: np.ndarray, steps: int) -> np.ndarray:
+    """A member's output counts (N, n) after ``steps_run`` (N,) of its ``steps`` steps, scaled to
+    what ``steps`` steps would give (the head was trained on T-step counts): the one rule by which
+    the cascade in time reads a member it stopped early. Rows that never ran (0 steps) stay 0."""
+    t = np.asarray(steps_run, dtype=np.float32)
+    scale = np.where(t > 0, np.float32(steps) / np.maximum(t, 1), 0).astype(np.float32)
+    return (np.asarray(counts, np.float32) * scale[:, None]).astype(np.float32)
+
+
+def round_step_logits(
+    counts: np.ndarray,
+    awake: np.ndarray,
+    running: Sequence[tuple[int, np.ndarray, np.ndarray]],
+    offsets: np.ndarray,
+    head_logits: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """(n, T, classes): the head's logits after each step t = 1..T of one cascade round.
+
+    ``counts`` (n, sum g) hold the earlier rounds' members' whole counts, ``awake`` (n, K) this
+    round's member too; ``running`` lists (member j, the rows it runs for, its (rows, T, n_j)
+    output trains): its counts after t steps, scaled to T (:func:`scale_to_steps`), join the rest."""
+    steps = running[0][2].shape[1]
+    so_far = [(j, rows, np.cumsum(tr, axis=1, dtype=np.float32)) for j, rows, tr in running]
+    out: Optional[np.ndarray] = None
+    for t in range(1, steps + 1):
+        c = counts.copy()
+        for j, rows, cum in so_far:
+            c[rows, offsets[j] : offsets[j + 1]] = scale_to_steps(cum[:, t - 1], np.full(len(rows), t), steps)
+        logits = np.asarray(head_logits(c, awake))
+        if out is None:
+            out = np.empty((len(c), steps, logits.shape[1]), logits.dtype)
+        out[:, t - 1] = logits
+    assert out is not None
+    return out
+
+
+def first_confident_step(conf: np.ndarray, threshold: float) -> np.ndarray:
+    """(n,) the first step (1-based) of a round whose confidence ``conf`` (n, T) reaches the
+    threshold (:func:`cascade_stops`), 0 where none does (the input goes on to the next round)."""
+    hit = cascade_stops(conf, threshold)
+    return np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0)
+
+
 def time_checkpoint_logits(
     out_trains: Sequence[np.ndarray], order: np.ndarray, head_logits: Callable[[np.ndarray, np.ndarray], np.ndarray]
 ) -> np.ndarray:
     """(N, K*T, classes): the head's logits after every step of every round of a cascade that can
     also stop within a round (an early exit in time, as DT-SNN, arXiv 2305.17346, does for one
-    network). Checkpoint c = r*T + t - 1 is round r's member after t of its T steps: the members
-    of the earlier rounds give their whole counts, this one its counts so far scaled by T/t (the
-    head was trained on T-step counts). At t = T this is the plain cascade's round r.
-    ``out_trains[j]`` is member j's (N, T, n_j) output trains; ``order`` (N, K) the cascade's."""
+    network). Checkpoint c = r*T + t - 1 is round r's member after t of its T steps
+    (:func:`round_step_logits`); at t = T this is the plain cascade's round r.
+    ``out_trains[j]`` is member j's (N, T, n_j) output trains over every input; ``order`` (N, K)
+    the cascade's. Calibrating on these (:func:`cascade_table`) gives ``cascade-time``'s thresholds."""
     n, k = order.shape
-    steps = out_trains[0].shape[1]
     offs = np.cumsum([0] + [tr.shape[2] for tr in out_trains])
-    so_far = [np.cumsum(tr, axis=1, dtype=np.float32) for tr in out_trains]  # (N, T, n_j)
     counts = np.zeros((n, offs[-1]), np.float32)
     awake = np.zeros((n, k), bool)
     rows = np.arange(n)
-    out: Optional[np.ndarray] = None
+    parts = []
     for r in range(k):
         awake[rows, order[:, r]] = True
-        members = [(int(j), rows[order[:, r] == j]) for j in np.unique(order[:, r])]
-        for t in range(1, steps + 1):
-            c = counts.copy()
-            for j, idx in members:
-                c[idx, offs[j] : offs[j + 1]] = so_far[j][idx, t - 1] * np.float32(steps / t)
-            logits = np.asarray(head_logits(c, awake))
-            if out is None:
-                out = np.empty((n, k * steps, logits.shape[1]), logits.dtype)
-            out[:, r * steps + t - 1] = logits
-        for j, idx in members:
-            counts[idx, offs[j] : offs[j + 1]] = so_far[j][idx, -1]
-    assert out is not None
-    return out
+        running = [(int(j), rows[order[:, r] == j]) for j in np.unique(order[:, r])]
+        parts.append(
+            round_step_logits(counts, awake, [(j, i, out_trains[j][i]) for j, i in running], offs, head_logits)
+        )
+        for j, i in running:
+            counts[i, offs[j] : offs[j + 1]] = out_trains[j][i].sum(axis=1)
+    return np.concatenate(parts, axis=1)
 
 
 def time_exit_steps(order: np.ndarray, checkpoints: np.ndarray, steps: int) -> np.ndarray:
@@ -233,7 +276,7 @@ def choose(
         return gate_awake(scores, threshold_for(table, budget))
     if policy == "random":
         return random_awake(n, k, budget, seed)
-    if policy == "cascade":
+    if policy in CASCADES:
         raise InputError(
             "the cascade's members depend on the members' outputs: run it with sne_deploy.runtime.simulate"
         )

@@ -125,6 +125,38 @@ def test_cascade_runs_round_by_round_and_reference_matches_torch(digits_bundle, 
     assert r.awake_fraction == pytest.approx(r.mean_rounds / digits_bundle.n_members)
 
 
+def test_cascade_time_stops_within_rounds_as_calibrated(digits_bundle, digits_data):
+    """cascade-time: the reference reproduces torch spike for spike over the steps each member ran;
+    each input stops at the checkpoint an offline replay of the head's every step picks (the
+    export's calibration: member-steps near the budget on the validation split); the members are
+    charged only the steps they ran, the head once per step it read."""
+    from sne_deploy.runtime import run_member, time_exit_table
+    from sne_deploy.scheduler import confidence, threshold_for, time_checkpoint_logits, time_exit_steps
+    from sne_deploy.simulators.result import stopped_early
+
+    b, steps, k = digits_bundle, digits_bundle.steps, digits_bundle.n_members
+    x, y = digits_data.test.flat()[:80], digits_data.test.y[:80]
+    r = simulate(b, x, y, 0.3, "cascade-time", "reference", "fixed", compare=True)
+    assert r.agreement.spike_mismatches == 0 and r.agreement.prediction_agreement == 1.0
+    t = simulate(b, x, y, 0.3, "cascade-time", "torch", "fixed", compare=False)
+    assert np.array_equal(r.awake, t.awake) and r.mean_rounds == t.mean_rounds
+    spikes = b.spikes(x)
+    full = [run_member(net, spikes, "torch", "fixed", True) for net in b.networks]
+    order = np.argsort(-b.gate_scores(x), axis=1, kind="stable")
+    logits = time_checkpoint_logits([f.trains[-1] for f in full], order, b.head_logits)
+    stop = cascade_rounds(confidence(logits), threshold_for(time_exit_table(b), 0.3))  # (N,) checkpoints, 1-based
+    assert r.mean_rounds * steps == pytest.approx(stop.mean())
+    assert np.array_equal(r.predictions, logits[np.arange(len(x)), stop - 1].argmax(1))
+    run = time_exit_steps(order, stop, steps)  # (N, K) steps per member
+    assert np.array_equal(r.awake, run > 0)
+    assert 0 < (run < steps).sum()  # some stopped within a round
+    charged = sum(stopped_early(f, spikes, run[:, j]).synaptic_events.sum(1) for j, f in enumerate(full))
+    assert r.counts.synaptic_events == pytest.approx(float(np.mean(charged)))
+    assert r.counts.head_macs == pytest.approx(stop.mean() * b.manifest.head_macs)
+    v = simulate(b, digits_data.val.flat(), digits_data.val.y, 0.3, "cascade-time", "torch", "fixed", compare=False)
+    assert abs(v.mean_rounds / k - 0.3) < 0.02  # member-steps on the split it was calibrated on
+
+
 def test_sleeping_members_cost_nothing(digits_bundle, digits_data):
     from sne_deploy.runtime import run_member
     from sne_deploy.simulators.encoding import encode_regular
