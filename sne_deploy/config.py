@@ -215,6 +215,13 @@ class TrainConfig:
         minimum=0,
         metavar="DELTA",
     )
+    input_event_cost: float = option(
+        0.0,
+        "weight of the penalty on the input layer's synaptic events (each input spike x its pixel's "
+        "non-zero fan-out, as a fraction of the most there could be): drops busy pixels' synapses first",
+        minimum=0,
+        metavar="WEIGHT",
+    )
     encoding: str = option(
         None,
         "input spike code: regular-if, floor(T x) spikes per pixel, or regular-if-centred, round(T x); "
@@ -280,6 +287,10 @@ class TrainConfig:
         resolve_device(self.device)
         if self.conv is not None and self.student != "conv":
             raise InputError("--conv-layers shapes convolutional students: add --student conv")
+        if self.input_event_cost and self.student == "conv":
+            raise InputError(
+                "--input-event-cost prices a dense input layer's fan-out: it takes --student mlp, not conv"
+            )
         cfg = self.resolved()
         check_objective(cfg)
         if cfg.teacher in BUILTIN_TEACHERS and cfg.members > int(cfg.feat_dim):

@@ -28,6 +28,7 @@ from .ensemble import placement
 from .head_gate import dropout_awake
 from .member_stack import MemberStack
 from .model import TrainConfig, encode, resolve_device, student_spec
+from .quantization import layer_delta, ste_nonzero
 from .snn import StudentSNN
 
 
@@ -89,7 +90,22 @@ def stack_loss(
         loss = loss + cfg.spike_reg * (total.mean(dim=1) / (neurons * stack.steps)).sum()
     if cfg.logit_reg:
         loss = loss + cfg.logit_reg * _per_member_mean((out / stack.steps) ** 2, mask, sizes).sum()
+    if cfg.input_event_cost and stack.ternary:
+        events = input_events(stack, spikes)  # (K, N)
+        n_in, fan_out = stack.weights[0].shape[2], stack.weights[0].shape[1]
+        loss = loss + cfg.input_event_cost * (events.mean(dim=1) / (n_in * fan_out * stack.steps)).sum()
     return loss, z, total
+
+
+def input_events(stack: MemberStack, spikes: torch.Tensor) -> torch.Tensor:
+    """Each member's input-layer synaptic events per sample (K, N): every input spike times its
+    pixel's non-zero fan-out after ternarisation (Sorbaro et al. 2020, Frontiers in Neuroscience:
+    a pixel's cost is its rate x its fan-out). Exact in value; its gradient reaches the input
+    weights through :func:`~sne_deploy.quantization.ste_nonzero`, so a penalty on it drops the
+    synapses of the busy pixels first instead of one uniform threshold for all (dense input
+    layers: ``TrainConfig.checked`` refuses it for conv students)."""
+    fan_out = ste_nonzero(stack.weights[0], layer_delta(0, stack.input_delta)).sum(dim=1)  # (K, n_in)
+    return torch.einsum("np,kp->kn", spikes.sum(dim=1), fan_out)
 
 
 @dataclass

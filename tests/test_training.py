@@ -214,6 +214,60 @@ def test_dead_teacher_features_join_no_group_and_k_above_live_is_refused():
         partition_features(f, 9)
 
 
+def test_input_events_are_each_spike_times_its_pixels_kept_synapses():
+    """The event count the penalty reads is exact (input spikes x the pixel's non-zero fan-out
+        after ternarisation, per member), its gradient on a silent pixel's synapses is only the moving
+    threshold's (the same for all, growing |w|), and
+        descending it drops synapses: the count falls and every kept synapse survives the forward
+        pass's own ternarisation."""
+    from sne_deploy.quantization import ternarize
+    from sne_deploy.students import input_events
+
+    stack = float64_stack(30, [16], [4, 3], 6, seed=3)
+    x = encode(np.random.default_rng(4).random((10, 30)), 6).double()
+    x[:, :, :5] = 0.0  # five pixels that never spike
+    events = input_events(stack, x)
+    for k in range(2):
+        kept = (ternarize(stack.weights[0][k])[0] != 0).sum(dim=0).double()  # (n_in,) fan-out per pixel
+        assert torch.equal(events[k], x.sum(dim=1) @ kept)
+    events.sum().backward()
+    grad, w = stack.weights[0].grad, stack.weights[0].detach()
+    silent = grad[:, :, :5]  # only the threshold's share: the same for every weight, growing |w| (raising Delta)
+    assert (silent * w[:, :, :5].sign() < 0).all()
+    assert torch.allclose(silent.abs(), silent.abs()[:, :1, :1].expand_as(silent))
+    assert (grad[:, :, 5:].abs().amax(dim=(1, 2)) > 2 * silent.abs()[:, 0, 0]).all()  # the busy pixels' own share
+    before = float(events.detach().sum())
+    opt = torch.optim.SGD(stack.parameters(), lr=0.05)
+    for _ in range(20):
+        opt.zero_grad()
+        input_events(stack, x).sum().backward()
+        opt.step()
+    assert float(input_events(stack, x).sum()) < 0.8 * before
+
+
+def test_input_event_cost_drops_the_busy_pixels_synapses_first():
+    """Trained with the penalty, the students' input layers cost fewer events on the training
+    inputs, and the synapses they keep moved from the busy pixels to the quiet ones: the fan-out
+    falls more (relatively) where the pixels spike most. Conv students refuse the option."""
+    from sne_deploy.data import load_dataset
+    from sne_deploy.quantization import ternarize
+
+    cfg = TrainConfig(epochs=6, teacher_epochs=10, limit_train=500, head_epochs=0, gate_epochs=1)
+    x = load_dataset("digits").train.flat()[:500]
+    rate = encode(x, 16).sum(dim=1).mean(dim=0).numpy()  # (64,) spikes per pixel and sample
+    busy = rate >= np.quantile(rate[rate > 0], 0.75)
+
+    def fan_out(model) -> np.ndarray:  # (members, 64) kept synapses per pixel
+        return np.stack([(ternarize(st.weights[0])[0] != 0).sum(dim=0).numpy() for st in model.students])
+
+    plain, cheap = (fan_out(train(replace(cfg, input_event_cost=c), progress=False)) for c in (0.0, 50.0))
+    assert (cheap @ rate).sum() < 0.9 * (plain @ rate).sum(), ((plain @ rate).sum(), (cheap @ rate).sum())
+    share = [f[:, busy].sum() / f.sum() for f in (plain, cheap)]
+    assert share[1] < 0.9 * share[0], share
+    with pytest.raises(InputError, match="--input-event-cost .* takes --student mlp"):
+        TrainConfig(student="conv", input_event_cost=1.0).checked()
+
+
 def test_spike_reg_lowers_spikes_on_a_fixed_seed():
     cfg = TrainConfig(epochs=6, teacher_epochs=10, limit_train=500, head_epochs=2, gate_epochs=2)
     plain = train(cfg, progress=False).summary
