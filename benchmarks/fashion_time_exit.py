@@ -35,9 +35,9 @@ from fashion_gate import with_gate
 from sne_deploy import checkpoint
 from sne_deploy.data import load_dataset
 from sne_deploy.deploy import bundle_parts
-from sne_deploy.energy import MODELS, HostWork, snn_energy_pj
+from sne_deploy.energy import MODELS, Counts, HostWork, snn_energy_pj
 from sne_deploy.exporters.bundle import Bundle, load_bundle, write_bundle
-from sne_deploy.runtime import MemberRuns, host_ann_work, member_sizes, run_member
+from sne_deploy.runtime import host_ann_work, member_sizes, run_member
 from sne_deploy.scheduler import (
     calibrate_cascade,
     cascade_order,
@@ -67,6 +67,7 @@ class SplitRun:
         self.logits = time_checkpoint_logits([r.trains[-1] for r in self.results], self.order, bundle.head_logits)
         n, c, classes = self.logits.shape
         self.conf = confidence(self.logits.reshape(n * c, classes)).reshape(n, c)
+        self._per_t: Optional[list[np.ndarray]] = None
 
     def checkpoints(self, in_time: bool) -> np.ndarray:
         """The confidence table a policy stops on: every step, or each round's last step."""
@@ -78,30 +79,62 @@ class SplitRun:
         used_steps = used if in_time else used * self.steps
         pred = self.logits[np.arange(len(used)), used_steps - 1].argmax(1)
         run = time_exit_steps(self.order, used_steps, self.steps)
-        runs = MemberRuns.empty(self.bundle, len(used))
-        everyone = np.arange(len(used))
-        for j, res in enumerate(self.results):
-            runs.add(j, everyone, stopped_early(res, self.spikes, run[:, j]))
-        m = self.bundle.manifest
-        head_runs = float(used.mean())  # the head reads at every checkpoint it reached
-        gate_macs = float(m.gate_macs) if self.has_gate else 0.0
-        counts = runs.mean_counts(gate_macs, head_runs * m.head_macs)
-        host = HostWork(
-            host_ann_work(m.host_work, "gate") if self.has_gate else None,
-            host_ann_work(m.host_work, "head"),
-            1.0 if self.has_gate else 0.0,
-            head_runs,
-        )
-        sizes = member_sizes(self.bundle.networks)
+        counts_energy = self.charge(run, used.astype(np.float64), np.ones(len(used)), models)
         k = self.bundle.n_members
         return {
             "accuracy": float((pred == self.y).mean()),
             "member_steps": float(run.sum(1).mean() / (k * self.steps)),
             "awake_fraction": float((run > 0).mean()),
             "mean_steps_last_member": float(((used_steps - 1) % self.steps + 1).mean()),
-            "head_reads": head_runs,
-            "energy_pj": {mod: snn_energy_pj(counts, mod, sizes, host) for mod in models},
+            "head_reads": float(used.mean()),
+            "energy_pj": counts_energy,
         }
+
+    def per_step_counts(self) -> list[np.ndarray]:
+        """Member j's counters had every input stopped after t = 0..T steps: (T + 1, N, 4) of
+        synaptic events, the input layer's share, neuron updates and spikes, each through
+        :func:`stopped_early` (computed once, so that charging a policy is a lookup)."""
+        if self._per_t is None:
+            n = len(self.y)
+            self._per_t = []
+            for res in self.results:
+                table = np.zeros((self.steps + 1, n, 4))
+                for t in range(1, self.steps + 1):
+                    r = stopped_early(res, self.spikes, np.full(n, t))
+                    table[t] = np.stack(
+                        [
+                            r.synaptic_events.sum(1),
+                            r.synaptic_events[:, 0],
+                            r.neuron_updates.sum(1),
+                            r.layer_spikes.sum(1),
+                        ],
+                        axis=1,
+                    )
+                self._per_t.append(table)
+        return self._per_t
+
+    def charge(self, run: np.ndarray, head_reads: np.ndarray, gate_ran: np.ndarray, models: tuple[str, ...]) -> dict:
+        """Mean energy per input of member j running ``run[i, j]`` steps on input i (0: asleep),
+        the head read ``head_reads[i]`` times and the gate run where ``gate_ran[i]`` (under each
+        of ``models``). An input with no steps, reads or gate costs nothing, so a caller can
+        charge a subset of the split (a cascade stage that only some inputs reach)."""
+        per_t = self.per_step_counts()
+        rows = np.arange(len(run))
+        total = sum(per_t[j][run[:, j], rows] for j in range(len(self.results)))  # (N, 4) of one network each
+        syn, syn_in, updates, spikes = (float(v) for v in total.mean(axis=0))
+        m = self.bundle.manifest
+        head_runs = float(np.mean(head_reads))  # the head reads at every checkpoint it reached
+        gate_runs = float(np.mean(gate_ran)) if self.has_gate else 0.0
+        gate_macs = gate_runs * float(m.gate_macs) if self.has_gate else 0.0
+        counts = Counts(syn, updates, spikes, gate_macs, head_runs * m.head_macs, syn_in)
+        host = HostWork(
+            host_ann_work(m.host_work, "gate") if self.has_gate else None,
+            host_ann_work(m.host_work, "head"),
+            gate_runs,
+            head_runs,
+        )
+        sizes = member_sizes(self.bundle.networks)
+        return {mod: snn_energy_pj(counts, mod, sizes, host) for mod in models}
 
 
 def sweep(label: str, val: SplitRun, test: SplitRun, budgets: tuple[float, ...]) -> list[dict]:
