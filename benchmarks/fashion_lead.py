@@ -55,7 +55,7 @@ from sne_deploy.train import train
 from _common import RESULTS, ROOT, benchmark_parser, write_results
 
 ESCALATE = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)  # share of validation inputs the lead passes on
-LEAD_TIME_BUDGETS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # the lead's steps as a share of T (its time exit)
+LEAD_TIME_BUDGETS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # the lead's steps as a share of T (its time exit)
 INNER = (0.125, 0.25, 0.5, 1.0)  # the SNE cascade's budget on the inputs it receives
 CASCADE_BUDGETS = (0.125, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
 
@@ -178,6 +178,24 @@ def student_rows(label: str, val: SplitRun, test: SplitRun) -> list[dict]:
     ]
 
 
+def time_exit_rows(label: str, val: SplitRun, test: SplitRun) -> list[dict]:
+    """The student alone with its own early exit in time (DT-SNN's rule, the alternative a user
+    would deploy below a student's full energy), at the lead's step budgets."""
+    rows = []
+    for b in LEAD_TIME_BUDGETS:
+        thr = calibrate_cascade(val.conf, b)
+        rows.append(
+            {
+                "model": label,
+                "policy": "time exit",
+                "budget": b,
+                "val": val.outcome(True, thr, MODELS),
+                "test": test.outcome(True, thr, MODELS),
+            }
+        )
+    return rows
+
+
 def pareto(rows: list[dict], model: str, split: str = "val") -> list[dict]:
     """The rows no other row beats on ``split`` in both accuracy and energy under ``model``."""
     key = sorted(rows, key=lambda r: (r[split]["energy_pj"][model], -r[split]["accuracy"]))
@@ -200,7 +218,7 @@ def choose(lead_rows: list[dict], cascade_at_03: dict, model: str) -> dict:
 def single_at(rows: list[dict], energy: float) -> Optional[float]:
     """A plain single student's test accuracy at ``energy`` (Loihi), interpolated on log energy
     between this run's widths; None outside their range."""
-    pts = sorted((r["test"]["energy_pj"]["loihi"], r["test"]["accuracy"]) for r in rows)
+    pts = sorted((r["test"]["energy_pj"]["loihi"], r["test"]["accuracy"]) for r in pareto(rows, "loihi"))
     if not pts or energy < pts[0][0] or energy > pts[-1][0]:
         return None
     e, a = zip(*pts)
@@ -245,6 +263,11 @@ def brief(r: dict) -> str:
     )
 
 
+def _share(t: dict, key: str, fallback: Optional[str] = None) -> str:
+    v = t.get(key, t.get(fallback) if fallback else None)
+    return "–" if v is None else f"{v:.3f}"
+
+
 def markdown(doc: dict) -> str:
     lines = [
         "| model | policy | lead setting | inner budget | val accuracy | test accuracy | escalated (test) | SNE awake (test) | µJ Loihi | µJ memory | µJ 45 nm |",
@@ -254,13 +277,16 @@ def markdown(doc: dict) -> str:
     for r in doc["lead_rows"]:
         groups.setdefault(r["model"], []).append(r)
     fronts = {id(r) for rows in groups.values() for m in ("loihi", "memory") for r in pareto(rows, m)}
+    timed = doc.get("student_time_rows", [])
+    time_front = {id(r) for m in ("loihi", "memory") for r in pareto(timed, m)}
     shown = [r for r in doc["lead_rows"] if id(r) in fronts] + doc["cascade_rows"] + doc["student_rows"]
+    shown += [r for r in timed if id(r) in time_front]
     for r in shown:
         t, e = r["test"], r["test"]["energy_pj"]
         lines.append(
             f"| {r['model']} | {r['policy']} | {r.get('lead_setting', r.get('budget', '–'))} | {r.get('inner_budget', '–')} | "
-            f"{r['val']['accuracy']:.4f} | {t['accuracy']:.4f} | {t.get('escalated', float('nan')):.3f} | "
-            f"{t.get('sne_awake_fraction', t.get('awake_fraction', float('nan'))):.3f} | {e['loihi'] / 1e6:.3f} | "
+            f"{r['val']['accuracy']:.4f} | {t['accuracy']:.4f} | {_share(t, 'escalated')} | "
+            f"{_share(t, 'sne_awake_fraction', 'awake_fraction' if 'SNE' in r['model'] else None)} | {e['loihi'] / 1e6:.3f} | "
             f"{e['memory'] / 1e6:.3f} | {e['45nm-ops'] / 1e6:.3f} |"
         )
     c = doc["chosen"]
@@ -278,6 +304,11 @@ def markdown(doc: dict) -> str:
     if pays["minus_single_pt"] is not None:
         verdict = "met" if pays["met"] else "missed"
         lines.append(f"Against that student: {pays['minus_single_pt']:+.2f} pt (the target is +1 pt): **{verdict}**.")
+    if c.get("minus_time_exit_front_pt") is not None:
+        lines.append(
+            f"Against the plain students' own time exit (their validation front) at that energy: "
+            f"{c['minus_time_exit_front_pt']:+.2f} pt."
+        )
     for r in c["alternatives"]:
         lines.append(f"The same rule for {r['model']}: {brief(r)}.")
     return "\n".join(lines)
@@ -306,11 +337,21 @@ def plot(doc: dict, out: Path) -> None:
             color="0.4",
             label=f"{rows[0]['model']}: cascade alone (budgets 0.125-1)",
         )
+        timed = pareto(doc.get("student_time_rows", []), mod)
+        if timed:
+            ax.plot(
+                [r["test"]["energy_pj"][mod] / 1e6 for r in timed],
+                [100 * r["test"]["accuracy"] for r in timed],
+                "x--",
+                ms=6,
+                color="0.15",
+                label="plain students with their own time exit (front over widths)",
+            )
         for r in doc["student_rows"]:
             ax.plot(r["test"]["energy_pj"][mod] / 1e6, 100 * r["test"]["accuracy"], "D", ms=7, label=r["model"])
         ax.set_xscale("log")
         lo, hi = ax.get_xlim()
-        ax.set_xticks([v for v in (0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5) if lo <= v <= hi])
+        ax.set_xticks([v for v in (0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5) if lo <= v <= hi])
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"energy per inference, µJ ({name}, log scale)")
@@ -337,6 +378,12 @@ def _pays(chosen: dict, students: list[dict]) -> dict:
     return {"minus_single_pt": gain, "met": gain is not None and gain >= 1.0}
 
 
+def _time_exit_gain(chosen: dict, rows: list[dict]) -> Optional[float]:
+    """Points above the plain students' time-exit front (validation front, test figures) at the chosen energy."""
+    single = single_at(rows, chosen["test"]["energy_pj"]["loihi"])
+    return None if single is None else 100 * (chosen["test"]["accuracy"] - single)
+
+
 def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
@@ -345,7 +392,9 @@ def main() -> None:
     ap = benchmark_parser(__doc__, markdown)
     ap.add_argument("--checkpoint", default=str(ROOT / "runs" / "fashion" / "model.pt"), help="the SNE (K members)")
     ap.add_argument("--leads", default="160,256", help="hidden widths of the lead students (each tried)")
-    ap.add_argument("--widths", default="160,256,401", help="plain single students for the comparison (hidden widths)")
+    ap.add_argument(
+        "--widths", default="64,100,160,256,401", help="plain single students for the comparison (hidden widths)"
+    )
     ap.add_argument(
         "--gate",
         default="7,16",
@@ -391,6 +440,7 @@ def main() -> None:
     sne_label = f"SNE (K = {model.config.members})" + (f", {pool}x{pool} pool gate, {hidden} hidden" if a.gate else "")
     cascade = cascade_rows(sne_label, sne_val, sne_test)
     students = [r for w in widths for r in student_rows(f"one student ({w} hidden), all steps", *student[w])]
+    time_rows = [r for w in widths for r in time_exit_rows(f"one student ({w} hidden)", *student[w])]
     at_03 = next(r for r in cascade if r["budget"] == 0.3)
     designs = sorted({r["model"] for r in lead_rows})
     sne_led = [choose(lead_rows, at_03, m) for m in designs if m.endswith("the SNE")]
@@ -406,12 +456,14 @@ def main() -> None:
         "lead_rows": lead_rows,
         "cascade_rows": cascade,
         "student_rows": students,
+        "student_time_rows": time_rows,
         "chosen": {
             "rule": "most accurate on validation at no more validation Loihi energy than the plain cascade at 0.3",
             "row": chosen,
             "cascade_at_03": at_03,
             "single_at_energy": single_at(students, chosen["test"]["energy_pj"]["loihi"]),
             "dynamic_activation_pays": _pays(chosen, students),
+            "minus_time_exit_front_pt": _time_exit_gain(chosen, time_rows),
             "alternatives": [choose(lead_rows, at_03, m) for m in others],  # the same rule, a student correcting
         },
         "timings": {"training_s": t_train, "total_s": time.perf_counter() - t0},
