@@ -20,6 +20,11 @@ Policies, with every threshold calibrated on the validation split and applied to
   an input that never reaches θ_L goes on.
 * ``…, corrector alone``: as above, but an escalated input takes the corrector's own prediction (no fusion).
 
+Correctors: the SNE as trained; the SNE *with a corrector head* (its head and gate retrained on
+the fused prediction's loss, :class:`CorrectorLoss`); and, as the alternative a user would build,
+a wider plain student (a big-little cascade). Beside them, in the same run: the plain SNE cascade
+and plain students of several widths, whole and with their own time exit.
+
 How it is charged: every network runs over every input on torch fixed point with its trains
 recorded. A network stopped after t steps is charged its first t steps
 (:func:`sne_deploy.simulators.result.stopped_early`). The student's head is charged per read. The
