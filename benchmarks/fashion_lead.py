@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import copy
 import json
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -49,16 +48,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fashion_gate import with_gate
-from fashion_time_exit import SplitRun
+from fashion_time_exit import SplitRun, split_runs
 from torch import nn
 
 from sne_deploy import checkpoint
 from sne_deploy.data import Dataset, load_dataset
-from sne_deploy.deploy import bundle_parts
 from sne_deploy.energy import MODELS
-from sne_deploy.exporters.bundle import load_bundle, write_bundle
-from sne_deploy.head_gate import finetune_head, gate_targets, train_gate
+from sne_deploy.head_gate import finetune_head, gate_targets
 from sne_deploy.model import member_counts
+from sne_deploy.report import subplots
 from sne_deploy.scheduler import calibrate_cascade, cascade_rounds, confidence, time_exit_steps
 from sne_deploy.train import train
 
@@ -82,8 +80,7 @@ class LeadRun:
         self.lead, self.sne, self.y = lead, sne, lead.y
         t = sne.steps
         self.sne_rounds = sne.logits[:, t - 1 :: t]  # (n, K, classes): the head after each round
-        self.lead_final = lead.logits[:, -1]
-        self.fused = log_softmax(self.lead_final)[:, None] + log_softmax(self.sne_rounds)
+        self.fused = log_softmax(lead.logits[:, -1])[:, None] + log_softmax(self.sne_rounds)
         self.fused_conf = confidence(self.fused)
         self.sne_conf = sne.checkpoints(False)
 
@@ -136,13 +133,13 @@ def lead_thresholds(val: LeadRun, in_time: bool) -> list[tuple[float, float]]:
 
 def sweep(label: str, val: LeadRun, test: LeadRun) -> list[dict]:
     rows = []
+    inner_budgets = INNER if val.sne.bundle.n_members > 1 else (1.0,)  # one network has no inner cascade
     for in_time in (False, True):
         for setting, theta_l in lead_thresholds(val, in_time):
             _, _, esc = val.lead_stage(theta_l, in_time)
             for fuse in (True, False):
                 conf, _ = val.sne_tables(fuse)
-                k = val.sne.bundle.n_members
-                for inner in (INNER if k > 1 else (1.0,)) if esc.any() else (INNER[0],):
+                for inner in inner_budgets if esc.any() else (INNER[0],):
                     theta_s = calibrate_cascade(conf[esc], inner) if esc.any() else float("inf")
                     row = {
                         "model": label,
@@ -160,47 +157,22 @@ def sweep(label: str, val: LeadRun, test: LeadRun) -> list[dict]:
     return rows
 
 
-def cascade_rows(label: str, val: SplitRun, test: SplitRun) -> list[dict]:
-    """The plain SNE cascade (between rounds) at its budgets, the same run, for the comparison."""
+def policy_rows(
+    label: str, policy: str, val: SplitRun, test: SplitRun, in_time: bool, budgets: tuple[Optional[float], ...]
+) -> list[dict]:
+    """One network's rows of a stopping rule calibrated on validation at each of ``budgets``
+    (``in_time``: after any step, else after whole rounds); a budget of None never stops early
+    (its plain run: T steps, the head read once per round)."""
     rows = []
-    for b in CASCADE_BUDGETS:
-        thr = calibrate_cascade(val.checkpoints(False), b)
+    for b in budgets:
+        thr = float("inf") if b is None else calibrate_cascade(val.checkpoints(in_time), b)
         rows.append(
             {
                 "model": label,
-                "policy": "cascade",
+                "policy": policy,
                 "budget": b,
-                "val": val.outcome(False, thr, MODELS),
-                "test": test.outcome(False, thr, MODELS),
-            }
-        )
-    return rows
-
-
-def student_rows(label: str, val: SplitRun, test: SplitRun) -> list[dict]:
-    return [
-        {
-            "model": label,
-            "policy": "all steps",
-            "val": val.outcome(False, float("inf"), MODELS),  # its plain run: T steps, the head read once
-            "test": test.outcome(False, float("inf"), MODELS),
-        }
-    ]
-
-
-def time_exit_rows(label: str, val: SplitRun, test: SplitRun) -> list[dict]:
-    """The student alone with its own early exit in time (DT-SNN's rule, the alternative a user
-    would deploy below a student's full energy), at the lead's step budgets."""
-    rows = []
-    for b in LEAD_TIME_BUDGETS:
-        thr = calibrate_cascade(val.conf, b)
-        rows.append(
-            {
-                "model": label,
-                "policy": "time exit",
-                "budget": b,
-                "val": val.outcome(True, thr, MODELS),
-                "test": test.outcome(True, thr, MODELS),
+                "val": val.outcome(in_time, thr, MODELS),
+                "test": test.outcome(in_time, thr, MODELS),
             }
         )
     return rows
@@ -272,15 +244,7 @@ def corrector(model: Any, lead: Any, ds: Dataset, gate: Optional[tuple[int, int]
     finetune_head(loss, both, ds.train.y, cfg, progress=False)
     fixed = replace(model, head=head)
     targets = gate_targets(loss, both, ds.train.y)
-    if gate is None:
-        return replace(fixed, gate=_retrained_gate(fixed, ds, targets))
-    return with_gate(fixed, ds, *gate, targets=targets)
-
-
-def _retrained_gate(model: Any, ds: Dataset, targets: np.ndarray) -> Any:
-    g = copy.deepcopy(model.gate)
-    train_gate(g, ds.train.flat(), targets, model.config, progress=False)
-    return g
+    return with_gate(fixed, ds, *(gate or (cfg.gate_pool, cfg.gate_hidden)), targets=targets)
 
 
 def train_single(model: Any, ds: Dataset, hidden: int, path: Path) -> Any:
@@ -296,18 +260,6 @@ def train_single(model: Any, ds: Dataset, hidden: int, path: Path) -> Any:
     return single
 
 
-def split_runs(model: Any, ds: Dataset, limit: Optional[int]) -> tuple[SplitRun, SplitRun]:
-    with tempfile.TemporaryDirectory() as tmp:
-        out, _ = write_bundle(bundle_parts(model, ds), Path(tmp) / "m.nir", "nir")
-        bundle = load_bundle(out)
-        runs = []
-        for split in ("val", "test"):
-            s = ds.split(split)
-            x, y = s.inputs(), s.y
-            runs.append(SplitRun(bundle, x[:limit], y[:limit]) if limit else SplitRun(bundle, x, y))
-        return runs[0], runs[1]
-
-
 def brief(r: dict) -> str:
     t = r["test"]
     what = (
@@ -319,6 +271,11 @@ def brief(r: dict) -> str:
         f"{r['model']}, {r['policy']} ({what}): test {t['accuracy']:.4f} "
         f"at {t['energy_pj']['loihi'] / 1e6:.3f} µJ Loihi, {t['energy_pj']['memory'] / 1e6:.3f} µJ memory"
     )
+
+
+def _setting(r: dict) -> str:
+    v = r.get("lead_setting", r.get("budget"))
+    return "–" if v is None else f"{v}"
 
 
 def _share(t: dict, key: str, fallback: Optional[str] = None) -> str:
@@ -342,7 +299,7 @@ def markdown(doc: dict) -> str:
     for r in shown:
         t, e = r["test"], r["test"]["energy_pj"]
         lines.append(
-            f"| {r['model']} | {r['policy']} | {r.get('lead_setting', r.get('budget', '–'))} | {r.get('inner_budget', '–')} | "
+            f"| {r['model']} | {r['policy']} | {_setting(r)} | {r.get('inner_budget', '–')} | "
             f"{r['val']['accuracy']:.4f} | {t['accuracy']:.4f} | {_share(t, 'escalated')} | "
             f"{_share(t, 'sne_awake_fraction', 'awake_fraction' if 'SNE' in r['model'] else None)} | {e['loihi'] / 1e6:.3f} | "
             f"{e['memory'] / 1e6:.3f} | {e['45nm-ops'] / 1e6:.3f} |"
@@ -372,41 +329,27 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(doc: dict, out: Path) -> None:
-    import matplotlib
+def _curve(ax: Any, rows: list[dict], mod: str, fmt: str, **kw: Any) -> None:
+    """``rows`` at their test accuracy (%) against their energy under ``mod`` (µJ)."""
+    ax.plot([r["test"]["energy_pj"][mod] / 1e6 for r in rows], [100 * r["test"]["accuracy"] for r in rows], fmt, **kw)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot(doc: dict, out: Path) -> None:
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 6))
+    fig, axes = subplots(1, 2, figsize=(12, 6))
     for ax, mod, name in zip(axes, ("loihi", "memory"), ("Loihi constants", "memory-aware model")):
         for model in sorted({r["model"] for r in doc["lead_rows"]}):  # each design's front over all its policies
             rows = pareto([r for r in doc["lead_rows"] if r["model"] == model], mod)
-            e = [r["test"]["energy_pj"][mod] / 1e6 for r in rows]
-            a = [100 * r["test"]["accuracy"] for r in rows]
-            ax.plot(e, a, "o-" if "then the SNE" in model else "^:", ms=4, label=model)
+            _curve(ax, rows, mod, "o-" if "then the SNE" in model else "^:", ms=4, label=model)
         rows = sorted(doc["cascade_rows"], key=lambda r: r["test"]["energy_pj"][mod])
-        ax.plot(
-            [r["test"]["energy_pj"][mod] / 1e6 for r in rows],
-            [100 * r["test"]["accuracy"] for r in rows],
-            "s--",
-            ms=4,
-            color="0.4",
-            label=f"{rows[0]['model']}: cascade alone (budgets 0.125-1)",
-        )
+        _curve(ax, rows, mod, "s--", ms=4, color="0.4", label=f"{rows[0]['model']}: cascade alone (budgets 0.125-1)")
         timed = pareto(doc.get("student_time_rows", []), mod)
         if timed:
-            ax.plot(
-                [r["test"]["energy_pj"][mod] / 1e6 for r in timed],
-                [100 * r["test"]["accuracy"] for r in timed],
-                "x--",
-                ms=6,
-                color="0.15",
-                label="plain students with their own time exit (front over widths)",
-            )
+            label = "plain students with their own time exit (front over widths)"
+            _curve(ax, timed, mod, "x--", ms=6, color="0.15", label=label)
         for r in doc["student_rows"]:
-            ax.plot(r["test"]["energy_pj"][mod] / 1e6, 100 * r["test"]["accuracy"], "D", ms=7, label=r["model"])
+            _curve(ax, [r], mod, "D", ms=7, label=r["model"])
         ax.set_xscale("log")
         lo, hi = ax.get_xlim()
         ax.set_xticks([v for v in (0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5) if lo <= v <= hi])
@@ -425,21 +368,20 @@ def plot(doc: dict, out: Path) -> None:
     )
     fig.tight_layout(rect=(0, 0.17, 1, 1))
     fig.savefig(out, dpi=120)
-    plt.close(fig)
+
+
+def gain_pt(chosen: dict, rows: list[dict]) -> Optional[float]:
+    """Points ``chosen`` lies above the front of ``rows`` (validation front, test figures) at its
+    Loihi energy; None outside the front's range."""
+    single = single_at(rows, chosen["test"]["energy_pj"]["loihi"])
+    return None if single is None else 100 * (chosen["test"]["accuracy"] - single)
 
 
 def _pays(chosen: dict, students: list[dict]) -> dict:
     """Issue 24's first target, asked of this design: ≥ 1 pt above a plain single student of its
     Loihi energy (interpolated between this run's widths, one seed each)."""
-    single = single_at(students, chosen["test"]["energy_pj"]["loihi"])
-    gain = None if single is None else 100 * (chosen["test"]["accuracy"] - single)
+    gain = gain_pt(chosen, students)
     return {"minus_single_pt": gain, "met": gain is not None and gain >= 1.0}
-
-
-def _time_exit_gain(chosen: dict, rows: list[dict]) -> Optional[float]:
-    """Points above the plain students' time-exit front (validation front, test figures) at the chosen energy."""
-    single = single_at(rows, chosen["test"]["energy_pj"]["loihi"])
-    return None if single is None else 100 * (chosen["test"]["accuracy"] - single)
 
 
 def _ints(text: str) -> list[int]:
@@ -514,9 +456,17 @@ def main() -> None:
                 lead_rows += sweep(f"{lead_label}, then one student ({w} hidden)", val_w, test_w)
     pool, hidden = a.gate.split(",") if a.gate else ("", "")
     sne_label = f"SNE (K = {model.config.members})" + (f", {pool}x{pool} pool gate, {hidden} hidden" if a.gate else "")
-    cascade = cascade_rows(sne_label, sne_val, sne_test)
-    students = [r for w in widths for r in student_rows(f"one student ({w} hidden), all steps", *student[w])]
-    time_rows = [r for w in widths for r in time_exit_rows(f"one student ({w} hidden)", *student[w])]
+    cascade = policy_rows(sne_label, "cascade", sne_val, sne_test, False, CASCADE_BUDGETS)
+    students = [
+        r
+        for w in widths
+        for r in policy_rows(f"one student ({w} hidden), all steps", "all steps", *student[w], False, (None,))
+    ]
+    time_rows = [  # the students alone with their own time exit (DT-SNN's rule), at the lead's step budgets
+        r
+        for w in widths
+        for r in policy_rows(f"one student ({w} hidden)", "time exit", *student[w], True, LEAD_TIME_BUDGETS)
+    ]
     at_03 = next(r for r in cascade if r["budget"] == 0.3)
     designs = sorted({r["model"] for r in lead_rows})
     sne_led = [choose(lead_rows, at_03, m) for m in designs if "then the SNE" in m]
@@ -539,7 +489,7 @@ def main() -> None:
             "cascade_at_03": at_03,
             "single_at_energy": single_at(students, chosen["test"]["energy_pj"]["loihi"]),
             "dynamic_activation_pays": _pays(chosen, students),
-            "minus_time_exit_front_pt": _time_exit_gain(chosen, time_rows),
+            "minus_time_exit_front_pt": gain_pt(chosen, time_rows),
             "alternatives": [choose(lead_rows, at_03, m) for m in others],  # the same rule, a student correcting
         },
         "timings": {"training_s": t_train, "total_s": time.perf_counter() - t0},

@@ -26,14 +26,14 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
 from fashion_gate import with_gate
 
 from sne_deploy import checkpoint
-from sne_deploy.data import load_dataset
+from sne_deploy.data import Dataset, load_dataset
 from sne_deploy.deploy import bundle_parts
 from sne_deploy.energy import MODELS, Counts, HostWork, snn_energy_pj
 from sne_deploy.exporters.bundle import Bundle, load_bundle, write_bundle
@@ -181,17 +181,21 @@ def model_rows(
     ds = load_dataset("fashion-mnist", None, model.config.seed)
     if gate is not None:  # the gate study's chosen gate (benchmarks/fashion_gate.py), retrained here
         model = with_gate(model, ds, *gate)
+    return sweep(label, *split_runs(model, ds, limit), budgets)
+
+
+def split_runs(model: Any, ds: Dataset, limit: Optional[int]) -> tuple[SplitRun, SplitRun]:
+    """``model`` exported as NIR and recorded over the validation and test splits (their first
+    ``limit`` samples, if given)."""
     with tempfile.TemporaryDirectory() as tmp:
         out, _ = write_bundle(bundle_parts(model, ds), Path(tmp) / "m.nir", "nir")
         bundle = load_bundle(out)
         runs = []
         for split in ("val", "test"):
             s = ds.split(split)
-            x, y = s.inputs(), s.y
-            if limit:
-                x, y = x[:limit], y[:limit]
+            x, y = s.inputs()[:limit], s.y[:limit]  # [:None] is the whole split
             runs.append(SplitRun(bundle, x, y))
-        return sweep(label, runs[0], runs[1], budgets)
+        return runs[0], runs[1]
 
 
 def markdown(doc: dict) -> str:
