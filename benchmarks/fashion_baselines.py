@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/fashion_baselines.py     # writes benchmarks/results/fashion_baselines.json + one PNG per energy model
     .venv/bin/python benchmarks/fashion_baselines.py --quick    # smoke test (minutes), *_quick.json
+    .venv/bin/python benchmarks/fashion_baselines.py --encoding graded --teacher-from runs/fashion/model.pt \
+        --gate-pool 7 --gate-hidden 16
+        # the same comparison with the SNE and the spiking students on the graded input code
+        # (fashion_baselines_graded.json and PNGs; its own main model, runs/fashion_graded/model.pt)
 
 The SNE is the main model of ``benchmarks/fashion_mnist.py`` (its checkpoint
 ``runs/fashion/model.pt``, trained here with the same settings when it is missing): every policy
@@ -73,15 +77,28 @@ def main_config(a: argparse.Namespace) -> TrainConfig:
         seed=0,
         teacher_epochs=a.teacher_epochs,
         limit_train=a.limit_train,
+        encoding=a.encoding,
+        gate_pool=a.gate_pool,
+        gate_hidden=a.gate_hidden,
     )
 
 
 def main_model(a: argparse.Namespace) -> Any:
+    """The SNE of the comparison: ``a.checkpoint``, trained here with the main model's settings
+    (and ``a.encoding``) when missing; with ``a.teacher_from`` its teacher is that checkpoint's
+    (the rate-coded main model's), so that both codes' runs share one teacher."""
     path = Path(a.checkpoint)
     if path.is_file():
-        return checkpoint.load(path)
+        model = checkpoint.load(path)
+        if a.encoding and model.config.encoding != a.encoding:
+            raise SystemExit(f"{path} was trained on the {model.config.encoding} code, not --encoding {a.encoding}")
+        return model
     print(f"{path} not found: training the main model (benchmarks/fashion_mnist.py's settings)", flush=True)
-    model = train(main_config(a), progress=PROGRESS)
+    teacher = None
+    if a.teacher_from:
+        saved = checkpoint.load(Path(a.teacher_from))
+        teacher = (saved.teacher, saved.teacher_kind)
+    model = train(main_config(a), progress=PROGRESS, teacher=teacher)
     path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint.save(model, path)
     return model
@@ -365,9 +382,11 @@ def plot(doc: dict, model: str, out_png: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel(f"energy per sample [µJ], {MODEL_LABELS[model]} model (SNE: awake members + gate + head)")
     ax.set_ylabel(f"test accuracy (Fashion-MNIST, {doc['test_samples']:,} test images)")
+    code = doc.get("encoding", "regular-if-centred")
     ax.set_title(
         f"The SNE against what a user would deploy instead: {MODEL_LABELS[model]} energy model\n"
-        "(ANNs: filled fp32, hollow int8; baselines: mean over seeds, bars min to max)",
+        f"(spiking rows on the {code} input code; ANNs: filled fp32, hollow int8; baselines: mean over seeds, "
+        "bars min to max)",
         fontsize=10,
     )
     ax.grid(True, which="both", alpha=0.3)
@@ -452,12 +471,37 @@ def parse_args() -> argparse.Namespace:
         help="add the gate benchmark's validation-chosen gate (benchmarks/fashion_gate.py, same checkpoint) as SNE "
         "rows of the results file, recompute the targets and plots, and exit",
     )
+    ap.add_argument(
+        "--encoding",
+        default=None,
+        help="the input code of the SNE and the spiking students (default: Fashion-MNIST's); graded writes "
+        "fashion_baselines_graded.json and its own checkpoint, runs/fashion_graded/model.pt",
+    )
+    ap.add_argument(
+        "--gate-pool",
+        type=int,
+        default=1,
+        help="when the main model must be trained: its gate's pooling (the gate study's choice: 7)",
+    )
+    ap.add_argument(
+        "--gate-hidden", type=int, default=64, help="... and its gate's hidden width (the gate study's: 16)"
+    )
+    ap.add_argument(
+        "--teacher-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help="when the main model must be trained: take this checkpoint's teacher (e.g. runs/fashion/model.pt)",
+    )
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
+    if a.encoding == "graded" and a.checkpoint == str(ROOT / "runs" / "fashion" / "model.pt"):
+        a.checkpoint = str(ROOT / "runs" / "fashion_graded" / "model.pt")
     if a.quick:
         a.epochs, a.teacher_epochs, a.ann_epochs, a.limit_train, a.test_limit, a.seeds = 1, 1, 1, 3000, 500, "0"
         a.full_seeds = "0"
-        a.checkpoint = str(ROOT / "runs" / "fashion_quick" / "model.pt")
+        a.checkpoint = str(
+            ROOT / "runs" / ("fashion_quick" + ("_graded" if a.encoding == "graded" else "")) / "model.pt"
+        )
     return a
 
 
@@ -489,7 +533,7 @@ def plots(doc: dict, suffix: str) -> list[Path]:
 
 def main() -> None:
     a = parse_args()
-    suffix = "_quick" if a.quick else ""
+    suffix = ("_graded" if a.encoding == "graded" else "") + ("_quick" if a.quick else "")
     if a.plots:
         print("\n".join(str(p) for p in plots(json.loads(Path(a.plots).read_text()), suffix)))
         return
@@ -506,7 +550,9 @@ def main() -> None:
     timings = {"main_model_s": time.perf_counter() - t0}
     seeds = [int(s) for s in a.seeds.split(",")]
     ckpt = Path(a.checkpoint)
-    settings = {k: getattr(a, k) for k in ("epochs", "ann_epochs", "limit_train", "test_limit", "checkpoint")}
+    settings = {
+        k: getattr(a, k) for k in ("epochs", "ann_epochs", "limit_train", "test_limit", "checkpoint", "encoding")
+    }
     cache = RowCache(
         ROOT / "runs" / f"fashion_baselines_cache{suffix}.json", {**settings, "mtime": ckpt.stat().st_mtime}
     )
@@ -573,7 +619,12 @@ def main() -> None:
     tw = ann_work(model.teacher, (1, 28, 28))
     teacher = ann_row("teacher", model.teacher, tw, ds, x, y, 0)
     doc = {
-        "command": "benchmarks/fashion_baselines.py" + (" --quick" if a.quick else ""),
+        "command": "benchmarks/fashion_baselines.py"
+        + (f" --encoding {a.encoding}" if a.encoding else "")
+        + (f" --teacher-from {a.teacher_from}" if a.teacher_from else "")
+        + (f" --gate-pool {a.gate_pool} --gate-hidden {a.gate_hidden}" if a.gate_pool != 1 else "")
+        + (" --quick" if a.quick else ""),
+        "encoding": model.config.encoding,
         "date": time.strftime("%Y-%m-%d"),
         "machine": "2 cores, no GPU (one run; times are this run's)",
         "checkpoint": str(Path(a.checkpoint).relative_to(ROOT))

@@ -6,7 +6,8 @@ the teacher's logits, plain labels).
     .venv/bin/python benchmarks/fashion_students.py     # ~30 min on 2 cores; writes benchmarks/results/fashion_students.json
     .venv/bin/python benchmarks/fashion_students.py --kinds mlp,e2e_kd --out benchmarks/results/fashion_objectives.json
 
-The teacher is the Fashion-MNIST default (seed 0, trained once here). Each student run trains K = 8
+The teacher is the Fashion-MNIST default (seed 0, trained once here, or taken from a checkpoint
+with ``--teacher-from``). Each student run trains K = 8
 members on the first ``--train`` samples for ``--epochs`` epochs (head and gate shortened as in the
 ablations) and is exported to a bundle; the whole 10k test split then runs in fixed point on the
 torch backend with all members awake and with the cascade at budget 0.3, energy on Loihi's
@@ -56,6 +57,11 @@ VARIANTS = {
     "floor_code": {"encoding": "regular-if"},
     "h64": {"hidden": 64},
     "labels": {"objective": "labels", "member_ce": 0.0},
+    # the graded input code: one graded spike per pixel, held by the input layer's current
+    "graded": {"encoding": "graded"},
+    "graded_T8": {"encoding": "graded", "steps": 8},
+    "graded_dense_input": {"encoding": "graded", "input_delta": 0.7},
+    "graded_h64": {"encoding": "graded", "hidden": 64},
 }
 
 
@@ -107,6 +113,8 @@ def command_line(a: argparse.Namespace) -> str:
         cmd += f" --teacher-epochs {a.teacher_epochs}"
     if a.conv:
         cmd += f" --conv '{a.conv}'"
+    if a.teacher_from:
+        cmd += f" --teacher-from {a.teacher_from}"
     out = Path(a.out).resolve()
     if out != (RESULTS / "fashion_students.json").resolve():
         cmd += f" --out {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}"
@@ -127,6 +135,12 @@ def main() -> None:
         help="the conv students' layers (default: sne_deploy.model.CONV_STUDENT)",
     )
     ap.add_argument("--kinds", default="mlp,conv", help=f"variants, from: {', '.join(VARIANTS)}")
+    ap.add_argument(
+        "--teacher-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help="take the teacher of this checkpoint (e.g. runs/fashion/model.pt) instead of training one",
+    )
     ap.add_argument("--out", default=str(RESULTS / "fashion_students.json"))
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -141,7 +155,13 @@ def main() -> None:
     if unknown:
         ap.error(f"--kinds: unknown variant(s) {', '.join(unknown)} (choose from {', '.join(VARIANTS)})")
     t0 = time.perf_counter()
-    teacher = get_teacher(replace(base, limit_train=None, teacher_epochs=a.teacher_epochs).resolved(), ds, PROGRESS)
+    if a.teacher_from:
+        from sne_deploy import checkpoint
+
+        saved = checkpoint.load(Path(a.teacher_from))
+        teacher = (saved.teacher, saved.teacher_kind)
+    else:
+        teacher = get_teacher(replace(base, limit_train=None, teacher_epochs=a.teacher_epochs).resolved(), ds, PROGRESS)
     teacher_s = time.perf_counter() - t0
     jobs = [(kind, int(s)) for s in a.seeds.split(",") for kind in kinds]
     runs = [(replace(base, seed=seed, **VARIANTS[kind]), kind, teacher, ds) for kind, seed in jobs]

@@ -92,13 +92,13 @@ class SplitRun:
 
     def per_step_counts(self) -> list[np.ndarray]:
         """Member j's counters had every input stopped after t = 0..T steps: (T + 1, N, 4) of
-        synaptic events, the input layer's share, neuron updates and spikes, each through
+        synaptic events, the input layer's share, neuron updates, spikes and graded events, each through
         :func:`stopped_early` (computed once, so that charging a policy is a lookup)."""
         if self._per_t is None:
             n = len(self.y)
             self._per_t = []
             for res in self.results:
-                table = np.zeros((self.steps + 1, n, 4))
+                table = np.zeros((self.steps + 1, n, 5))
                 for t in range(1, self.steps + 1):
                     r = stopped_early(res, self.spikes, np.full(n, t))
                     table[t] = np.stack(
@@ -107,6 +107,7 @@ class SplitRun:
                             r.synaptic_events[:, 0],
                             r.neuron_updates.sum(1),
                             r.layer_spikes.sum(1),
+                            r.graded_events,
                         ],
                         axis=1,
                     )
@@ -120,13 +121,13 @@ class SplitRun:
         charge a subset of the split (a cascade stage that only some inputs reach)."""
         per_t = self.per_step_counts()
         rows = np.arange(len(run))
-        total = sum(per_t[j][run[:, j], rows] for j in range(len(self.results)))  # (N, 4) of one network each
-        syn, syn_in, updates, spikes = (float(v) for v in total.mean(axis=0))
+        total = sum(per_t[j][run[:, j], rows] for j in range(len(self.results)))  # (N, 5) of one network each
+        syn, syn_in, updates, spikes, graded = (float(v) for v in total.mean(axis=0))
         m = self.bundle.manifest
         head_runs = float(np.mean(head_reads))  # the head reads at every checkpoint it reached
         gate_runs = float(np.mean(gate_ran)) if self.has_gate else 0.0
         gate_macs = gate_runs * float(m.gate_macs) if self.has_gate else 0.0
-        counts = Counts(syn, updates, spikes, gate_macs, head_runs * m.head_macs, syn_in)
+        counts = Counts(syn, updates, spikes, gate_macs, head_runs * m.head_macs, syn_in, graded)
         host = HostWork(
             host_ann_work(m.host_work, "gate") if self.has_gate else None,
             host_ann_work(m.host_work, "head"),

@@ -39,7 +39,7 @@ def check_network(network: Network, target: str, steps: int, strict: bool = Fals
     """Validate one member for ``target``; return warnings (raise :class:`ExportError` on errors)."""
     check_target(target)
     warnings: list[str] = []
-    for layer in network.layers:
+    for i, layer in enumerate(network.layers):
         p = layer.params
         if not (np.all(np.isfinite(layer.weight)) and np.all(np.isfinite(p.vth)) and np.all(np.isfinite(p.bias))):
             raise ExportError(f"layer '{layer.name}': non-finite float parameters")
@@ -53,7 +53,7 @@ def check_network(network: Network, target: str, steps: int, strict: bool = Fals
         if target == "lava":
             if np.unique(np.asarray(layer.fixed.params.vth)).size != 1 or np.unique(np.asarray(p.vth)).size != 1:
                 raise ExportError(f"layer '{layer.name}': Lava's LIF takes one threshold per population")
-            umax, vmax = worst_case_uv(layer, steps)
+            umax, vmax = worst_case_uv(layer, steps, network.graded_input if i == 0 else 0)
             if max(umax, vmax) >= MAX_UV:
                 msg = (
                     f"layer '{layer.name}': worst-case |u| = {umax:.0f}, |v| = {vmax:.0f} exceed Loihi's 24-bit range "

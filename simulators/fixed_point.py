@@ -60,48 +60,66 @@ def scaled_fixed(
     )
 
 
-def worst_case_uv_of(weight_int: np.ndarray, du_fx: int, dv_fx: int, bias_eff: Any, steps: int) -> tuple[float, float]:
+def worst_case_uv_of(
+    weight_int: np.ndarray, du_fx: int, dv_fx: int, bias_eff: Any, steps: int, graded: int = 0
+) -> tuple[float, float]:
     """Worst-case |u| and |v| in Loihi's units over ``steps`` steps: every input spikes every step,
     so |a| <= 64 * max row L1 norm of W_int; u <= |a| / du; v <= (u + |bias|) * min(steps, 1/dv).
-    Compare with 2^23 (u wraps, v saturates beyond)."""
+    With ``graded`` = G > 0 the inputs are the ``graded`` code's: one graded spike per input and
+    sample, payload at most G, so u <= G |a| (it only decays after). Compare with 2^23 (u wraps,
+    v saturates beyond)."""
     amax = float(np.abs(weight_int).sum(axis=1).max(initial=0)) * ACT_UNIT
     du = float(np.min((np.asarray(du_fx) + 1) / DECAY_UNITY))  # the slowest decays bound the range
     dv = float(np.min(np.asarray(dv_fx) / DECAY_UNITY))
-    umax = amax / du
+    umax = amax * graded if graded else amax / du
     bmax = float(np.abs(np.asarray(bias_eff, dtype=np.float64)).max(initial=0))
     vmax = (umax + bmax) * (min(steps, 1.0 / dv) if dv > 0 else steps)
     return umax, vmax
 
 
-def worst_case_uv(layer: Layer, steps: int) -> tuple[float, float]:
+def worst_case_uv(layer: Layer, steps: int, graded: int = 0) -> tuple[float, float]:
     """:func:`worst_case_uv_of` for a layer's fixed-point form."""
     f = layer.fixed
     assert f is not None
     bias_eff = np.asarray(f.params.bias_mant) * (1 << int(f.params.bias_exp))
-    return worst_case_uv_of(f.weight, f.params.du_fx, f.params.dv_fx, bias_eff, steps)
+    return worst_case_uv_of(f.weight, f.params.du_fx, f.params.dv_fx, bias_eff, steps, graded)
 
 
-def choose_scale(w_tern: np.ndarray, du: float, dv: float, steps: int, bias: Optional[np.ndarray] = None) -> int:
-    """The largest even integer scale in [2, 254] whose worst case (:func:`worst_case_uv_of`) fits
-    24 bits. ``bias`` is in units of one synapse, as in the float layer."""
+def choose_scale(
+    w_tern: np.ndarray, du: float, dv: float, steps: int, bias: Optional[np.ndarray] = None, graded: int = 0
+) -> int:
+    """The largest even integer scale in [2, 254] whose worst case (:func:`worst_case_uv_of`, for
+    the ``graded`` code's inputs when G > 0) fits 24 bits. ``bias`` is in units of one synapse, as
+    in the float layer."""
     bias = np.zeros(w_tern.shape[0]) if bias is None else np.asarray(bias, dtype=np.float64)
     du_fx, dv_fx = decays_to_fixed(du, dv)
     # the bound is linear in the scale: evaluate it at 1 (bias unrounded)
-    umax, vmax = worst_case_uv_of(np.asarray(w_tern, dtype=np.float64), du_fx, dv_fx, np.abs(bias) * ACT_UNIT, steps)
+    umax, vmax = worst_case_uv_of(
+        np.asarray(w_tern, dtype=np.float64), du_fx, dv_fx, np.abs(bias) * ACT_UNIT, steps, graded
+    )
     s = int(MAX_UV // max(umax, vmax, float(ACT_UNIT)))
     s = min(WEIGHT_MAX, s) // 2 * 2
     return max(s, 2)
 
 
 def fold_ternary(
-    name: str, w_tern: np.ndarray, vth: float, bias: Any, du: float, dv: float, steps: int, scale: Optional[int] = None
+    name: str,
+    w_tern: np.ndarray,
+    vth: float,
+    bias: Any,
+    du: float,
+    dv: float,
+    steps: int,
+    scale: Optional[int] = None,
+    graded: int = 0,
 ) -> Layer:
     """A deployable layer from ternary weights: the float form keeps ``w_tern`` (threshold and bias in
     units of one synapse), the fixed-point form multiplies by one even ``scale`` (default:
-    :func:`choose_scale`). The integer threshold is at least 1, so a neuron never fires on v = 0."""
+    :func:`choose_scale`, for the ``graded`` code's inputs when G > 0). The integer threshold is at
+    least 1, so a neuron never fires on v = 0."""
     w_tern = np.asarray(w_tern, dtype=np.float64)
     bias = np.broadcast_to(np.asarray(bias, dtype=np.float64), (w_tern.shape[0],))
-    s = scale if scale is not None else choose_scale(w_tern, du, dv, steps, bias)
+    s = scale if scale is not None else choose_scale(w_tern, du, dv, steps, bias, graded)
     fixed = scaled_fixed((w_tern * s).astype(np.int64), s, du, dv, np.full(w_tern.shape[0], vth), bias)
     fixed = replace(fixed, params=fixed.params._replace(vth=np.maximum(fixed.params.vth, 1)))
     return make_layer(name, w_tern, du, dv, vth, bias, fixed=fixed)

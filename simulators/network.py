@@ -128,6 +128,11 @@ class Network:
     dt: float = 1.0
     metadata: dict = field(default_factory=dict)
     dynamics: Dynamics = LOIHI  # firing comparison and reset of every layer (Loihi's by default)
+    # How an input's value at a step reaches the first layer. 0: as that many binary events (spikes,
+    # or an event camera's counts), each one synaptic event per synapse. G > 0: as one graded spike
+    # whose payload (at most G) multiplies the weight, one synaptic event per non-zero payload and
+    # synapse (Loihi 2); sne-deploy's ``graded`` code sends it once per sample (encoding.py).
+    graded_input: int = 0
 
     @property
     def n_in(self) -> int:
@@ -162,17 +167,18 @@ class Network:
             check_fixed_layer(layer)
 
     def to_dict(self) -> dict[str, Any]:
-        """Layers, dt and dynamics as plain data (``metadata`` is the graph's free-form dict; it
+        """Layers, dt, dynamics and the input's kind as plain data (``metadata`` is the graph's free-form dict; it
         travels in the NIR graph, not here)."""
         return {
             "layers": [layer.to_dict() for layer in self.layers],
             "dt": self.dt,
             "dynamics": self.dynamics.to_dict(),
+            "graded_input": self.graded_input,
         }
 
     @classmethod
     def from_dict(cls, d: Any) -> "Network":
-        return plain.record(cls, d, layers=_layers, dt=float, dynamics=Dynamics.from_dict)
+        return plain.record(cls, d, layers=_layers, dt=float, dynamics=Dynamics.from_dict, graded_input=int)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The flat name -> array form handed to the Lava worker (``np.savez``, no pickle)."""

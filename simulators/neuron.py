@@ -41,6 +41,9 @@ from .errors import GraphError, check_choice
 # --- Loihi's fixed-point constants (lava.proc.lif.models.AbstractPyLifModelFixed) ---
 DECAY_SHIFT = 12
 DECAY_UNITY = 1 << DECAY_SHIFT  # 4096
+# the slowest current decay Loihi has (du_fx = 0): u keeps 4095/4096 of itself per step, so an input
+# layer fed one graded spike per pixel at a sample's first step integrates it as a constant drive
+HOLD_DU = 1.0 / DECAY_UNITY
 ACT_SHIFT = 6  # synaptic input is MSB-aligned by 6 bits
 VTH_SHIFT = 6  # so is the threshold
 UV_BITS = 24

@@ -176,6 +176,7 @@ def linear_chain(
 
 
 EXACT = "sne_"  # the prefix of the exact values' metadata keys
+GRADED_KEY = EXACT + "graded_input"  # the graph's metadata: Network.graded_input, when not 0
 
 
 _SYNAPSE_KEYS = {"weight": "weight", "fixed.weight": "weight", "recurrent": "recurrent", "fixed.recurrent": "recurrent"}

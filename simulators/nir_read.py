@@ -51,7 +51,7 @@ from .linear_maps import (
 )
 from .network import FixedLayer, Layer, Network, make_layer
 from .neuron import DECAY_UNITY, LOIHI, Dynamics, LIFParams, snap_decay
-from .nir_graph import EXACT, linear_chain, nir_module, read_exact
+from .nir_graph import EXACT, GRADED_KEY, linear_chain, nir_module, read_exact
 from .presets import PRESETS
 
 
@@ -218,7 +218,21 @@ def from_nir(
         if a.n_out != b.n_in:
             raise GraphError(f"layer '{b.name}' expects {b.n_in} inputs but '{a.name}' has {a.n_out} neurons")
     meta.pop("dt", None)
-    return Network(tuple(layers), dt=dt, metadata=meta, dynamics=dyn)
+    return Network(
+        tuple(layers), dt=dt, metadata=meta, dynamics=dyn, graded_input=_graded_input(meta.pop(GRADED_KEY, 0))
+    )
+
+
+def _graded_input(raw: Any) -> int:
+    """The graph's ``sne_graded_input`` metadata (our exporter's; NIR has no field for how inputs
+    arrive) as :attr:`Network.graded_input`: a whole number >= 0."""
+    try:
+        g = float(np.asarray(raw.decode() if isinstance(raw, bytes) else raw))
+    except (TypeError, ValueError):
+        g = -1.0
+    if not (g >= 0 and g == int(g)):
+        raise GraphError(f"the graph's {GRADED_KEY} metadata is {raw!r}, not a payload size (a whole number >= 0)")
+    return int(g)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 from .errors import GraphError
 from .linear_maps import conv_kernel
 from .network import Layer, Network
-from .nir_graph import EXACT, exact_metadata, nir_module
+from .nir_graph import EXACT, GRADED_KEY, exact_metadata, nir_module
 
 
 def _conv_node(layer: Layer, nir: Any) -> Any:
@@ -92,6 +92,8 @@ def to_nir(network: Network) -> Any:
     edges.append((prev, "output"))
     meta = {k: v for k, v in network.metadata.items()}
     meta["dt"] = dt
+    if network.graded_input:  # NIR has no field for how inputs arrive
+        meta[GRADED_KEY] = network.graded_input
     # a Conv2d node reads the flat activity through its input_shape, which NIR's type check rejects
     convs = any(isinstance(v, nir.Conv2d) for v in nodes.values())
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=not convs)

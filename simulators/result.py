@@ -47,6 +47,10 @@ class Result:
     # (N,) steps each sample ran when a run stopped some samples early (:func:`stopped_early`);
     # None: every sample ran all ``steps``
     steps_run: Optional[np.ndarray] = None
+    # (N, n_in) graded spikes each input sent (steps with a non-zero payload), when the network's
+    # inputs are graded (``Network.graded_input``): one synaptic event per message and synapse,
+    # whatever the payload. None: an input's value is that many events (``input_counts``).
+    input_messages: Optional[np.ndarray] = None
 
     @property
     def run_time(self) -> float:
@@ -69,13 +73,22 @@ class Result:
     @property
     def synaptic_events(self) -> np.ndarray:
         """(N, L): presynaptic spikes × their non-zero fan-out, per layer (a recurrent layer's own
-        spikes × its recurrent fan-out included)."""
-        pre = [self.input_counts] + self.layer_counts[:-1]
+        spikes × its recurrent fan-out included; graded inputs: their messages × fan-out)."""
+        first = self.input_counts if self.input_messages is None else self.input_messages
+        pre = [first] + self.layer_counts[:-1]
         events = np.stack([p.astype(np.int64) @ f for p, f in zip(pre, self.fan_out)], axis=1)
         for i, f in enumerate(self.recurrent_fan_out):
             if f is not None:
                 events[:, i] += self.layer_counts[i].astype(np.int64) @ f
         return events
+
+    @property
+    def graded_events(self) -> np.ndarray:
+        """(N,): the synaptic events that carry a payload (a weight x payload multiply each): the
+        first layer's, when its inputs are graded; else 0."""
+        if self.input_messages is None:
+            return np.zeros(self.n_samples, dtype=np.int64)
+        return self.input_messages.astype(np.int64) @ self.fan_out[0]
 
     @property
     def neuron_updates(self) -> np.ndarray:
@@ -96,6 +109,7 @@ class Result:
             "spikes_per_sample": float(self.layer_spikes.sum() / n),
             "layer_spikes_per_sample": (self.layer_spikes.sum(axis=0) / n).tolist(),
             "synaptic_events_per_sample": float(self.synaptic_events.sum() / n),
+            "graded_events_per_sample": float(self.graded_events.sum() / n),
             "neuron_updates_per_sample": float(self.neuron_updates.sum() / n),
             "wall_time_s": self.wall_time,
             "build_time_s": self.build_time,
@@ -196,7 +210,14 @@ def make_result(
         details=details or {},
         readout=readout,
         recurrent_fan_out=[layer.recurrent_fan_out(mode) for layer in network.layers],
+        input_messages=graded_messages(spikes) if network.graded_input else None,
     )
+
+
+def graded_messages(spikes: np.ndarray) -> np.ndarray:
+    """(N, n_in): the graded spikes each input of ``spikes`` (N, T, n_in) sends, one per step with
+    a non-zero payload."""
+    return np.count_nonzero(np.asarray(spikes), axis=1).astype(np.int64)
 
 
 def stopped_early(res: Result, spikes: np.ndarray, steps_run: np.ndarray) -> Result:
@@ -218,10 +239,12 @@ def stopped_early(res: Result, spikes: np.ndarray, steps_run: np.ndarray) -> Res
     ran = np.arange(steps)[None, :] < stop[:, None]  # (N, T)
     trains = [t * ran[:, :, None].astype(t.dtype) for t in res.trains]
     readout = None if res.readout is None else res.readout * ran[:, :, None].astype(res.readout.dtype)
+    sent = np.asarray(spikes) * ran[:, :, None]
     return replace(
         res,
         layer_counts=[t.sum(axis=1, dtype=np.int64) for t in trains],
-        input_counts=(np.asarray(spikes) * ran[:, :, None]).sum(axis=1, dtype=np.int64),
+        input_counts=sent.sum(axis=1, dtype=np.int64),
+        input_messages=None if res.input_messages is None else graded_messages(sent),
         trains=trains,
         readout=readout,
         steps_run=stop,
@@ -265,4 +288,5 @@ def concat_results(parts: Sequence[Result]) -> Result:
         steps_run=None
         if all(p.steps_run is None for p in parts)
         else np.concatenate([p.steps_run if p.steps_run is not None else np.full(p.n_samples, p.steps) for p in parts]),
+        input_messages=joined([p.input_messages for p in parts]),
     )

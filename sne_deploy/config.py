@@ -224,8 +224,10 @@ class TrainConfig:
     )
     encoding: str = option(
         None,
-        "input spike code: regular-if, floor(T x) spikes per pixel, or regular-if-centred, round(T x); "
-        "events (event data's own counts per bin, no encoder) is what event data always take",
+        "input code: regular-if, floor(T x) spikes per pixel, or regular-if-centred, round(T x); graded, one "
+        "graded spike of round(15 x) per pixel at the first step, held by the input layer's current (one "
+        "synaptic event per pixel and synapse); events (event data's own counts per bin, no encoder) is what "
+        "event data always take",
         choices=INPUT_CODES,
     )
     device: str = option(

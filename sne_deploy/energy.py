@@ -18,7 +18,8 @@ Three models (:data:`MODELS`), chosen with ``simulate --energy-model`` and repor
 
     * a synaptic event: its weight read (``SnnSizes.weight_bits``, ternary: 2 bits) from the
       member's synapse memory, a read and a write of the target's 24-bit current accumulator in
-      the member's state memory, one 32-bit integer add;
+      the member's state memory, one 32-bit integer add; a graded one (its spike carries a
+      payload: the ``graded`` input code) one 8-bit integer multiply more;
     * a neuron update (every neuron of an awake member, every step): u and v (2 x 24 bits) read
       and written, two 32-bit integer multiplies (the decays) and three adds;
     * a spike: a 16-bit address event written to the next layer's queue;
@@ -79,6 +80,11 @@ CONSTANTS: dict[str, dict[str, Constant]] = {
         "neuron_update_active": Constant(81.0, "neuron update with spike", DAVIES),
         "mac": Constant(4.6, "32-bit float MAC on the host (45 nm)", HOROWITZ),
         "mac_int8": Constant(0.23, "8-bit integer MAC on the host (0.2 mult + 0.03 add)", HOROWITZ),
+        # Loihi 2's graded spikes have no published per-event energy: a graded synaptic event is
+        # charged the synaptic op above plus the multiply of its 8-bit weight by the payload
+        "graded_multiply": Constant(
+            0.2, "8-bit integer multiply, added to a graded spike's synaptic op (our assumption)", HOROWITZ
+        ),
     },
     "45nm-ops": {
         "synaptic_op": Constant(0.9, "32-bit float add (accumulate a weight)", HOROWITZ),
@@ -86,6 +92,7 @@ CONSTANTS: dict[str, dict[str, Constant]] = {
         "neuron_update_active": Constant(4.6, "one 32-bit float MAC per neuron update (our assumption)", HOROWITZ),
         "mac": Constant(4.6, "32-bit float MAC (3.7 pJ mult + 0.9 pJ add)", HOROWITZ),
         "mac_int8": Constant(0.23, "8-bit integer MAC (0.2 mult + 0.03 add)", HOROWITZ),
+        "graded_multiply": Constant(3.7, "32-bit float multiply, added to a graded spike's synaptic op", HOROWITZ),
     },
 }
 MODELS = ("loihi", "45nm-ops", "memory")
@@ -103,6 +110,7 @@ class Counts:
     gate_macs: float = 0.0
     head_macs: float = 0.0
     input_synaptic_events: float = 0.0  # the part of synaptic_events that the first layer receives
+    graded_events: float = 0.0  # the part whose spike carries a payload: a weight x payload multiply each
 
 
 @dataclass(frozen=True)
@@ -191,7 +199,7 @@ def memory_breakdown_pj(c: Counts, sizes: SnnSizes, host: HostWork) -> dict[str,
     per_update = 2 * sram_pj(sizes.state_bits, sizes.state_bytes) + 2 * ops["int32_mult"] + 3 * ops["int32_add"]
     per_spike = sram_pj(16, sizes.state_bytes)
     return {
-        "input_layer_synops": c.input_synaptic_events * per_event,
+        "input_layer_synops": c.input_synaptic_events * per_event + c.graded_events * ops["int8_mult"],
         "other_synops": (c.synaptic_events - c.input_synaptic_events) * per_event,
         "neuron_updates": c.neuron_updates * per_update + c.spikes * per_spike,
         "gate": ann_memory_pj(host.gate.times(host.gate_runs), "fp32") if host.gate and host.gate_runs else 0.0,
@@ -226,7 +234,7 @@ def energy_breakdown_pj(
     k = CONSTANTS[model]
     inactive = max(c.neuron_updates - c.spikes, 0.0)
     return {
-        "input_layer_synops": c.input_synaptic_events * k["synaptic_op"].pj,
+        "input_layer_synops": c.input_synaptic_events * k["synaptic_op"].pj + c.graded_events * k["graded_multiply"].pj,
         "other_synops": (c.synaptic_events - c.input_synaptic_events) * k["synaptic_op"].pj,
         "neuron_updates": c.spikes * k["neuron_update_active"].pj + inactive * k["neuron_update_inactive"].pj,
         "gate": c.gate_macs * k["mac"].pj,

@@ -66,7 +66,16 @@ class MemberStack(nn.Module):
             (ste_ternary(w, row_mask if i == last else None, layer_delta(i, self.input_delta)) if self.ternary else w)
             for i, w in enumerate(self.weights)
         ]
-        return run_members_float(ws, list(self.biases), spikes, self.du, self.dv, self.out_mask, self.convs)
+        return run_members_float(
+            ws,
+            list(self.biases),
+            spikes,
+            self.spec.layer_dus(len(ws)),
+            self.dv,
+            self.out_mask,
+            self.convs,
+            self.spec.input_unit,
+        )
 
     def readout(self, counts: torch.Tensor) -> torch.Tensor:
         """Counts (K, N, G) -> predicted standardised features (K, N, G), host side."""

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sne_deploy.simulators.encoding import ENCODING_NAME, encode_spikes
+from sne_deploy.simulators.encoding import ENCODING_NAME, encode_spikes, graded_levels
 from sne_deploy.simulators.errors import GraphError, InputError, check_choice
 from sne_deploy.simulators.linear_maps import ConvGeometry
 from sne_deploy.simulators.network import Network
@@ -57,6 +57,7 @@ def student_spec(cfg: TrainConfig, input_shape: tuple) -> StudentSpec:
         cfg.du,
         cfg.dv,
         float(cfg.input_delta),
+        graded_levels(cfg.encoding),
     )
     n_out = max(1, int(cfg.feat_dim) * int(cfg.population) // max(1, int(cfg.members)))  # about one group
     sizes = spec.sizes(n_out)

@@ -206,10 +206,15 @@ class SimulationReport:
     def neurobench(self) -> dict:
         """Our counters under NeuroBench's metric names (its own implementation gives the same
         numbers per member, tested in CI). Ensemble-level: only awake members count, and the
-        host-side gate's and head's multiply-accumulates are the ensemble's MACs."""
+        host-side gate's and head's multiply-accumulates are the ensemble's MACs, as are graded
+        inputs' synaptic events (a weight times a payload: NeuroBench counts a non-binary input's
+        synaptic operations as MACs)."""
         c = self.counts
         return {
-            "SynapticOperations": {"Effective_ACs": c.synaptic_events, "Effective_MACs": c.gate_macs + c.head_macs},
+            "SynapticOperations": {
+                "Effective_ACs": c.synaptic_events - c.graded_events,
+                "Effective_MACs": c.gate_macs + c.head_macs + c.graded_events,
+            },
             "ActivationSparsity": 1.0 - c.spikes / c.neuron_updates if c.neuron_updates else 0.0,
             "ConnectionSparsity": self.connection_sparsity,
             "Footprint": self.footprint_bytes,
@@ -229,6 +234,7 @@ class SimulationReport:
             "spikes_per_sample": self.counts.spikes,
             "synaptic_events_per_sample": self.counts.synaptic_events,
             "input_synaptic_events_per_sample": self.counts.input_synaptic_events,
+            "graded_events_per_sample": self.counts.graded_events,
             "neuron_updates_per_sample": self.counts.neuron_updates,
             "gate_macs": self.counts.gate_macs,
             "head_macs": self.counts.head_macs,

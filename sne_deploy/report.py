@@ -64,7 +64,8 @@ def format_simulation(r: SimulationReport) -> str:
         f"  accuracy                    {acc}",
         f"  awake fraction              {r.awake_fraction:.4f}   member wakes {r.member_wakes}",
         f"  spikes / sample             {c.spikes:.1f}",
-        f"  synaptic events / sample    {c.synaptic_events:.1f}   (input layer {c.input_synaptic_events:.1f})",
+        f"  synaptic events / sample    {c.synaptic_events:.1f}   (input layer {c.input_synaptic_events:.1f}"
+        + (f", {c.graded_events:.1f} of them graded: weight x payload)" if c.graded_events else ")"),
         f"  neuron updates / sample     {c.neuron_updates:.1f}",
         f"  host cost                   gate {c.gate_macs:.0f} + head {c.head_macs:.0f} MACs / sample",
     ]

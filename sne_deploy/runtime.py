@@ -126,6 +126,7 @@ class MemberRuns:
     counts: np.ndarray  # (N, sum of group sizes) output spike counts
     synaptic_events: np.ndarray  # (N,)
     input_synaptic_events: np.ndarray  # (N,) the first layer's share of synaptic_events
+    graded_events: np.ndarray  # (N,) the share that carries a payload (graded inputs)
     neuron_updates: np.ndarray  # (N,)
     spikes: np.ndarray  # (N,)
     offsets: np.ndarray  # member k's outputs are counts[:, offsets[k]:offsets[k+1]]
@@ -135,7 +136,15 @@ class MemberRuns:
     @classmethod
     def empty(cls, bundle: Bundle, n: int) -> "MemberRuns":
         offs = np.cumsum([0] + [net.n_out for net in bundle.networks])
-        return cls(np.zeros((n, offs[-1]), np.float32), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), offs)
+        return cls(
+            np.zeros((n, offs[-1]), np.float32),
+            synaptic_events=np.zeros(n),
+            input_synaptic_events=np.zeros(n),
+            graded_events=np.zeros(n),
+            neuron_updates=np.zeros(n),
+            spikes=np.zeros(n),
+            offsets=offs,
+        )
 
     def add(self, j: int, idx: np.ndarray, res: Result) -> None:
         """Book one backend call: member ``j`` ran over samples ``idx``."""
@@ -147,6 +156,7 @@ class MemberRuns:
         self.counts[idx, self.offsets[j] : self.offsets[j + 1]] = counts
         self.synaptic_events[idx] += res.synaptic_events.sum(1)
         self.input_synaptic_events[idx] += res.synaptic_events[:, 0]
+        self.graded_events[idx] += res.graded_events
         self.neuron_updates[idx] += res.neuron_updates.sum(1)
         self.spikes[idx] += res.layer_spikes.sum(1)
 
@@ -158,6 +168,7 @@ class MemberRuns:
             gate_macs,
             head_macs,
             float(self.input_synaptic_events.mean()),
+            float(self.graded_events.mean()),
         )
 
 

@@ -22,7 +22,7 @@ from sne_deploy.simulators.fixed_point import fold_ternary
 from sne_deploy.simulators.linear_maps import ConvGeometry, conv2d_geometry, geometry_matrix
 from sne_deploy.simulators.loop import ArrayLib
 from sne_deploy.simulators.network import Network
-from sne_deploy.simulators.neuron import LIFParams, LIFState, decays_to_fixed, lif_step_float
+from sne_deploy.simulators.neuron import HOLD_DU, LIFParams, LIFState, decays_to_fixed, lif_step_float
 from sne_deploy.simulators.reference import run_reference
 from sne_deploy.simulators.result import Result
 
@@ -67,10 +67,11 @@ def run_members_float(
     weights: Sequence[torch.Tensor],
     biases: Sequence[torch.Tensor],
     spikes: torch.Tensor,
-    du: float,
+    du: float | Sequence[float],
     dv: float,
     out_mask: Optional[torch.Tensor] = None,
     convs: Sequence[ConvGeometry] = (),
+    input_unit: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The differentiable time loop of K spiking networks at once (K = 1 for one student).
 
@@ -79,8 +80,10 @@ def run_members_float(
     each output channel's kernel flattened, (K, C_out, C_in*kH*kW), and ``biases[l]`` one value
     per neuron), the rest dense. The first layer's currents for all steps and members come from
     one product; then each step runs :func:`~sne_deploy.simulators.neuron.lif_step_float` with the surrogate
-    gradient. ``out_mask`` (K, 1, out) silences padded outputs. Returns output counts (K, N, out)
-    and spikes per member and sample (K, N)."""
+    gradient. ``du`` is one current decay, or one per layer; ``input_unit`` scales the inputs (a
+    graded payload's intensity, :meth:`StudentSpec.input_unit`). ``out_mask`` (K, 1, out)
+    silences padded outputs. Returns output counts (K, N, out) and spikes per member and sample
+    (K, N)."""
     n, t_steps, n_in = spikes.shape
     k = weights[0].shape[0]
     # layers after the first: their input is each member's own activity
@@ -97,6 +100,9 @@ def run_members_float(
     else:
         a0 = x @ weights[0].reshape(-1, n_in).T
     a0 = a0.reshape(n, t_steps, k, -1).permute(1, 2, 0, 3)  # (T, K, N, n1)
+    if input_unit != 1.0:
+        a0 = a0 * input_unit
+    dus = [float(du)] * len(biases) if isinstance(du, (int, float)) else [float(d) for d in du]
     sizes = [b.shape[-1] for b in biases]
     states = [LIFState(spikes.new_zeros(k, n, m), spikes.new_zeros(k, n, m)) for m in sizes]
     out = spikes.new_zeros(k, n, sizes[-1])
@@ -107,7 +113,7 @@ def run_members_float(
         for i, b in enumerate(biases):
             op = ops[i]
             a = s if op is None else op(s)
-            states[i], s = lif_step_float(states[i], a, LIFParams(du, dv, 1.0, b), torch, _surrogate)
+            states[i], s = lif_step_float(states[i], a, LIFParams(dus[i], dv, 1.0, b), torch, _surrogate)
             if i == last and out_mask is not None:
                 s = s * out_mask
             total = total + s.sum(dim=2)
@@ -129,8 +135,14 @@ def layer_sizes(n_in: int, convs: Sequence[ConvGeometry], hidden: Sequence[int],
 @dataclass(frozen=True)
 class StudentSpec:
     """What every student of an ensemble shares: input size, the convolutions and dense hidden
-    widths between input and outputs, time steps, decays and the input layer's ternary threshold.
-    A student is a spec plus its number of outputs (the size of its feature group)."""
+    widths between input and outputs, time steps, decays, the input layer's ternary threshold and
+    how inputs arrive. A student is a spec plus its number of outputs (the size of its feature
+    group).
+
+    ``graded_input`` G > 0: the inputs are the ``graded`` code's (one payload of at most G per
+    pixel at the first step): the first layer holds it in its current (``HOLD_DU``) and sees
+    intensities, payload / G, which the exported network folds into that layer's threshold and
+    bias (its synapses take the integer payloads)."""
 
     n_in: int
     hidden: tuple[int, ...] = ()
@@ -139,6 +151,7 @@ class StudentSpec:
     du: float = 1.0
     dv: float = 0.25
     input_delta: float = TWN_DELTA
+    graded_input: int = 0
 
     def __post_init__(self) -> None:
         decays_to_fixed(self.du, self.dv)  # fail early when the decays cannot go to Loihi
@@ -146,6 +159,15 @@ class StudentSpec:
     def sizes(self, n_out: int) -> list[int]:
         """Neurons per layer, input first, of a student with ``n_out`` outputs."""
         return layer_sizes(self.n_in, self.convs, self.hidden, n_out)
+
+    def layer_dus(self, n_layers: int) -> list[float]:
+        """Each layer's current decay: ``du``, but the first layer's ``HOLD_DU`` for graded inputs."""
+        return [HOLD_DU if (i == 0 and self.graded_input) else self.du for i in range(n_layers)]
+
+    @property
+    def input_unit(self) -> float:
+        """The intensity one unit of input stands for: 1 for spikes, 1 / G for graded payloads."""
+        return 1.0 / self.graded_input if self.graded_input else 1.0
 
 
 def weight_shapes(sizes: Sequence[int], convs: Sequence[ConvGeometry] = ()) -> list[tuple[int, int]]:
@@ -197,9 +219,10 @@ class StudentSNN(nn.Module):
             [w[None] for w in self.effective_weights()],
             [b[None, None] for b in self.biases],
             spikes,
-            self.du,
+            self.spec.layer_dus(len(self.weights)),
             self.dv,
             convs=self.convs,
+            input_unit=self.spec.input_unit,
         )
         return out[0], total[0]
 
@@ -215,27 +238,30 @@ class StudentSNN(nn.Module):
         if not self.ternary:
             raise ValueError("only ternary students are deployed")
         layers = []
+        dus, graded = self.spec.layer_dus(len(self.weights)), self.spec.graded_input
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             wt, alpha = ternarize(w, delta=self.delta(i))
-            a = float(alpha)
+            # threshold and bias in units of one synapse (alpha folded in) and, for the first
+            # layer, of one unit of input (a graded payload is 1/G of an intensity)
+            unit = float(alpha) * (self.spec.input_unit if i == 0 else 1.0)
             geom = self.convs[i] if i < len(self.convs) else None
             # a convolution as the matrix it applies (every synapse it implies), its geometry kept
             matrix = (
                 wt.double().numpy() if geom is None else geometry_matrix(wt.double().numpy().reshape(geom.kernel), geom)
             )
-            # threshold and bias in units of one synapse (alpha folded in)
             layer = fold_ternary(
                 f"{name}.layer{i}",
                 matrix,
-                1.0 / a,
-                b.double().numpy() / a,
-                self.du,
+                1.0 / unit,
+                b.double().numpy() / unit,
+                dus[i],
                 self.dv,
                 self.steps,
                 None if scales is None else scales[i],
+                graded if i == 0 else 0,
             )
             layers.append(layer if geom is None else replace(layer, conv=geom))
-        return Network(tuple(layers), metadata={"steps": self.steps})
+        return Network(tuple(layers), metadata={"steps": self.steps}, graded_input=graded)
 
 
 def _torch_asarray(a: Any, dtype: str) -> torch.Tensor:

@@ -98,14 +98,15 @@ def stack_loss(
 
 
 def input_events(stack: MemberStack, spikes: torch.Tensor) -> torch.Tensor:
-    """Each member's input-layer synaptic events per sample (K, N): every input spike times its
-    pixel's non-zero fan-out after ternarisation (Sorbaro et al. 2020, Frontiers in Neuroscience:
-    a pixel's cost is its rate x its fan-out). Exact in value; its gradient reaches the input
-    weights through :func:`~sne_deploy.quantization.ste_nonzero`, so a penalty on it drops the
-    synapses of the busy pixels first instead of one uniform threshold for all (dense input
-    layers: ``TrainConfig.checked`` refuses it for conv students)."""
+    """Each member's input-layer synaptic events per sample (K, N): every input spike (graded
+    inputs: every message) times its pixel's non-zero fan-out after ternarisation (Sorbaro et al.
+    2020, Frontiers in Neuroscience: a pixel's cost is its rate x its fan-out). Exact in value;
+    its gradient reaches the input weights through :func:`~sne_deploy.quantization.ste_nonzero`,
+    so a penalty on it drops the synapses of the busy pixels first instead of one uniform
+    threshold for all (dense input layers: ``TrainConfig.checked`` refuses it for conv students)."""
     fan_out = ste_nonzero(stack.weights[0], layer_delta(0, stack.input_delta)).sum(dim=1)  # (K, n_in)
-    return torch.einsum("np,kp->kn", spikes.sum(dim=1), fan_out)
+    sent = (spikes != 0).sum(dim=1).to(spikes.dtype) if stack.spec.graded_input else spikes.sum(dim=1)
+    return torch.einsum("np,kp->kn", sent, fan_out)
 
 
 @dataclass

@@ -132,14 +132,31 @@ def test_centred_code_rounds_and_lets_faint_pixels_spike():
     s = encode_spikes(np.array([[0.1, 0.125, 0.5, 0.75]]), 4, "regular-if-centred")[0]
     assert s.sum(0).tolist() == [0, 1, 2, 3] and s[0].tolist() == [False, False, True, True]
     assert np.flatnonzero(encode_spikes(np.array([[0.25]]), 8, "regular-if-centred")[0, :, 0]).tolist() == [1, 5]
-    assert set(ENCODINGS) == {"regular-if", "regular-if-centred"}
+    assert set(ENCODINGS) == {"regular-if", "regular-if-centred"}  # the rate codes (graded is no rate code)
     with pytest.raises(ValueError, match="unknown input encoding 'poisson'"):
         encode_spikes(x, 4, "poisson")
     with pytest.raises(ValueError, match="phase"):
         encode_regular(x, 4, phase=1.0)
 
 
+def test_graded_code_sends_each_pixel_once_as_its_payload():
+    """graded: round(15 x) (halves to even) at the first step, nothing after, as int64; a pixel
+    of 0 sends nothing, so the messages are the non-zero payloads."""
+    from sne_deploy.simulators.encoding import GRADED_LEVELS, encode_spikes, graded_levels
+
+    x = np.array([[0.0, 0.02, 0.04, 0.5, 0.7, 1.0]])
+    for steps in (1, 4, 8):
+        s = encode_spikes(x, steps, "graded")
+        assert s.shape == (1, steps, 6) and s.dtype == np.int64
+        assert s[0, 0].tolist() == [0, 0, 1, 8, 10, 15] and not s[:, 1:].any()
+    assert graded_levels("graded") == GRADED_LEVELS == 15
+    assert graded_levels("regular-if-centred") == 0 and graded_levels("events") == 0
+
+
+@pytest.mark.parametrize("code", ["regular-if", "graded"])
 @pytest.mark.parametrize("bad", [np.array([[1.5]]), np.array([[-0.1]]), np.array([[np.nan]]), np.zeros(3)])
-def test_encoder_rejects_bad_input(bad):
+def test_encoder_rejects_bad_input(bad, code):
+    from sne_deploy.simulators.encoding import encode_spikes
+
     with pytest.raises(ValueError):
-        encode_regular(bad, 4)
+        encode_spikes(bad, 4, code)

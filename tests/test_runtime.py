@@ -29,6 +29,26 @@ def test_energy_constants_by_hand():
     assert parts["head"] == pytest.approx(3 * 4.6) and sum(parts.values()) == pytest.approx(snn_energy_pj(c, "loihi"))
 
 
+def test_graded_events_cost_a_multiply_more_under_every_model():
+    """A graded spike's synaptic event (the graded input code) multiplies the weight by its payload:
+    Loihi's synaptic op plus an 8-bit multiply, a float MAC at 45 nm, the memory model's event plus
+    an 8-bit multiply; part of the input layer's share."""
+    from sne_deploy.energy import AnnWork, HostWork, SnnSizes
+
+    plain = Counts(synaptic_events=10, neuron_updates=100, spikes=5, input_synaptic_events=7)
+    graded = Counts(synaptic_events=10, neuron_updates=100, spikes=5, input_synaptic_events=7, graded_events=7)
+    extra = {"loihi": 7 * 0.2, "45nm-ops": 7 * 3.7}
+    for model, pj in extra.items():
+        a, b = energy_breakdown_pj(plain, model), energy_breakdown_pj(graded, model)
+        assert b["input_layer_synops"] - a["input_layer_synops"] == pytest.approx(pj)
+        assert {k: v for k, v in a.items() if k != "input_layer_synops"} == {
+            k: v for k, v in b.items() if k != "input_layer_synops"
+        }
+    sizes, host = SnnSizes(32768, 1000), HostWork(AnnWork(1, 1, 1), AnnWork(1, 1, 1))
+    diff = snn_energy_pj(graded, "memory", sizes, host) - snn_energy_pj(plain, "memory", sizes, host)
+    assert diff == pytest.approx(7 * 0.2)
+
+
 def test_memory_model_prices_every_access_by_the_size_of_its_memory():
     from sne_deploy.energy import AnnWork, HostWork, SnnSizes, ann_memory_pj, sram_pj
 

@@ -596,3 +596,72 @@ def test_delayed_recurrent_layers_run_exactly_on_lava_and_brian2(request, backen
         for a, b in zip(ref.trains, other.trains):
             assert a.any() and np.array_equal(a, b), mode
         np.testing.assert_array_equal(ref.synaptic_events, other.synaptic_events)
+
+
+def _graded_network(seed: int = 0) -> Network:
+    """A network fed the ``graded`` code: its first layer holds each sample's one graded input in
+    its current (HOLD_DU); thresholds and biases on the fixed-point grid of scale 2."""
+    from dataclasses import replace
+
+    from sne_deploy.simulators.fixed_point import fold_ternary
+    from sne_deploy.simulators.neuron import HOLD_DU
+
+    rng = np.random.default_rng(seed)
+    w0 = rng.choice([-1, 0, 1], size=(16, 30), p=[0.3, 0.4, 0.3])
+    first = fold_ternary("layer0", w0, 40.0, rng.integers(-64, 128, 16) / 128, HOLD_DU, 0.25, 8, scale=2, graded=15)
+    rest = random_ternary_network((16, 6), seed=seed, dv=0.25).layers
+    return replace(Network((first, *rest)), graded_input=15)
+
+
+def _graded_inputs(n: int, seed: int = 0) -> np.ndarray:
+    from sne_deploy.simulators.encoding import encode_graded
+
+    x = np.random.default_rng(seed).random((n, 30))
+    x[x < 0.3] = 0.0  # dark pixels send nothing
+    return encode_graded(x, 8)
+
+
+@pytest.mark.parametrize("backend", ["brian2", "lava"])
+def test_graded_inputs_run_exactly_and_count_one_event_per_message(request, backend):
+    """The graded code's one payload per pixel, held by the first layer's current for the sample:
+    Lava (graded spikes into Dense) and Brian2 reproduce the reference spike for spike in float and
+    fixed point, the first layer's synaptic events are its messages x fan-out (not payload x
+    fan-out: one graded spike is one event per synapse), all of them graded."""
+    request.getfixturevalue(f"{backend}_ready")
+    net, x = _graded_network(), _graded_inputs(12)
+    assert x[:, 0].max() > 1 and not x[:, 1:].any()
+    for mode in ("float", "fixed"):
+        ref, got = run(net, x, "reference", mode, record=True), run(net, x, backend, mode, record=True)
+        _assert_same(ref, got)
+        assert ref.trains[0][:, -1].any(), "the held input must still drive the first layer at the last step"
+        fan_out = net.layers[0].fan_out(mode)
+        messages = np.count_nonzero(x[:, 0], axis=1)
+        np.testing.assert_array_equal(ref.synaptic_events[:, 0], (x[:, 0] != 0).astype(np.int64) @ fan_out)
+        assert (ref.synaptic_events[:, 0] < x[:, 0].astype(np.int64) @ fan_out).all() and messages.min() > 0
+        np.testing.assert_array_equal(ref.graded_events, ref.synaptic_events[:, 0])
+        np.testing.assert_array_equal(got.synaptic_events, ref.synaptic_events)
+        np.testing.assert_array_equal(got.graded_events, ref.graded_events)
+
+
+def test_graded_input_survives_nir_and_stopping_early(tmp_path):
+    """Network.graded_input travels in the NIR graph's metadata (a plain graph's inputs stay events)
+    and in the plain-data form the Lava worker gets; a run stopped after t >= 1 steps has sent every
+    message (they all leave at the first step), one that never ran none."""
+    from sne_deploy.simulators.result import stopped_early
+
+    net, x = _graded_network(1), _graded_inputs(6, 1)
+    path = tmp_path / "g.nir"
+    nir.write(str(path), to_nir(net))
+    back = from_nir(path)
+    assert back.graded_input == 15 and random_ternary_network((4, 3)).graded_input == 0
+    assert from_nir(to_nir(random_ternary_network((4, 3)))).graded_input == 0
+    assert Network.from_dict(net.to_dict()).graded_input == 15
+    res = run(back, x, "reference", "fixed", record=True)
+    np.testing.assert_array_equal(res.synaptic_events, run(net, x, "reference", "fixed").synaptic_events)
+    stop = stopped_early(res, x, np.array([0, 1, 2, 8, 3, 1]))
+    np.testing.assert_array_equal(stop.input_messages[0], 0)
+    np.testing.assert_array_equal(stop.input_messages[1:], res.input_messages[1:])
+    bad = to_nir(net)
+    bad.metadata["sne_graded_input"] = -3
+    with pytest.raises(GraphError, match="sne_graded_input"):
+        from_nir(bad)

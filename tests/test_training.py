@@ -201,6 +201,48 @@ def test_centred_encoding_trains_exports_and_runs_spike_exact(tmp_path):
     assert checkpoint.load(path).config.encoding == "regular-if"
 
 
+@pytest.mark.lava
+def test_graded_code_trains_holds_its_input_and_runs_spike_exact_on_lava(tmp_path, lava_ready):
+    """``--encoding graded``: the students' first layer holds the one graded input in its current
+    (HOLD_DU) and the export folds the payload's 1/15 into its threshold, so the exported float
+    network computes what the trained student does; Lava reproduces the torch fixed-point members
+    spike for spike; the input layer's events are its messages (all graded, NeuroBench's MACs),
+    far fewer than the spikes of the rate code at the same T."""
+    from sne_deploy.data import load_dataset
+    from sne_deploy.deploy import bundle_parts
+    from sne_deploy.exporters.bundle import load_bundle, write_bundle
+    from sne_deploy.neurobench_metrics import member_metrics
+    from sne_deploy.runtime import simulate
+    from sne_deploy.simulators.neuron import HOLD_DU
+    from sne_deploy.snn import run_network_torch
+
+    cfg = TrainConfig(epochs=2, teacher_epochs=3, limit_train=400, head_epochs=1, gate_epochs=1, encoding="graded")
+    model = train(cfg, progress=False)
+    net = model.networks[0]
+    assert net.graded_input == 15 and net.layers[0].params.du == HOLD_DU and net.layers[1].params.du == 1.0
+    ds = load_dataset("digits")
+    x = ds.test.flat()[:60]
+    spikes = encode_spikes(x, cfg.resolved().steps, "graded")
+    with torch.no_grad():
+        trained = model.students[0](torch.from_numpy(spikes.astype(np.float32)))[0].numpy()
+    exported = run_network_torch(net, spikes, "float").output_counts
+    assert exported.sum() > 0 and np.mean(np.all(trained == exported, axis=1)) > 0.95
+    write_bundle(bundle_parts(model, ds), tmp_path / "b.lava", "lava")
+    bundle = load_bundle(tmp_path / "b.lava")
+    assert bundle.manifest.encoding == "graded" and all(n.graded_input == 15 for n in bundle.networks)
+    rep = simulate(bundle, x, ds.test.y[:60], 1.0, "all", "lava", "fixed")
+    assert rep.agreement.spike_mismatches == 0 and rep.agreement.prediction_agreement == 1.0
+    c = rep.counts
+    assert c.graded_events == c.input_synaptic_events > 0
+    assert rep.neurobench["SynapticOperations"]["Effective_MACs"] == c.graded_events + c.head_macs + c.gate_macs
+    rate_spikes = encode_spikes(x, cfg.resolved().steps, "regular-if").sum((1, 2)).mean()
+    assert np.count_nonzero(spikes, axis=(1, 2)).mean() < rate_spikes / 4
+    nb = member_metrics(net, spikes, "fixed")
+    ours = run_network_torch(net, spikes, "fixed")
+    assert nb.effective_macs == pytest.approx(ours.graded_events.mean(), rel=1e-12) and nb.effective_macs > 0
+    assert nb.effective_acs == pytest.approx((ours.synaptic_events.sum(1) - ours.graded_events).mean(), rel=1e-12)
+
+
 def test_dead_teacher_features_join_no_group_and_k_above_live_is_refused():
     rng = np.random.default_rng(0)
     f = np.maximum(rng.standard_normal((400, 12)) @ rng.standard_normal((12, 12)), 0)
