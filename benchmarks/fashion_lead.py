@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/fashion_lead.py            # writes benchmarks/results/fashion_lead.json + PNG
     .venv/bin/python benchmarks/fashion_lead.py --markdown benchmarks/results/fashion_lead.json
+    .venv/bin/python benchmarks/fashion_lead.py --checkpoint runs/fashion_graded/model.pt \
+        --students-dir runs/fashion_lead_graded    # the graded input code's SNE and students: *_graded.json
 
 Why: one wide spiking student beats the SNE's cascade at equal energy (benchmarks/fashion_baselines.py).
 The student pays its input layer once, where each awake member pays its own. The student is also
@@ -363,7 +365,7 @@ def plot(doc: dict, out: Path) -> None:
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
     fig.suptitle(
         "Each curve: the settings on the validation split's Pareto front, shown at their test figures; "
-        "torch fixed point; one run, one seed, 2 cores",
+        f"torch fixed point; one run, one seed, 2 cores; {doc.get('encoding', 'regular-if-centred')} input code",
         fontsize=9,
     )
     fig.tight_layout(rect=(0, 0.17, 1, 1))
@@ -473,10 +475,12 @@ def main() -> None:
     chosen = max(sne_led, key=lambda r: (r["val"]["accuracy"], -r["val"]["energy_pj"]["loihi"]))
     others = [m for m in designs if m != chosen["model"]]
     doc = {
-        "command": f"benchmarks/fashion_lead.py --leads {a.leads} --widths {a.widths} --correctors {a.correctors} --gate {a.gate}",
+        "command": f"benchmarks/fashion_lead.py --leads {a.leads} --widths {a.widths} --correctors {a.correctors} --gate {a.gate}"
+        + (f" --checkpoint {a.checkpoint} --students-dir {a.students_dir}" if model.config.encoding == "graded" else ""),
         "date": time.strftime("%Y-%m-%d"),
         "machine": "2 cores, no GPU (one run, shared)",
         "checkpoint": a.checkpoint,
+        "encoding": model.config.encoding,
         "gate": a.gate,
         "test_samples": a.limit or 10000,
         "lead_rows": lead_rows,
@@ -494,7 +498,7 @@ def main() -> None:
         },
         "timings": {"training_s": t_train, "total_s": time.perf_counter() - t0},
     }
-    suffix = "_quick" if a.limit else ""
+    suffix = ("_graded" if model.config.encoding == "graded" else "") + ("_quick" if a.limit else "")
     out = write_results(f"fashion_lead{suffix}.json", doc)
     plot(doc, RESULTS / f"fashion_lead{suffix}.png")
     print(markdown(doc))
