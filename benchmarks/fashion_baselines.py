@@ -2,10 +2,9 @@
 
     .venv/bin/python benchmarks/fashion_baselines.py     # writes benchmarks/results/fashion_baselines.json + one PNG per energy model
     .venv/bin/python benchmarks/fashion_baselines.py --quick    # smoke test (minutes), *_quick.json
-    .venv/bin/python benchmarks/fashion_baselines.py --encoding graded --teacher-from runs/fashion/model.pt \
-        --gate-pool 7 --gate-hidden 16
-        # the same comparison with the SNE and the spiking students on the graded input code
-        # (fashion_baselines_graded.json and PNGs; its own main model, runs/fashion_graded/model.pt)
+    .venv/bin/python benchmarks/fashion_baselines.py --encoding regular-if-centred --gate-pool 1 --gate-hidden 64
+        # the same comparison on the defaults until 2026-12-07, the centred rate code and the full gate
+        # (fashion_baselines_regular-if-centred.json and PNGs; its own main model, runs/fashion_regular-if-centred/)
 
 The SNE is the main model of ``benchmarks/fashion_mnist.py`` (its checkpoint
 ``runs/fashion/model.pt``, trained here with the same settings when it is missing): every policy
@@ -38,7 +37,7 @@ import time
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -47,6 +46,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sne_deploy import checkpoint
+from sne_deploy.config import DATASET_DEFAULTS
 from sne_deploy.data import Dataset, load_dataset, minibatches
 from sne_deploy.deploy import bundle_parts
 from sne_deploy.energy import MODELS, AnnWork, ann_energy_pj
@@ -340,9 +340,11 @@ def plot(doc: dict, model: str, out_png: Path) -> None:
     import matplotlib
 
     fig, ax = subplots(figsize=(11.0, 5.6))
+    gate = f", gate {doc['gate']}" if doc.get("gate") else ""
     for i, p in enumerate(POLICIES):
         pts = sorted((r["energy_pj"][model] / 1e6, r["accuracy"]) for r in doc["sne"] if r["policy"] == p)
-        ax.plot(*zip(*pts), "o-", ms=4, lw=1.2, color=f"C{i}", label=f"SNE {p}, budgets {BUDGETS[0]:g}-1")
+        label = f"SNE {p}, budgets {BUDGETS[0]:g}-1" + (gate if p in ("gate", "cascade") else "")
+        ax.plot(*zip(*pts), "o-", ms=4, lw=1.2, color=f"C{i}", label=label)
     full = next(r for r in doc["sne"] if r["policy"] == "all")
     ax.plot(
         [full["energy_pj"][model] / 1e6],
@@ -474,18 +476,16 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--encoding",
         default=None,
-        help="the input code of the SNE and the spiking students (default: Fashion-MNIST's); graded writes "
-        "fashion_baselines_graded.json and its own checkpoint, runs/fashion_graded/model.pt",
+        help="the input code of the SNE and the spiking students (default: Fashion-MNIST's, graded); another "
+        "code writes fashion_baselines_CODE.json and has its own checkpoint, runs/fashion_CODE/model.pt",
     )
     ap.add_argument(
         "--gate-pool",
         type=int,
-        default=1,
-        help="when the main model must be trained: its gate's pooling (the gate study's choice: 7)",
+        default=None,
+        help="when the main model must be trained: its gate's pooling (default: Fashion-MNIST's, 7)",
     )
-    ap.add_argument(
-        "--gate-hidden", type=int, default=64, help="... and its gate's hidden width (the gate study's: 16)"
-    )
+    ap.add_argument("--gate-hidden", type=int, default=None, help="... and its gate's hidden width (default: 16)")
     ap.add_argument(
         "--teacher-from",
         default=None,
@@ -494,15 +494,26 @@ def parse_args() -> argparse.Namespace:
     )
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
-    if a.encoding == "graded" and a.checkpoint == str(ROOT / "runs" / "fashion" / "model.pt"):
-        a.checkpoint = str(ROOT / "runs" / "fashion_graded" / "model.pt")
+    a.tag = code_tag(a.encoding)
+    if a.checkpoint == str(ROOT / "runs" / "fashion" / "model.pt"):
+        a.checkpoint = str(ROOT / "runs" / f"fashion{a.tag}" / "model.pt")
     if a.quick:
         a.epochs, a.teacher_epochs, a.ann_epochs, a.limit_train, a.test_limit, a.seeds = 1, 1, 1, 3000, 500, "0"
         a.full_seeds = "0"
-        a.checkpoint = str(
-            ROOT / "runs" / ("fashion_quick" + ("_graded" if a.encoding == "graded" else "")) / "model.pt"
-        )
+        a.checkpoint = str(ROOT / "runs" / f"fashion_quick{a.tag}" / "model.pt")
     return a
+
+
+def gate_label(pool: int, hidden: int) -> str:
+    """How the SNE's gate sees the input, for labels: '7x7 pool, 16 hidden' or 'every pixel, 64 hidden'."""
+    return f"{pool}x{pool} pool, {hidden} hidden" if pool > 1 else f"every pixel, {hidden} hidden"
+
+
+def code_tag(encoding: Optional[str]) -> str:
+    """'' for Fashion-MNIST's default input code, '_CODE' for another: the suffix of the results
+    files and checkpoint of a run on that code."""
+    default = DATASET_DEFAULTS["fashion-mnist"].encoding
+    return "" if encoding in (None, default) else f"_{encoding}"
 
 
 def add_gate_study(path: Path, gate_json: Path, suffix: str) -> None:
@@ -533,7 +544,7 @@ def plots(doc: dict, suffix: str) -> list[Path]:
 
 def main() -> None:
     a = parse_args()
-    suffix = ("_graded" if a.encoding == "graded" else "") + ("_quick" if a.quick else "")
+    suffix = a.tag + ("_quick" if a.quick else "")
     if a.plots:
         print("\n".join(str(p) for p in plots(json.loads(Path(a.plots).read_text()), suffix)))
         return
@@ -622,9 +633,11 @@ def main() -> None:
         "command": "benchmarks/fashion_baselines.py"
         + (f" --encoding {a.encoding}" if a.encoding else "")
         + (f" --teacher-from {a.teacher_from}" if a.teacher_from else "")
-        + (f" --gate-pool {a.gate_pool} --gate-hidden {a.gate_hidden}" if a.gate_pool != 1 else "")
+        + (f" --gate-pool {a.gate_pool}" if a.gate_pool is not None else "")
+        + (f" --gate-hidden {a.gate_hidden}" if a.gate_hidden is not None else "")
         + (" --quick" if a.quick else ""),
         "encoding": model.config.encoding,
+        "gate": gate_label(model.config.gate_pool, model.config.gate_hidden),
         "date": time.strftime("%Y-%m-%d"),
         "machine": "2 cores, no GPU (one run; times are this run's)",
         "checkpoint": str(Path(a.checkpoint).relative_to(ROOT))

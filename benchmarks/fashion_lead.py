@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/fashion_lead.py            # writes benchmarks/results/fashion_lead.json + PNG
     .venv/bin/python benchmarks/fashion_lead.py --markdown benchmarks/results/fashion_lead.json
-    .venv/bin/python benchmarks/fashion_lead.py --checkpoint runs/fashion_graded/model.pt \
-        --students-dir runs/fashion_lead_graded    # the graded input code's SNE and students: *_graded.json
+    .venv/bin/python benchmarks/fashion_lead.py --checkpoint runs/fashion_regular-if-centred/model.pt \
+        --students-dir runs/fashion_lead_regular-if-centred   # another input code's SNE and students: *_CODE.json
 
 Why: one wide spiking student beats the SNE's cascade at equal energy (benchmarks/fashion_baselines.py).
 The student pays its input layer once, where each awake member pays its own. The student is also
@@ -49,6 +49,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fashion_baselines import code_tag
 from fashion_gate import with_gate
 from fashion_time_exit import SplitRun, split_runs
 from torch import nn
@@ -476,7 +477,7 @@ def main() -> None:
     others = [m for m in designs if m != chosen["model"]]
     doc = {
         "command": f"benchmarks/fashion_lead.py --leads {a.leads} --widths {a.widths} --correctors {a.correctors} --gate {a.gate}"
-        + (f" --checkpoint {a.checkpoint} --students-dir {a.students_dir}" if model.config.encoding == "graded" else ""),
+        + (f" --checkpoint {a.checkpoint} --students-dir {a.students_dir}" if code_tag(model.config.encoding) else ""),
         "date": time.strftime("%Y-%m-%d"),
         "machine": "2 cores, no GPU (one run, shared)",
         "checkpoint": a.checkpoint,
@@ -498,7 +499,7 @@ def main() -> None:
         },
         "timings": {"training_s": t_train, "total_s": time.perf_counter() - t0},
     }
-    suffix = ("_graded" if model.config.encoding == "graded" else "") + ("_quick" if a.limit else "")
+    suffix = code_tag(model.config.encoding) + ("_quick" if a.limit else "")
     out = write_results(f"fashion_lead{suffix}.json", doc)
     plot(doc, RESULTS / f"fashion_lead{suffix}.png")
     print(markdown(doc))

@@ -5,8 +5,8 @@ every backend, the budget sweep of every policy, the ablations and noise robustn
     .venv/bin/python benchmarks/fashion_mnist.py --quick    # smoke test (minutes), writes *_quick.json
 
 Main model: CNN teacher (batch norm, augmentation), K informed members over the teacher's live
-features (ternary, the input layer sparse, the centred input code; feature KD + member and ensemble classification terms
-with the teacher's classifier trained end to end and KD on its logits; TNA), exported for Lava and run on the
+features (ternary, the input layer sparse, the graded input code; feature KD + member and ensemble classification terms
+with the teacher's classifier trained end to end and KD on its logits; TNA; a 7x7-pooled gate), exported for Lava and run on the
 whole 10k test split: torch float/fixed and Brian2 fixed with all members, every policy at budget
 0.3 on torch, and the cascade at 0.3 plus all members on Lava, each compared spike for spike with
 torch. The ablations share the main model's teacher and run at a reduced scale
@@ -94,7 +94,7 @@ ABLATIONS = {  # group -> variant -> changes to the ablation base (the defaults:
     },
     "regularization": {"none": {}, "spike+logit": {"spike_reg": 0.5, "logit_reg": 0.1}},
     "input_layer": {"delta_1.5": {}, "twn_0.7": {"input_delta": 0.7}},
-    "input_code": {"centred": {}, "floor": {"encoding": "regular-if"}},
+    "input_code": {"graded": {}, "centred": {"encoding": "regular-if-centred"}},
     "size": {"T4_h128": {}, "T4_h64": {"hidden": 64}, "T8_h128": {"steps": 8}},
 }
 
@@ -297,6 +297,12 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--ablation-epochs", type=int, default=4)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--skip-ablations", action="store_true")
+    ap.add_argument(
+        "--teacher-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help="take this checkpoint's teacher (same recipe and seed: the same network) instead of training it",
+    )
     add_cluster_options(ap)
     ap.add_argument(
         "--ablations-only",
@@ -320,8 +326,13 @@ def phase(timings: dict, name: str) -> Iterator[None]:
 
 
 def train_and_export(a: argparse.Namespace, ds, run_dir: Path):  # type: ignore[no-untyped-def]
-    """The main model, its checkpoint and its Lava bundle."""
-    model = train(main_config(a), progress=PROGRESS)
+    """The main model, its checkpoint and its Lava bundle (``--teacher-from``: that checkpoint's
+    teacher instead of training one)."""
+    teacher = None
+    if a.teacher_from:
+        saved = checkpoint.load(Path(a.teacher_from))
+        teacher = (saved.teacher, saved.teacher_kind)
+    model = train(main_config(a), progress=PROGRESS, teacher=teacher)
     checkpoint.save(model, run_dir / "model.pt")
     write_bundle(bundle_parts(model, ds), run_dir / "model.lava", "lava", force=True)
     return model, load_bundle(run_dir / "model.lava")
@@ -432,7 +443,9 @@ def main() -> None:
         noise = noise_curve(model, ds, [0.0, 0.05, 0.1, 0.2, 0.3, 0.5], a.test_limit or len(ds.test))
     s = model.summary
     doc = {
-        "command": "benchmarks/fashion_mnist.py" + (" --quick" if a.quick else ""),
+        "command": "benchmarks/fashion_mnist.py"
+        + (f" --teacher-from {a.teacher_from}" if a.teacher_from else "")
+        + (" --quick" if a.quick else ""),
         "date": time.strftime("%Y-%m-%d"),
         "machine": "2 cores, no GPU",
         "config": asdict(model.config),

@@ -665,3 +665,19 @@ def test_graded_input_survives_nir_and_stopping_early(tmp_path):
     bad.metadata["sne_graded_input"] = -3
     with pytest.raises(GraphError, match="sne_graded_input"):
         from_nir(bad)
+
+
+def test_graded_input_layer_is_scaled_for_one_held_payload():
+    """A held graded input adds at most G x |W| to u once (it only decays after), not |W| every
+    step for 4096 steps: the scale is chosen for that, and the export's range check agrees."""
+    from sne_deploy.exporters.checks import check_network
+    from sne_deploy.simulators.fixed_point import ACT_UNIT, choose_scale, worst_case_uv_of
+    from sne_deploy.simulators.neuron import HOLD_DU, decays_to_fixed
+
+    w = np.ones((4, 100))
+    du_fx, dv_fx = decays_to_fixed(HOLD_DU, 0.25)
+    umax, vmax = worst_case_uv_of(w, du_fx, dv_fx, np.zeros(4), 8, graded=15)
+    assert umax == 100 * ACT_UNIT * 15 and vmax == umax * 4
+    assert worst_case_uv_of(w, du_fx, dv_fx, np.zeros(4), 8)[0] == 100 * ACT_UNIT * 4096  # as if spiking every step
+    assert choose_scale(w, HOLD_DU, 0.25, 8, graded=15) == 20 and choose_scale(w, HOLD_DU, 0.25, 8) == 2  # 2^23 / vmax
+    assert check_network(_graded_network(), "lava", 8, strict=True) == []

@@ -227,6 +227,10 @@ def test_graded_code_trains_holds_its_input_and_runs_spike_exact_on_lava(tmp_pat
         trained = model.students[0](torch.from_numpy(spikes.astype(np.float32)))[0].numpy()
     exported = run_network_torch(net, spikes, "float").output_counts
     assert exported.sum() > 0 and np.mean(np.all(trained == exported, axis=1)) > 0.95
+    checkpoint.save(model, tmp_path / "m.pt")
+    back = checkpoint.load(tmp_path / "m.pt").networks[0]
+    assert back.graded_input == 15 and np.array_equal(back.layers[0].fixed.weight, net.layers[0].fixed.weight)
+    assert back.layers[0].params.du == HOLD_DU and np.array_equal(back.layers[0].params.vth, net.layers[0].params.vth)
     write_bundle(bundle_parts(model, ds), tmp_path / "b.lava", "lava")
     bundle = load_bundle(tmp_path / "b.lava")
     assert bundle.manifest.encoding == "graded" and all(n.graded_input == 15 for n in bundle.networks)
