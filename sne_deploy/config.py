@@ -69,9 +69,7 @@ DATASET_DEFAULTS: dict[str, DatasetDefaults] = {
     "digits": DatasetDefaults(
         "mlp", 32, 16, 48, 1, 0.0, 60, 64, CONV_STUDENT_SMALL, TWN_DELTA, False, 0.0, ENCODING_NAME, 1, 64
     ),
-    "fashion-mnist": DatasetDefaults(
-        "cnn", 64, 4, 128, 4, 1.0, 20, 128, CONV_STUDENT, 1.5, True, 1.0, GRADED, 7, 16
-    ),
+    "fashion-mnist": DatasetDefaults("cnn", 64, 4, 128, 4, 1.0, 20, 128, CONV_STUDENT, 1.5, True, 1.0, GRADED, 7, 16),
     "cifar10": DatasetDefaults(
         "cnn", 64, 8, 256, 1, 0.0, 10, 128, CONV_STUDENT, TWN_DELTA, False, 0.0, ENCODING_NAME, 1, 64
     ),
