@@ -87,6 +87,27 @@ def add_cluster_options(ap: argparse.ArgumentParser) -> None:
     )
 
 
+def add_teacher_from(ap: argparse.ArgumentParser, when: str = "") -> None:
+    """``--teacher-from CHECKPOINT``: a trained checkpoint's teacher instead of training one (the
+    Fashion-MNIST recipe and seed give the same network; training it takes most of 10 minutes)."""
+    ap.add_argument(
+        "--teacher-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help=f"{when}take this checkpoint's teacher (e.g. runs/fashion/model.pt) instead of training one",
+    )
+
+
+def saved_teacher(path: Optional[str]) -> Optional[tuple[Any, str]]:
+    """The (teacher, kind) of the checkpoint at ``path`` (``--teacher-from``), or None."""
+    if not path:
+        return None
+    from sne_deploy import checkpoint
+
+    saved = checkpoint.load(Path(path))
+    return saved.teacher, saved.teacher_kind
+
+
 def executor(a: argparse.Namespace) -> Any:
     """The executor ``--workers``/``--cluster`` ask for (Serial when neither is given)."""
     from sne_deploy.cluster import executor_for

@@ -57,7 +57,7 @@ from sne_deploy.runtime import simulate
 from sne_deploy.teacher import CNNTeacher, ann_work
 from sne_deploy.train import TrainConfig, train
 
-from _common import PROGRESS, RESULTS, ROOT, benchmark_parser
+from _common import PROGRESS, RESULTS, ROOT, add_teacher_from, benchmark_parser, saved_teacher
 
 POLICIES = ("cascade", "gate", "fixed", "random")
 BUDGETS = (0.125, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
@@ -94,11 +94,7 @@ def main_model(a: argparse.Namespace) -> Any:
             raise SystemExit(f"{path} was trained on the {model.config.encoding} code, not --encoding {a.encoding}")
         return model
     print(f"{path} not found: training the main model (benchmarks/fashion_mnist.py's settings)", flush=True)
-    teacher = None
-    if a.teacher_from:
-        saved = checkpoint.load(Path(a.teacher_from))
-        teacher = (saved.teacher, saved.teacher_kind)
-    model = train(main_config(a), progress=PROGRESS, teacher=teacher)
+    model = train(main_config(a), progress=PROGRESS, teacher=saved_teacher(a.teacher_from))
     path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint.save(model, path)
     return model
@@ -486,12 +482,7 @@ def parse_args() -> argparse.Namespace:
         help="when the main model must be trained: its gate's pooling (default: Fashion-MNIST's, 7)",
     )
     ap.add_argument("--gate-hidden", type=int, default=None, help="... and its gate's hidden width (default: 16)")
-    ap.add_argument(
-        "--teacher-from",
-        default=None,
-        metavar="CHECKPOINT",
-        help="when the main model must be trained: take this checkpoint's teacher (e.g. runs/fashion/model.pt)",
-    )
+    add_teacher_from(ap, "when the main model must be trained: ")
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     a.tag = code_tag(a.encoding)

@@ -36,7 +36,18 @@ from sne_deploy.report import plot_sweep
 from sne_deploy.runtime import simulate
 from sne_deploy.train import TrainConfig, train
 
-from _common import PROGRESS, RESULTS, ROOT, add_cluster_options, benchmark_parser, executor, job_threads, table_head
+from _common import (
+    PROGRESS,
+    RESULTS,
+    ROOT,
+    add_cluster_options,
+    add_teacher_from,
+    benchmark_parser,
+    executor,
+    job_threads,
+    saved_teacher,
+    table_head,
+)
 from _plots import plot_ablations, plot_noise
 
 SWEEP_POLICIES = ("gate", "cascade", "fixed", "random")
@@ -297,12 +308,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--ablation-epochs", type=int, default=4)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--skip-ablations", action="store_true")
-    ap.add_argument(
-        "--teacher-from",
-        default=None,
-        metavar="CHECKPOINT",
-        help="take this checkpoint's teacher (same recipe and seed: the same network) instead of training it",
-    )
+    add_teacher_from(ap)
     add_cluster_options(ap)
     ap.add_argument(
         "--ablations-only",
@@ -328,11 +334,7 @@ def phase(timings: dict, name: str) -> Iterator[None]:
 def train_and_export(a: argparse.Namespace, ds, run_dir: Path):  # type: ignore[no-untyped-def]
     """The main model, its checkpoint and its Lava bundle (``--teacher-from``: that checkpoint's
     teacher instead of training one)."""
-    teacher = None
-    if a.teacher_from:
-        saved = checkpoint.load(Path(a.teacher_from))
-        teacher = (saved.teacher, saved.teacher_kind)
-    model = train(main_config(a), progress=PROGRESS, teacher=teacher)
+    model = train(main_config(a), progress=PROGRESS, teacher=saved_teacher(a.teacher_from))
     checkpoint.save(model, run_dir / "model.pt")
     write_bundle(bundle_parts(model, ds), run_dir / "model.lava", "lava", force=True)
     return model, load_bundle(run_dir / "model.lava")

@@ -34,7 +34,17 @@ from sne_deploy.exporters.bundle import load_bundle, write_bundle
 from sne_deploy.runtime import simulate
 from sne_deploy.train import TrainConfig, get_teacher, train
 
-from _common import PROGRESS, RESULTS, ROOT, add_cluster_options, benchmark_parser, executor, job_threads
+from _common import (
+    PROGRESS,
+    RESULTS,
+    ROOT,
+    add_cluster_options,
+    add_teacher_from,
+    benchmark_parser,
+    executor,
+    job_threads,
+    saved_teacher,
+)
 
 # variant -> changes to the reduced-scale base (the Fashion-MNIST defaults without TNA: 128 hidden
 # units, a sparse input layer, the teacher's classifier trained end to end with KD on its logits,
@@ -135,12 +145,7 @@ def main() -> None:
         help="the conv students' layers (default: sne_deploy.model.CONV_STUDENT)",
     )
     ap.add_argument("--kinds", default="mlp,conv", help=f"variants, from: {', '.join(VARIANTS)}")
-    ap.add_argument(
-        "--teacher-from",
-        default=None,
-        metavar="CHECKPOINT",
-        help="take the teacher of this checkpoint (e.g. runs/fashion/model.pt) instead of training one",
-    )
+    add_teacher_from(ap)
     ap.add_argument("--out", default=str(RESULTS / "fashion_students.json"))
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -155,13 +160,9 @@ def main() -> None:
     if unknown:
         ap.error(f"--kinds: unknown variant(s) {', '.join(unknown)} (choose from {', '.join(VARIANTS)})")
     t0 = time.perf_counter()
-    if a.teacher_from:
-        from sne_deploy import checkpoint
-
-        saved = checkpoint.load(Path(a.teacher_from))
-        teacher = (saved.teacher, saved.teacher_kind)
-    else:
-        teacher = get_teacher(replace(base, limit_train=None, teacher_epochs=a.teacher_epochs).resolved(), ds, PROGRESS)
+    teacher = saved_teacher(a.teacher_from) or get_teacher(
+        replace(base, limit_train=None, teacher_epochs=a.teacher_epochs).resolved(), ds, PROGRESS
+    )
     teacher_s = time.perf_counter() - t0
     jobs = [(kind, int(s)) for s in a.seeds.split(",") for kind in kinds]
     runs = [(replace(base, seed=seed, **VARIANTS[kind]), kind, teacher, ds) for kind, seed in jobs]
