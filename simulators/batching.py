@@ -13,13 +13,13 @@ def n_batches(n: int, bsz: int) -> int:
     return -(-n // bsz)
 
 
-def batch_inputs(spikes: np.ndarray, bsz: int, rows: int) -> np.ndarray:
-    """(rows, bsz*n_in) of the inputs' dtype (booleans, or event counts), row b*T + t = step t of
-    batch b; rows beyond the batches stay silent."""
+def batch_inputs(spikes: np.ndarray, bsz: int, rows: int, copies: int = 0) -> np.ndarray:
+    """(rows, max(copies, bsz)*n_in) of the inputs' dtype (booleans, or event counts), row b*T + t
+    = step t of batch b; rows beyond the batches and columns beyond the bsz copies stay silent."""
     n, steps, n_in = spikes.shape
     if rows < n_batches(n, bsz) * steps:
         raise ValueError(f"{rows} rows cannot hold {n_batches(n, bsz)} batches of {steps} steps")
-    table = np.zeros((rows, bsz * n_in), dtype=spikes.dtype)
+    table = np.zeros((rows, max(copies, bsz) * n_in), dtype=spikes.dtype)
     s, t, k = np.nonzero(spikes)
     table[(s // bsz) * steps + t, (s % bsz) * n_in + k] = spikes[s, t, k]
     return table

@@ -128,10 +128,26 @@ def run_brian2(
         return res
 
 
+def _run_steps(n: int, steps: int, bsz: int) -> int:
+    """The batches plus one silent extra step, at which the counters of the last batch are read."""
+    return n_batches(n, bsz) * steps + 1
+
+
+def _rounded_up(x: int) -> int:
+    """The least of 16, 24, 32, 48, 64, ... (2^k and 3*2^(k-1)) that is >= x: at most 1.5x the
+    size, and a new shape only every time a size grows by half."""
+    x = max(x, 16)
+    p = 1 << (x - 1).bit_length()
+    return 3 * p // 4 if 3 * p // 4 >= x else p
+
+
 def _input_table(spikes: np.ndarray, bsz: int) -> np.ndarray:
-    """The batched inputs plus one silent extra step, at which the counters of the last batch are read."""
+    """The batched inputs for :func:`_run_steps` steps, in a table whose rows and copies are
+    rounded up (the extra ones silent). Brian2 writes a TimedArray's shape into its compiled code,
+    so every new number of samples would otherwise compile two modules anew (~4 s here): a cascade,
+    whose rounds each run a different number of samples, compiled for minutes on a warm cache."""
     n, steps, _ = spikes.shape
-    table = batch_inputs(spikes, bsz, n_batches(n, bsz) * steps + 1)
+    table = batch_inputs(spikes, bsz, _rounded_up(_run_steps(n, steps, bsz)), copies=_rounded_up(bsz))
     return table if table.dtype == np.bool_ else table.astype(np.float64)  # event counts, exact in float64
 
 
@@ -357,7 +373,7 @@ def _read_monitors(built: "Built", n: int, bsz: int, steps: int, dt: Any) -> Mon
             idx = np.asarray(trains[li].i[:], dtype=np.int64)
             step = np.round(np.asarray(trains[li].t[:] / dt)).astype(np.int64)
             multi = "nspk" in getattr(trains[li], "record_variables", ())  # an event is nspk spikes
-            raster = np.zeros((n_batches(n, bsz) * steps + 1, bsz * size), np.int64 if multi else bool)
+            raster = np.zeros((_run_steps(n, steps, bsz), bsz * size), np.int64 if multi else bool)
             raster[step, idx] = np.rint(np.asarray(trains[li].nspk[:])).astype(np.int64) if multi else True
             rasters.append(unbatch_steps(raster[:-1], n, steps, bsz, size))
     return Monitored(counts, rasters if trains else None, overflow, _readout(built, n, bsz, steps))
@@ -375,7 +391,7 @@ def _run_runtime(
     table = _input_table(spikes, bsz)
     built = _build(b2, network, mode, table, bsz, steps, record)
     t_build = time.perf_counter() - t0
-    built.net.run(table.shape[0] * b2.defaultclock.dt, namespace={})  # no implicit look-up of our locals
+    built.net.run(_run_steps(n, steps, bsz) * b2.defaultclock.dt, namespace={})  # no implicit look-up of our locals
     out = _read_monitors(built, n, bsz, steps, b2.defaultclock.dt)
     return _result(network, mode, spikes, out, t0, t_build, target=target, batch=bsz)
 
@@ -427,7 +443,7 @@ def _run_standalone(network: Network, spikes: np.ndarray, mode: str, record: boo
         try:
             # the program is built with an all-silent table of the right shape; the real one is a run_arg
             built = _build(b2, network, mode, np.zeros_like(table), bsz, steps, record)
-            built.net.run(table.shape[0] * b2.defaultclock.dt, namespace={})
+            built.net.run(_run_steps(n, steps, bsz) * b2.defaultclock.dt, namespace={})
             try:
                 device.build(directory=str(project), compile=True, run=False, with_output=False)
             except Exception as e:

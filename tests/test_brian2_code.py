@@ -105,3 +105,21 @@ def test_layer_code_needs_no_brian2():
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         == "False"
     )
+
+
+def test_runs_of_nearby_sample_counts_share_one_input_table_shape():
+    """Brian2 writes a TimedArray's shape into its compiled code, so each new shape compiles two
+    modules (~4 s here): every run of 33 to 48 samples must share one shape, each a cascade round's
+    sample count, with the inputs where the batch layout puts them and the padding silent."""
+    from sne_deploy.simulators.batching import unbatch_steps
+    from sne_deploy.simulators.brian2_backend import _input_table, _run_steps
+
+    shapes = set()
+    for n in range(33, 49):
+        x = random_spikes(n, 4, 10, seed=n)
+        table = _input_table(x, n)
+        rows, cols = _run_steps(n, 4, n) - 1, n * 10
+        np.testing.assert_array_equal(unbatch_steps(table[:rows, :cols], n, 4, n, 10), x)
+        assert not table[rows:].any() and not table[:, cols:].any()
+        shapes.add(table.shape)
+    assert shapes == {(16, 480)}  # 4 steps + 1 -> 16 rows (the least), 48 copies of 10 inputs
