@@ -145,7 +145,7 @@ def _input_table(spikes: np.ndarray, bsz: int) -> np.ndarray:
     """The batched inputs for :func:`_run_steps` steps, in a table whose rows and copies are
     rounded up (the extra ones silent). Brian2 writes a TimedArray's shape into its compiled code,
     so every new number of samples would otherwise compile two modules anew (~4 s here): a cascade,
-    whose rounds each run a different number of samples, compiled for minutes on a warm cache."""
+    whose rounds each run a different number of samples, compiled for minutes even on a warm cache."""
     n, steps, _ = spikes.shape
     table = batch_inputs(spikes, bsz, _rounded_up(_run_steps(n, steps, bsz)), copies=_rounded_up(bsz))
     return table if table.dtype == np.bool_ else table.astype(np.float64)  # event counts, exact in float64
